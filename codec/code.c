@@ -1,0 +1,441 @@
+/*
+ * code.c - the code's layout, its base32 text, its URL, and error texts.
+ */
+#include "codec.h"
+#include "codec_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char b32_alphabet[32] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/* Strict table: upper-case Crockford symbols only; 0xff elsewhere. */
+static const uint8_t b32_strict[256] = {
+#define X 0xff
+    /* 00 */ X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    /* 10 */ X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    /* 20 */ X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    /* 30 */ 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, X, X, X, X, X, X,
+    /* 40 */ X, 10, 11, 12, 13, 14, 15, 16, 17, X, 18, 19, X, 20, 21, X,
+    /* 50 */ 22, 23, 24, 25, 26, X, 27, 28, 29, 30, 31, X, X, X, X, X,
+    /* 60 */ X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    /* 70 */ X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    /* 80 */ X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    /* 90 */ X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    /* a0 */ X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    /* b0 */ X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    /* c0 */ X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    /* d0 */ X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    /* e0 */ X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    /* f0 */ X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+#undef X
+};
+
+const char *codec_strerror(codec_err err)
+{
+    switch (err) {
+    case CODEC_OK:
+        return "ok";
+    case CODEC_ERR_LENGTH:
+        return "wrong length";
+    case CODEC_ERR_SYMBOL:
+        return "bad symbol";
+    case CODEC_ERR_PADDING:
+        return "non-zero pad bits";
+    case CODEC_ERR_VERSION:
+        return "unknown version";
+    case CODEC_ERR_PROFILE:
+        return "unknown profile";
+    case CODEC_ERR_RANGE:
+        return "field out of range";
+    case CODEC_ERR_SPACE:
+        return "output buffer too small";
+    case CODEC_ERR_URL:
+        return "not a code url";
+    case CODEC_ERR_TAG:
+        return "tag does not match";
+    case CODEC_ERR_SIGNATURE:
+        return "signature does not verify";
+    case CODEC_ERR_QR:
+        return "cannot encode qr";
+    case CODEC_ERR_PNG:
+        return "cannot write png";
+    case CODEC_ERR_CRYPTO:
+        return "crypto library failure";
+    case CODEC_ERR_ARG:
+        return "argument out of range";
+    }
+    return "unknown error";
+}
+
+static void seterr(codec_errinfo *ei, codec_err code, size_t offset, size_t got, size_t want,
+                   int sym)
+{
+    if (ei) {
+        ei->code = code;
+        ei->offset = offset;
+        ei->got = got;
+        ei->want = want;
+        ei->sym = sym;
+    }
+}
+
+static void put_quoted_byte(codec_sb *sb, int c)
+{
+    if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\')
+        codec_sb_printf(sb, "%c", c);
+    else
+        codec_sb_printf(sb, "\\x%02x", (unsigned)c & 0xff);
+}
+
+size_t codec_describe(const codec_errinfo *ei, const char *in, size_t len, char *buf, size_t cap)
+{
+    codec_sb sb;
+    size_t i, shown = len < 48 ? len : 48;
+
+    codec_sb_init(&sb, buf, cap);
+    codec_sb_puts(&sb, "cannot parse code '");
+    for (i = 0; i < shown; i++)
+        put_quoted_byte(&sb, (unsigned char)in[i]);
+    if (shown < len)
+        codec_sb_puts(&sb, "...");
+    codec_sb_puts(&sb, "': ");
+    switch (ei->code) {
+    case CODEC_ERR_LENGTH:
+        if (ei->want)
+            codec_sb_printf(&sb, "wrong length %zu, want %zu", ei->got, ei->want);
+        else
+            codec_sb_printf(&sb, "wrong length %zu, want %d or %d", ei->got, CODEC_MAC_TEXT_LEN,
+                            CODEC_SIG_TEXT_LEN);
+        break;
+    case CODEC_ERR_SYMBOL:
+        codec_sb_puts(&sb, "bad symbol '");
+        put_quoted_byte(&sb, ei->sym);
+        codec_sb_printf(&sb, "' at offset %zu", ei->offset);
+        break;
+    case CODEC_ERR_PADDING:
+        codec_sb_puts(&sb, "non-zero pad bits in last symbol '");
+        put_quoted_byte(&sb, ei->sym);
+        codec_sb_printf(&sb, "' at offset %zu", ei->offset);
+        break;
+    case CODEC_ERR_VERSION:
+        codec_sb_printf(&sb, "unknown version %zu, want %d", ei->got, CODEC_VERSION);
+        break;
+    case CODEC_ERR_PROFILE:
+        codec_sb_printf(&sb, "unknown profile %zu, want %d (mac) or %d (sig)", ei->got,
+                        CODEC_PROFILE_MAC, CODEC_PROFILE_SIG);
+        break;
+    case CODEC_ERR_URL:
+        if (ei->sym)
+            codec_sb_printf(&sb, "not a code url: unexpected '%c' at offset %zu", ei->sym,
+                            ei->offset);
+        else
+            codec_sb_puts(&sb, "not a code url: no '/C/' segment");
+        break;
+    case CODEC_OK:
+    case CODEC_ERR_RANGE:
+    case CODEC_ERR_SPACE:
+    case CODEC_ERR_TAG:
+    case CODEC_ERR_SIGNATURE:
+    case CODEC_ERR_QR:
+    case CODEC_ERR_PNG:
+    case CODEC_ERR_CRYPTO:
+    case CODEC_ERR_ARG:
+        codec_sb_puts(&sb, codec_strerror(ei->code));
+        break;
+    }
+    return sb.len;
+}
+
+codec_err codec_body_pack(const codec_fields *f, uint8_t body[CODEC_BODY_BYTES])
+{
+    if (f->version > 15 || f->profile > 15 || f->kid > CODEC_KID_MAX || f->batch > CODEC_BATCH_MAX)
+        return CODEC_ERR_RANGE;
+    body[0] = (uint8_t)(f->version << 4 | f->profile);
+    body[1] = (uint8_t)f->kid;
+    codec_store40(body + 2, f->batch);
+    codec_store32(body + 7, f->serial);
+    return CODEC_OK;
+}
+
+void codec_body_unpack(const uint8_t body[CODEC_BODY_BYTES], codec_fields *f)
+{
+    f->version = body[0] >> 4;
+    f->profile = body[0] & 0x0f;
+    f->kid = body[1];
+    f->batch = codec_load40(body + 2);
+    f->serial = codec_load32(body + 7);
+}
+
+size_t codec_text_encode(const uint8_t *bin, size_t len, char *out, size_t cap)
+{
+    size_t n = (len * 8 + 4) / 5, i, o = 0;
+    uint32_t acc = 0;
+    unsigned bits = 0;
+
+    if (cap < n + 1)
+        return 0;
+    for (i = 0; i < len; i++) {
+        acc = acc << 8 | bin[i];
+        bits += 8;
+        while (bits >= 5) {
+            bits -= 5;
+            out[o++] = b32_alphabet[(acc >> bits) & 31];
+        }
+    }
+    if (bits)
+        out[o++] = b32_alphabet[(acc << (5 - bits)) & 31];
+    out[o] = '\0';
+    return o;
+}
+
+/*
+ * Decode n symbols into (n * 5) / 8 bytes. The fast path ORs every table
+ * value and checks once; only a bad input pays for finding the offset.
+ */
+static codec_err b32_decode(const char *s, size_t n, uint8_t *out, codec_errinfo *ei)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i, o = 0, nbytes = n * 5 / 8;
+    uint64_t acc = 0;
+    unsigned bits = 0, bad = 0, pad;
+
+    for (i = 0; i < n; i++) {
+        unsigned v = b32_strict[u[i]];
+        bad |= v;
+        acc = acc << 5 | (v & 31);
+        bits += 5;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    if (bad & 0xe0) {
+        for (i = 0; b32_strict[u[i]] != 0xff; i++)
+            ;
+        seterr(ei, CODEC_ERR_SYMBOL, i, 0, 0, u[i]);
+        return CODEC_ERR_SYMBOL;
+    }
+    pad = bits;
+    if (o != nbytes || (acc & ((1u << pad) - 1)) != 0) {
+        seterr(ei, CODEC_ERR_PADDING, n - 1, 0, 0, u[n - 1]);
+        return CODEC_ERR_PADDING;
+    }
+    return CODEC_OK;
+}
+
+codec_err codec_parse(const char *s, size_t len, codec_code *c, codec_errinfo *ei)
+{
+    codec_err err;
+    size_t want;
+
+    if (len != CODEC_MAC_TEXT_LEN && len != CODEC_SIG_TEXT_LEN) {
+        seterr(ei, CODEC_ERR_LENGTH, 0, len, 0, 0);
+        return CODEC_ERR_LENGTH;
+    }
+    err = b32_decode(s, len, c->bin, ei);
+    if (err)
+        return err;
+    c->len = len * 5 / 8;
+    codec_body_unpack(c->bin, &c->f);
+    if (c->f.version != CODEC_VERSION) {
+        seterr(ei, CODEC_ERR_VERSION, 0, c->f.version, 0, 0);
+        return CODEC_ERR_VERSION;
+    }
+    if (c->f.profile == CODEC_PROFILE_MAC)
+        want = CODEC_MAC_TEXT_LEN;
+    else if (c->f.profile == CODEC_PROFILE_SIG)
+        want = CODEC_SIG_TEXT_LEN;
+    else {
+        seterr(ei, CODEC_ERR_PROFILE, 0, c->f.profile, 0, 0);
+        return CODEC_ERR_PROFILE;
+    }
+    if (len != want) {
+        seterr(ei, CODEC_ERR_LENGTH, 0, len, want, 0);
+        return CODEC_ERR_LENGTH;
+    }
+    return CODEC_OK;
+}
+
+codec_err codec_parse_human(const char *s, size_t len, codec_code *c, char *canon,
+                            codec_errinfo *ei)
+{
+    char folded[CODEC_HUMAN_MAX_LEN], again[CODEC_MAX_TEXT_LEN + 1];
+    size_t i, n = 0;
+    codec_err err;
+
+    if (len > CODEC_HUMAN_MAX_LEN) {
+        seterr(ei, CODEC_ERR_LENGTH, 0, len, 0, 0);
+        return CODEC_ERR_LENGTH;
+    }
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '-' || ch == ' ')
+            continue;
+        if (ch >= 'a' && ch <= 'z')
+            ch = (unsigned char)(ch - 'a' + 'A');
+        if (ch == 'I' || ch == 'L')
+            ch = '1';
+        else if (ch == 'O')
+            ch = '0';
+        if (b32_strict[ch] == 0xff) {
+            seterr(ei, CODEC_ERR_SYMBOL, i, 0, 0, (unsigned char)s[i]);
+            return CODEC_ERR_SYMBOL;
+        }
+        folded[n++] = (char)ch;
+    }
+    err = codec_parse(folded, n, c, ei);
+    if (err)
+        return err;
+    if (codec_text_encode(c->bin, c->len, again, sizeof(again)) != n ||
+        memcmp(again, folded, n) != 0) {
+        seterr(ei, CODEC_ERR_PADDING, n - 1, 0, 0, folded[n - 1]);
+        return CODEC_ERR_PADDING;
+    }
+    if (canon)
+        memcpy(canon, again, n + 1);
+    return CODEC_OK;
+}
+
+size_t codec_text_group(const char *text, size_t len, size_t group, char sep, char *out,
+                        size_t cap)
+{
+    size_t i, o = 0, need;
+
+    if (group == 0)
+        return 0;
+    need = len + (len ? (len - 1) / group : 0);
+    if (cap < need + 1)
+        return 0;
+    for (i = 0; i < len; i++) {
+        if (i && i % group == 0)
+            out[o++] = sep;
+        out[o++] = text[i];
+    }
+    out[o] = '\0';
+    return o;
+}
+
+/* QR alphanumeric mode: 0-9 A-Z space $ % * + - . / : */
+static int qr_alnum(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || ch == ' ' || ch == '$' ||
+           ch == '%' || ch == '*' || ch == '+' || ch == '-' || ch == '.' || ch == '/' || ch == ':';
+}
+
+static unsigned char upper(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') ? (unsigned char)(ch - 'a' + 'A') : ch;
+}
+
+codec_err codec_url_format(const char *base, const char *text, size_t textlen, char *out,
+                           size_t cap, size_t *need, codec_errinfo *ei)
+{
+    size_t blen = strlen(base), i, n;
+
+    while (blen && base[blen - 1] == '/')
+        blen--;
+    if (blen == 0 || blen > CODEC_BASE_URL_MAX) {
+        seterr(ei, CODEC_ERR_LENGTH, 0, blen, CODEC_BASE_URL_MAX, 0);
+        return CODEC_ERR_LENGTH;
+    }
+    for (i = 0; i < blen; i++) {
+        unsigned char ch = upper((unsigned char)base[i]);
+        if (!qr_alnum(ch) || ch == ' ') {
+            seterr(ei, CODEC_ERR_URL, i, 0, 0, base[i]);
+            return CODEC_ERR_URL;
+        }
+    }
+    n = blen + 3 + textlen;
+    if (need)
+        *need = n;
+    if (cap < n + 1)
+        return CODEC_ERR_SPACE;
+    for (i = 0; i < blen; i++)
+        out[i] = (char)upper((unsigned char)base[i]);
+    memcpy(out + blen, "/C/", 3);
+    for (i = 0; i < textlen; i++)
+        out[blen + 3 + i] = (char)upper((unsigned char)text[i]);
+    out[n] = '\0';
+    return CODEC_OK;
+}
+
+codec_err codec_url_parse(const char *url, size_t len, codec_code *c, size_t *code_off,
+                          codec_errinfo *ei)
+{
+    char text[CODEC_MAX_TEXT_LEN];
+    size_t i, start = 0, n;
+    int found = 0;
+    codec_err err;
+
+    for (i = len; i >= 3; i--) {
+        if (url[i - 3] == '/' && upper((unsigned char)url[i - 2]) == 'C' && url[i - 1] == '/') {
+            start = i;
+            found = 1;
+            break;
+        }
+    }
+    if (!found) {
+        seterr(ei, CODEC_ERR_URL, 0, 0, 0, 0);
+        return CODEC_ERR_URL;
+    }
+    n = len - start;
+    if (n != CODEC_MAC_TEXT_LEN && n != CODEC_SIG_TEXT_LEN) {
+        seterr(ei, CODEC_ERR_LENGTH, start, n, 0, 0);
+        return CODEC_ERR_LENGTH;
+    }
+    for (i = 0; i < n; i++)
+        text[i] = (char)upper((unsigned char)url[start + i]);
+    err = codec_parse(text, n, c, ei);
+    if (err) {
+        if (ei && (err == CODEC_ERR_SYMBOL || err == CODEC_ERR_PADDING)) {
+            ei->offset += start;
+            ei->sym = (unsigned char)url[ei->offset];
+        }
+        return err;
+    }
+    if (code_off)
+        *code_off = start;
+    return CODEC_OK;
+}
+
+void codec_sb_init(codec_sb *sb, char *buf, size_t cap)
+{
+    sb->buf = buf;
+    sb->cap = cap;
+    sb->len = 0;
+    if (cap)
+        buf[0] = '\0';
+}
+
+void codec_sb_put(codec_sb *sb, const char *s, size_t n)
+{
+    if (sb->len + n < sb->cap) {
+        memcpy(sb->buf + sb->len, s, n);
+        sb->buf[sb->len + n] = '\0';
+    } else if (sb->len < sb->cap) {
+        sb->buf[sb->len] = '\0'; /* stop at the last whole piece */
+    }
+    sb->len += n;
+}
+
+void codec_sb_puts(codec_sb *sb, const char *s)
+{
+    codec_sb_put(sb, s, strlen(s));
+}
+
+void codec_sb_printf(codec_sb *sb, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(tmp))
+        n = (int)sizeof(tmp) - 1; /* callers format short pieces only */
+    codec_sb_put(sb, tmp, (size_t)n);
+}

@@ -1,0 +1,263 @@
+/*
+ * codec.h - the tracecode v1 code: layout, text and URL forms, MAC tag,
+ * Ed25519 signatures, QR images.
+ *
+ * Pure: no sockets, no globals, no logging, and no allocation of its own.
+ * Functions that produce bytes take (buffer, capacity) and report the size
+ * they need, so a caller can size a buffer once. OpenSSL, libqrencode and
+ * libpng allocate internally where noted; the MAC verify path does not.
+ *
+ * Binary layout v1 (big-endian):
+ *
+ *   byte 0      version (high nibble, = 1) | profile (low nibble)
+ *   byte 1      key id
+ *   bytes 2-6   batch id (40 bits)
+ *   bytes 7-10  serial within the batch (32 bits)
+ *   MAC profile: bytes 11-20 = first 10 bytes of
+ *                HMAC-SHA-256(mac_key[kid], "TC1" || bytes 0-10)   (21 bytes)
+ *   SIG profile: bytes 11-74 = Ed25519(sign_key[kid], "TC1" || bytes 0-10)
+ *                                                                   (75 bytes)
+ *
+ * Text form: Crockford base32, upper case, 34 characters (MAC) or 120 (SIG);
+ * the two pad bits of a MAC text are zero, so each code has one text.
+ */
+#ifndef TC_CODEC_H
+#define TC_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CODEC_VERSION 1
+#define CODEC_PROFILE_MAC 0
+#define CODEC_PROFILE_SIG 1
+
+#define CODEC_BODY_BYTES 11     /* version/profile, kid, batch, serial */
+#define CODEC_TAG_BYTES 10      /* truncated HMAC-SHA-256 */
+#define CODEC_MAC_BYTES 21      /* body + tag */
+#define CODEC_SIG_BYTES 64      /* Ed25519 signature */
+#define CODEC_SIGCODE_BYTES 75  /* body + signature */
+#define CODEC_MAX_BYTES CODEC_SIGCODE_BYTES
+#define CODEC_MAC_TEXT_LEN 34
+#define CODEC_SIG_TEXT_LEN 120
+#define CODEC_MAX_TEXT_LEN CODEC_SIG_TEXT_LEN
+#define CODEC_HUMAN_MAX_LEN 256 /* longest input the lenient parser looks at */
+#define CODEC_KEY_BYTES 32      /* MAC secret and Ed25519 seed */
+#define CODEC_PUB_BYTES 32      /* Ed25519 public key */
+#define CODEC_SHA256_BYTES 32
+#define CODEC_BATCH_MAX ((UINT64_C(1) << 40) - 1)
+#define CODEC_KID_MAX 255
+#define CODEC_DOMAIN "TC1"      /* prefixed to the body before MAC/signature */
+#define CODEC_DOMAIN_LEN 3
+#define CODEC_BASE_URL_MAX 200
+
+#if defined(__GNUC__)
+#define CODEC_WUR __attribute__((warn_unused_result))
+#else
+#define CODEC_WUR
+#endif
+
+/* Error codes. 0 is success; values are never renumbered. */
+typedef enum codec_err {
+    CODEC_OK = 0,
+    CODEC_ERR_LENGTH = 1,    /* wrong number of characters or bytes */
+    CODEC_ERR_SYMBOL = 2,    /* a character outside the alphabet */
+    CODEC_ERR_PADDING = 3,   /* non-zero pad bits: not the canonical text */
+    CODEC_ERR_VERSION = 4,   /* format version other than 1 */
+    CODEC_ERR_PROFILE = 5,   /* profile other than MAC or SIG */
+    CODEC_ERR_RANGE = 6,     /* a field out of its range when packing */
+    CODEC_ERR_SPACE = 7,     /* output buffer too small */
+    CODEC_ERR_URL = 8,       /* not a code URL, or a base URL QR cannot carry */
+    CODEC_ERR_TAG = 9,       /* MAC tag does not match */
+    CODEC_ERR_SIGNATURE = 10, /* Ed25519 signature does not verify */
+    CODEC_ERR_QR = 11,       /* libqrencode refused the input */
+    CODEC_ERR_PNG = 12,      /* libpng failed */
+    CODEC_ERR_CRYPTO = 13,   /* OpenSSL failed (allocation, bad key) */
+    CODEC_ERR_ARG = 14,      /* an option out of range */
+} codec_err;
+
+/* Short fixed text for an error code, for logs and messages. */
+const char *codec_strerror(codec_err err);
+
+/*
+ * Detail for a failed parse: what was wrong and where. Filled by the
+ * parsers when the caller passes one; any may be NULL.
+ */
+typedef struct codec_errinfo {
+    codec_err code;
+    size_t offset; /* byte offset in the input of the bad symbol */
+    size_t got;    /* length seen, version or profile seen */
+    size_t want;   /* length wanted */
+    int sym;       /* the offending byte for CODEC_ERR_SYMBOL / PADDING */
+} codec_errinfo;
+
+/*
+ * Write "cannot parse code 'INPUT': DETAIL" into buf (always terminated
+ * when cap > 0). The input is quoted with unprintable bytes escaped and cut
+ * after 48 bytes. Returns the length it needed, like snprintf.
+ */
+size_t codec_describe(const codec_errinfo *ei, const char *in, size_t len, char *buf, size_t cap);
+
+/* The fields of a code, unpacked. */
+typedef struct codec_fields {
+    unsigned version; /* 4 bits; CODEC_VERSION */
+    unsigned profile; /* 4 bits; CODEC_PROFILE_MAC or _SIG */
+    unsigned kid;     /* 8 bits */
+    uint64_t batch;   /* 40 bits */
+    uint32_t serial;  /* 32 bits */
+} codec_fields;
+
+/* A decoded code: its fields and its binary form (21 or 75 bytes). */
+typedef struct codec_code {
+    codec_fields f;
+    size_t len;
+    uint8_t bin[CODEC_MAX_BYTES];
+} codec_code;
+
+/* Pack fields into the 11-byte body. CODEC_ERR_RANGE names no field
+ * itself: a version, profile, kid or batch too wide for its bits. */
+codec_err codec_body_pack(const codec_fields *f, uint8_t body[CODEC_BODY_BYTES]);
+void codec_body_unpack(const uint8_t body[CODEC_BODY_BYTES], codec_fields *f);
+
+/*
+ * Crockford base32 of len bytes into out (upper case, no separators, pad
+ * bits zero, terminated). Returns the text length, or 0 when cap is less
+ * than that length + 1.
+ */
+size_t codec_text_encode(const uint8_t *bin, size_t len, char *out, size_t cap);
+
+/*
+ * Strict, canonical decode of a code's text: exactly 34 or 120 upper-case
+ * symbols of the Crockford alphabet, zero pad bits, version 1, a known
+ * profile whose length matches. One text per code. Cost: a table lookup
+ * per symbol, no allocation. On failure *c is unspecified.
+ */
+codec_err codec_parse(const char *s, size_t len, codec_code *c, codec_errinfo *ei);
+
+/*
+ * Lenient decode for text typed or read by a person: folds lower case,
+ * drops '-' and ' ' separators, reads I and L as 1 and O as 0, then decodes
+ * strictly and re-encodes to check the result is canonical. canon (may be
+ * NULL) receives the canonical text, terminated; it needs
+ * CODEC_MAX_TEXT_LEN + 1 bytes. Inputs longer than CODEC_HUMAN_MAX_LEN are
+ * refused with CODEC_ERR_LENGTH.
+ */
+codec_err codec_parse_human(const char *s, size_t len, codec_code *c, char *canon,
+                            codec_errinfo *ei);
+
+/*
+ * Group a code's text for printing: groups of `group` symbols joined by
+ * sep. Returns the length written (terminated), or 0 when it does not fit.
+ */
+size_t codec_text_group(const char *text, size_t len, size_t group, char sep, char *out,
+                        size_t cap);
+
+/*
+ * URL form: BASE/C/CODE, all upper case so that the whole URL is encodable
+ * in QR alphanumeric mode (0-9 A-Z space $ % * + - . / :). A trailing '/'
+ * on base is dropped; base longer than CODEC_BASE_URL_MAX or holding a
+ * character outside that set is refused with CODEC_ERR_URL (offset and sym
+ * say which). Returns the URL length in *need (without the terminator);
+ * CODEC_ERR_SPACE when cap is too small.
+ */
+codec_err codec_url_format(const char *base, const char *text, size_t textlen, char *out,
+                           size_t cap, size_t *need, codec_errinfo *ei);
+
+/*
+ * Parse a code URL: the text after the last "/C/" (any case) is the code,
+ * decoded strictly after folding to upper case. Nothing may follow it.
+ * *code_off (may be NULL) receives the code's offset in url.
+ */
+codec_err codec_url_parse(const char *url, size_t len, codec_code *c, size_t *code_off,
+                          codec_errinfo *ei);
+
+/* --- MAC profile: HMAC-SHA-256 on precomputed states ------------------ */
+
+/*
+ * A MAC key as its two SHA-256 midstates (key ^ ipad, key ^ opad), so a
+ * tag over one block costs two compressions. Holds secret material: wipe
+ * with codec_mac_key_wipe. Plain data; copy it freely, one per thread.
+ */
+typedef struct codec_mac_key {
+    uint32_t inner[8];
+    uint32_t outer[8];
+} codec_mac_key;
+
+/* Derive the midstates from a secret of any length (longer than 64 bytes
+ * is hashed first, as HMAC says). */
+codec_err codec_mac_key_init(codec_mac_key *k, const uint8_t *key, size_t len);
+void codec_mac_key_wipe(codec_mac_key *k);
+
+/* Full HMAC-SHA-256 of any message with a prepared key (for manifests and
+ * known-answer tests). */
+codec_err codec_hmac_sha256(const codec_mac_key *k, const uint8_t *msg, size_t len,
+                            uint8_t out[CODEC_SHA256_BYTES]);
+
+/* The code tag over "TC1" || body: two compressions, no allocation. */
+void codec_mac_tag(const codec_mac_key *k, const uint8_t body[CODEC_BODY_BYTES],
+                   uint8_t tag[CODEC_TAG_BYTES]);
+
+/* Build a MAC-profile code: pack f (profile must be MAC), append the tag. */
+codec_err codec_mac_mint(const codec_mac_key *k, const codec_fields *f,
+                         uint8_t code[CODEC_MAC_BYTES]);
+
+/* CODEC_OK when the tag matches (constant-time compare), else
+ * CODEC_ERR_TAG. The caller picks k by the code's kid. */
+CODEC_WUR codec_err codec_mac_check(const codec_mac_key *k, const uint8_t code[CODEC_MAC_BYTES]);
+
+/* --- Ed25519 (OpenSSL EVP; allocates inside OpenSSL) ------------------- */
+
+codec_err codec_ed25519_public(const uint8_t seed[CODEC_KEY_BYTES], uint8_t pub[CODEC_PUB_BYTES]);
+codec_err codec_ed25519_sign(const uint8_t seed[CODEC_KEY_BYTES], const uint8_t *msg, size_t len,
+                             uint8_t sig[CODEC_SIG_BYTES]);
+/* CODEC_OK or CODEC_ERR_SIGNATURE (CODEC_ERR_CRYPTO if OpenSSL fails). */
+CODEC_WUR codec_err codec_ed25519_verify(const uint8_t pub[CODEC_PUB_BYTES], const uint8_t *msg,
+                                         size_t len, const uint8_t sig[CODEC_SIG_BYTES]);
+
+/* Build a SIG-profile code: pack f (profile must be SIG), sign
+ * "TC1" || body with seed. */
+codec_err codec_sig_mint(const uint8_t seed[CODEC_KEY_BYTES], const codec_fields *f,
+                         uint8_t code[CODEC_SIGCODE_BYTES]);
+CODEC_WUR codec_err codec_sig_check(const uint8_t pub[CODEC_PUB_BYTES],
+                                    const uint8_t code[CODEC_SIGCODE_BYTES]);
+
+/* --- QR images (libqrencode, libpng) ----------------------------------- */
+
+enum { CODEC_ECC_L = 0, CODEC_ECC_M = 1, CODEC_ECC_Q = 2, CODEC_ECC_H = 3 };
+
+typedef struct codec_qr_opts {
+    int ecc;         /* CODEC_ECC_*; M is a good default for labels */
+    unsigned module; /* SVG user units or PNG pixels per module, 1..32 */
+    unsigned margin; /* quiet zone in modules, 0..16; 4 is standard */
+} codec_qr_opts;
+
+/*
+ * Render text (QR alphanumeric characters only: an upper-case URL from
+ * codec_url_format) as an SVG document or a 1-bit PNG. On CODEC_ERR_SPACE
+ * *need holds the size to retry with. *width (may be NULL) receives the
+ * symbol's width in modules (29 for version 3).
+ */
+codec_err codec_qr_svg(const char *text, size_t len, const codec_qr_opts *o, char *out,
+                       size_t cap, size_t *need, unsigned *width);
+codec_err codec_qr_png(const char *text, size_t len, const codec_qr_opts *o, uint8_t *out,
+                       size_t cap, size_t *need, unsigned *width);
+
+/* One label of a print sheet: the URL in the QR and the code text printed
+ * beside it. Both borrowed. */
+typedef struct codec_label {
+    const char *url;
+    const char *text;
+} codec_label;
+
+#define CODEC_SHEET_COLS 3
+#define CODEC_SHEET_ROWS 8
+#define CODEC_SHEET_LABELS (CODEC_SHEET_COLS * CODEC_SHEET_ROWS)
+
+/*
+ * An A4 SVG page (210 x 297 mm) of up to CODEC_SHEET_LABELS labels, 3 x 8
+ * cells of 70 x 37.125 mm: the QR at ECC level ecc and the code text in
+ * groups of four. More labels than fit is CODEC_ERR_ARG; paginate.
+ */
+codec_err codec_sheet_svg(const codec_label *labels, size_t n, int ecc, char *out, size_t cap,
+                          size_t *need);
+
+#endif

@@ -1,0 +1,464 @@
+/*
+ * tracekeys - manage a keyring, and mint and check codes from it locally.
+ *
+ *   tracekeys init          --dir DIR
+ *   tracekeys rotate        --dir DIR [--kind mac|ed25519]
+ *   tracekeys retire        --dir DIR --kid N
+ *   tracekeys list          --dir DIR
+ *   tracekeys export-public --dir DIR
+ *   tracekeys mint          --dir DIR --batch B --count N [--first S] [--profile mac|sig]
+ *                           [--base-url URL] [--urls] [--sheet PREFIX] [--png DIR]
+ *   tracekeys check         --dir DIR [CODE|URL ...]   (else one per line on stdin)
+ *
+ * Exit status: 0 success (check: every code genuine), 1 check found a code
+ * that is not, 2 usage or keyring error.
+ */
+#include "codec.h"
+#include "keys.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define MINT_MAX 10000000UL /* codes per mint call */
+#define PNG_MAX 10000UL     /* PNG files per mint call */
+#define DEFAULT_BASE_URL "HTTPS://TC.EXAMPLE.COM"
+
+typedef struct opts {
+    const char *dir, *kind, *profile, *base_url, *sheet, *png;
+    unsigned long kid, count;
+    unsigned long long batch, first;
+    int urls, have_batch, have_count, have_kid;
+} opts;
+
+static int usage(void)
+{
+    fputs("usage: tracekeys init|rotate|retire|list|export-public|mint|check --dir DIR [options]\n"
+          "  rotate  [--kind mac|ed25519]     new active key; the old one verifies only\n"
+          "  retire  --kid N                  erase a verify-only key's secret\n"
+          "  mint    --batch B --count N [--first S] [--profile mac|sig] [--base-url URL]\n"
+          "          [--urls] [--sheet PREFIX] [--png DIR]\n"
+          "  check   [CODE|URL ...]           reads stdin when none given\n",
+          stderr);
+    return 2;
+}
+
+static int die(const char *fmt, const char *a, const char *b)
+{
+    fputs("tracekeys: ", stderr);
+    fprintf(stderr, fmt, a, b);
+    fputc('\n', stderr);
+    return 2;
+}
+
+static int parse_ull(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    unsigned long long v;
+
+    if (!*s || *s == '-' || *s == '+')
+        return 0;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+static int parse_opts(int argc, char **argv, opts *o)
+{
+    static const struct option lo[] = {
+        {"dir", required_argument, 0, 'd'},     {"kind", required_argument, 0, 'k'},
+        {"kid", required_argument, 0, 'i'},     {"batch", required_argument, 0, 'b'},
+        {"count", required_argument, 0, 'n'},   {"first", required_argument, 0, 'f'},
+        {"profile", required_argument, 0, 'p'}, {"base-url", required_argument, 0, 'u'},
+        {"urls", no_argument, 0, 'U'},          {"sheet", required_argument, 0, 's'},
+        {"png", required_argument, 0, 'P'},     {0, 0, 0, 0},
+    };
+    unsigned long long v;
+    int c;
+
+    memset(o, 0, sizeof(*o));
+    o->kind = "mac";
+    o->profile = "mac";
+    o->base_url = DEFAULT_BASE_URL;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            o->dir = optarg;
+            break;
+        case 'k':
+            o->kind = optarg;
+            break;
+        case 'p':
+            o->profile = optarg;
+            break;
+        case 'u':
+            o->base_url = optarg;
+            break;
+        case 'U':
+            o->urls = 1;
+            break;
+        case 's':
+            o->sheet = optarg;
+            break;
+        case 'P':
+            o->png = optarg;
+            break;
+        case 'i':
+            if (!parse_ull(optarg, CODEC_KID_MAX, &v) || v == 0)
+                return die("--kid '%s' must be 1..255%s", optarg, "");
+            o->kid = (unsigned long)v;
+            o->have_kid = 1;
+            break;
+        case 'b':
+            if (!parse_ull(optarg, CODEC_BATCH_MAX, &o->batch))
+                return die("--batch '%s' must be 0..%s", optarg, "1099511627775");
+            o->have_batch = 1;
+            break;
+        case 'n':
+            if (!parse_ull(optarg, MINT_MAX, &v) || v == 0)
+                return die("--count '%s' must be 1..%s", optarg, "10000000");
+            o->count = (unsigned long)v;
+            o->have_count = 1;
+            break;
+        case 'f':
+            if (!parse_ull(optarg, UINT32_MAX, &o->first))
+                return die("--first '%s' must be 0..%s", optarg, "4294967295");
+            break;
+        default:
+            return usage();
+        }
+    }
+    if (!o->dir)
+        return die("%s%s", "--dir DIR is required", "");
+    return 0;
+}
+
+static int open_ring(const char *dir, keys_ring **ring)
+{
+    char err[512];
+
+    if (keys_open(dir, ring, err, sizeof(err)) != KEYS_OK)
+        return die("%s%s", err, "");
+    return 0;
+}
+
+static int cmd_init(const opts *o)
+{
+    char err[512];
+
+    if (keys_init_dir(o->dir, err, sizeof(err)) != KEYS_OK)
+        return die("%s%s", err, "");
+    printf("created keyring %s: key 1 (mac, active), key 2 (ed25519, active)\n", o->dir);
+    return 0;
+}
+
+static int cmd_rotate(const opts *o, keys_ring *ring)
+{
+    char err[512];
+    keys_kind kind;
+    unsigned kid;
+
+    if (strcmp(o->kind, "mac") == 0)
+        kind = KEYS_KIND_MAC;
+    else if (strcmp(o->kind, "ed25519") == 0)
+        kind = KEYS_KIND_ED25519;
+    else
+        return die("--kind '%s' must be mac or ed25519%s", o->kind, "");
+    if (keys_rotate(ring, kind, &kid, err, sizeof(err)) != KEYS_OK)
+        return die("%s%s", err, "");
+    printf("key %u (%s) is now active\n", kid, keys_kind_name(kind));
+    return 0;
+}
+
+static int cmd_retire(const opts *o, keys_ring *ring)
+{
+    char err[512];
+
+    if (!o->have_kid)
+        return die("%s%s", "retire needs --kid N", "");
+    if (keys_retire(ring, (unsigned)o->kid, err, sizeof(err)) != KEYS_OK)
+        return die("%s%s", err, "");
+    printf("key %lu retired\n", o->kid);
+    return 0;
+}
+
+static int cmd_list(keys_ring *ring)
+{
+    keys_info info[CODEC_KID_MAX];
+    size_t n = keys_list(ring, info, CODEC_KID_MAX), i;
+
+    printf("%-4s %-8s %-12s %-20s %s\n", "KID", "KIND", "STATE", "CREATED", "PUBLIC");
+    for (i = 0; i < n; i++) {
+        char when[32] = "?", pub[2 * CODEC_PUB_BYTES + 1] = "-";
+        time_t t = (time_t)info[i].created;
+        struct tm tm;
+        int j;
+
+        if (gmtime_r(&t, &tm))
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        if (info[i].kind == KEYS_KIND_ED25519 && info[i].state != KEYS_RETIRED)
+            for (j = 0; j < CODEC_PUB_BYTES; j++)
+                snprintf(pub + 2 * j, 3, "%02x", info[i].pub[j]);
+        printf("%-4u %-8s %-12s %-20s %s\n", info[i].kid, keys_kind_name(info[i].kind),
+               keys_state_name(info[i].state), when, pub);
+    }
+    return 0;
+}
+
+static int cmd_export(keys_ring *ring)
+{
+    char *buf;
+    size_t need = keys_export_public(ring, NULL, 0);
+
+    buf = malloc(need + 1);
+    if (!buf)
+        return die("%s%s", "out of memory", "");
+    keys_export_public(ring, buf, need + 1);
+    fputs(buf, stdout);
+    free(buf);
+    return 0;
+}
+
+static int write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    int ok;
+
+    if (!f)
+        return 0;
+    ok = fwrite(data, 1, len, f) == len;
+    ok = (fclose(f) == 0) && ok;
+    return ok;
+}
+
+/* Holds one page of labels until it is full, then writes PREFIX-NNN.svg. */
+typedef struct sheet {
+    const char *prefix;
+    unsigned page;
+    size_t n;
+    char url[CODEC_SHEET_LABELS][CODEC_BASE_URL_MAX + 4 + CODEC_MAX_TEXT_LEN];
+    char text[CODEC_SHEET_LABELS][CODEC_MAX_TEXT_LEN + 1];
+    char svg[1 << 20];
+} sheet;
+
+static int sheet_flush(sheet *s)
+{
+    codec_label l[CODEC_SHEET_LABELS];
+    char path[4096];
+    size_t need, i;
+    codec_err err;
+
+    if (!s->n)
+        return 0;
+    for (i = 0; i < s->n; i++) {
+        l[i].url = s->url[i];
+        l[i].text = s->text[i];
+    }
+    err = codec_sheet_svg(l, s->n, CODEC_ECC_M, s->svg, sizeof(s->svg), &need);
+    if (err)
+        return die("cannot render label sheet: %s%s", codec_strerror(err), "");
+    snprintf(path, sizeof(path), "%s-%03u.svg", s->prefix, ++s->page);
+    if (!write_file(path, s->svg, need - 1))
+        return die("cannot write '%s': %s", path, strerror(errno));
+    s->n = 0;
+    return 0;
+}
+
+static int cmd_mint(const opts *o, keys_ring *ring)
+{
+    char text[CODEC_MAX_TEXT_LEN + 1], url[CODEC_BASE_URL_MAX + 4 + CODEC_MAX_TEXT_LEN];
+    static uint8_t png[1 << 16];
+    sheet *sh = NULL;
+    codec_fields f;
+    codec_errinfo ei;
+    unsigned long i;
+    int rc = 0;
+
+    if (!o->have_batch || !o->have_count)
+        return die("%s%s", "mint needs --batch B and --count N", "");
+    if (o->first + o->count - 1 > UINT32_MAX)
+        return die("--first + --count %s past serial %s", "runs", "4294967295");
+    if (o->png && o->count > PNG_MAX)
+        return die("--png renders at most %s files; got more%s", "10000", "");
+    memset(&f, 0, sizeof(f));
+    if (strcmp(o->profile, "mac") == 0)
+        f.profile = CODEC_PROFILE_MAC;
+    else if (strcmp(o->profile, "sig") == 0)
+        f.profile = CODEC_PROFILE_SIG;
+    else
+        return die("--profile '%s' must be mac or sig%s", o->profile, "");
+    if (o->png && mkdir(o->png, 0755) != 0 && errno != EEXIST)
+        return die("cannot create '%s': %s", o->png, strerror(errno));
+    if (o->sheet) {
+        sh = calloc(1, sizeof(*sh));
+        if (!sh)
+            return die("%s%s", "out of memory", "");
+        sh->prefix = o->sheet;
+    }
+    f.batch = o->batch;
+    for (i = 0; i < o->count && rc == 0; i++) {
+        uint8_t code[CODEC_MAX_BYTES];
+        size_t len, tlen, ulen;
+
+        f.serial = (uint32_t)(o->first + i);
+        if (keys_mint(ring, &f, code, &len) != KEYS_OK) {
+            rc = die("cannot mint: no active %s key in '%s'",
+                     f.profile == CODEC_PROFILE_MAC ? "mac" : "ed25519", o->dir);
+            break;
+        }
+        tlen = codec_text_encode(code, len, text, sizeof(text));
+        if (o->urls || sh || o->png) {
+            if (codec_url_format(o->base_url, text, tlen, url, sizeof(url), &ulen, &ei)) {
+                rc = die("--base-url '%s' cannot go in a QR (use letters, digits, %s)",
+                         o->base_url, "'.-/:$%*+')");
+                break;
+            }
+        }
+        puts(o->urls ? url : text);
+        if (o->png) {
+            char path[4096];
+            size_t need;
+            codec_qr_opts qo = {CODEC_ECC_M, 8, 4};
+            if (codec_qr_png(url, ulen, &qo, png, sizeof(png), &need, NULL) != CODEC_OK) {
+                rc = die("cannot render a QR for '%s'%s", url, "");
+                break;
+            }
+            snprintf(path, sizeof(path), "%s/%s.png", o->png, text);
+            if (!write_file(path, png, need))
+                rc = die("cannot write '%s': %s", path, strerror(errno));
+        }
+        if (sh) {
+            memcpy(sh->url[sh->n], url, ulen + 1);
+            memcpy(sh->text[sh->n], text, tlen + 1);
+            if (++sh->n == CODEC_SHEET_LABELS)
+                rc = sheet_flush(sh);
+        }
+    }
+    if (sh) {
+        if (rc == 0)
+            rc = sheet_flush(sh);
+        if (rc == 0)
+            fprintf(stderr, "tracekeys: wrote %u label sheet(s) %s-001.svg ...\n", sh->page,
+                    o->sheet);
+        free(sh);
+    }
+    if (fflush(stdout) != 0 && rc == 0)
+        rc = die("cannot write codes: %s%s", strerror(errno), "");
+    return rc;
+}
+
+static int has_code_path(const char *s, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i + 3 <= len; i++)
+        if (s[i] == '/' && (s[i + 1] == 'C' || s[i + 1] == 'c') && s[i + 2] == '/')
+            return 1;
+    return 0;
+}
+
+/* One verdict line for one input; returns 1 when genuine. */
+static int check_one(keys_ring *ring, const char *in, size_t len)
+{
+    char msg[256];
+    codec_code c;
+    codec_errinfo ei;
+    codec_err err;
+    int known;
+
+    memset(&ei, 0, sizeof(ei));
+    if (has_code_path(in, len))
+        err = codec_url_parse(in, len, &c, NULL, &ei);
+    else
+        err = codec_parse_human(in, len, &c, NULL, &ei);
+    if (err) {
+        codec_describe(&ei, in, len, msg, sizeof(msg));
+        printf("%.*s\tMALFORMED\t%s\n", (int)(len > 200 ? 200 : len), in, msg);
+        return 0;
+    }
+    err = keys_check(ring, &c, &known);
+    if (err == CODEC_OK) {
+        printf("%.*s\tGENUINE\tbatch=%llu serial=%u kid=%u profile=%s\n", (int)len, in,
+               (unsigned long long)c.f.batch, c.f.serial, c.f.kid,
+               c.f.profile == CODEC_PROFILE_MAC ? "mac" : "sig");
+        return 1;
+    }
+    if (!known)
+        printf("%.*s\tFORGED\tunknown or retired key id %u\n", (int)len, in, c.f.kid);
+    else
+        printf("%.*s\tFORGED\t%s\n", (int)len, in, codec_strerror(err));
+    return 0;
+}
+
+static int cmd_check(keys_ring *ring, int argc, char **argv)
+{
+    int all = 1, i;
+
+    if (optind < argc) {
+        for (i = optind; i < argc; i++)
+            all &= check_one(ring, argv[i], strlen(argv[i]));
+    } else {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        while ((n = getline(&line, &cap, stdin)) > 0) {
+            while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+                n--;
+            if (n == 0)
+                continue;
+            all &= check_one(ring, line, (size_t)n);
+        }
+        free(line);
+    }
+    return all ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd;
+    keys_ring *ring = NULL;
+    opts o;
+    int rc;
+
+    if (argc < 2)
+        return usage();
+    cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+        usage();
+        return 0;
+    }
+    argc--;
+    argv++;
+    rc = parse_opts(argc, argv, &o);
+    if (rc)
+        return rc;
+    if (strcmp(cmd, "init") == 0)
+        return cmd_init(&o);
+    if (strcmp(cmd, "rotate") && strcmp(cmd, "retire") && strcmp(cmd, "list") &&
+        strcmp(cmd, "export-public") && strcmp(cmd, "mint") && strcmp(cmd, "check"))
+        return usage();
+    rc = open_ring(o.dir, &ring);
+    if (rc)
+        return rc;
+    if (strcmp(cmd, "rotate") == 0)
+        rc = cmd_rotate(&o, ring);
+    else if (strcmp(cmd, "retire") == 0)
+        rc = cmd_retire(&o, ring);
+    else if (strcmp(cmd, "list") == 0)
+        rc = cmd_list(ring);
+    else if (strcmp(cmd, "export-public") == 0)
+        rc = cmd_export(ring);
+    else if (strcmp(cmd, "mint") == 0)
+        rc = cmd_mint(&o, ring);
+    else
+        rc = cmd_check(ring, argc, argv);
+    keys_free(ring);
+    return rc;
+}
