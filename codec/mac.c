@@ -113,17 +113,22 @@ static const uint8_t outer_tmpl[BLOCK] = {
 void codec_mac_tag(const codec_mac_key *k, const uint8_t body[CODEC_BODY_BYTES],
                    uint8_t tag[CODEC_TAG_BYTES])
 {
-    uint8_t blk[BLOCK];
-    uint32_t h[8];
+    uint8_t inner[BLOCK], outer[BLOCK];
+    SHA256_CTX c;
 
-    memcpy(blk, inner_tmpl, BLOCK);
-    memcpy(blk + CODEC_DOMAIN_LEN, body, CODEC_BODY_BYTES);
-    compress(k->inner, blk, h);
-    memcpy(blk, outer_tmpl, BLOCK);
-    state_to_bytes(h, blk);
-    compress(k->outer, blk, h);
-    state_to_bytes(h, blk);
-    memcpy(tag, blk, CODEC_TAG_BYTES);
+    memcpy(inner, inner_tmpl, BLOCK);
+    memcpy(inner + CODEC_DOMAIN_LEN, body, CODEC_BODY_BYTES);
+    memcpy(c.h, k->inner, sizeof(c.h));
+    SHA256_Transform(&c, inner);
+    memcpy(outer, outer_tmpl, BLOCK);
+    state_to_bytes(c.h, outer);
+    memcpy(c.h, k->outer, sizeof(c.h));
+    SHA256_Transform(&c, outer);
+    /* Only the first 10 bytes (words 0-2) are the tag. */
+    codec_store32(outer, c.h[0]);
+    codec_store32(outer + 4, c.h[1]);
+    codec_store32(outer + 8, c.h[2]);
+    memcpy(tag, outer, CODEC_TAG_BYTES);
 }
 
 codec_err codec_mac_mint(const codec_mac_key *k, const codec_fields *f,
