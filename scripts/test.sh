@@ -1,0 +1,23 @@
+#!/bin/sh
+# test.sh - install what is missing, build, run the whole CTest suite, then
+# the sanitizer build (ASan+UBSan, no recovery) of the unit tests and the
+# fuzz targets (libFuzzer when clang is present).
+set -eu
+cd "$(dirname "$0")/.."
+
+./scripts/deps.sh
+
+echo "== build (gcc, -Werror) and the whole suite"
+CC=${CC:-cc} ./scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+(cd build && ctest --output-on-failure -j "$(nproc)")
+
+if command -v clang >/dev/null 2>&1; then
+    echo "== sanitizer build (clang, ASan+UBSan, libFuzzer, -Werror)"
+    CC=clang ./scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DTC_SANITIZE=ON -DTC_FUZZ=ON
+else
+    echo "== sanitizer build (gcc, ASan+UBSan; no clang, so fuzz targets run standalone)"
+    ./scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DTC_SANITIZE=ON
+fi
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --output-on-failure -j "$(nproc)" -L 'unit|fuzz')
