@@ -3,6 +3,7 @@
  * Pure: no I/O, no allocation.
  */
 #include "keys.h"
+#include "keys_int.h"
 
 #include <openssl/crypto.h>
 #include <stdarg.h>
@@ -36,10 +37,7 @@ const char *keys_state_name(keys_state state)
     return "?";
 }
 
-static keys_err fail(keys_err err, char *errbuf, size_t errcap, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static keys_err fail(keys_err err, char *errbuf, size_t errcap, const char *fmt, ...)
+keys_err keys_fail(keys_err err, char *errbuf, size_t errcap, const char *fmt, ...)
 {
     va_list ap;
 
@@ -116,11 +114,11 @@ static int hexval(char c)
 #define EXPECT(name)                                                                             \
     do {                                                                                         \
         if (!next_line(&ls, &s, &n))                                                             \
-            return fail(KEYS_ERR_FORMAT, errbuf, errcap,                                         \
+            return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap,                                         \
                         "line %u: missing field '%s' (file truncated?)", ls.no + 1, name);       \
         v = field(s, n, name, &vn);                                                              \
         if (!v)                                                                                  \
-            return fail(KEYS_ERR_FORMAT, errbuf, errcap, "line %u: want field '%s'", ls.no,      \
+            return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap, "line %u: want field '%s'", ls.no,      \
                         name);                                                                   \
     } while (0)
 
@@ -134,14 +132,14 @@ keys_err keys_record_parse(const char *buf, size_t len, keys_record *r, char *er
 
     memset(r, 0, sizeof(*r));
     if (len > KEYS_FILE_MAX)
-        return fail(KEYS_ERR_SIZE, errbuf, errcap, "file has %zu bytes, limit %d", len,
+        return keys_fail(KEYS_ERR_SIZE, errbuf, errcap, "file has %zu bytes, limit %d", len,
                     KEYS_FILE_MAX);
     if (!next_line(&ls, &s, &n) || n != strlen(MAGIC) || memcmp(s, MAGIC, n) != 0)
-        return fail(KEYS_ERR_FORMAT, errbuf, errcap, "line 1: want '%s'", MAGIC);
+        return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap, "line 1: want '%s'", MAGIC);
 
     EXPECT("kid");
     if (!parse_uint(v, vn, CODEC_KID_MAX, &u) || u == 0)
-        return fail(KEYS_ERR_FORMAT, errbuf, errcap, "line %u: kid must be 1..%d", ls.no,
+        return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap, "line %u: kid must be 1..%d", ls.no,
                     CODEC_KID_MAX);
     r->kid = (unsigned)u;
 
@@ -151,7 +149,7 @@ keys_err keys_record_parse(const char *buf, size_t len, keys_record *r, char *er
     else if (vn == 7 && memcmp(v, "ed25519", 7) == 0)
         r->kind = KEYS_KIND_ED25519;
     else
-        return fail(KEYS_ERR_FORMAT, errbuf, errcap, "line %u: kind must be mac or ed25519",
+        return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap, "line %u: kind must be mac or ed25519",
                     ls.no);
 
     EXPECT("state");
@@ -162,28 +160,28 @@ keys_err keys_record_parse(const char *buf, size_t len, keys_record *r, char *er
     else if (vn == 7 && memcmp(v, "retired", 7) == 0)
         r->state = KEYS_RETIRED;
     else
-        return fail(KEYS_ERR_FORMAT, errbuf, errcap,
+        return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap,
                     "line %u: state must be active, verify-only or retired", ls.no);
 
     EXPECT("created");
     if (!parse_uint(v, vn, (uint64_t)CREATED_MAX, &u))
-        return fail(KEYS_ERR_FORMAT, errbuf, errcap,
+        return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap,
                     "line %u: created must be unix seconds without leading zeros", ls.no);
     r->created = (int64_t)u;
 
     if (r->state != KEYS_RETIRED) {
         EXPECT("secret");
         if (vn % 2)
-            return fail(KEYS_ERR_FORMAT, errbuf, errcap, "line %u: secret has odd hex length %zu",
+            return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap, "line %u: secret has odd hex length %zu",
                         ls.no, vn);
         if (vn != 2 * CODEC_KEY_BYTES)
-            return fail(KEYS_ERR_SIZE, errbuf, errcap, "line %u: secret has %zu bytes, want %d",
+            return keys_fail(KEYS_ERR_SIZE, errbuf, errcap, "line %u: secret has %zu bytes, want %d",
                         ls.no, vn / 2, CODEC_KEY_BYTES);
         for (i = 0; i < CODEC_KEY_BYTES; i++) {
             int hi = hexval(v[2 * i]), lo = hexval(v[2 * i + 1]);
             if (hi < 0 || lo < 0) {
                 OPENSSL_cleanse(r->secret, sizeof(r->secret));
-                return fail(KEYS_ERR_FORMAT, errbuf, errcap,
+                return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap,
                             "line %u: secret is not lower-case hex at byte %zu", ls.no, i);
             }
             r->secret[i] = (uint8_t)(hi << 4 | lo);
@@ -192,9 +190,9 @@ keys_err keys_record_parse(const char *buf, size_t len, keys_record *r, char *er
     if (ls.p != ls.end) {
         OPENSSL_cleanse(r->secret, sizeof(r->secret));
         if (r->state == KEYS_RETIRED)
-            return fail(KEYS_ERR_FORMAT, errbuf, errcap,
+            return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap,
                         "line %u: a retired key keeps no secret and nothing else", ls.no + 1);
-        return fail(KEYS_ERR_FORMAT, errbuf, errcap, "line %u: unexpected text after the secret",
+        return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap, "line %u: unexpected text after the secret",
                     ls.no + 1);
     }
     return KEYS_OK;

@@ -3,6 +3,7 @@
  * id so that a verify finds its key with one array access.
  */
 #include "keys.h"
+#include "keys_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -62,21 +63,6 @@ const char *keys_strerror(keys_err err)
     return "unknown error";
 }
 
-static keys_err fail(keys_err err, char *errbuf, size_t errcap, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static keys_err fail(keys_err err, char *errbuf, size_t errcap, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (errbuf && errcap) {
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errcap, fmt, ap);
-        va_end(ap);
-    }
-    return err;
-}
-
 static int key_path(char *out, size_t cap, const char *dir, const char *prefix, unsigned kid)
 {
     int n = snprintf(out, cap, "%s/%skey-%03u", dir, prefix, kid);
@@ -109,15 +95,15 @@ static keys_err read_key_file(const char *path, keys_record *r, char *errbuf, si
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 
     if (fd < 0)
-        return fail(KEYS_ERR_IO, errbuf, errcap, "cannot open key file '%s': %s", path,
+        return keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot open key file '%s': %s", path,
                     strerror(errno));
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(KEYS_ERR_IO, errbuf, errcap, "key file '%s' is not a regular file", path);
+        return keys_fail(KEYS_ERR_IO, errbuf, errcap, "key file '%s' is not a regular file", path);
     }
     if (st.st_mode & 077) {
         close(fd);
-        return fail(KEYS_ERR_PERM, errbuf, errcap,
+        return keys_fail(KEYS_ERR_PERM, errbuf, errcap,
                     "key file '%s' is readable by group or others (mode %04o); chmod 600 it",
                     path, (unsigned)(st.st_mode & 07777));
     }
@@ -128,7 +114,7 @@ static keys_err read_key_file(const char *path, keys_record *r, char *errbuf, si
         if (got < 0) {
             close(fd);
             OPENSSL_cleanse(buf, sizeof(buf));
-            return fail(KEYS_ERR_IO, errbuf, errcap, "cannot read key file '%s': %s", path,
+            return keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot read key file '%s': %s", path,
                         strerror(errno));
         }
         if (got == 0)
@@ -139,7 +125,7 @@ static keys_err read_key_file(const char *path, keys_record *r, char *errbuf, si
     err = keys_record_parse(buf, len, r, why, sizeof(why));
     OPENSSL_cleanse(buf, sizeof(buf));
     if (err)
-        return fail(err, errbuf, errcap, "key file '%s': %s", path, why);
+        return keys_fail(err, errbuf, errcap, "key file '%s': %s", path, why);
     return KEYS_OK;
 }
 
@@ -152,11 +138,11 @@ static keys_err write_tmp(const char *tmp, const keys_record *r, char *errbuf, s
     int fd;
 
     if (n == 0)
-        return fail(KEYS_ERR_ARG, errbuf, errcap, "key %u cannot be written", r->kid);
+        return keys_fail(KEYS_ERR_ARG, errbuf, errcap, "key %u cannot be written", r->kid);
     (void)unlink(tmp); /* a leftover of an interrupted write */
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        err = fail(KEYS_ERR_IO, errbuf, errcap, "cannot create '%s': %s", tmp, strerror(errno));
+        err = keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot create '%s': %s", tmp, strerror(errno));
         goto out;
     }
     while (off < n) {
@@ -164,16 +150,16 @@ static keys_err write_tmp(const char *tmp, const keys_record *r, char *errbuf, s
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            err = fail(KEYS_ERR_IO, errbuf, errcap, "cannot write '%s': %s", tmp,
+            err = keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot write '%s': %s", tmp,
                        strerror(errno));
             break;
         }
         off += (size_t)w;
     }
     if (!err && fsync(fd) != 0)
-        err = fail(KEYS_ERR_IO, errbuf, errcap, "cannot sync '%s': %s", tmp, strerror(errno));
+        err = keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot sync '%s': %s", tmp, strerror(errno));
     if (close(fd) != 0 && !err)
-        err = fail(KEYS_ERR_IO, errbuf, errcap, "cannot close '%s': %s", tmp, strerror(errno));
+        err = keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot close '%s': %s", tmp, strerror(errno));
     if (err)
         (void)unlink(tmp);
 out:
@@ -191,50 +177,35 @@ static void sync_dir(const char *dir)
     }
 }
 
-/* A new key file: link() fails if the id is taken, so ids are never reused. */
-static keys_err create_key_file(const char *dir, const keys_record *r, char *errbuf,
-                                size_t errcap)
+/*
+ * Put r's file in place through a synced temporary file. A new key is
+ * link()ed, which fails if the id is taken, so ids are never reused; a
+ * state change of an existing key is rename()d over the old file.
+ */
+static keys_err install_key_file(const char *dir, const keys_record *r, int is_new,
+                                 char *errbuf, size_t errcap)
 {
     char tmp[PATH_CAP], path[PATH_CAP];
     keys_err err;
+    int e;
 
     if (!key_path(tmp, sizeof(tmp), dir, ".tmp-", r->kid) ||
         !key_path(path, sizeof(path), dir, "", r->kid))
-        return fail(KEYS_ERR_ARG, errbuf, errcap, "keyring path '%s' is too long", dir);
+        return keys_fail(KEYS_ERR_ARG, errbuf, errcap, "keyring path '%s' is too long", dir);
     err = write_tmp(tmp, r, errbuf, errcap);
     if (err)
         return err;
-    if (link(tmp, path) != 0) {
-        int e = errno;
+    if ((is_new ? link(tmp, path) : rename(tmp, path)) != 0) {
+        e = errno;
         (void)unlink(tmp);
-        if (e == EEXIST)
-            return fail(KEYS_ERR_EXISTS, errbuf, errcap, "key id %u is taken ('%s' exists)",
-                        r->kid, path);
-        return fail(KEYS_ERR_IO, errbuf, errcap, "cannot create '%s': %s", path, strerror(e));
+        if (is_new && e == EEXIST)
+            return keys_fail(KEYS_ERR_EXISTS, errbuf, errcap, "key id %u is taken ('%s' exists)",
+                             r->kid, path);
+        return keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot install '%s': %s", path,
+                         strerror(e));
     }
-    (void)unlink(tmp);
-    sync_dir(dir);
-    return KEYS_OK;
-}
-
-/* Replace an existing key file atomically (a state change). */
-static keys_err replace_key_file(const char *dir, const keys_record *r, char *errbuf,
-                                 size_t errcap)
-{
-    char tmp[PATH_CAP], path[PATH_CAP];
-    keys_err err;
-
-    if (!key_path(tmp, sizeof(tmp), dir, ".tmp-", r->kid) ||
-        !key_path(path, sizeof(path), dir, "", r->kid))
-        return fail(KEYS_ERR_ARG, errbuf, errcap, "keyring path '%s' is too long", dir);
-    err = write_tmp(tmp, r, errbuf, errcap);
-    if (err)
-        return err;
-    if (rename(tmp, path) != 0) {
-        int e = errno;
+    if (is_new)
         (void)unlink(tmp);
-        return fail(KEYS_ERR_IO, errbuf, errcap, "cannot replace '%s': %s", path, strerror(e));
-    }
     sync_dir(dir);
     return KEYS_OK;
 }
@@ -272,17 +243,17 @@ keys_err keys_init_dir(const char *dir, char *errbuf, size_t errcap)
     unsigned kid;
 
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return fail(KEYS_ERR_IO, errbuf, errcap, "cannot create keyring '%s': %s", dir,
+        return keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot create keyring '%s': %s", dir,
                     strerror(errno));
     if (dir_has_keys(dir))
-        return fail(KEYS_ERR_EXISTS, errbuf, errcap,
+        return keys_fail(KEYS_ERR_EXISTS, errbuf, errcap,
                     "keyring '%s' already holds keys; use 'tracekeys rotate'", dir);
     for (kid = 1; kid <= 2; kid++) {
         err = new_record(&r, kid, kid == 1 ? KEYS_KIND_MAC : KEYS_KIND_ED25519);
         if (err)
-            err = fail(err, errbuf, errcap, "no randomness for a new key");
+            err = keys_fail(err, errbuf, errcap, "no randomness for a new key");
         else
-            err = create_key_file(dir, &r, errbuf, errcap);
+            err = install_key_file(dir, &r, 1, errbuf, errcap);
         OPENSSL_cleanse(&r, sizeof(r));
         if (err)
             return err;
@@ -329,15 +300,15 @@ keys_err keys_open(const char *dir, keys_ring **out, char *errbuf, size_t errcap
 
     *out = NULL;
     if (dlen >= PATH_CAP - 16)
-        return fail(KEYS_ERR_ARG, errbuf, errcap, "keyring path '%s' is too long", dir);
+        return keys_fail(KEYS_ERR_ARG, errbuf, errcap, "keyring path '%s' is too long", dir);
     d = opendir(dir);
     if (!d)
-        return fail(KEYS_ERR_IO, errbuf, errcap, "cannot open keyring '%s': %s", dir,
+        return keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot open keyring '%s': %s", dir,
                     strerror(errno));
     ring = calloc(1, sizeof(*ring));
     if (!ring) {
         closedir(d);
-        return fail(KEYS_ERR_NOMEM, errbuf, errcap, "out of memory loading keyring '%s'", dir);
+        return keys_fail(KEYS_ERR_NOMEM, errbuf, errcap, "out of memory loading keyring '%s'", dir);
     }
     memcpy(ring->dir, dir, dlen + 1);
     while (!err && (e = readdir(d)) != NULL) {
@@ -348,14 +319,14 @@ keys_err keys_open(const char *dir, keys_ring **out, char *errbuf, size_t errcap
         if (!kid)
             continue;
         if (!key_path(path, sizeof(path), dir, "", kid)) {
-            err = fail(KEYS_ERR_ARG, errbuf, errcap, "keyring path '%s' is too long", dir);
+            err = keys_fail(KEYS_ERR_ARG, errbuf, errcap, "keyring path '%s' is too long", dir);
             break;
         }
         err = read_key_file(path, &r, errbuf, errcap);
         if (!err && r.kid != kid)
-            err = fail(KEYS_ERR_FORMAT, errbuf, errcap, "key file '%s' holds kid %u", path, r.kid);
+            err = keys_fail(KEYS_ERR_FORMAT, errbuf, errcap, "key file '%s' holds kid %u", path, r.kid);
         if (!err && slot_load(&ring->slots[kid], &r))
-            err = fail(KEYS_ERR_CRYPTO, errbuf, errcap, "key file '%s': cannot derive the key",
+            err = keys_fail(KEYS_ERR_CRYPTO, errbuf, errcap, "key file '%s': cannot derive the key",
                        path);
         OPENSSL_cleanse(&r, sizeof(r));
     }
@@ -384,19 +355,19 @@ keys_err keys_rotate(keys_ring *ring, keys_kind kind, unsigned *kid, char *errbu
     keys_err err;
 
     if (kind != KEYS_KIND_MAC && kind != KEYS_KIND_ED25519)
-        return fail(KEYS_ERR_ARG, errbuf, errcap, "unknown key kind %d", (int)kind);
+        return keys_fail(KEYS_ERR_ARG, errbuf, errcap, "unknown key kind %d", (int)kind);
     for (k = 1; k <= CODEC_KID_MAX; k++)
         if (ring->slots[k].rec.kid)
             next = k;
     if (next == CODEC_KID_MAX)
-        return fail(KEYS_ERR_FULL, errbuf, errcap, "keyring '%s' has used all %d key ids",
+        return keys_fail(KEYS_ERR_FULL, errbuf, errcap, "keyring '%s' has used all %d key ids",
                     ring->dir, CODEC_KID_MAX);
     next++;
     if (new_record(&r, next, kind))
-        return fail(KEYS_ERR_CRYPTO, errbuf, errcap, "no randomness for a new key");
-    err = create_key_file(ring->dir, &r, errbuf, errcap);
+        return keys_fail(KEYS_ERR_CRYPTO, errbuf, errcap, "no randomness for a new key");
+    err = install_key_file(ring->dir, &r, 1, errbuf, errcap);
     if (!err && slot_load(&ring->slots[next], &r))
-        err = fail(KEYS_ERR_CRYPTO, errbuf, errcap, "cannot derive key %u", next);
+        err = keys_fail(KEYS_ERR_CRYPTO, errbuf, errcap, "cannot derive key %u", next);
     OPENSSL_cleanse(&r, sizeof(r));
     if (err)
         return err;
@@ -404,7 +375,7 @@ keys_err keys_rotate(keys_ring *ring, keys_kind kind, unsigned *kid, char *errbu
     if (old) {
         keys_record d = ring->slots[old].rec;
         d.state = KEYS_VERIFY_ONLY;
-        err = replace_key_file(ring->dir, &d, errbuf, errcap);
+        err = install_key_file(ring->dir, &d, 0, errbuf, errcap);
         OPENSSL_cleanse(&d, sizeof(d));
         if (err)
             return err; /* on disk both are active; the higher id wins on load */
@@ -422,11 +393,11 @@ keys_err keys_retire(keys_ring *ring, unsigned kid, char *errbuf, size_t errcap)
     keys_err err;
 
     if (kid == 0 || kid > CODEC_KID_MAX || ring->slots[kid].rec.kid == 0)
-        return fail(KEYS_ERR_NOKEY, errbuf, errcap, "keyring '%s' has no key %u", ring->dir, kid);
+        return keys_fail(KEYS_ERR_NOKEY, errbuf, errcap, "keyring '%s' has no key %u", ring->dir, kid);
     r = ring->slots[kid].rec;
     if (r.state == KEYS_ACTIVE) {
         OPENSSL_cleanse(&r, sizeof(r));
-        return fail(KEYS_ERR_STATE, errbuf, errcap,
+        return keys_fail(KEYS_ERR_STATE, errbuf, errcap,
                     "key %u is the active %s key; rotate before retiring it", kid,
                     keys_kind_name(r.kind));
     }
@@ -434,7 +405,7 @@ keys_err keys_retire(keys_ring *ring, unsigned kid, char *errbuf, size_t errcap)
         return KEYS_OK;
     r.state = KEYS_RETIRED;
     OPENSSL_cleanse(r.secret, sizeof(r.secret));
-    err = replace_key_file(ring->dir, &r, errbuf, errcap);
+    err = install_key_file(ring->dir, &r, 0, errbuf, errcap);
     if (!err) {
         slot_wipe(&ring->slots[kid]);
         ring->slots[kid].rec = r;
