@@ -6,7 +6,8 @@ set -eu
 
 PKGS="build-essential cmake ninja-build pkg-config
       libssl-dev libqrencode-dev libpng-dev libcmocka-dev
-      zbar-tools librsvg2-bin clang libclang-rt-14-dev python3 python3-cryptography"
+      zbar-tools librsvg2-bin clang libclang-rt-14-dev python3 python3-cryptography
+      protobuf-c-compiler libprotobuf-c-dev protobuf-compiler"
 
 missing=""
 for p in $PKGS; do
