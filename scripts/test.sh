@@ -21,3 +21,7 @@ fi
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --output-on-failure -j "$(nproc)" -L 'unit|fuzz')
+
+echo "== ThreadSanitizer build of the tests that run threads"
+./scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTC_TSAN=ON -DTC_WERROR=ON
+(cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L threads)

@@ -1,0 +1,66 @@
+/*
+ * verify.h - the verification of one code against the keyring and the
+ * replica: the hot path. No lock, no allocation, no Redis; the caller
+ * holds a replica read section around the call (and around its use of the
+ * pointers in the result).
+ *
+ * Order of checks (the first failing one decides):
+ *   decode (strict text, or a scan URL in any case)  MALFORMED
+ *   key id known, tag / signature                     FORGED
+ *   batch issued, serial < quantity, key and profile  UNKNOWN_BATCH
+ *   serial in a recalled range                        RECALLED
+ *   certificate revoked / suspended / expired         CERT_REVOKED, CERT_SUSPENDED, CERT_EXPIRED
+ *   manufacturer suspended                            ISSUER_SUSPENDED
+ *   listing's claimed category / brand / model        LISTING_MISMATCH
+ *   otherwise                                         GENUINE
+ */
+#ifndef TC_VERIFY_H
+#define TC_VERIFY_H
+
+#include "keys.h"
+#include "replica.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Numbers are those of tracecode.v1.Verdict. */
+enum {
+    TC_GENUINE = 1,
+    TC_MALFORMED = 2,
+    TC_FORGED = 3,
+    TC_UNKNOWN_BATCH = 4,
+    TC_RECALLED = 5,
+    TC_CERT_SUSPENDED = 6,
+    TC_CERT_REVOKED = 7,
+    TC_CERT_EXPIRED = 8,
+    TC_LISTING_MISMATCH = 9,
+    TC_ISSUER_SUSPENDED = 10,
+};
+
+const char *tc_verdict_name(int verdict);
+
+/* A listing's claims; NULL or "" fields are not claimed. Borrowed. */
+typedef struct tc_listing {
+    const char *category;
+    const char *brand;
+    const char *model;
+} tc_listing;
+
+#define TC_DETAIL_MAX 256
+
+typedef struct tc_vres {
+    int verdict;
+    uint64_t batch_id;              /* 0 when not decoded */
+    uint32_t serial;
+    int cert_status;                /* 0 when the batch is unknown */
+    const rep_batch *batch;         /* NULL when unknown */
+    const rep_cert_v *cert;         /* the version decided on */
+    const rep_mfr_v *mfr;
+    char detail[TC_DETAIL_MAX];     /* empty when GENUINE */
+} tc_vres;
+
+/* Decide one code. now is unix seconds (for valid_until). */
+void tc_verify(const rep *r, const keys_ring *ring, const char *code, size_t len,
+               const tc_listing *listing, int64_t now, tc_vres *out);
+
+#endif

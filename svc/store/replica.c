@@ -1,0 +1,575 @@
+/*
+ * replica.c - the registry replica: stable records, copy-on-write versions,
+ * a radix index of batches, quiescent-state reclamation.
+ */
+#include "replica.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RADIX_BITS 16
+#define RADIX_SIZE (1u << RADIX_BITS)
+
+typedef _Atomic(rep_batch *) batch_slot;
+
+/* String key -> record; open addressing, linear probing, grown at 70 %. */
+typedef struct smap {
+    const char **keys; /* point into the records */
+    void **vals;
+    size_t cap, n;
+} smap;
+
+typedef struct garbage {
+    void *p;
+    uint64_t epoch; /* free once every active reader is past this */
+    struct garbage *next;
+} garbage;
+
+typedef struct reader {
+    _Atomic uint64_t epoch; /* 0: not reading */
+    char pad[64 - sizeof(uint64_t)];
+} reader;
+
+struct rep {
+    reader readers[REP_READERS_MAX];
+    _Atomic int nreaders;
+    _Atomic uint64_t epoch;
+    _Atomic uint64_t revision;
+    _Atomic size_t nbatches;
+    _Atomic(batch_slot *) top[RADIX_SIZE];
+    pthread_mutex_t mu; /* guards the maps and record allocation */
+    smap certs, mfrs, products;
+    garbage *trash; /* writer only */
+};
+
+const char *rep_strerror(rep_err err)
+{
+    switch (err) {
+    case REP_OK:
+        return "ok";
+    case REP_ERR_NOMEM:
+        return "out of memory";
+    case REP_ERR_ARG:
+        return "field out of bounds";
+    case REP_ERR_NOTFOUND:
+        return "referenced record not found";
+    case REP_ERR_EXISTS:
+        return "record exists with other contents";
+    }
+    return "unknown error";
+}
+
+/* --- string map --------------------------------------------------------- */
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = UINT64_C(1469598103934665603);
+
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * UINT64_C(1099511628211);
+    return h;
+}
+
+static void *smap_get(const smap *m, const char *key)
+{
+    size_t i;
+
+    if (!m->cap)
+        return NULL;
+    for (i = hash_str(key) & (m->cap - 1); m->keys[i]; i = (i + 1) & (m->cap - 1))
+        if (strcmp(m->keys[i], key) == 0)
+            return m->vals[i];
+    return NULL;
+}
+
+static int smap_grow(smap *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 64, i, j;
+    const char **keys = calloc(cap, sizeof(*keys));
+    void **vals = calloc(cap, sizeof(*vals));
+
+    if (!keys || !vals) {
+        free(keys);
+        free(vals);
+        return -1;
+    }
+    for (i = 0; i < m->cap; i++) {
+        if (!m->keys[i])
+            continue;
+        for (j = hash_str(m->keys[i]) & (cap - 1); keys[j]; j = (j + 1) & (cap - 1))
+            ;
+        keys[j] = m->keys[i];
+        vals[j] = m->vals[i];
+    }
+    free(m->keys);
+    free(m->vals);
+    m->keys = keys;
+    m->vals = vals;
+    m->cap = cap;
+    return 0;
+}
+
+/* key must live as long as the map (it points into the record). */
+static int smap_put(smap *m, const char *key, void *val)
+{
+    size_t i;
+
+    if ((m->n + 1) * 10 > m->cap * 7 && smap_grow(m) != 0)
+        return -1;
+    for (i = hash_str(key) & (m->cap - 1); m->keys[i]; i = (i + 1) & (m->cap - 1))
+        ;
+    m->keys[i] = key;
+    m->vals[i] = val;
+    m->n++;
+    return 0;
+}
+
+static void smap_release(smap *m, int free_vals)
+{
+    size_t i;
+
+    if (free_vals)
+        for (i = 0; i < m->cap; i++)
+            if (m->keys[i])
+                free(m->vals[i]);
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof(*m));
+}
+
+/* --- lifecycle, readers, reclamation ----------------------------------- */
+
+rep *rep_new(void)
+{
+    rep *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return NULL;
+    if (pthread_mutex_init(&r->mu, NULL) != 0) {
+        free(r);
+        return NULL;
+    }
+    atomic_store(&r->epoch, 1);
+    return r;
+}
+
+static void free_versions(rep *r)
+{
+    size_t i;
+
+    for (i = 0; i < r->certs.cap; i++)
+        if (r->certs.keys[i])
+            free((void *)atomic_load(&((rep_cert *)r->certs.vals[i])->v));
+    for (i = 0; i < r->mfrs.cap; i++)
+        if (r->mfrs.keys[i])
+            free((void *)atomic_load(&((rep_mfr *)r->mfrs.vals[i])->v));
+}
+
+void rep_free(rep *r)
+{
+    size_t t, i;
+
+    if (!r)
+        return;
+    while (r->trash) {
+        garbage *g = r->trash;
+        r->trash = g->next;
+        free(g->p);
+        free(g);
+    }
+    for (t = 0; t < RADIX_SIZE; t++) {
+        batch_slot *chunk = atomic_load(&r->top[t]);
+        if (!chunk)
+            continue;
+        for (i = 0; i < RADIX_SIZE; i++) {
+            rep_batch *b = atomic_load(&chunk[i]);
+            if (b) {
+                free((void *)atomic_load(&b->recalls));
+                free(b);
+            }
+        }
+        free(chunk);
+    }
+    free_versions(r);
+    smap_release(&r->certs, 1);
+    smap_release(&r->mfrs, 1);
+    smap_release(&r->products, 1);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+int rep_reader_register(rep *r)
+{
+    int slot = atomic_fetch_add(&r->nreaders, 1);
+
+    return slot < REP_READERS_MAX ? slot : -1;
+}
+
+void rep_read_begin(rep *r, int slot)
+{
+    atomic_store(&r->readers[slot].epoch, atomic_load(&r->epoch));
+    /* The epoch must be visible before any pointer this reader loads. */
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+void rep_read_end(rep *r, int slot)
+{
+    atomic_store_explicit(&r->readers[slot].epoch, 0, memory_order_release);
+}
+
+/* The writer hands over a replaced version: it may still be read by
+ * readers whose epoch is not past the current one. */
+static void retire(rep *r, const void *p)
+{
+    garbage *g;
+
+    if (!p)
+        return;
+    g = malloc(sizeof(*g));
+    if (!g) {
+        /* Cannot defer: leak rather than free under a reader. */
+        return;
+    }
+    g->p = (void *)p;
+    g->epoch = atomic_fetch_add(&r->epoch, 1);
+    g->next = r->trash;
+    r->trash = g;
+}
+
+void rep_reclaim(rep *r)
+{
+    uint64_t min = UINT64_MAX;
+    garbage **pp = &r->trash;
+    int i, n = atomic_load(&r->nreaders);
+
+    if (!r->trash)
+        return;
+    atomic_thread_fence(memory_order_seq_cst);
+    if (n > REP_READERS_MAX)
+        n = REP_READERS_MAX;
+    for (i = 0; i < n; i++) {
+        uint64_t e = atomic_load(&r->readers[i].epoch);
+        if (e && e < min)
+            min = e;
+    }
+    while (*pp) {
+        garbage *g = *pp;
+        if (g->epoch < min) {
+            *pp = g->next;
+            free(g->p);
+            free(g);
+        } else {
+            pp = &g->next;
+        }
+    }
+}
+
+uint64_t rep_revision(const rep *r)
+{
+    return atomic_load_explicit(&r->revision, memory_order_acquire);
+}
+
+void rep_set_revision(rep *r, uint64_t revision)
+{
+    atomic_store_explicit(&r->revision, revision, memory_order_release);
+}
+
+/* --- batches ------------------------------------------------------------ */
+
+const rep_batch *rep_batch_get(const rep *r, uint64_t id)
+{
+    batch_slot *chunk;
+
+    if (id > REP_BATCH_ID_MAX)
+        return NULL;
+    chunk = atomic_load_explicit(&((rep *)r)->top[id >> RADIX_BITS], memory_order_acquire);
+    if (!chunk)
+        return NULL;
+    return atomic_load_explicit(&chunk[id & (RADIX_SIZE - 1)], memory_order_acquire);
+}
+
+size_t rep_count_batches(const rep *r)
+{
+    return atomic_load(&((rep *)r)->nbatches);
+}
+
+/* --- lookups by key ----------------------------------------------------- */
+
+static void *locked_get(rep *r, const smap *m, const char *key)
+{
+    void *v;
+
+    pthread_mutex_lock(&r->mu);
+    v = smap_get(m, key);
+    pthread_mutex_unlock(&r->mu);
+    return v;
+}
+
+rep_cert *rep_cert_find(rep *r, const char *number)
+{
+    return locked_get(r, &r->certs, number);
+}
+
+rep_mfr *rep_mfr_find(rep *r, const char *credit_code)
+{
+    return locked_get(r, &r->mfrs, credit_code);
+}
+
+rep_product *rep_product_find(rep *r, const char *product_id)
+{
+    return locked_get(r, &r->products, product_id);
+}
+
+/* --- the writer --------------------------------------------------------- */
+
+static int fits(const char *s, size_t max)
+{
+    return s && strnlen(s, max + 1) <= max;
+}
+
+static void copy_str(char *dst, const char *src)
+{
+    size_t n = strlen(src);
+
+    memcpy(dst, src, n + 1);
+}
+
+rep_err rep_put_mfr(rep *r, const char *credit_code, const char *name, int status)
+{
+    rep_mfr_v *v;
+    rep_mfr *m;
+
+    if (!fits(credit_code, REP_CREDIT_MAX) || !*credit_code || !fits(name, REP_NAME_MAX) ||
+        (status != REP_MFR_ACTIVE && status != REP_MFR_SUSPENDED))
+        return REP_ERR_ARG;
+    v = calloc(1, sizeof(*v));
+    if (!v)
+        return REP_ERR_NOMEM;
+    v->status = status;
+    copy_str(v->name, name);
+    pthread_mutex_lock(&r->mu);
+    m = smap_get(&r->mfrs, credit_code);
+    if (!m) {
+        m = calloc(1, sizeof(*m));
+        if (!m || (copy_str(m->credit_code, credit_code), smap_put(&r->mfrs, m->credit_code, m))) {
+            pthread_mutex_unlock(&r->mu);
+            free(m);
+            free(v);
+            return REP_ERR_NOMEM;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    retire(r, atomic_exchange(&m->v, v));
+    return REP_OK;
+}
+
+rep_err rep_put_cert(rep *r, const rep_cert_fields *f)
+{
+    rep_cert_v *v;
+    rep_cert *c;
+    size_t i;
+
+    if (!fits(f->number, REP_NUMBER_MAX) || !*f->number || !fits(f->holder, REP_CREDIT_MAX) ||
+        !fits(f->reason, REP_REASON_MAX) || f->ncat > REP_CATEGORIES_MAX ||
+        f->status < REP_CERT_VALID || f->status > REP_CERT_EXPIRED)
+        return REP_ERR_ARG;
+    for (i = 0; i < f->ncat; i++)
+        if (!fits(f->cat[i], REP_CATEGORY_MAX))
+            return REP_ERR_ARG;
+    v = calloc(1, sizeof(*v) + f->ncat * sizeof(v->cat[0]));
+    if (!v)
+        return REP_ERR_NOMEM;
+    v->kind = f->kind;
+    v->status = f->status;
+    v->valid_until = f->valid_until;
+    v->updated = f->updated;
+    copy_str(v->holder, f->holder);
+    copy_str(v->reason, f->reason);
+    v->ncat = f->ncat;
+    for (i = 0; i < f->ncat; i++)
+        copy_str(v->cat[i], f->cat[i]);
+    pthread_mutex_lock(&r->mu);
+    c = smap_get(&r->certs, f->number);
+    if (!c) {
+        c = calloc(1, sizeof(*c));
+        if (!c || (copy_str(c->number, f->number), smap_put(&r->certs, c->number, c))) {
+            pthread_mutex_unlock(&r->mu);
+            free(c);
+            free(v);
+            return REP_ERR_NOMEM;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    retire(r, atomic_exchange(&c->v, v));
+    return REP_OK;
+}
+
+rep_err rep_put_product(rep *r, const rep_product *p, const char *cert_number,
+                        const char *credit_code)
+{
+    rep_product *np, *old;
+    rep_cert *c;
+    rep_mfr *m;
+
+    if (!fits(p->product_id, REP_PRODUCT_ID_MAX) || !*p->product_id)
+        return REP_ERR_ARG;
+    pthread_mutex_lock(&r->mu);
+    c = smap_get(&r->certs, cert_number);
+    m = smap_get(&r->mfrs, credit_code);
+    old = smap_get(&r->products, p->product_id);
+    pthread_mutex_unlock(&r->mu);
+    if (!c || !m)
+        return REP_ERR_NOTFOUND;
+    if (old) {
+        int same = old->cert == c && old->mfr == m && strcmp(old->category, p->category) == 0 &&
+                   strcmp(old->brand, p->brand) == 0 && strcmp(old->model, p->model) == 0;
+        return same ? REP_OK : REP_ERR_EXISTS;
+    }
+    np = malloc(sizeof(*np));
+    if (!np)
+        return REP_ERR_NOMEM;
+    *np = *p;
+    np->cert = c;
+    np->mfr = m;
+    pthread_mutex_lock(&r->mu);
+    if (smap_put(&r->products, np->product_id, np) != 0) {
+        pthread_mutex_unlock(&r->mu);
+        free(np);
+        return REP_ERR_NOMEM;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return REP_OK;
+}
+
+rep_err rep_put_batch(rep *r, uint64_t id, const char *product_id, uint32_t quantity,
+                      unsigned key_id, int profile, int64_t issued)
+{
+    batch_slot *chunk;
+    rep_batch *b, *old;
+    rep_product *p;
+
+    if (id == 0 || id > REP_BATCH_ID_MAX || quantity == 0 || key_id > 255 ||
+        (profile != REP_PROFILE_MAC && profile != REP_PROFILE_SIG))
+        return REP_ERR_ARG;
+    p = rep_product_find(r, product_id);
+    if (!p)
+        return REP_ERR_NOTFOUND;
+    old = (rep_batch *)rep_batch_get(r, id);
+    if (old)
+        return (old->product == p && old->quantity == quantity && old->key_id == key_id &&
+                old->profile == profile)
+                   ? REP_OK
+                   : REP_ERR_EXISTS;
+    chunk = atomic_load(&r->top[id >> RADIX_BITS]);
+    if (!chunk) {
+        size_t i;
+        chunk = malloc(RADIX_SIZE * sizeof(*chunk));
+        if (!chunk)
+            return REP_ERR_NOMEM;
+        for (i = 0; i < RADIX_SIZE; i++)
+            atomic_init(&chunk[i], NULL);
+        atomic_store_explicit(&r->top[id >> RADIX_BITS], chunk, memory_order_release);
+    }
+    b = malloc(sizeof(*b));
+    if (!b)
+        return REP_ERR_NOMEM;
+    b->id = id;
+    b->product = p;
+    b->quantity = quantity;
+    b->key_id = key_id;
+    b->profile = profile;
+    b->issued = issued;
+    atomic_init(&b->recalls, NULL);
+    atomic_store_explicit(&chunk[id & (RADIX_SIZE - 1)], b, memory_order_release);
+    atomic_fetch_add(&r->nbatches, 1);
+    return REP_OK;
+}
+
+const rep_range *rep_recalled(const rep_recalls *rc, uint32_t serial)
+{
+    size_t lo = 0, hi;
+
+    if (!rc)
+        return NULL;
+    hi = rc->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (rc->r[mid].last < serial)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < rc->n && rc->r[lo].first <= serial ? &rc->r[lo] : NULL;
+}
+
+/*
+ * A new recall set: old ranges plus [first, last]. Serials already recalled
+ * keep their first reason; the new range fills only the gaps. All reasons
+ * are copied into the one allocation, after the ranges.
+ */
+rep_err rep_put_recall(rep *r, uint64_t batch_id, uint32_t first, uint32_t last,
+                       const char *reason)
+{
+    const rep_batch *b = rep_batch_get(r, batch_id);
+    const rep_recalls *old;
+    rep_range tmp[2 * REP_RECALLS_MAX + 1];
+    size_t n = 0, i, strbytes = 0, cap;
+    rep_recalls *nr;
+    char *s;
+    uint32_t cur = first;
+    int done = 0;
+
+    if (!b)
+        return REP_ERR_NOTFOUND;
+    if (first > last || last >= b->quantity || !fits(reason, REP_REASON_MAX))
+        return REP_ERR_ARG;
+    old = atomic_load(&b->recalls);
+    for (i = 0; old && i < old->n; i++) {
+        const rep_range *o = &old->r[i];
+        if (!done && o->first > cur) { /* a gap before o */
+            uint32_t end = o->first - 1 < last ? o->first - 1 : last;
+            tmp[n++] = (rep_range){cur, end, reason};
+            if (end == last)
+                done = 1;
+            else
+                cur = end + 1;
+        }
+        tmp[n++] = *o;
+        if (!done && o->last >= cur) {
+            if (o->last >= last)
+                done = 1;
+            else
+                cur = o->last + 1;
+        }
+    }
+    if (!done)
+        tmp[n++] = (rep_range){cur, last, reason};
+    /* Merge neighbours that touch and share a reason, so sets stay small. */
+    cap = 0;
+    for (i = 0; i < n; i++) {
+        if (cap && tmp[cap - 1].last + 1 == tmp[i].first &&
+            strcmp(tmp[cap - 1].reason, tmp[i].reason) == 0)
+            tmp[cap - 1].last = tmp[i].last;
+        else
+            tmp[cap++] = tmp[i];
+    }
+    n = cap;
+    if (n > REP_RECALLS_MAX)
+        return REP_ERR_ARG;
+    for (i = 0; i < n; i++)
+        strbytes += strlen(tmp[i].reason) + 1;
+    nr = malloc(sizeof(*nr) + n * sizeof(rep_range) + strbytes);
+    if (!nr)
+        return REP_ERR_NOMEM;
+    nr->n = n;
+    s = (char *)&nr->r[n];
+    for (i = 0; i < n; i++) {
+        size_t len = strlen(tmp[i].reason) + 1;
+        memcpy(s, tmp[i].reason, len);
+        nr->r[i] = (rep_range){tmp[i].first, tmp[i].last, s};
+        s += len;
+    }
+    retire(r, atomic_exchange(&((rep_batch *)b)->recalls, nr));
+    return REP_OK;
+}

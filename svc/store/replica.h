@@ -1,0 +1,183 @@
+/*
+ * replica.h - the in-memory copy of the registry that every verification
+ * reads: manufacturers, certificates, products, batches, recalls.
+ *
+ * One writer (the applier thread, fed by the Redis change stream) and many
+ * readers (gRPC worker threads). Readers take no lock and allocate
+ * nothing:
+ *
+ *   - records never move and are never freed while the replica lives; a
+ *     record's changeable part is an immutable *version* behind an atomic
+ *     pointer, replaced whole (copy-on-write) by the writer;
+ *   - batches are found by id in a two-level radix index (ids are assigned
+ *     sequentially by the service), two loads per lookup;
+ *   - a replaced version is freed only once every reader that could have
+ *     seen it has left its read section (quiescent-state epochs: one fenced
+ *     store when a reader enters, one store when it leaves).
+ *
+ * String-keyed lookups (certificate by number, ...) are for the write and
+ * admin paths and take a mutex; the verify path follows pointers from the
+ * batch instead.
+ */
+#ifndef TC_REPLICA_H
+#define TC_REPLICA_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bounds on every stored string (bytes, without terminator). */
+#define REP_CREDIT_MAX 32
+#define REP_NUMBER_MAX 64
+#define REP_NAME_MAX 200
+#define REP_CATEGORY_MAX 32
+#define REP_CATEGORIES_MAX 64
+#define REP_BRAND_MAX 100
+#define REP_MODEL_MAX 100
+#define REP_GTIN_MAX 14
+#define REP_PRODUCT_ID_MAX 32
+#define REP_REASON_MAX 500
+#define REP_RECALLS_MAX 4096   /* recalled ranges per batch */
+#define REP_READERS_MAX 64     /* reader threads */
+#define REP_BATCH_ID_MAX UINT64_C(0xffffffff) /* the radix index covers 32 bits */
+
+/* Status numbers are those of tracecode.v1 (types.proto). */
+enum { REP_CERT_VALID = 1, REP_CERT_SUSPENDED = 2, REP_CERT_REVOKED = 3, REP_CERT_EXPIRED = 4 };
+enum { REP_KIND_CCC = 1, REP_KIND_LICENCE = 2 };
+enum { REP_MFR_ACTIVE = 1, REP_MFR_SUSPENDED = 2 };
+enum { REP_PROFILE_MAC = 1, REP_PROFILE_SIG = 2 };
+
+typedef enum rep_err {
+    REP_OK = 0,
+    REP_ERR_NOMEM = 1,
+    REP_ERR_ARG = 2,      /* a field out of its bounds */
+    REP_ERR_NOTFOUND = 3, /* a referenced record is missing */
+    REP_ERR_EXISTS = 4,   /* an immutable record already exists, differently */
+} rep_err;
+
+const char *rep_strerror(rep_err err);
+
+/* --- records ------------------------------------------------------------ */
+
+typedef struct rep_mfr_v {
+    int status;
+    char name[REP_NAME_MAX + 1];
+} rep_mfr_v;
+
+typedef struct rep_mfr {
+    char credit_code[REP_CREDIT_MAX + 1];
+    _Atomic(const rep_mfr_v *) v;
+} rep_mfr;
+
+typedef struct rep_cert_v {
+    int kind;
+    int status;
+    int64_t valid_until; /* unix seconds, 0 = none */
+    int64_t updated;
+    char holder[REP_CREDIT_MAX + 1];
+    char reason[REP_REASON_MAX + 1];
+    size_t ncat;
+    char cat[][REP_CATEGORY_MAX + 1];
+} rep_cert_v;
+
+typedef struct rep_cert {
+    char number[REP_NUMBER_MAX + 1];
+    _Atomic(const rep_cert_v *) v;
+} rep_cert;
+
+/* A product never changes once registered. */
+typedef struct rep_product {
+    char product_id[REP_PRODUCT_ID_MAX + 1];
+    rep_cert *cert;
+    rep_mfr *mfr;
+    int64_t registered;
+    char category[REP_CATEGORY_MAX + 1];
+    char brand[REP_BRAND_MAX + 1];
+    char model[REP_MODEL_MAX + 1];
+    char gtin[REP_GTIN_MAX + 1];
+} rep_product;
+
+typedef struct rep_range {
+    uint32_t first, last; /* inclusive */
+    const char *reason;   /* points into the same allocation */
+} rep_range;
+
+/* Recalled serials of a batch: ranges sorted by first, not overlapping. */
+typedef struct rep_recalls {
+    size_t n;
+    rep_range r[];
+} rep_recalls;
+
+typedef struct rep_batch {
+    uint64_t id;
+    rep_product *product;
+    uint32_t quantity;
+    unsigned key_id;
+    int profile;
+    int64_t issued;
+    _Atomic(const rep_recalls *) recalls; /* NULL: none */
+} rep_batch;
+
+/* --- the replica -------------------------------------------------------- */
+
+typedef struct rep rep;
+
+rep *rep_new(void);
+void rep_free(rep *r);
+
+/* Reader sections. A reader thread takes a slot once (0 .. REP_READERS_MAX-1,
+ * or -1 when all are taken) and brackets each request with begin/end; what
+ * it reads between them stays valid until end. */
+int rep_reader_register(rep *r);
+void rep_read_begin(rep *r, int slot);
+void rep_read_end(rep *r, int slot);
+
+/* Lookups for readers (inside a read section). */
+const rep_batch *rep_batch_get(const rep *r, uint64_t id);
+uint64_t rep_revision(const rep *r);
+
+/* Lookups for the write/admin path (any thread; takes a mutex). Records
+ * returned are stable for the replica's life; read their versions inside a
+ * read section. */
+rep_cert *rep_cert_find(rep *r, const char *number);
+rep_mfr *rep_mfr_find(rep *r, const char *credit_code);
+rep_product *rep_product_find(rep *r, const char *product_id);
+size_t rep_count_batches(const rep *r);
+
+/* --- the writer (one thread) -------------------------------------------- */
+
+typedef struct rep_cert_fields {
+    const char *number;
+    int kind;
+    const char *holder;
+    const char *const *cat;
+    size_t ncat;
+    int status;
+    const char *reason;
+    int64_t valid_until;
+    int64_t updated;
+} rep_cert_fields;
+
+rep_err rep_put_mfr(rep *r, const char *credit_code, const char *name, int status);
+rep_err rep_put_cert(rep *r, const rep_cert_fields *f);
+/* A product or batch already present with the same id is left as it is
+ * (changes are replayed after a snapshot); a different one is REP_ERR_EXISTS. */
+rep_err rep_put_product(rep *r, const rep_product *p, const char *cert_number,
+                        const char *credit_code);
+rep_err rep_put_batch(rep *r, uint64_t id, const char *product_id, uint32_t quantity,
+                      unsigned key_id, int profile, int64_t issued);
+/* Recall serials first..last of a batch, merging with what is recalled. */
+rep_err rep_put_recall(rep *r, uint64_t batch_id, uint32_t first, uint32_t last,
+                       const char *reason);
+
+/* The writer marks each applied change; readers report it as as_of. */
+void rep_set_revision(rep *r, uint64_t revision);
+
+/* Free replaced versions no reader can still see. Called by the writer
+ * after applying changes; cheap when there is nothing to free. */
+void rep_reclaim(rep *r);
+
+/* The recall range holding serial, or NULL. Binary search; no lock. */
+const rep_range *rep_recalled(const rep_recalls *rc, uint32_t serial);
+
+#endif

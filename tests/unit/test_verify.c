@@ -1,0 +1,266 @@
+/*
+ * test_verify.c - every verdict of the verification engine, from codes
+ * minted with a real keyring against a replica filled as the applier
+ * would fill it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "keys.h"
+#include "replica.h"
+#include "verify.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CERT "2024010701000001"
+#define MAKER "91310000MA1FL0001X"
+#define NOW 1800000000
+
+typedef struct fx {
+    char dir[64], other[64];
+    keys_ring *ring, *other_ring;
+    rep *r;
+    int slot;
+} fx;
+
+static void put_cert(rep *r, int status, const char *reason, int64_t valid_until)
+{
+    static const char *cats[] = {"0704"};
+    rep_cert_fields cf = {CERT, REP_KIND_CCC, MAKER, cats, 1, status, reason, valid_until, 1};
+    assert_int_equal(rep_put_cert(r, &cf), REP_OK);
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    char err[256];
+    rep_product p;
+
+    memcpy(f->dir, "/tmp/tc-verify-XXXXXX", 22);
+    memcpy(f->other, "/tmp/tc-verify-XXXXXX", 22);
+    if (!mkdtemp(f->dir) || !mkdtemp(f->other))
+        return -1;
+    if (keys_init_dir(f->dir, err, sizeof(err)) || keys_open(f->dir, &f->ring, err, sizeof(err)))
+        return -1;
+    if (keys_init_dir(f->other, err, sizeof(err)) ||
+        keys_open(f->other, &f->other_ring, err, sizeof(err)))
+        return -1;
+    f->r = rep_new();
+    rep_put_mfr(f->r, MAKER, "Acme Power Co.", REP_MFR_ACTIVE);
+    put_cert(f->r, REP_CERT_VALID, "", 0);
+    memset(&p, 0, sizeof(p));
+    memcpy(p.product_id, "P1", 3);
+    memcpy(p.category, "0704", 5);
+    memcpy(p.brand, "Acme", 5);
+    memcpy(p.model, "PB-10000", 9);
+    if (rep_put_product(f->r, &p, CERT, MAKER) != REP_OK)
+        return -1;
+    /* batch 7: MAC, key 1, 100 codes; batch 8: SIG, key 2, 10 codes;
+     * batch 9: MAC registered under key 5 (not the one that minted). */
+    if (rep_put_batch(f->r, 7, "P1", 100, 1, REP_PROFILE_MAC, 1) ||
+        rep_put_batch(f->r, 8, "P1", 10, 2, REP_PROFILE_SIG, 1) ||
+        rep_put_batch(f->r, 9, "P1", 10, 5, REP_PROFILE_MAC, 1))
+        return -1;
+    f->slot = rep_reader_register(f->r);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    char cmd[200];
+
+    keys_free(f->ring);
+    keys_free(f->other_ring);
+    rep_reclaim(f->r);
+    rep_free(f->r);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", f->dir, f->other);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+/* Mint batch/serial with ring's active key of profile; text into out. */
+static void mint(keys_ring *ring, uint64_t batch, uint32_t serial, unsigned profile, char *out)
+{
+    codec_fields fl = {0, profile, 0, batch, serial};
+    uint8_t bin[CODEC_MAX_BYTES];
+    size_t len;
+
+    assert_int_equal(keys_mint(ring, &fl, bin, &len), KEYS_OK);
+    assert_true(codec_text_encode(bin, len, out, CODEC_MAX_TEXT_LEN + 1) > 0);
+}
+
+static void expect(fx *f, const char *code, const tc_listing *l, int want, const char *needle)
+{
+    tc_vres v;
+
+    rep_read_begin(f->r, f->slot);
+    tc_verify(f->r, f->ring, code, strlen(code), l, NOW, &v);
+    rep_read_end(f->r, f->slot);
+    if (v.verdict != want)
+        fail_msg("code %s: verdict %s (%s), want %s", code, tc_verdict_name(v.verdict), v.detail,
+                 tc_verdict_name(want));
+    if (needle && !strstr(v.detail, needle))
+        fail_msg("code %s: detail '%s' lacks '%s'", code, v.detail, needle);
+    if (want == TC_GENUINE)
+        assert_string_equal(v.detail, "");
+}
+
+static void test_genuine(void **state)
+{
+    fx *f = *state;
+    char code[CODEC_MAX_TEXT_LEN + 1], url[256];
+    tc_vres v;
+
+    mint(f->ring, 7, 42, CODEC_PROFILE_MAC, code);
+    expect(f, code, NULL, TC_GENUINE, NULL);
+    rep_read_begin(f->r, f->slot);
+    tc_verify(f->r, f->ring, code, strlen(code), NULL, NOW, &v);
+    assert_int_equal(v.batch_id, 7);
+    assert_int_equal(v.serial, 42);
+    assert_int_equal(v.cert_status, REP_CERT_VALID);
+    assert_string_equal(v.batch->product->model, "PB-10000");
+    assert_string_equal(v.mfr->name, "Acme Power Co.");
+    rep_read_end(f->r, f->slot);
+
+    snprintf(url, sizeof(url), "https://tc.samr.example/c/%s", code);
+    expect(f, url, NULL, TC_GENUINE, NULL);
+    mint(f->ring, 8, 9, CODEC_PROFILE_SIG, code);
+    expect(f, code, NULL, TC_GENUINE, NULL);
+}
+
+static void test_malformed(void **state)
+{
+    fx *f = *state;
+    char code[CODEC_MAX_TEXT_LEN + 1];
+    size_t i;
+
+    expect(f, "ABC", NULL, TC_MALFORMED, "wrong length 3, want 34 or 120");
+    mint(f->ring, 7, 1, CODEC_PROFILE_MAC, code);
+    /* The platform path is strict: lower case is not a code text. */
+    for (i = 0; code[i]; i++)
+        if (code[i] >= 'A' && code[i] <= 'Z')
+            code[i] = (char)(code[i] - 'A' + 'a');
+    expect(f, code, NULL, TC_MALFORMED, "bad symbol");
+    expect(f, "https://x/C/123", NULL, TC_MALFORMED, "wrong length 3");
+}
+
+static void test_forged(void **state)
+{
+    fx *f = *state;
+    char code[CODEC_MAX_TEXT_LEN + 1];
+    unsigned kid;
+    char err[256];
+
+    mint(f->ring, 7, 1, CODEC_PROFILE_MAC, code);
+    code[20] = code[20] == 'A' ? 'B' : 'A';
+    expect(f, code, NULL, TC_FORGED, "tag does not match");
+    /* Same key id, another keyring's secret. */
+    mint(f->other_ring, 7, 1, CODEC_PROFILE_MAC, code);
+    expect(f, code, NULL, TC_FORGED, "tag does not match");
+    /* A key id we never had. */
+    assert_int_equal(keys_rotate(f->other_ring, KEYS_KIND_MAC, &kid, err, sizeof(err)), KEYS_OK);
+    mint(f->other_ring, 7, 1, CODEC_PROFILE_MAC, code);
+    expect(f, code, NULL, TC_FORGED, "unknown or retired key id 3");
+    /* A SIG code signed by someone else. */
+    mint(f->other_ring, 8, 1, CODEC_PROFILE_SIG, code);
+    expect(f, code, NULL, TC_FORGED, "signature does not verify");
+}
+
+static void test_unknown_batch(void **state)
+{
+    fx *f = *state;
+    char code[CODEC_MAX_TEXT_LEN + 1];
+
+    mint(f->ring, 99, 0, CODEC_PROFILE_MAC, code);
+    expect(f, code, NULL, TC_UNKNOWN_BATCH, "batch 99 was never issued");
+    mint(f->ring, 7, 100, CODEC_PROFILE_MAC, code);
+    expect(f, code, NULL, TC_UNKNOWN_BATCH, "serial 100 is beyond batch 7's quantity 100");
+    mint(f->ring, 9, 0, CODEC_PROFILE_MAC, code);
+    expect(f, code, NULL, TC_UNKNOWN_BATCH, "issued under key 5 (mac), not key 1");
+    mint(f->ring, 7, 0, CODEC_PROFILE_SIG, code); /* batch 7 is MAC */
+    expect(f, code, NULL, TC_UNKNOWN_BATCH, "issued under key 1 (mac), not key 2");
+}
+
+static void test_recalled(void **state)
+{
+    fx *f = *state;
+    char code[CODEC_MAX_TEXT_LEN + 1];
+
+    assert_int_equal(rep_put_recall(f->r, 7, 10, 19, "battery swelling"), REP_OK);
+    mint(f->ring, 7, 15, CODEC_PROFILE_MAC, code);
+    expect(f, code, NULL, TC_RECALLED, "serials 10-19 of batch 7 are recalled: battery swelling");
+    mint(f->ring, 7, 20, CODEC_PROFILE_MAC, code);
+    expect(f, code, NULL, TC_GENUINE, NULL);
+}
+
+static void test_certificate(void **state)
+{
+    fx *f = *state;
+    char code[CODEC_MAX_TEXT_LEN + 1];
+
+    mint(f->ring, 7, 3, CODEC_PROFILE_MAC, code);
+    put_cert(f->r, REP_CERT_SUSPENDED, "failed factory inspection", 0);
+    expect(f, code, NULL, TC_CERT_SUSPENDED, "is suspended: failed factory inspection");
+    put_cert(f->r, REP_CERT_REVOKED, "fire risk", 0);
+    expect(f, code, NULL, TC_CERT_REVOKED, "is revoked: fire risk");
+    put_cert(f->r, REP_CERT_EXPIRED, "", 0);
+    expect(f, code, NULL, TC_CERT_EXPIRED, "has expired");
+    put_cert(f->r, REP_CERT_VALID, "", NOW - 86400);
+    expect(f, code, NULL, TC_CERT_EXPIRED, "expired on 2027-01-14");
+    put_cert(f->r, REP_CERT_VALID, "", NOW + 86400);
+    expect(f, code, NULL, TC_GENUINE, NULL);
+    rep_reclaim(f->r);
+}
+
+static void test_issuer(void **state)
+{
+    fx *f = *state;
+    char code[CODEC_MAX_TEXT_LEN + 1];
+
+    mint(f->ring, 7, 3, CODEC_PROFILE_MAC, code);
+    rep_put_mfr(f->r, MAKER, "Acme Power Co.", REP_MFR_SUSPENDED);
+    expect(f, code, NULL, TC_ISSUER_SUSPENDED, "manufacturer " MAKER " is suspended");
+    rep_put_mfr(f->r, MAKER, "Acme Power Co.", REP_MFR_ACTIVE);
+    expect(f, code, NULL, TC_GENUINE, NULL);
+}
+
+static void test_listing(void **state)
+{
+    fx *f = *state;
+    char code[CODEC_MAX_TEXT_LEN + 1];
+    tc_listing ok = {"0704", "ACME", "pb-10000"}, none = {NULL, "", NULL};
+    tc_listing cat = {"1201", NULL, NULL}, brand = {NULL, "Acne", NULL},
+               model = {"0704", "Acme", "PB-20000"};
+
+    mint(f->ring, 7, 3, CODEC_PROFILE_MAC, code);
+    expect(f, code, &ok, TC_GENUINE, NULL);
+    expect(f, code, &none, TC_GENUINE, NULL);
+    expect(f, code, &cat, TC_LISTING_MISMATCH, "claims category '1201', product is '0704'");
+    expect(f, code, &brand, TC_LISTING_MISMATCH, "claims brand 'Acne', product is 'Acme'");
+    expect(f, code, &model, TC_LISTING_MISMATCH, "claims model 'PB-20000', product is 'PB-10000'");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_genuine, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recalled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_certificate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_issuer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listing, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
