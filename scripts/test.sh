@@ -1,6 +1,7 @@
 #!/bin/sh
 # test.sh - install what is missing, build, run the whole CTest suite, then
-# the sanitizer build (ASan+UBSan, no recovery) of the unit tests and the
+# the sanitizer build (ASan+UBSan, no recovery) of the unit and integration
+# tests and the
 # fuzz targets (libFuzzer when clang is present).
 set -eu
 cd "$(dirname "$0")/.."
@@ -20,7 +21,7 @@ else
 fi
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --output-on-failure -j "$(nproc)" -L 'unit|fuzz')
+    ctest --output-on-failure -j "$(nproc)" -L 'unit|fuzz|integration')
 
 echo "== ThreadSanitizer build of the tests that run threads"
 ./scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTC_TSAN=ON -DTC_WERROR=ON

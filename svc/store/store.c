@@ -1,0 +1,1150 @@
+/*
+ * store.c - Redis (hiredis) as the registry's source of truth: atomic
+ * writes through Lua, snapshot loading, change-stream tailing.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#define K_REV "{tc}:rev"
+#define K_STREAM "{tc}:changes"
+#define K_SEQ_PRODUCT "{tc}:seq:product"
+#define K_SEQ_BATCH "{tc}:seq:batch"
+#define POOL_MAX 16
+#define TIMEOUT_MS 2000
+#define ARGV_MAX 64
+
+const char *store_strerror(store_err err)
+{
+    switch (err) {
+    case STORE_OK:
+        return "ok";
+    case STORE_ERR_UNAVAILABLE:
+        return "redis unavailable";
+    case STORE_ERR_PRECONDITION:
+        return "precondition failed";
+    case STORE_ERR_NOTFOUND:
+        return "not found";
+    case STORE_ERR_DENIED:
+        return "belongs to another caller";
+    case STORE_ERR_ARG:
+        return "invalid argument";
+    case STORE_ERR_PROTOCOL:
+        return "unexpected reply from redis";
+    case STORE_ERR_NOMEM:
+        return "out of memory";
+    }
+    return "unknown error";
+}
+
+static store_err fail(store_err e, char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static store_err fail(store_err e, char *err, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && cap) {
+        va_start(ap, fmt);
+        vsnprintf(err, cap, fmt, ap);
+        va_end(ap);
+    }
+    return e;
+}
+
+/* --- the address --------------------------------------------------------- */
+
+typedef struct addr {
+    char host[256];
+    int port;
+    char path[256]; /* unix socket when set */
+    int db;
+} addr;
+
+static int parse_url(const char *url, addr *a)
+{
+    const char *p, *q;
+    char *end;
+    long v;
+
+    memset(a, 0, sizeof(*a));
+    a->port = 6379;
+    if (strncmp(url, "unix:", 5) == 0) {
+        p = url + 5;
+        q = strstr(p, "?db=");
+        size_t n = q ? (size_t)(q - p) : strlen(p);
+        if (n == 0 || n >= sizeof(a->path))
+            return -1;
+        memcpy(a->path, p, n);
+        if (q) {
+            v = strtol(q + 4, &end, 10);
+            if (*end || v < 0 || v > 15)
+                return -1;
+            a->db = (int)v;
+        }
+        return 0;
+    }
+    if (strncmp(url, "redis://", 8) != 0)
+        return -1;
+    p = url + 8;
+    q = p + strcspn(p, ":/");
+    if (q == p || (size_t)(q - p) >= sizeof(a->host))
+        return -1;
+    memcpy(a->host, p, (size_t)(q - p));
+    if (*q == ':') {
+        v = strtol(q + 1, &end, 10);
+        if (end == q + 1 || v <= 0 || v > 65535)
+            return -1;
+        a->port = (int)v;
+        q = end;
+    }
+    if (*q == '/' && q[1]) {
+        v = strtol(q + 1, &end, 10);
+        if (*end || v < 0 || v > 15)
+            return -1;
+        a->db = (int)v;
+    } else if (*q && strcmp(q, "/") != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* --- the pool of blocking connections ------------------------------------ */
+
+struct store {
+    addr a;
+    pthread_mutex_t mu;
+    redisContext *idle[POOL_MAX];
+    int nidle;
+};
+
+static redisContext *dial(const addr *a, char *err, size_t cap)
+{
+    struct timeval tv = {TIMEOUT_MS / 1000, (TIMEOUT_MS % 1000) * 1000};
+    redisContext *c = a->path[0] ? redisConnectUnixWithTimeout(a->path, tv)
+                                 : redisConnectWithTimeout(a->host, a->port, tv);
+    redisReply *r;
+
+    if (!c || c->err) {
+        fail(STORE_ERR_UNAVAILABLE, err, cap, "cannot connect to redis at %s: %s",
+             a->path[0] ? a->path : a->host, c ? c->errstr : "out of memory");
+        if (c)
+            redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    if (a->db) {
+        r = redisCommand(c, "SELECT %d", a->db);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            fail(STORE_ERR_UNAVAILABLE, err, cap, "cannot select redis db %d", a->db);
+            if (r)
+                freeReplyObject(r);
+            redisFree(c);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
+    return c;
+}
+
+/* A pooled connection if there is one (*reused = 1), else a new one. */
+static redisContext *pool_get(store *s, int *reused, char *err, size_t cap)
+{
+    redisContext *c = NULL;
+
+    pthread_mutex_lock(&s->mu);
+    if (s->nidle)
+        c = s->idle[--s->nidle];
+    pthread_mutex_unlock(&s->mu);
+    *reused = c != NULL;
+    return c ? c : dial(&s->a, err, cap);
+}
+
+static void pool_put(store *s, redisContext *c)
+{
+    if (c->err) { /* broken: do not hand it out again */
+        redisFree(c);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->nidle < POOL_MAX) {
+        s->idle[s->nidle++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (c)
+        redisFree(c);
+}
+
+store_err store_open(const char *url, store **out, char *err, size_t errcap)
+{
+    store *s;
+    redisContext *c;
+
+    *out = NULL;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return fail(STORE_ERR_NOMEM, err, errcap, "out of memory");
+    if (parse_url(url, &s->a) != 0) {
+        free(s);
+        return fail(STORE_ERR_ARG, err, errcap,
+                    "cannot parse redis url '%s': want redis://host:port[/db] or unix:/path",
+                    url);
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    c = dial(&s->a, err, errcap);
+    if (!c) {
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return STORE_ERR_UNAVAILABLE;
+    }
+    pool_put(s, c);
+    *out = s;
+    return STORE_OK;
+}
+
+void store_free(store *s)
+{
+    if (!s)
+        return;
+    while (s->nidle)
+        redisFree(s->idle[--s->nidle]);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/*
+ * One command on a pooled connection. Error replies from our scripts start
+ * with a word naming the store_err (NOTFOUND, PRECONDITION, DENIED, ARG);
+ * the rest is the message. Caller frees the reply with freeReplyObject.
+ */
+static store_err run(store *s, int argc, const char **argv, const size_t *lens, redisReply **out,
+                     char *err, size_t cap)
+{
+    static const struct {
+        const char *word;
+        store_err e;
+    } words[] = {{"NOTFOUND ", STORE_ERR_NOTFOUND},
+                 {"PRECONDITION ", STORE_ERR_PRECONDITION},
+                 {"DENIED ", STORE_ERR_DENIED},
+                 {"ARG ", STORE_ERR_ARG}};
+    redisContext *c;
+    redisReply *r;
+    size_t i;
+    int reused;
+
+    *out = NULL;
+    c = pool_get(s, &reused, err, cap);
+    if (!c)
+        return STORE_ERR_UNAVAILABLE;
+    r = redisCommandArgv(c, argc, argv, lens);
+    if (!r && reused && (c->err == REDIS_ERR_IO || c->err == REDIS_ERR_EOF)) {
+        /* An idle connection that died with its server (Redis restarted):
+         * once more on a new one. Every command here may run twice safely:
+         * scripts rewrite the same contents; at worst an id is skipped. */
+        redisFree(c);
+        c = dial(&s->a, err, cap);
+        if (!c)
+            return STORE_ERR_UNAVAILABLE;
+        r = redisCommandArgv(c, argc, argv, lens);
+    }
+    if (!r) {
+        store_err e = fail(STORE_ERR_UNAVAILABLE, err, cap, "redis: %s", c->errstr);
+        pool_put(s, c);
+        return e;
+    }
+    pool_put(s, c);
+    if (r->type == REDIS_REPLY_ERROR) {
+        for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+            size_t n = strlen(words[i].word);
+            if (r->len > n && strncmp(r->str, words[i].word, n) == 0) {
+                store_err e = fail(words[i].e, err, cap, "%s", r->str + n);
+                freeReplyObject(r);
+                return e;
+            }
+        }
+        /* Transient states of a server that is starting or failing over. */
+        if (strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "BUSY", 4) == 0 ||
+            strncmp(r->str, "MASTERDOWN", 10) == 0 || strncmp(r->str, "TRYAGAIN", 8) == 0) {
+            store_err e = fail(STORE_ERR_UNAVAILABLE, err, cap, "redis is not ready: %s", r->str);
+            freeReplyObject(r);
+            return e;
+        }
+        fail(STORE_ERR_PROTOCOL, err, cap, "redis: %s", r->str);
+        freeReplyObject(r);
+        return STORE_ERR_PROTOCOL;
+    }
+    *out = r;
+    return STORE_OK;
+}
+
+store_err store_ping(store *s, char *err, size_t errcap)
+{
+    const char *argv[] = {"PING"};
+    redisReply *r;
+    store_err e = run(s, 1, argv, NULL, &r, err, errcap);
+
+    if (r)
+        freeReplyObject(r);
+    return e;
+}
+
+/* An argv under construction: strings with explicit lengths. */
+typedef struct args {
+    int n;
+    const char *v[ARGV_MAX];
+    size_t len[ARGV_MAX];
+    char num[ARGV_MAX][24]; /* storage for formatted numbers */
+} args;
+
+static void arg(args *a, const char *s)
+{
+    a->v[a->n] = s;
+    a->len[a->n++] = strlen(s);
+}
+
+static void arg_bin(args *a, const void *p, size_t n)
+{
+    a->v[a->n] = p;
+    a->len[a->n++] = n;
+}
+
+static void arg_i64(args *a, int64_t x)
+{
+    snprintf(a->num[a->n], sizeof(a->num[0]), "%" PRId64, x);
+    arg(a, a->num[a->n]);
+}
+
+static void arg_u64(args *a, uint64_t x)
+{
+    snprintf(a->num[a->n], sizeof(a->num[0]), "%" PRIu64, x);
+    arg(a, a->num[a->n]);
+}
+
+static store_err run_args(store *s, args *a, redisReply **r, char *err, size_t cap)
+{
+    return run(s, a->n, a->v, a->len, r, err, cap);
+}
+
+static store_err int_reply(redisReply *r, uint64_t *v, char *err, size_t cap)
+{
+    store_err e = STORE_OK;
+
+    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0)
+        *v = (uint64_t)r->integer;
+    else
+        e = fail(STORE_ERR_PROTOCOL, err, cap, "redis: want an integer reply");
+    freeReplyObject(r);
+    return e;
+}
+
+/* --- scripts ------------------------------------------------------------- */
+
+/*
+ * Write a record's fields and log its full new contents on the stream.
+ * KEYS: record, rev, stream. ARGV: type, id, maxlen, must_exist, f1, v1, ...
+ */
+static const char lua_put[] =
+    "if ARGV[4] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then\n"
+    "  return redis.error_reply('NOTFOUND ' .. ARGV[1] .. ' ' .. ARGV[2] .. ' does not exist')\n"
+    "end\n"
+    "local rev = redis.call('INCR', KEYS[2])\n"
+    "local kv = {}\n"
+    "for i = 5, #ARGV do kv[#kv + 1] = ARGV[i] end\n"
+    "redis.call('HSET', KEYS[1], 'rev', rev, unpack(kv))\n"
+    "local all = redis.call('HGETALL', KEYS[1])\n"
+    "redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'type', ARGV[1], 'id', ARGV[2],\n"
+    "           unpack(all))\n"
+    "return rev\n";
+
+/* KEYS: product, cert, mfr, rev, stream.
+ * ARGV: maxlen, product_id, caller, cert, category, brand, model, gtin, now */
+static const char lua_product[] =
+    "local c = redis.call('HMGET', KEYS[2], 'status', 'holder', 'cats', 'valid_until')\n"
+    "if not c[1] then return redis.error_reply('PRECONDITION certificate ' .. ARGV[4] ..\n"
+    "  ' is not registered') end\n"
+    "local names = {['2'] = 'suspended', ['3'] = 'revoked', ['4'] = 'expired'}\n"
+    "if c[1] ~= '1' then return redis.error_reply('PRECONDITION certificate ' .. ARGV[4] ..\n"
+    "  ' is ' .. (names[c[1]] or 'not valid')) end\n"
+    "local vu = tonumber(c[4] or '0')\n"
+    "if vu > 0 and vu < tonumber(ARGV[9]) then return redis.error_reply('PRECONDITION ' ..\n"
+    "  'certificate ' .. ARGV[4] .. ' has expired') end\n"
+    "if c[2] ~= ARGV[3] then return redis.error_reply('PRECONDITION certificate ' .. ARGV[4] ..\n"
+    "  ' is not held by ' .. ARGV[3]) end\n"
+    "local covered = false\n"
+    "for cat in string.gmatch(c[3] or '', '[^,]+') do if cat == ARGV[5] then covered = true end end\n"
+    "if not covered then return redis.error_reply('PRECONDITION certificate ' .. ARGV[4] ..\n"
+    "  ' does not cover category ' .. ARGV[5]) end\n"
+    "local m = redis.call('HGET', KEYS[3], 'status')\n"
+    "if not m then return redis.error_reply('PRECONDITION manufacturer ' .. ARGV[3] ..\n"
+    "  ' is not registered') end\n"
+    "if m ~= '1' then return redis.error_reply('PRECONDITION manufacturer ' .. ARGV[3] ..\n"
+    "  ' is suspended') end\n"
+    "local rev = redis.call('INCR', KEYS[4])\n"
+    "redis.call('HSET', KEYS[1], 'rev', rev, 'cert', ARGV[4], 'mfr', ARGV[3], 'category', ARGV[5],\n"
+    "  'brand', ARGV[6], 'model', ARGV[7], 'gtin', ARGV[8], 'registered', ARGV[9])\n"
+    "redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*', 'type', 'product', 'id', ARGV[2],\n"
+    "  unpack(redis.call('HGETALL', KEYS[1])))\n"
+    "return rev\n";
+
+/* KEYS: batch, product, request, rev, stream, cert, mfr.
+ * ARGV: maxlen, batch_id, caller, product_id, quantity, key_id, profile, issued,
+ *       manifest, signature, manifest_kid, request_id */
+static const char lua_batch[] =
+    "if ARGV[12] ~= '' then\n"
+    "  local ex = redis.call('GET', KEYS[3])\n"
+    "  if ex then return {0, tonumber(ex)} end\n"
+    "end\n"
+    "local p = redis.call('HMGET', KEYS[2], 'mfr', 'cert')\n"
+    "if not p[1] then return redis.error_reply('NOTFOUND product ' .. ARGV[4] ..\n"
+    "  ' does not exist') end\n"
+    "if p[1] ~= ARGV[3] then return redis.error_reply('DENIED product ' .. ARGV[4] ..\n"
+    "  ' belongs to another manufacturer') end\n"
+    "local cs = redis.call('HGET', KEYS[6], 'status')\n"
+    "if cs ~= '1' then return redis.error_reply('PRECONDITION certificate ' .. p[2] ..\n"
+    "  ' is not valid') end\n"
+    "if redis.call('HGET', KEYS[7], 'status') ~= '1' then\n"
+    "  return redis.error_reply('PRECONDITION manufacturer ' .. ARGV[3] .. ' is suspended') end\n"
+    "local rev = redis.call('INCR', KEYS[4])\n"
+    "redis.call('HSET', KEYS[1], 'rev', rev, 'product', ARGV[4], 'issuer', ARGV[3],\n"
+    "  'cert', p[2], 'quantity', ARGV[5], 'key_id', ARGV[6], 'profile', ARGV[7],\n"
+    "  'issued', ARGV[8], 'manifest', ARGV[9], 'signature', ARGV[10],\n"
+    "  'manifest_kid', ARGV[11], 'request_id', ARGV[12])\n"
+    "if ARGV[12] ~= '' then redis.call('SET', KEYS[3], ARGV[2]) end\n"
+    "redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*', 'type', 'batch', 'id', ARGV[2],\n"
+    "  'rev', rev, 'product', ARGV[4], 'quantity', ARGV[5], 'key_id', ARGV[6],\n"
+    "  'profile', ARGV[7], 'issued', ARGV[8])\n"
+    "return {1, tonumber(ARGV[2])}\n";
+
+/* KEYS: batch, recalls, rev, stream.
+ * ARGV: maxlen, batch_id, caller, first, last, reason, now */
+static const char lua_recall[] =
+    "local b = redis.call('HMGET', KEYS[1], 'issuer', 'quantity')\n"
+    "if not b[1] then return redis.error_reply('NOTFOUND batch ' .. ARGV[2] ..\n"
+    "  ' does not exist') end\n"
+    "if b[1] ~= ARGV[3] then return redis.error_reply('DENIED batch ' .. ARGV[2] ..\n"
+    "  ' belongs to another manufacturer') end\n"
+    "if tonumber(ARGV[5]) >= tonumber(b[2]) then return redis.error_reply('ARG last_serial ' ..\n"
+    "  ARGV[5] .. ' is beyond the batch quantity ' .. b[2]) end\n"
+    "local rev = redis.call('INCR', KEYS[3])\n"
+    "redis.call('RPUSH', KEYS[2], ARGV[4] .. ' ' .. ARGV[5] .. ' ' .. ARGV[6])\n"
+    "redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'type', 'recall', 'id', ARGV[2],\n"
+    "  'rev', rev, 'first', ARGV[4], 'last', ARGV[5], 'reason', ARGV[6])\n"
+    "return rev\n";
+
+static void key_of(char *out, size_t cap, const char *type, const char *id)
+{
+    snprintf(out, cap, "{tc}:%s:%s", type, id);
+}
+
+static void script(args *a, const char *lua, int nkeys)
+{
+    a->n = 0;
+    arg(a, "EVAL");
+    arg(a, lua);
+    arg_i64(a, nkeys);
+}
+
+/* --- writes -------------------------------------------------------------- */
+
+store_err store_put_mfr(store *s, const char *credit_code, const char *name, int status,
+                        uint64_t *rev, char *err, size_t errcap)
+{
+    char key[128];
+    args a;
+    redisReply *r;
+    store_err e;
+
+    key_of(key, sizeof(key), "mfr", credit_code);
+    script(&a, lua_put, 3);
+    arg(&a, key);
+    arg(&a, K_REV);
+    arg(&a, K_STREAM);
+    arg(&a, "mfr");
+    arg(&a, credit_code);
+    arg_i64(&a, STORE_STREAM_MAXLEN);
+    arg(&a, "0");
+    arg(&a, "name");
+    arg(&a, name);
+    arg(&a, "status");
+    arg_i64(&a, status);
+    e = run_args(s, &a, &r, err, errcap);
+    return e ? e : int_reply(r, rev, err, errcap);
+}
+
+static void join_cats(const rep_cert_fields *f, char *out, size_t cap)
+{
+    size_t i, o = 0;
+
+    out[0] = '\0';
+    for (i = 0; i < f->ncat; i++) {
+        int n = snprintf(out + o, cap - o, "%s%s", i ? "," : "", f->cat[i]);
+        if (n < 0 || (size_t)n >= cap - o)
+            return;
+        o += (size_t)n;
+    }
+}
+
+store_err store_put_cert(store *s, const rep_cert_fields *f, uint64_t *rev, char *err,
+                         size_t errcap)
+{
+    char key[128], cats[REP_CATEGORIES_MAX * (REP_CATEGORY_MAX + 1) + 1];
+    args a;
+    redisReply *r;
+    store_err e;
+
+    key_of(key, sizeof(key), "cert", f->number);
+    join_cats(f, cats, sizeof(cats));
+    script(&a, lua_put, 3);
+    arg(&a, key);
+    arg(&a, K_REV);
+    arg(&a, K_STREAM);
+    arg(&a, "cert");
+    arg(&a, f->number);
+    arg_i64(&a, STORE_STREAM_MAXLEN);
+    arg(&a, "0");
+    arg(&a, "kind");
+    arg_i64(&a, f->kind);
+    arg(&a, "holder");
+    arg(&a, f->holder);
+    arg(&a, "cats");
+    arg(&a, cats);
+    arg(&a, "status");
+    arg_i64(&a, f->status);
+    arg(&a, "reason");
+    arg(&a, f->reason);
+    arg(&a, "valid_until");
+    arg_i64(&a, f->valid_until);
+    arg(&a, "updated");
+    arg_i64(&a, f->updated);
+    e = run_args(s, &a, &r, err, errcap);
+    return e ? e : int_reply(r, rev, err, errcap);
+}
+
+store_err store_set_cert_status(store *s, const char *number, int status, const char *reason,
+                                int64_t now, uint64_t *rev, char *err, size_t errcap)
+{
+    char key[128];
+    args a;
+    redisReply *r;
+    store_err e;
+
+    key_of(key, sizeof(key), "cert", number);
+    script(&a, lua_put, 3);
+    arg(&a, key);
+    arg(&a, K_REV);
+    arg(&a, K_STREAM);
+    arg(&a, "cert");
+    arg(&a, number);
+    arg_i64(&a, STORE_STREAM_MAXLEN);
+    arg(&a, "1");
+    arg(&a, "status");
+    arg_i64(&a, status);
+    arg(&a, "reason");
+    arg(&a, reason);
+    arg(&a, "updated");
+    arg_i64(&a, now);
+    e = run_args(s, &a, &r, err, errcap);
+    return e ? e : int_reply(r, rev, err, errcap);
+}
+
+static store_err incr(store *s, const char *key, uint64_t *v, char *err, size_t errcap)
+{
+    const char *argv[] = {"INCR", key};
+    redisReply *r;
+    store_err e = run(s, 2, argv, NULL, &r, err, errcap);
+
+    return e ? e : int_reply(r, v, err, errcap);
+}
+
+store_err store_register_product(store *s, const store_product_req *q,
+                                 char product_id[REP_PRODUCT_ID_MAX + 1], uint64_t *rev,
+                                 char *err, size_t errcap)
+{
+    char kp[128], kc[128], km[128];
+    uint64_t n = 0;
+    args a;
+    redisReply *r;
+    store_err e = incr(s, K_SEQ_PRODUCT, &n, err, errcap);
+
+    if (e)
+        return e;
+    snprintf(product_id, REP_PRODUCT_ID_MAX + 1, "P%" PRIu64, n);
+    key_of(kp, sizeof(kp), "product", product_id);
+    key_of(kc, sizeof(kc), "cert", q->cert_number);
+    key_of(km, sizeof(km), "mfr", q->caller);
+    script(&a, lua_product, 5);
+    arg(&a, kp);
+    arg(&a, kc);
+    arg(&a, km);
+    arg(&a, K_REV);
+    arg(&a, K_STREAM);
+    arg_i64(&a, STORE_STREAM_MAXLEN);
+    arg(&a, product_id);
+    arg(&a, q->caller);
+    arg(&a, q->cert_number);
+    arg(&a, q->category);
+    arg(&a, q->brand);
+    arg(&a, q->model);
+    arg(&a, q->gtin ? q->gtin : "");
+    arg_i64(&a, q->now);
+    e = run_args(s, &a, &r, err, errcap);
+    return e ? e : int_reply(r, rev, err, errcap);
+}
+
+store_err store_next_batch_id(store *s, uint64_t *id, char *err, size_t errcap)
+{
+    store_err e = incr(s, K_SEQ_BATCH, id, err, errcap);
+
+    if (!e && *id > REP_BATCH_ID_MAX)
+        e = fail(STORE_ERR_PRECONDITION, err, errcap, "batch ids exhausted (%" PRIu64 ")", *id);
+    return e;
+}
+
+store_err store_create_batch(store *s, store_batch *b, int *existing, uint64_t *rev, char *err,
+                             size_t errcap)
+{
+    char kb[128], kp[128], kr[256], kc[128], km[128], id[24];
+    args a;
+    redisReply *r;
+    store_err e;
+
+    *existing = 0;
+    snprintf(id, sizeof(id), "%" PRIu64, b->id);
+    key_of(kb, sizeof(kb), "batch", id);
+    key_of(kp, sizeof(kp), "product", b->product_id);
+    snprintf(kr, sizeof(kr), "{tc}:req:%s:%s", b->issuer, b->request_id);
+    key_of(kc, sizeof(kc), "cert", b->cert_number);
+    key_of(km, sizeof(km), "mfr", b->issuer);
+    script(&a, lua_batch, 7);
+    arg(&a, kb);
+    arg(&a, kp);
+    arg(&a, kr);
+    arg(&a, K_REV);
+    arg(&a, K_STREAM);
+    arg(&a, kc);
+    arg(&a, km);
+    arg_i64(&a, STORE_STREAM_MAXLEN);
+    arg(&a, id);
+    arg(&a, b->issuer);
+    arg(&a, b->product_id);
+    arg_i64(&a, b->quantity);
+    arg_i64(&a, b->key_id);
+    arg_i64(&a, b->profile);
+    arg_i64(&a, b->issued);
+    arg_bin(&a, b->manifest, b->manifest_len);
+    arg_bin(&a, b->signature, sizeof(b->signature));
+    arg_i64(&a, b->manifest_key_id);
+    arg(&a, b->request_id);
+    e = run_args(s, &a, &r, err, errcap);
+    if (e)
+        return e;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(r);
+        return fail(STORE_ERR_PROTOCOL, err, errcap, "redis: unexpected reply to batch script");
+    }
+    if (r->element[0]->integer == 0) {
+        uint64_t prior = (uint64_t)r->element[1]->integer;
+        freeReplyObject(r);
+        *existing = 1;
+        *rev = 0;
+        return store_get_batch(s, prior, b, err, errcap);
+    }
+    freeReplyObject(r);
+    *rev = 0; /* the batch's revision is read back by the replica */
+    return STORE_OK;
+}
+
+/* Field lookup in a flat name/value array of replies. */
+static const redisReply *field(redisReply **el, size_t n, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i + 1 < n; i += 2)
+        if (el[i]->type == REDIS_REPLY_STRING && strcmp(el[i]->str, name) == 0)
+            return el[i + 1];
+    return NULL;
+}
+
+static void copy_field(char *dst, size_t cap, redisReply **el, size_t n, const char *name)
+{
+    const redisReply *v = field(el, n, name);
+    size_t len = v && v->type == REDIS_REPLY_STRING ? v->len : 0;
+
+    if (len >= cap)
+        len = cap - 1;
+    if (len)
+        memcpy(dst, v->str, len);
+    dst[len] = '\0';
+}
+
+static int64_t num_field(redisReply **el, size_t n, const char *name)
+{
+    const redisReply *v = field(el, n, name);
+
+    return v && v->type == REDIS_REPLY_STRING ? strtoll(v->str, NULL, 10) : 0;
+}
+
+store_err store_get_batch(store *s, uint64_t id, store_batch *b, char *err, size_t errcap)
+{
+    char key[64], sid[24];
+    const char *argv[2] = {"HGETALL", key};
+    const redisReply *v;
+    redisReply *r;
+    store_err e;
+
+    snprintf(sid, sizeof(sid), "%" PRIu64, id);
+    key_of(key, sizeof(key), "batch", sid);
+    e = run(s, 2, argv, NULL, &r, err, errcap);
+    if (e)
+        return e;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        freeReplyObject(r);
+        return fail(STORE_ERR_NOTFOUND, err, errcap, "batch %" PRIu64 " does not exist", id);
+    }
+    memset(b, 0, sizeof(*b));
+    b->id = id;
+    copy_field(b->product_id, sizeof(b->product_id), r->element, r->elements, "product");
+    copy_field(b->issuer, sizeof(b->issuer), r->element, r->elements, "issuer");
+    copy_field(b->cert_number, sizeof(b->cert_number), r->element, r->elements, "cert");
+    copy_field(b->request_id, sizeof(b->request_id), r->element, r->elements, "request_id");
+    b->quantity = (uint32_t)num_field(r->element, r->elements, "quantity");
+    b->key_id = (unsigned)num_field(r->element, r->elements, "key_id");
+    b->profile = (int)num_field(r->element, r->elements, "profile");
+    b->issued = num_field(r->element, r->elements, "issued");
+    b->manifest_key_id = (unsigned)num_field(r->element, r->elements, "manifest_kid");
+    v = field(r->element, r->elements, "manifest");
+    if (v && v->type == REDIS_REPLY_STRING && v->len <= sizeof(b->manifest)) {
+        memcpy(b->manifest, v->str, v->len);
+        b->manifest_len = v->len;
+    }
+    v = field(r->element, r->elements, "signature");
+    if (v && v->type == REDIS_REPLY_STRING && v->len == sizeof(b->signature))
+        memcpy(b->signature, v->str, v->len);
+    freeReplyObject(r);
+    return STORE_OK;
+}
+
+store_err store_recall(store *s, const char *caller, uint64_t batch_id, uint32_t first,
+                       uint32_t last, const char *reason, int64_t now, uint64_t *rev, char *err,
+                       size_t errcap)
+{
+    char kb[64], kr[64], id[24];
+    args a;
+    redisReply *r;
+    store_err e;
+
+    if (first > last)
+        return fail(STORE_ERR_ARG, err, errcap, "first_serial %u is after last_serial %u", first,
+                    last);
+    snprintf(id, sizeof(id), "%" PRIu64, batch_id);
+    key_of(kb, sizeof(kb), "batch", id);
+    key_of(kr, sizeof(kr), "recalls", id);
+    script(&a, lua_recall, 4);
+    arg(&a, kb);
+    arg(&a, kr);
+    arg(&a, K_REV);
+    arg(&a, K_STREAM);
+    arg_i64(&a, STORE_STREAM_MAXLEN);
+    arg(&a, id);
+    arg(&a, caller);
+    arg_u64(&a, first);
+    arg_u64(&a, last);
+    arg(&a, reason);
+    arg_i64(&a, now);
+    e = run_args(s, &a, &r, err, errcap);
+    return e ? e : int_reply(r, rev, err, errcap);
+}
+
+/* --- applying records to the replica ------------------------------------- */
+
+/* A record as name/value pairs (from HGETALL or a stream entry). */
+typedef struct rec {
+    redisReply **el;
+    size_t n;
+} rec;
+
+static const char *str(const rec *x, const char *name)
+{
+    const redisReply *v = field(x->el, x->n, name);
+    return v && v->type == REDIS_REPLY_STRING ? v->str : "";
+}
+
+static int64_t num(const rec *x, const char *name)
+{
+    return num_field(x->el, x->n, name);
+}
+
+static rep_err apply(rep *r, const char *type, const char *id, const rec *x)
+{
+    if (strcmp(type, "mfr") == 0)
+        return rep_put_mfr(r, id, str(x, "name"), (int)num(x, "status"));
+    if (strcmp(type, "cert") == 0) {
+        char cats[REP_CATEGORIES_MAX * (REP_CATEGORY_MAX + 1) + 1], *p = cats, *save = NULL;
+        const char *list[REP_CATEGORIES_MAX];
+        const char *c = str(x, "cats");
+        rep_cert_fields f;
+        size_t n = 0;
+
+        if (strlen(c) >= sizeof(cats))
+            return REP_ERR_ARG;
+        memcpy(cats, c, strlen(c) + 1);
+        for (p = strtok_r(cats, ",", &save); p && n < REP_CATEGORIES_MAX;
+             p = strtok_r(NULL, ",", &save))
+            list[n++] = p;
+        f.number = id;
+        f.kind = (int)num(x, "kind");
+        f.holder = str(x, "holder");
+        f.cat = list;
+        f.ncat = n;
+        f.status = (int)num(x, "status");
+        f.reason = str(x, "reason");
+        f.valid_until = num(x, "valid_until");
+        f.updated = num(x, "updated");
+        return rep_put_cert(r, &f);
+    }
+    if (strcmp(type, "product") == 0) {
+        rep_product p;
+        memset(&p, 0, sizeof(p));
+        snprintf(p.product_id, sizeof(p.product_id), "%s", id);
+        snprintf(p.category, sizeof(p.category), "%s", str(x, "category"));
+        snprintf(p.brand, sizeof(p.brand), "%s", str(x, "brand"));
+        snprintf(p.model, sizeof(p.model), "%s", str(x, "model"));
+        snprintf(p.gtin, sizeof(p.gtin), "%s", str(x, "gtin"));
+        p.registered = num(x, "registered");
+        return rep_put_product(r, &p, str(x, "cert"), str(x, "mfr"));
+    }
+    if (strcmp(type, "batch") == 0)
+        return rep_put_batch(r, strtoull(id, NULL, 10), str(x, "product"),
+                             (uint32_t)num(x, "quantity"), (unsigned)num(x, "key_id"),
+                             (int)num(x, "profile"), num(x, "issued"));
+    if (strcmp(type, "recall") == 0)
+        return rep_put_recall(r, strtoull(id, NULL, 10), (uint32_t)num(x, "first"),
+                              (uint32_t)num(x, "last"), str(x, "reason"));
+    return REP_ERR_ARG;
+}
+
+/* --- snapshot ------------------------------------------------------------ */
+
+/* Every key matching pattern, HGETALL'd (or LRANGE'd) and applied. */
+static store_err load_type(store *s, rep *r, const char *type, char *err, size_t errcap)
+{
+    char pattern[64], cursor[32] = "0";
+    int reused;
+    redisContext *c = pool_get(s, &reused, err, errcap);
+    size_t prefix;
+
+    if (!c)
+        return STORE_ERR_UNAVAILABLE;
+    snprintf(pattern, sizeof(pattern), "{tc}:%s:*", type);
+    prefix = strlen(pattern) - 1;
+    do {
+        redisReply *sc = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        size_t i;
+
+        if (!sc || sc->type != REDIS_REPLY_ARRAY || sc->elements != 2) {
+            if (sc)
+                freeReplyObject(sc);
+            pool_put(s, c);
+            return fail(STORE_ERR_UNAVAILABLE, err, errcap, "redis scan failed: %s",
+                        c->err ? c->errstr : "bad reply");
+        }
+        snprintf(cursor, sizeof(cursor), "%s", sc->element[0]->str);
+        for (i = 0; i < sc->element[1]->elements; i++)
+            if (strcmp(type, "recalls") == 0)
+                redisAppendCommand(c, "LRANGE %s 0 -1", sc->element[1]->element[i]->str);
+            else
+                redisAppendCommand(c, "HGETALL %s", sc->element[1]->element[i]->str);
+        for (i = 0; i < sc->element[1]->elements; i++) {
+            const char *key = sc->element[1]->element[i]->str, *id = key + prefix;
+            redisReply *h = NULL;
+            rep_err re = REP_OK;
+
+            if (redisGetReply(c, (void **)&h) != REDIS_OK || !h) {
+                freeReplyObject(sc);
+                pool_put(s, c);
+                return fail(STORE_ERR_UNAVAILABLE, err, errcap, "redis: %s", c->errstr);
+            }
+            if (strcmp(type, "recalls") == 0) {
+                size_t j;
+                for (j = 0; j < h->elements && !re; j++) {
+                    unsigned first, last;
+                    int off = 0;
+                    if (sscanf(h->element[j]->str, "%u %u %n", &first, &last, &off) == 2)
+                        re = rep_put_recall(r, strtoull(id, NULL, 10), first, last,
+                                            h->element[j]->str + off);
+                }
+            } else if (h->type == REDIS_REPLY_ARRAY && h->elements) {
+                rec x = {h->element, h->elements};
+                re = apply(r, type, id, &x);
+            }
+            freeReplyObject(h);
+            if (re) {
+                freeReplyObject(sc);
+                pool_put(s, c);
+                return fail(STORE_ERR_PROTOCOL, err, errcap, "cannot load %s: %s", key,
+                            rep_strerror(re));
+            }
+        }
+        freeReplyObject(sc);
+    } while (strcmp(cursor, "0") != 0);
+    pool_put(s, c);
+    return STORE_OK;
+}
+
+store_err store_snapshot(store *s, rep *r, char *stream_id, size_t idcap, uint64_t *rev,
+                         char *err, size_t errcap)
+{
+    static const char *types[] = {"mfr", "cert", "product", "batch", "recalls"};
+    const char *last[] = {"XREVRANGE", K_STREAM, "+", "-", "COUNT", "1"};
+    const char *getrev[] = {"GET", K_REV};
+    redisReply *x;
+    store_err e;
+    size_t i;
+
+    /* Where the stream stands, then the revision, then the records. */
+    e = run(s, 6, last, NULL, &x, err, errcap);
+    if (e)
+        return e;
+    if (x->type == REDIS_REPLY_ARRAY && x->elements == 1)
+        snprintf(stream_id, idcap, "%s", x->element[0]->element[0]->str);
+    else
+        snprintf(stream_id, idcap, "0-0");
+    freeReplyObject(x);
+    e = run(s, 2, getrev, NULL, &x, err, errcap);
+    if (e)
+        return e;
+    *rev = x->type == REDIS_REPLY_STRING ? strtoull(x->str, NULL, 10) : 0;
+    freeReplyObject(x);
+    for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        e = load_type(s, r, types[i], err, errcap);
+        if (e)
+            return e;
+    }
+    rep_set_revision(r, *rev);
+    return STORE_OK;
+}
+
+/* --- tailing the change stream (libevent + hiredis async) ---------------- */
+
+struct store_tail {
+    addr a;
+    char url[512];
+    rep *r;
+    struct event_base *base;
+    redisAsyncContext *ac;
+    struct event *retry;
+    int backoff_ms;
+    char last_id[64];
+    uint64_t rev;
+    _Atomic int64_t heard_ms;
+    _Atomic int connected;
+    int closing;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void tail_connect(store_tail *t);
+static void tail_read(store_tail *t);
+
+static void tail_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    tail_connect(arg);
+}
+
+static void tail_schedule(store_tail *t)
+{
+    struct timeval tv = {t->backoff_ms / 1000, (t->backoff_ms % 1000) * 1000};
+
+    if (t->closing)
+        return;
+    evtimer_add(t->retry, &tv);
+    t->backoff_ms = t->backoff_ms * 2 > 5000 ? 5000 : t->backoff_ms * 2;
+}
+
+static void tail_disconnected(const redisAsyncContext *ac, int status)
+{
+    store_tail *t = ac->data;
+
+    (void)status;
+    t->ac = NULL; /* hiredis frees it after this returns */
+    atomic_store(&t->connected, 0);
+    tail_schedule(t);
+}
+
+/* A gap: the stream was trimmed past what we applied. Load again. */
+static void tail_resnapshot(store_tail *t)
+{
+    store *s = NULL;
+    char err[STORE_ERR_MAX];
+
+    if (store_open(t->url, &s, err, sizeof(err)) == STORE_OK) {
+        if (store_snapshot(s, t->r, t->last_id, sizeof(t->last_id), &t->rev, err, sizeof(err)) ==
+            STORE_OK)
+            rep_reclaim(t->r);
+        store_free(s);
+    }
+}
+
+static void tail_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    store_tail *t = priv;
+    redisReply *r = reply;
+    size_t i;
+    int gap = 0;
+
+    (void)ac;
+    if (!r || t->closing)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        redisAsyncDisconnect(t->ac);
+        return;
+    }
+    atomic_store(&t->heard_ms, now_ms());
+    t->backoff_ms = 100;
+    /* [[stream, [[id, [f, v, ...]], ...]]] or nil on timeout */
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->elements == 2) {
+        redisReply *entries = r->element[0]->element[1];
+        for (i = 0; i < entries->elements && !gap; i++) {
+            redisReply *e = entries->element[i], *kv = e->element[1];
+            rec x = {kv->element, kv->elements};
+            uint64_t rev = (uint64_t)num(&x, "rev");
+            if (rev > t->rev + 1 && t->rev != 0) {
+                gap = 1;
+                break;
+            }
+            (void)apply(t->r, str(&x, "type"), str(&x, "id"), &x);
+            if (rev > t->rev)
+                t->rev = rev;
+            snprintf(t->last_id, sizeof(t->last_id), "%s", e->element[0]->str);
+        }
+        if (gap)
+            tail_resnapshot(t);
+        rep_set_revision(t->r, t->rev);
+        rep_reclaim(t->r);
+    }
+    tail_read(t);
+}
+
+static void tail_read(store_tail *t)
+{
+    const char *argv[] = {"XREAD", "COUNT", "1000", "BLOCK", "1000", "STREAMS", K_STREAM,
+                          t->last_id};
+
+    if (t->ac)
+        redisAsyncCommandArgv(t->ac, tail_reply, t, 8, argv, NULL);
+}
+
+static void tail_connected(const redisAsyncContext *ac, int status)
+{
+    store_tail *t = ac->data;
+
+    if (status != REDIS_OK) {
+        t->ac = NULL;
+        atomic_store(&t->connected, 0);
+        tail_schedule(t);
+        return;
+    }
+    atomic_store(&t->connected, 1);
+    atomic_store(&t->heard_ms, now_ms());
+}
+
+static void tail_connect(store_tail *t)
+{
+    char db[8];
+    const char *argv[] = {"SELECT", db};
+
+    t->ac = t->a.path[0] ? redisAsyncConnectUnix(t->a.path)
+                         : redisAsyncConnect(t->a.host, t->a.port);
+    if (!t->ac || t->ac->err) {
+        if (t->ac)
+            redisAsyncFree(t->ac);
+        t->ac = NULL;
+        tail_schedule(t);
+        return;
+    }
+    t->ac->data = t;
+    redisLibeventAttach(t->ac, t->base);
+    redisAsyncSetConnectCallback(t->ac, tail_connected);
+    redisAsyncSetDisconnectCallback(t->ac, tail_disconnected);
+    if (t->a.db) {
+        snprintf(db, sizeof(db), "%d", t->a.db);
+        redisAsyncCommandArgv(t->ac, NULL, NULL, 2, argv, NULL);
+    }
+    tail_read(t);
+}
+
+store_tail *store_tail_new(const char *url, rep *r, struct event_base *base,
+                           const char *stream_id, uint64_t rev)
+{
+    store_tail *t = calloc(1, sizeof(*t));
+
+    if (!t)
+        return NULL;
+    if (parse_url(url, &t->a) != 0 || strlen(url) >= sizeof(t->url)) {
+        free(t);
+        return NULL;
+    }
+    memcpy(t->url, url, strlen(url) + 1);
+    t->r = r;
+    t->base = base;
+    t->backoff_ms = 100;
+    t->rev = rev;
+    snprintf(t->last_id, sizeof(t->last_id), "%s", stream_id);
+    atomic_init(&t->heard_ms, now_ms());
+    atomic_init(&t->connected, 0);
+    t->retry = evtimer_new(base, tail_retry_cb, t);
+    if (!t->retry) {
+        free(t);
+        return NULL;
+    }
+    tail_connect(t);
+    return t;
+}
+
+void store_tail_free(store_tail *t)
+{
+    if (!t)
+        return;
+    t->closing = 1;
+    if (t->ac) {
+        redisAsyncContext *ac = t->ac;
+        t->ac = NULL;
+        ac->data = t;
+        redisAsyncFree(ac);
+    }
+    event_free(t->retry);
+    free(t);
+}
+
+int64_t store_tail_lag_ms(const store_tail *t)
+{
+    return now_ms() - atomic_load(&((store_tail *)t)->heard_ms);
+}
+
+int store_tail_connected(const store_tail *t)
+{
+    return atomic_load(&((store_tail *)t)->connected);
+}

@@ -1,0 +1,140 @@
+/*
+ * store.h - Redis, the source of truth (hiredis; only store.c sees it).
+ *
+ * Every change is one Lua script run: the record's hash, the registry
+ * revision counter ({tc}:rev, INCR) and an entry on the change stream
+ * ({tc}:changes) carrying the record's full new contents, all in one
+ * atomic step. Nodes load a snapshot and then tail the stream into their
+ * replica (store_tail). All keys share the hash tag {tc}, so the registry
+ * can move to one Redis Cluster slot as it is.
+ *
+ * Writes use a small pool of blocking connections (one per calling thread
+ * at a time); each call is one round trip, bounded by a timeout.
+ *
+ * hiredis writes to sockets with write(2): the process must ignore SIGPIPE
+ * (tracesvc does), or a Redis that goes away kills it.
+ */
+#ifndef TC_STORE_H
+#define TC_STORE_H
+
+#include "replica.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+typedef enum store_err {
+    STORE_OK = 0,
+    STORE_ERR_UNAVAILABLE = 1,  /* Redis unreachable or timed out */
+    STORE_ERR_PRECONDITION = 2, /* refused by a rule (status, scope, holder) */
+    STORE_ERR_NOTFOUND = 3,
+    STORE_ERR_DENIED = 4,       /* the record belongs to someone else */
+    STORE_ERR_ARG = 5,
+    STORE_ERR_PROTOCOL = 6,     /* Redis answered something unexpected */
+    STORE_ERR_NOMEM = 7,
+} store_err;
+
+const char *store_strerror(store_err err);
+
+#define STORE_ERR_MAX 256
+#define STORE_STREAM_MAXLEN 1000000 /* change stream entries kept (approximate) */
+
+typedef struct store store;
+
+/*
+ * Connect to url: redis://host:port[/db] or unix:/path[?db=N]. Fails with
+ * STORE_ERR_UNAVAILABLE (and a message) when Redis cannot be reached now;
+ * the pool reconnects by itself later. Caller frees with store_free.
+ */
+store_err store_open(const char *url, store **out, char *err, size_t errcap);
+void store_free(store *s);
+store_err store_ping(store *s, char *err, size_t errcap);
+
+/* --- writes: each returns the registry revision it produced ----------- */
+
+store_err store_put_mfr(store *s, const char *credit_code, const char *name, int status,
+                        uint64_t *rev, char *err, size_t errcap);
+store_err store_put_cert(store *s, const rep_cert_fields *f, uint64_t *rev, char *err,
+                         size_t errcap);
+/* Status change of an existing certificate (STORE_ERR_NOTFOUND if none). */
+store_err store_set_cert_status(store *s, const char *number, int status, const char *reason,
+                                int64_t now, uint64_t *rev, char *err, size_t errcap);
+
+typedef struct store_product_req {
+    const char *caller; /* manufacturer credit code */
+    const char *cert_number, *category, *brand, *model, *gtin;
+    int64_t now;
+} store_product_req;
+
+/* Checks in Redis, atomically with the write: the certificate exists, is
+ * VALID and unexpired, is held by caller, covers category; the caller is
+ * an active manufacturer. product_id receives the new id. */
+store_err store_register_product(store *s, const store_product_req *q,
+                                 char product_id[REP_PRODUCT_ID_MAX + 1], uint64_t *rev,
+                                 char *err, size_t errcap);
+
+/* Reserve the next batch id (ids are never reused; a reserved id that is
+ * not used stays a gap). */
+store_err store_next_batch_id(store *s, uint64_t *id, char *err, size_t errcap);
+
+typedef struct store_batch {
+    uint64_t id;
+    char product_id[REP_PRODUCT_ID_MAX + 1];
+    char issuer[REP_CREDIT_MAX + 1];
+    char cert_number[REP_NUMBER_MAX + 1];
+    uint32_t quantity;
+    unsigned key_id;
+    int profile;
+    int64_t issued;
+    unsigned manifest_key_id;
+    char request_id[65];
+    size_t manifest_len;
+    char manifest[1024];
+    uint8_t signature[64];
+} store_batch;
+
+/*
+ * Store batch b (id from store_next_batch_id) unless b->request_id was
+ * used by this issuer before: then *existing is set and *b is replaced by
+ * the stored batch. Checks the product is the caller's, its certificate
+ * VALID and the manufacturer active, atomically with the write.
+ */
+store_err store_create_batch(store *s, store_batch *b, int *existing, uint64_t *rev, char *err,
+                             size_t errcap);
+store_err store_get_batch(store *s, uint64_t id, store_batch *b, char *err, size_t errcap);
+
+/* Recall serials first..last of the caller's batch. */
+store_err store_recall(store *s, const char *caller, uint64_t batch_id, uint32_t first,
+                       uint32_t last, const char *reason, int64_t now, uint64_t *rev, char *err,
+                       size_t errcap);
+
+/* --- replication -------------------------------------------------------- */
+
+/*
+ * Load every record into r (which the caller's thread then writes; it must
+ * be the replica's only writer) and note where the change stream stood
+ * before the load, so that tailing from there misses nothing (changes
+ * made during the load are applied twice, which is harmless).
+ */
+store_err store_snapshot(store *s, rep *r, char *stream_id, size_t idcap, uint64_t *rev,
+                         char *err, size_t errcap);
+
+typedef struct store_tail store_tail;
+
+/*
+ * Tail the change stream from stream_id on base's loop (which must run on
+ * the replica's writer thread): XREAD BLOCK, apply each entry, repeat;
+ * reconnect with backoff (100 ms doubling to 5 s) and carry on from the
+ * last applied entry. A gap (entries trimmed away while disconnected)
+ * triggers a fresh snapshot. Caller frees with store_tail_free on the
+ * loop's thread.
+ */
+store_tail *store_tail_new(const char *url, rep *r, struct event_base *base,
+                           const char *stream_id, uint64_t rev);
+void store_tail_free(store_tail *t);
+/* Milliseconds since the tail last heard from Redis (thread-safe). */
+int64_t store_tail_lag_ms(const store_tail *t);
+int store_tail_connected(const store_tail *t);
+
+#endif

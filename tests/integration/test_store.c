@@ -1,0 +1,329 @@
+/*
+ * test_store.c - the Redis store against a real redis-server: the write
+ * rules enforced inside Redis, idempotent issuance, snapshot, tailing the
+ * change stream into a second replica, Redis stopped and restarted, and a
+ * trimmed stream (gap) forcing a fresh snapshot.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "redis_fixture.h"
+#include "replica.h"
+#include "store.h"
+
+#include <event2/event.h>
+#include <string.h>
+
+#define MAKER "91310000MA1FL0001X"
+#define OTHER "91440300MA5G00002Y"
+#define CERT "2024010701000001"
+
+typedef struct fx {
+    rf redis;
+    store *s;
+    char err[STORE_ERR_MAX];
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+
+    if (!f || rf_start(&f->redis) != 0)
+        return -1;
+    if (store_open(f->redis.url, &f->s, f->err, sizeof(f->err)) != STORE_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+
+    store_free(f->s);
+    rf_destroy(&f->redis);
+    free(f);
+    return 0;
+}
+
+static void seed(fx *f)
+{
+    static const char *cats[] = {"0704", "1201"};
+    rep_cert_fields c = {CERT, REP_KIND_CCC, MAKER, cats, 2, REP_CERT_VALID, "", 0, 1};
+    uint64_t rev;
+
+    assert_int_equal(store_put_mfr(f->s, MAKER, "Acme Power", REP_MFR_ACTIVE, &rev, f->err,
+                                   sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(rev, 1);
+    assert_int_equal(store_put_mfr(f->s, OTHER, "Other Co", REP_MFR_ACTIVE, &rev, f->err,
+                                   sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(store_put_cert(f->s, &c, &rev, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(rev, 3);
+}
+
+static store_err product(fx *f, const char *caller, const char *cert, const char *cat,
+                         char *id)
+{
+    store_product_req q = {caller, cert, cat, "Acme", "PB-10000", "", 1800000000};
+    uint64_t rev;
+
+    return store_register_product(f->s, &q, id, &rev, f->err, sizeof(f->err));
+}
+
+static void test_write_rules(void **state)
+{
+    fx *f = *state;
+    char pid[REP_PRODUCT_ID_MAX + 1];
+    uint64_t rev;
+
+    seed(f);
+    assert_int_equal(product(f, MAKER, CERT, "0704", pid), STORE_OK);
+    assert_string_equal(pid, "P1");
+    assert_int_equal(product(f, OTHER, CERT, "0704", pid), STORE_ERR_PRECONDITION);
+    assert_string_equal(f->err, "certificate " CERT " is not held by " OTHER);
+    assert_int_equal(product(f, MAKER, CERT, "9999", pid), STORE_ERR_PRECONDITION);
+    assert_string_equal(f->err, "certificate " CERT " does not cover category 9999");
+    assert_int_equal(product(f, MAKER, "NOPE", "0704", pid), STORE_ERR_PRECONDITION);
+    assert_string_equal(f->err, "certificate NOPE is not registered");
+
+    assert_int_equal(store_set_cert_status(f->s, CERT, REP_CERT_SUSPENDED, "inspection", 5, &rev,
+                                           f->err, sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(product(f, MAKER, CERT, "0704", pid), STORE_ERR_PRECONDITION);
+    assert_string_equal(f->err, "certificate " CERT " is suspended");
+    assert_int_equal(store_set_cert_status(f->s, "NOPE", REP_CERT_VALID, "", 5, &rev, f->err,
+                                           sizeof(f->err)),
+                     STORE_ERR_NOTFOUND);
+    assert_int_equal(store_set_cert_status(f->s, CERT, REP_CERT_VALID, "", 6, &rev, f->err,
+                                           sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(store_put_mfr(f->s, MAKER, "Acme Power", REP_MFR_SUSPENDED, &rev, f->err,
+                                   sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(product(f, MAKER, CERT, "0704", pid), STORE_ERR_PRECONDITION);
+    assert_string_equal(f->err, "manufacturer " MAKER " is suspended");
+}
+
+static void make_batch(fx *f, const char *caller, const char *pid, const char *req,
+                       store_batch *b, int *existing)
+{
+    uint64_t rev;
+
+    memset(b, 0, sizeof(*b));
+    assert_int_equal(store_next_batch_id(f->s, &b->id, f->err, sizeof(f->err)), STORE_OK);
+    snprintf(b->product_id, sizeof(b->product_id), "%s", pid);
+    snprintf(b->issuer, sizeof(b->issuer), "%s", caller);
+    snprintf(b->cert_number, sizeof(b->cert_number), "%s", CERT);
+    snprintf(b->request_id, sizeof(b->request_id), "%s", req);
+    b->quantity = 1000;
+    b->key_id = 1;
+    b->profile = REP_PROFILE_MAC;
+    b->issued = 1800000000;
+    b->manifest_len = (size_t)snprintf(b->manifest, sizeof(b->manifest), "batch %llu",
+                                       (unsigned long long)b->id);
+    memset(b->signature, 0xab, sizeof(b->signature));
+    b->manifest_key_id = 2;
+    f->err[0] = '\0';
+    (void)store_create_batch(f->s, b, existing, &rev, f->err, sizeof(f->err));
+}
+
+static void test_batches(void **state)
+{
+    fx *f = *state;
+    char pid[REP_PRODUCT_ID_MAX + 1];
+    store_batch b, again, got;
+    int existing;
+    uint64_t rev;
+
+    seed(f);
+    assert_int_equal(product(f, MAKER, CERT, "0704", pid), STORE_OK);
+    make_batch(f, MAKER, pid, "req-1", &b, &existing);
+    assert_string_equal(f->err, "");
+    assert_int_equal(existing, 0);
+    assert_int_equal(b.id, 1);
+    /* The same request id: the same batch, not a second one. */
+    make_batch(f, MAKER, pid, "req-1", &again, &existing);
+    assert_int_equal(existing, 1);
+    assert_int_equal(again.id, 1);
+    assert_int_equal(again.quantity, 1000);
+    assert_memory_equal(again.manifest, "batch 1", 7);
+    /* Another maker cannot issue for this product. */
+    make_batch(f, OTHER, pid, "", &again, &existing);
+    assert_string_equal(f->err, "product P1 belongs to another manufacturer");
+
+    assert_int_equal(store_get_batch(f->s, 1, &got, f->err, sizeof(f->err)), STORE_OK);
+    assert_string_equal(got.issuer, MAKER);
+    assert_int_equal(got.manifest_key_id, 2);
+    assert_int_equal(got.signature[63], 0xab);
+    assert_int_equal(store_get_batch(f->s, 99, &got, f->err, sizeof(f->err)), STORE_ERR_NOTFOUND);
+
+    assert_int_equal(store_recall(f->s, MAKER, 1, 10, 19, "swelling", 5, &rev, f->err,
+                                  sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(store_recall(f->s, OTHER, 1, 10, 19, "x", 5, &rev, f->err, sizeof(f->err)),
+                     STORE_ERR_DENIED);
+    assert_int_equal(store_recall(f->s, MAKER, 1, 10, 1000, "x", 5, &rev, f->err,
+                                  sizeof(f->err)),
+                     STORE_ERR_ARG);
+    assert_string_equal(f->err, "last_serial 1000 is beyond the batch quantity 1000");
+    assert_int_equal(store_recall(f->s, MAKER, 7, 1, 2, "x", 5, &rev, f->err, sizeof(f->err)),
+                     STORE_ERR_NOTFOUND);
+}
+
+/* Pump the loop until cond holds or 15 s pass (reconnect backoff is at
+ * most 5 s). */
+static int pump(struct event_base *base, int (*cond)(void *), void *arg)
+{
+    int i;
+
+    for (i = 0; i < 1500; i++) {
+        if (cond(arg))
+            return 1;
+        event_base_loop(base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
+        rf_sleep_ms(10);
+    }
+    return cond(arg);
+}
+
+typedef struct watch {
+    rep *r;
+    int want;
+    uint64_t batch;
+} watch;
+
+static int cert_is(void *arg)
+{
+    watch *w = arg;
+    rep_cert *c = rep_cert_find(w->r, CERT);
+    return c && atomic_load(&c->v)->status == w->want;
+}
+
+static int batch_there(void *arg)
+{
+    watch *w = arg;
+    return rep_batch_get(w->r, w->batch) != NULL;
+}
+
+static void test_snapshot_and_tail(void **state)
+{
+    fx *f = *state;
+    char pid[REP_PRODUCT_ID_MAX + 1], id[64];
+    struct event_base *base = event_base_new();
+    rep *r = rep_new();
+    store_tail *t;
+    store_batch b;
+    int existing;
+    uint64_t rev;
+    watch w = {r, REP_CERT_REVOKED, 0};
+
+    seed(f);
+    assert_int_equal(product(f, MAKER, CERT, "0704", pid), STORE_OK);
+    make_batch(f, MAKER, pid, "", &b, &existing);
+    assert_int_equal(store_recall(f->s, MAKER, b.id, 3, 4, "swelling", 5, &rev, f->err,
+                                  sizeof(f->err)),
+                     STORE_OK);
+
+    /* A node starting now loads everything... */
+    assert_int_equal(store_snapshot(f->s, r, id, sizeof(id), &rev, f->err, sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(rev, rep_revision(r));
+    assert_true(rev >= 6);
+    assert_non_null(rep_batch_get(r, b.id));
+    assert_string_equal(rep_batch_get(r, b.id)->product->cert->number, CERT);
+    assert_string_equal(
+        rep_recalled(atomic_load(&rep_batch_get(r, b.id)->recalls), 3)->reason, "swelling");
+    assert_string_equal(atomic_load(&rep_mfr_find(r, MAKER)->v)->name, "Acme Power");
+
+    /* ...and then follows the change stream. */
+    t = store_tail_new(f->redis.url, r, base, id, rev);
+    assert_non_null(t);
+    assert_int_equal(store_set_cert_status(f->s, CERT, REP_CERT_REVOKED, "fire", 7, &rev, f->err,
+                                           sizeof(f->err)),
+                     STORE_OK);
+    assert_true(pump(base, cert_is, &w));
+    assert_string_equal(atomic_load(&rep_cert_find(r, CERT)->v)->reason, "fire");
+    assert_int_equal(rep_revision(r), rev);
+    assert_true(store_tail_connected(t));
+    assert_true(store_tail_lag_ms(t) < 3000);
+
+    /* Redis goes away: the tail notices; writes fail UNAVAILABLE. */
+    rf_stop(&f->redis);
+    {
+        int i;
+        for (i = 0; i < 100 && store_tail_connected(t); i++) {
+            event_base_loop(base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
+            rf_sleep_ms(10);
+        }
+    }
+    assert_false(store_tail_connected(t));
+    assert_int_equal(store_put_mfr(f->s, MAKER, "x", REP_MFR_ACTIVE, &rev, f->err,
+                                   sizeof(f->err)),
+                     STORE_ERR_UNAVAILABLE);
+    /* The replica still answers from what it has. */
+    assert_int_equal(atomic_load(&rep_cert_find(r, CERT)->v)->status, REP_CERT_REVOKED);
+
+    /* Back again (AOF kept everything): the tail reconnects, catches up. */
+    assert_int_equal(rf_start(&f->redis), 0);
+    w.want = REP_CERT_VALID;
+    assert_int_equal(store_set_cert_status(f->s, CERT, REP_CERT_VALID, "restored", 8, &rev,
+                                           f->err, sizeof(f->err)),
+                     STORE_OK);
+    assert_true(pump(base, cert_is, &w));
+    assert_true(store_tail_connected(t));
+
+    /* A gap: while the tail is away, the stream is trimmed to nothing and a
+     * batch is made; the tail must notice and load it from a snapshot. */
+    rf_stop(&f->redis);
+    {
+        int i;
+        for (i = 0; i < 100 && store_tail_connected(t); i++) {
+            event_base_loop(base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
+            rf_sleep_ms(10);
+        }
+    }
+    assert_int_equal(rf_start(&f->redis), 0);
+    make_batch(f, MAKER, pid, "", &b, &existing);
+    make_batch(f, MAKER, pid, "", &b, &existing);
+    assert_int_equal(rf_cli(&f->redis, "XTRIM '{tc}:changes' MAXLEN 1"), 0);
+    w.batch = b.id - 1; /* its entry was trimmed away */
+    assert_true(pump(base, batch_there, &w));
+    w.batch = b.id;
+    assert_true(pump(base, batch_there, &w));
+
+    store_tail_free(t);
+    event_base_free(base);
+    rep_reclaim(r);
+    rep_free(r);
+}
+
+static void test_bad_url(void **state)
+{
+    store *s;
+    char err[STORE_ERR_MAX];
+
+    (void)state;
+    assert_int_equal(store_open("http://x", &s, err, sizeof(err)), STORE_ERR_ARG);
+    assert_non_null(strstr(err, "cannot parse redis url 'http://x'"));
+    assert_int_equal(store_open("redis://127.0.0.1:1", &s, err, sizeof(err)),
+                     STORE_ERR_UNAVAILABLE);
+    assert_non_null(strstr(err, "cannot connect to redis"));
+    assert_int_equal(store_open("unix:/nonexistent/redis.sock", &s, err, sizeof(err)),
+                     STORE_ERR_UNAVAILABLE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_write_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_and_tail, setup, teardown),
+        cmocka_unit_test(test_bad_url),
+    };
+    signal(SIGPIPE, SIG_IGN); /* as tracesvc does: see store.h */
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
