@@ -484,35 +484,36 @@ keys_err keys_sign(const keys_ring *ring, const uint8_t *msg, size_t len,
 
 keys_err keys_mint(const keys_ring *ring, codec_fields *f, uint8_t *code, size_t *len)
 {
-    unsigned k;
+    keys_kind kind;
+    const slot *s;
 
+    if (f->profile == CODEC_PROFILE_MAC)
+        kind = KEYS_KIND_MAC;
+    else if (f->profile == CODEC_PROFILE_SIG)
+        kind = KEYS_KIND_ED25519;
+    else
+        return KEYS_ERR_ARG;
+    if (f->kid == 0)
+        f->kid = ring->active[kind];
+    s = usable(ring, f->kid, kind);
+    if (!s)
+        return KEYS_ERR_NOKEY;
     f->version = CODEC_VERSION;
-    if (f->profile == CODEC_PROFILE_MAC) {
-        k = ring->active[KEYS_KIND_MAC];
-        if (!k)
-            return KEYS_ERR_NOKEY;
-        f->kid = k;
-        if (codec_mac_mint(&ring->slots[k].mac, f, code))
+    if (kind == KEYS_KIND_MAC) {
+        if (codec_mac_mint(&s->mac, f, code))
             return KEYS_ERR_ARG;
         *len = CODEC_MAC_BYTES;
         return KEYS_OK;
     }
-    if (f->profile == CODEC_PROFILE_SIG) {
-        k = ring->active[KEYS_KIND_ED25519];
-        if (!k)
-            return KEYS_ERR_NOKEY;
-        f->kid = k;
-        switch (codec_sig_mint(ring->slots[k].rec.secret, f, code)) {
-        case CODEC_OK:
-            *len = CODEC_SIGCODE_BYTES;
-            return KEYS_OK;
-        case CODEC_ERR_RANGE:
-            return KEYS_ERR_ARG;
-        default:
-            return KEYS_ERR_CRYPTO;
-        }
+    switch (codec_sig_mint(s->rec.secret, f, code)) {
+    case CODEC_OK:
+        *len = CODEC_SIGCODE_BYTES;
+        return KEYS_OK;
+    case CODEC_ERR_RANGE:
+        return KEYS_ERR_ARG;
+    default:
+        return KEYS_ERR_CRYPTO;
     }
-    return KEYS_ERR_ARG;
 }
 
 codec_err keys_check(const keys_ring *ring, const codec_code *c, int *known)

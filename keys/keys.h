@@ -136,9 +136,11 @@ keys_err keys_sign(const keys_ring *ring, const uint8_t *msg, size_t len,
                    uint8_t sig[CODEC_SIG_BYTES], unsigned *kid);
 
 /*
- * Mint a code for f->batch / f->serial with f->profile, using the active
- * key of the matching kind (f->kid and f->version are set here). code
- * needs CODEC_MAX_BYTES; *len receives 21 or 75.
+ * Mint a code for f->batch / f->serial with f->profile. f->kid = 0 uses
+ * the active key of the matching kind (and sets f->kid); a non-zero f->kid
+ * names the key, which must be of that kind and not retired (re-delivering
+ * a batch issued before a rotation). code needs CODEC_MAX_BYTES; *len
+ * receives 21 or 75. KEYS_ERR_NOKEY when the key is missing.
  */
 keys_err keys_mint(const keys_ring *ring, codec_fields *f, uint8_t *code, size_t *len);
 

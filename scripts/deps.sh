@@ -8,7 +8,8 @@ PKGS="build-essential cmake ninja-build pkg-config
       libssl-dev libqrencode-dev libpng-dev libcmocka-dev
       zbar-tools librsvg2-bin clang libclang-rt-14-dev python3 python3-cryptography
       protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
-      libhiredis-dev libevent-dev redis-server"
+      libhiredis-dev libevent-dev redis-server
+      libgrpc-dev grpc-proto python3-grpcio python3-grpc-tools"
 
 missing=""
 for p in $PKGS; do

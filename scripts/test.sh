@@ -1,8 +1,8 @@
 #!/bin/sh
 # test.sh - install what is missing, build, run the whole CTest suite, then
-# the sanitizer build (ASan+UBSan, no recovery) of the unit and integration
-# tests and the
-# fuzz targets (libFuzzer when clang is present).
+# the sanitizer build (ASan+UBSan, no recovery) of the unit, integration and
+# fuzz tests (libFuzzer when clang is present), then ThreadSanitizer on the
+# tests that run threads.
 set -eu
 cd "$(dirname "$0")/.."
 

@@ -406,7 +406,7 @@ static const char lua_product[] =
 static const char lua_batch[] =
     "if ARGV[12] ~= '' then\n"
     "  local ex = redis.call('GET', KEYS[3])\n"
-    "  if ex then return {0, tonumber(ex)} end\n"
+    "  if ex then return {0, tonumber(ex), 0} end\n"
     "end\n"
     "local p = redis.call('HMGET', KEYS[2], 'mfr', 'cert')\n"
     "if not p[1] then return redis.error_reply('NOTFOUND product ' .. ARGV[4] ..\n"
@@ -427,7 +427,7 @@ static const char lua_batch[] =
     "redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*', 'type', 'batch', 'id', ARGV[2],\n"
     "  'rev', rev, 'product', ARGV[4], 'quantity', ARGV[5], 'key_id', ARGV[6],\n"
     "  'profile', ARGV[7], 'issued', ARGV[8])\n"
-    "return {1, tonumber(ARGV[2])}\n";
+    "return {1, tonumber(ARGV[2]), rev}\n";
 
 /* KEYS: batch, recalls, rev, stream.
  * ARGV: maxlen, batch_id, caller, first, last, reason, now */
@@ -652,8 +652,9 @@ store_err store_create_batch(store *s, store_batch *b, int *existing, uint64_t *
     e = run_args(s, &a, &r, err, errcap);
     if (e)
         return e;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER ||
+        r->element[2]->type != REDIS_REPLY_INTEGER) {
         freeReplyObject(r);
         return fail(STORE_ERR_PROTOCOL, err, errcap, "redis: unexpected reply to batch script");
     }
@@ -664,8 +665,8 @@ store_err store_create_batch(store *s, store_batch *b, int *existing, uint64_t *
         *rev = 0;
         return store_get_batch(s, prior, b, err, errcap);
     }
+    *rev = (uint64_t)r->element[2]->integer;
     freeReplyObject(r);
-    *rev = 0; /* the batch's revision is read back by the replica */
     return STORE_OK;
 }
 

@@ -98,7 +98,8 @@ typedef struct store_batch {
  * Store batch b (id from store_next_batch_id) unless b->request_id was
  * used by this issuer before: then *existing is set and *b is replaced by
  * the stored batch. Checks the product is the caller's, its certificate
- * VALID and the manufacturer active, atomically with the write.
+ * VALID and the manufacturer active, atomically with the write. *rev is
+ * the revision of the new batch (0 when it existed).
  */
 store_err store_create_batch(store *s, store_batch *b, int *existing, uint64_t *rev, char *err,
                              size_t errcap);

@@ -1,0 +1,136 @@
+/*
+ * api.h - what the RPC layer hands to a capability, and what it expects
+ * back. Handlers take decoded messages (the generated protobuf-c structs,
+ * passed as void * here) and a context; they never see a gRPC call, a
+ * byte buffer or the protobuf-c library.
+ */
+#ifndef TC_API_H
+#define TC_API_H
+
+#include "keys.h"
+#include "replica.h"
+#include "store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Status codes: the numbers are gRPC's (grpc/status.h), so the RPC layer
+ * passes them through unchanged. */
+typedef enum svc_code {
+    SVC_OK = 0,
+    SVC_CANCELLED = 1,
+    SVC_INVALID_ARGUMENT = 3,
+    SVC_DEADLINE_EXCEEDED = 4,
+    SVC_NOT_FOUND = 5,
+    SVC_ALREADY_EXISTS = 6,
+    SVC_PERMISSION_DENIED = 7,
+    SVC_RESOURCE_EXHAUSTED = 8,
+    SVC_FAILED_PRECONDITION = 9,
+    SVC_OUT_OF_RANGE = 11,
+    SVC_UNIMPLEMENTED = 12,
+    SVC_INTERNAL = 13,
+    SVC_UNAVAILABLE = 14,
+    SVC_UNAUTHENTICATED = 16,
+} svc_code;
+
+typedef enum svc_role {
+    SVC_ROLE_NONE = 0,
+    SVC_ROLE_MANUFACTURER = 1 << 0,
+    SVC_ROLE_PLATFORM = 1 << 1,
+    SVC_ROLE_REGULATOR = 1 << 2,
+    SVC_ROLE_CERTIFIER = 1 << 3,
+    SVC_ROLE_ANY = 0xff, /* health, reflection */
+} svc_role;
+
+const char *svc_role_name(svc_role role);
+/* "manufacturer" -> SVC_ROLE_MANUFACTURER; SVC_ROLE_NONE if unknown. */
+svc_role svc_role_parse(const char *name, size_t len);
+
+#define SVC_SUBJECT_MAX 64
+#define SVC_MSG_MAX 512
+
+/* The node: everything a handler may use. Shared by all threads. */
+typedef struct svc {
+    rep *replica;
+    keys_ring *ring;
+    store *store;
+    const char *base_url;
+    int64_t max_staleness_ms;
+    /* Milliseconds since the replica last heard from Redis. */
+    int64_t (*replica_lag_ms)(void *arg);
+    void *replica_lag_arg;
+} svc;
+
+/* One call's context. */
+typedef struct svc_ctx {
+    svc *svc;
+    svc_role role;
+    char subject[SVC_SUBJECT_MAX + 1]; /* credit code, platform id, body id */
+    int reader;                        /* this thread's replica reader slot */
+    int64_t deadline_ms;               /* CLOCK_MONOTONIC; INT64_MAX: none */
+    /* Call-lifetime memory (a bump arena, freed when the call ends). */
+    void *(*alloc)(void *arena, size_t size);
+    void *arena;
+} svc_ctx;
+
+/* The outcome of a handler. */
+typedef struct svc_status {
+    svc_code code;
+    char msg[SVC_MSG_MAX];
+} svc_status;
+
+/* Set st and return code (for `return svc_fail(...)`). */
+svc_code svc_fail(svc_status *st, svc_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Map a store error (message in err) to a status. */
+svc_code svc_store_fail(svc_status *st, store_err e, const char *err);
+
+/* Arena helpers; NULL only when the call's memory bound is reached. */
+void *svc_alloc(svc_ctx *c, size_t size);
+char *svc_strdup(svc_ctx *c, const char *s);
+
+int64_t svc_now_unix(void);
+int64_t svc_now_ms(void); /* CLOCK_MONOTONIC */
+/* Is the replica lagging beyond the configured bound? */
+int svc_stale(const svc *s);
+/* Wait (up to timeout_ms) until the local replica has applied rev, so a
+ * caller reads its own writes on this node. 1 when it has. */
+int svc_wait_revision(const svc *s, uint64_t rev, int64_t timeout_ms);
+
+/* --- handler shapes ------------------------------------------------------ */
+
+/* Unary (and each message of a bidirectional stream): fill resp, which the
+ * RPC layer has initialised. Return st->code. */
+typedef svc_code (*svc_unary_fn)(svc_ctx *c, const void *req, void *resp, svc_status *st);
+
+/* Server streaming: open once, then next until *done; each next fills one
+ * initialised resp. state is the handler's, in the call's arena. */
+typedef svc_code (*svc_open_fn)(svc_ctx *c, const void *req, void **state, svc_status *st);
+typedef svc_code (*svc_next_fn)(svc_ctx *c, void *state, void *resp, int *done, svc_status *st);
+
+/* Client streaming: each message, then finish fills the one resp. */
+typedef svc_code (*svc_push_fn)(svc_ctx *c, void **state, const void *msg, svc_status *st);
+typedef svc_code (*svc_finish_fn)(svc_ctx *c, void *state, void *resp, svc_status *st);
+
+/* --- the capabilities ---------------------------------------------------- */
+
+/* registry.c */
+svc_code api_upsert_manufacturer(svc_ctx *c, const void *req, void *resp, svc_status *st);
+svc_code api_upsert_certificate(svc_ctx *c, const void *req, void *resp, svc_status *st);
+svc_code api_set_certificate_status(svc_ctx *c, const void *req, void *resp, svc_status *st);
+svc_code api_get_certificate(svc_ctx *c, const void *req, void *resp, svc_status *st);
+svc_code api_import_push(svc_ctx *c, void **state, const void *msg, svc_status *st);
+svc_code api_import_finish(svc_ctx *c, void *state, void *resp, svc_status *st);
+
+/* issue.c */
+svc_code api_register_product(svc_ctx *c, const void *req, void *resp, svc_status *st);
+svc_code api_issue_open(svc_ctx *c, const void *req, void **state, svc_status *st);
+svc_code api_issue_next(svc_ctx *c, void *state, void *resp, int *done, svc_status *st);
+svc_code api_get_batch(svc_ctx *c, const void *req, void *resp, svc_status *st);
+svc_code api_recall_batch(svc_ctx *c, const void *req, void *resp, svc_status *st);
+
+/* verify_api.c */
+svc_code api_verify_code(svc_ctx *c, const void *req, void *resp, svc_status *st);
+svc_code api_verify_batch(svc_ctx *c, const void *req, void *resp, svc_status *st);
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * common.c - small helpers every capability uses: statuses, roles, time,
+ * call memory, staleness, read-your-writes.
+ */
+#include "api.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+svc_code svc_fail(svc_status *st, svc_code code, const char *fmt, ...)
+{
+    va_list ap;
+
+    st->code = code;
+    va_start(ap, fmt);
+    vsnprintf(st->msg, sizeof(st->msg), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+svc_code svc_store_fail(svc_status *st, store_err e, const char *err)
+{
+    switch (e) {
+    case STORE_OK:
+        st->code = SVC_OK;
+        st->msg[0] = '\0';
+        return SVC_OK;
+    case STORE_ERR_UNAVAILABLE:
+        return svc_fail(st, SVC_UNAVAILABLE, "registry unavailable, nothing was changed: %s",
+                        err);
+    case STORE_ERR_PRECONDITION:
+        return svc_fail(st, SVC_FAILED_PRECONDITION, "%s", err);
+    case STORE_ERR_NOTFOUND:
+        return svc_fail(st, SVC_NOT_FOUND, "%s", err);
+    case STORE_ERR_DENIED:
+        return svc_fail(st, SVC_PERMISSION_DENIED, "%s", err);
+    case STORE_ERR_ARG:
+        return svc_fail(st, SVC_INVALID_ARGUMENT, "%s", err);
+    case STORE_ERR_PROTOCOL:
+    case STORE_ERR_NOMEM:
+        break;
+    }
+    return svc_fail(st, SVC_INTERNAL, "registry error: %s", err);
+}
+
+const char *svc_role_name(svc_role role)
+{
+    switch (role) {
+    case SVC_ROLE_MANUFACTURER:
+        return "manufacturer";
+    case SVC_ROLE_PLATFORM:
+        return "platform";
+    case SVC_ROLE_REGULATOR:
+        return "regulator";
+    case SVC_ROLE_CERTIFIER:
+        return "certifier";
+    case SVC_ROLE_NONE:
+    case SVC_ROLE_ANY:
+        break;
+    }
+    return "none";
+}
+
+svc_role svc_role_parse(const char *name, size_t len)
+{
+    static const svc_role all[] = {SVC_ROLE_MANUFACTURER, SVC_ROLE_PLATFORM, SVC_ROLE_REGULATOR,
+                                   SVC_ROLE_CERTIFIER};
+    size_t i;
+
+    for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        const char *n = svc_role_name(all[i]);
+        if (strlen(n) == len && memcmp(n, name, len) == 0)
+            return all[i];
+    }
+    return SVC_ROLE_NONE;
+}
+
+void *svc_alloc(svc_ctx *c, size_t size)
+{
+    void *p = c->alloc(c->arena, size);
+
+    if (p)
+        memset(p, 0, size);
+    return p;
+}
+
+char *svc_strdup(svc_ctx *c, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = c->alloc(c->arena, n);
+
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+int64_t svc_now_unix(void)
+{
+    return (int64_t)time(NULL);
+}
+
+int64_t svc_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int svc_stale(const svc *s)
+{
+    return s->replica_lag_ms && s->replica_lag_ms(s->replica_lag_arg) > s->max_staleness_ms;
+}
+
+int svc_wait_revision(const svc *s, uint64_t rev, int64_t timeout_ms)
+{
+    int64_t until = svc_now_ms() + timeout_ms;
+    struct timespec nap = {0, 200000}; /* 0.2 ms */
+
+    while (rep_revision(s->replica) < rev) {
+        if (svc_now_ms() >= until)
+            return 0;
+        nanosleep(&nap, NULL);
+    }
+    return 1;
+}

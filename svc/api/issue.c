@@ -1,0 +1,303 @@
+/*
+ * issue.c - IssuerService: products, batches of codes, recalls, for
+ * licensed manufacturers acting on their own records only.
+ */
+#include "api.h"
+#include "check.h"
+#include "tracecode/v1/issuer.pb-c.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define QUANTITY_MAX 10000000u
+#define CHUNK_DEFAULT 8192u
+#define CHUNK_MAX 65536u
+#define REQUEST_ID_MAX 64
+#define READ_OWN_WRITE_MS 2000
+
+typedef Tracecode__V1__Batch Batch;
+
+static svc_code settle(svc_ctx *c, uint64_t rev, svc_status *st)
+{
+    if (!svc_wait_revision(c->svc, rev, READ_OWN_WRITE_MS))
+        return svc_fail(st, SVC_UNAVAILABLE,
+                        "the change is stored (revision %" PRIu64 ") but this node has not "
+                        "caught up within %d ms; retry shortly",
+                        rev, READ_OWN_WRITE_MS);
+    return SVC_OK;
+}
+
+svc_code api_register_product(svc_ctx *c, const void *req, void *resp, svc_status *st)
+{
+    const Tracecode__V1__RegisterProductRequest *q = req;
+    Tracecode__V1__Product *out = resp;
+    char pid[REP_PRODUCT_ID_MAX + 1], err[STORE_ERR_MAX];
+    store_product_req sq;
+    uint64_t rev;
+    store_err e;
+    size_t i, n;
+
+    if (!check_id(st, "certificate_number", q->certificate_number, REP_NUMBER_MAX) ||
+        !check_id(st, "category_code", q->category_code, REP_CATEGORY_MAX) ||
+        !check_text(st, "brand", q->brand, REP_BRAND_MAX, 1) ||
+        !check_text(st, "model", q->model, REP_MODEL_MAX, 1))
+        return st->code;
+    n = strlen(q->gtin);
+    if (n && (n < 8 || n > REP_GTIN_MAX))
+        return svc_fail(st, SVC_INVALID_ARGUMENT, "gtin must have 8 to 14 digits, not %zu", n);
+    for (i = 0; i < n; i++)
+        if (q->gtin[i] < '0' || q->gtin[i] > '9')
+            return svc_fail(st, SVC_INVALID_ARGUMENT, "gtin must be digits only");
+    sq.caller = c->subject;
+    sq.cert_number = q->certificate_number;
+    sq.category = q->category_code;
+    sq.brand = q->brand;
+    sq.model = q->model;
+    sq.gtin = q->gtin;
+    sq.now = svc_now_unix();
+    e = store_register_product(c->svc->store, &sq, pid, &rev, err, sizeof(err));
+    if (e)
+        return svc_store_fail(st, e, err);
+    if (settle(c, rev, st))
+        return st->code;
+    out->product_id = svc_strdup(c, pid);
+    out->certificate_number = svc_strdup(c, q->certificate_number);
+    out->category_code = svc_strdup(c, q->category_code);
+    out->brand = svc_strdup(c, q->brand);
+    out->model = svc_strdup(c, q->model);
+    out->gtin = svc_strdup(c, q->gtin);
+    out->issuer_credit_code = svc_strdup(c, c->subject);
+    out->registered_unix = sq.now;
+    return SVC_OK;
+}
+
+static void batch_out(svc_ctx *c, const store_batch *b, Batch *out)
+{
+    out->batch_id = b->id;
+    out->product_id = svc_strdup(c, b->product_id);
+    out->issuer_credit_code = svc_strdup(c, b->issuer);
+    out->certificate_number = svc_strdup(c, b->cert_number);
+    out->quantity = b->quantity;
+    out->key_id = b->key_id;
+    out->profile = (Tracecode__V1__CodeProfile)b->profile;
+    out->issued_unix = b->issued;
+    out->manifest.data = svc_alloc(c, b->manifest_len + 1);
+    if (out->manifest.data) {
+        memcpy(out->manifest.data, b->manifest, b->manifest_len);
+        out->manifest.len = b->manifest_len;
+    }
+    out->manifest_signature.data = svc_alloc(c, sizeof(b->signature));
+    if (out->manifest_signature.data) {
+        memcpy(out->manifest_signature.data, b->signature, sizeof(b->signature));
+        out->manifest_signature.len = sizeof(b->signature);
+    }
+    out->manifest_key_id = b->manifest_key_id;
+    out->request_id = svc_strdup(c, b->request_id);
+}
+
+/* The canonical manifest text that the service signs: who was given which
+ * codes, under which key, when. */
+static size_t manifest(const store_batch *b, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap,
+                     "tracecode-manifest v1\nbatch %" PRIu64 "\nissuer %s\nproduct %s\n"
+                     "certificate %s\nserials 0-%u\nprofile %s\nkey %u\nissued %" PRId64 "\n",
+                     b->id, b->issuer, b->product_id, b->cert_number, b->quantity - 1,
+                     b->profile == REP_PROFILE_SIG ? "sig" : "mac", b->key_id, b->issued);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+typedef struct issue_state {
+    store_batch b;
+    uint32_t next, chunk;
+    int sent_batch;
+} issue_state;
+
+svc_code api_issue_open(svc_ctx *c, const void *req, void **state, svc_status *st)
+{
+    const Tracecode__V1__IssueCodesRequest *q = req;
+    char err[STORE_ERR_MAX];
+    issue_state *s;
+    rep_product *p;
+    store_batch *b;
+    int existing, profile;
+    unsigned kid;
+    uint64_t rev;
+    store_err e;
+
+    if (!check_id(st, "product_id", q->product_id, REP_PRODUCT_ID_MAX) ||
+        !check_id(st, "the caller's credit code", c->subject, REP_CREDIT_MAX))
+        return st->code;
+    if (q->quantity == 0 || q->quantity > QUANTITY_MAX)
+        return svc_fail(st, SVC_INVALID_ARGUMENT, "quantity must be 1 to %u, not %u",
+                        QUANTITY_MAX, q->quantity);
+    if (q->chunk_size > CHUNK_MAX)
+        return svc_fail(st, SVC_INVALID_ARGUMENT, "chunk_size must be at most %u, not %u",
+                        CHUNK_MAX, q->chunk_size);
+    if (q->request_id[0] && !check_id(st, "request_id", q->request_id, REQUEST_ID_MAX))
+        return st->code;
+    if (q->profile == TRACECODE__V1__CODE_PROFILE__CODE_PROFILE_UNSPECIFIED ||
+        q->profile == TRACECODE__V1__CODE_PROFILE__MAC)
+        profile = REP_PROFILE_MAC;
+    else if (q->profile == TRACECODE__V1__CODE_PROFILE__SIG)
+        profile = REP_PROFILE_SIG;
+    else
+        return svc_fail(st, SVC_INVALID_ARGUMENT, "profile %d is not a CodeProfile",
+                        (int)q->profile);
+    p = rep_product_find(c->svc->replica, q->product_id);
+    if (!p)
+        return svc_fail(st, SVC_NOT_FOUND, "product %s is not registered", q->product_id);
+    if (strcmp(p->mfr->credit_code, c->subject) != 0)
+        return svc_fail(st, SVC_PERMISSION_DENIED, "product %s belongs to another manufacturer",
+                        q->product_id);
+    kid = keys_active(c->svc->ring,
+                      profile == REP_PROFILE_MAC ? KEYS_KIND_MAC : KEYS_KIND_ED25519);
+    if (!kid)
+        return svc_fail(st, SVC_FAILED_PRECONDITION, "the service has no active %s key",
+                        profile == REP_PROFILE_MAC ? "mac" : "ed25519");
+
+    s = svc_alloc(c, sizeof(*s));
+    if (!s)
+        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+    b = &s->b;
+    e = store_next_batch_id(c->svc->store, &b->id, err, sizeof(err));
+    if (e)
+        return svc_store_fail(st, e, err);
+    snprintf(b->product_id, sizeof(b->product_id), "%s", p->product_id);
+    snprintf(b->issuer, sizeof(b->issuer), "%.*s", REP_CREDIT_MAX, c->subject);
+    snprintf(b->cert_number, sizeof(b->cert_number), "%s", p->cert->number);
+    snprintf(b->request_id, sizeof(b->request_id), "%s", q->request_id);
+    b->quantity = q->quantity;
+    b->key_id = kid;
+    b->profile = profile;
+    b->issued = svc_now_unix();
+    b->manifest_len = manifest(b, b->manifest, sizeof(b->manifest));
+    if (!b->manifest_len ||
+        keys_sign(c->svc->ring, (const uint8_t *)b->manifest, b->manifest_len, b->signature,
+                  &b->manifest_key_id) != KEYS_OK)
+        return svc_fail(st, SVC_INTERNAL, "cannot sign the batch manifest");
+    /* Stored (with its signed manifest) before the first code is sent. */
+    e = store_create_batch(c->svc->store, b, &existing, &rev, err, sizeof(err));
+    if (e)
+        return svc_store_fail(st, e, err);
+    if (settle(c, rev, st))
+        return st->code;
+    s->chunk = q->chunk_size ? q->chunk_size : CHUNK_DEFAULT;
+    *state = s;
+    return SVC_OK;
+}
+
+svc_code api_issue_next(svc_ctx *c, void *state, void *resp, int *done, svc_status *st)
+{
+    issue_state *s = state;
+    Tracecode__V1__IssueCodesResponse *out = resp;
+    uint32_t n = s->b.quantity - s->next < s->chunk ? s->b.quantity - s->next : s->chunk, i;
+    size_t tlen = s->b.profile == REP_PROFILE_SIG ? CODEC_SIG_TEXT_LEN : CODEC_MAC_TEXT_LEN;
+    codec_fields f;
+    char *text;
+
+    if (!s->sent_batch) {
+        out->batch = svc_alloc(c, sizeof(*out->batch));
+        if (!out->batch)
+            return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+        tracecode__v1__batch__init(out->batch);
+        batch_out(c, &s->b, out->batch);
+        s->sent_batch = 1;
+    }
+    out->first_serial = s->next;
+    out->codes = c->alloc(c->arena, (size_t)n * sizeof(char *) + 1);
+    text = c->alloc(c->arena, (size_t)n * (tlen + 1) + 1);
+    if (!out->codes || !text)
+        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "chunk_size %u is too large for one message",
+                        s->chunk);
+    memset(&f, 0, sizeof(f));
+    f.profile = s->b.profile == REP_PROFILE_SIG ? CODEC_PROFILE_SIG : CODEC_PROFILE_MAC;
+    f.batch = s->b.id;
+    for (i = 0; i < n; i++) {
+        uint8_t bin[CODEC_MAX_BYTES];
+        size_t len;
+        f.kid = s->b.key_id;
+        f.serial = s->next + i;
+        if (keys_mint(c->svc->ring, &f, bin, &len) != KEYS_OK)
+            return svc_fail(st, SVC_FAILED_PRECONDITION,
+                            "key %u of batch %" PRIu64 " is no longer available", s->b.key_id,
+                            s->b.id);
+        codec_text_encode(bin, len, text, tlen + 1);
+        out->codes[i] = text;
+        text += tlen + 1;
+    }
+    out->n_codes = n;
+    s->next += n;
+    *done = s->next >= s->b.quantity;
+    return SVC_OK;
+}
+
+svc_code api_get_batch(svc_ctx *c, const void *req, void *resp, svc_status *st)
+{
+    const Tracecode__V1__GetBatchRequest *q = req;
+    char err[STORE_ERR_MAX];
+    store_batch *b = svc_alloc(c, sizeof(*b));
+    store_err e;
+
+    if (!b)
+        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+    if (q->batch_id == 0)
+        return svc_fail(st, SVC_INVALID_ARGUMENT, "batch_id is required");
+    e = store_get_batch(c->svc->store, q->batch_id, b, err, sizeof(err));
+    if (e)
+        return svc_store_fail(st, e, err);
+    if (strcmp(b->issuer, c->subject) != 0)
+        return svc_fail(st, SVC_PERMISSION_DENIED, "batch %" PRIu64 " belongs to another "
+                        "manufacturer", q->batch_id);
+    batch_out(c, b, resp);
+    return SVC_OK;
+}
+
+/* Serials of first..last not yet recalled (read from the replica). */
+static uint64_t not_yet_recalled(svc_ctx *c, uint64_t batch, uint32_t first, uint32_t last)
+{
+    const rep_batch *b;
+    const rep_recalls *rc;
+    uint64_t n = (uint64_t)last - first + 1;
+    size_t i;
+
+    rep_read_begin(c->svc->replica, c->reader);
+    b = rep_batch_get(c->svc->replica, batch);
+    rc = b ? atomic_load(&b->recalls) : NULL;
+    for (i = 0; rc && i < rc->n; i++) {
+        uint32_t lo = rc->r[i].first > first ? rc->r[i].first : first;
+        uint32_t hi = rc->r[i].last < last ? rc->r[i].last : last;
+        if (lo <= hi)
+            n -= (uint64_t)hi - lo + 1;
+    }
+    rep_read_end(c->svc->replica, c->reader);
+    return n;
+}
+
+svc_code api_recall_batch(svc_ctx *c, const void *req, void *resp, svc_status *st)
+{
+    const Tracecode__V1__RecallBatchRequest *q = req;
+    Tracecode__V1__RecallBatchResponse *out = resp;
+    char err[STORE_ERR_MAX];
+    uint64_t rev, fresh;
+    store_err e;
+
+    if (q->batch_id == 0)
+        return svc_fail(st, SVC_INVALID_ARGUMENT, "batch_id is required");
+    if (q->first_serial > q->last_serial)
+        return svc_fail(st, SVC_INVALID_ARGUMENT, "first_serial %u is after last_serial %u",
+                        q->first_serial, q->last_serial);
+    if (!check_text(st, "reason", q->reason, REP_REASON_MAX, 1))
+        return st->code;
+    fresh = not_yet_recalled(c, q->batch_id, q->first_serial, q->last_serial);
+    e = store_recall(c->svc->store, c->subject, q->batch_id, q->first_serial, q->last_serial,
+                     q->reason, svc_now_unix(), &rev, err, sizeof(err));
+    if (e)
+        return svc_store_fail(st, e, err);
+    if (settle(c, rev, st))
+        return st->code;
+    out->affected = fresh;
+    out->notices = 0; /* delisting notices arrive with the delisting capability */
+    return SVC_OK;
+}

@@ -1,0 +1,119 @@
+/*
+ * verify_api.c - VerifierService.VerifyCode / VerifyBatch (and each
+ * message of VerifyStream): the hot path. One replica read section and one
+ * revision per request; no lock and no malloc per code (the response lives
+ * in the call's arena; product strings point into the replica, whose
+ * records are never freed).
+ */
+#include "api.h"
+#include "tracecode/v1/verifier.pb-c.h"
+#include "verify.h"
+
+#include <string.h>
+
+#define BATCH_MAX 10000
+
+typedef Tracecode__V1__VerifyRequest VerifyRequest;
+typedef Tracecode__V1__VerifyResponse VerifyResponse;
+
+static void fill(svc_ctx *c, const tc_vres *v, int full, uint64_t rev, int stale,
+                 VerifyResponse *out)
+{
+    out->verdict = (Tracecode__V1__Verdict)v->verdict;
+    out->batch_id = v->batch_id;
+    out->serial = v->serial;
+    out->certificate_status = (Tracecode__V1__CertificateStatus)v->cert_status;
+    out->as_of_revision = rev;
+    out->stale = stale;
+    if (v->detail[0])
+        out->detail = svc_strdup(c, v->detail);
+    if (full && v->batch) {
+        const rep_product *p = v->batch->product;
+        Tracecode__V1__Product *pm = svc_alloc(c, sizeof(*pm));
+        if (pm) {
+            tracecode__v1__product__init(pm);
+            pm->product_id = (char *)p->product_id;
+            pm->certificate_number = p->cert->number;
+            pm->category_code = (char *)p->category;
+            pm->brand = (char *)p->brand;
+            pm->model = (char *)p->model;
+            pm->gtin = (char *)p->gtin;
+            pm->issuer_credit_code = p->mfr->credit_code;
+            pm->registered_unix = p->registered;
+            out->product = pm;
+        }
+        out->certificate_number = p->cert->number;
+        out->issuer_credit_code = p->mfr->credit_code;
+        /* The name lives in a version that may be replaced after this
+         * request's read section: copy it. */
+        out->issuer_name = svc_strdup(c, v->mfr->name);
+    }
+    if (!out->detail)
+        out->detail = (char *)"";
+    if (!out->issuer_name)
+        out->issuer_name = (char *)"";
+}
+
+static void one(svc_ctx *c, const VerifyRequest *q, int full, int64_t now, uint64_t rev,
+                int stale, VerifyResponse *out)
+{
+    tc_listing l, *lp = NULL;
+    tc_vres v;
+
+    if (q->listing) {
+        l.category = q->listing->category_code;
+        l.brand = q->listing->brand;
+        l.model = q->listing->model;
+        lp = &l;
+    }
+    tc_verify(c->svc->replica, c->svc->ring, q->code, strlen(q->code), lp, now, &v);
+    fill(c, &v, full, rev, stale, out);
+}
+
+svc_code api_verify_code(svc_ctx *c, const void *req, void *resp, svc_status *st)
+{
+    const VerifyRequest *q = req;
+    uint64_t rev;
+    int stale = svc_stale(c->svc);
+
+    (void)st;
+    rep_read_begin(c->svc->replica, c->reader);
+    rev = rep_revision(c->svc->replica);
+    one(c, q, q->view == TRACECODE__V1__VERIFY_VIEW__FULL, svc_now_unix(), rev, stale, resp);
+    rep_read_end(c->svc->replica, c->reader);
+    return SVC_OK;
+}
+
+svc_code api_verify_batch(svc_ctx *c, const void *req, void *resp, svc_status *st)
+{
+    const Tracecode__V1__VerifyBatchRequest *q = req;
+    Tracecode__V1__VerifyBatchResponse *out = resp;
+    int full = q->view == TRACECODE__V1__VERIFY_VIEW__FULL, stale;
+    VerifyResponse *res;
+    int64_t now;
+    uint64_t rev;
+    size_t i;
+
+    if (q->n_items == 0)
+        return svc_fail(st, SVC_INVALID_ARGUMENT, "items is empty; send 1 to %d codes",
+                        BATCH_MAX);
+    if (q->n_items > BATCH_MAX)
+        return svc_fail(st, SVC_INVALID_ARGUMENT, "items holds %zu codes, limit %d",
+                        q->n_items, BATCH_MAX);
+    res = c->alloc(c->arena, q->n_items * sizeof(*res));
+    out->results = c->alloc(c->arena, q->n_items * sizeof(*out->results));
+    if (!res || !out->results)
+        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+    stale = svc_stale(c->svc);
+    now = svc_now_unix();
+    rep_read_begin(c->svc->replica, c->reader);
+    rev = rep_revision(c->svc->replica);
+    for (i = 0; i < q->n_items; i++) {
+        tracecode__v1__verify_response__init(&res[i]);
+        one(c, q->items[i], full, now, rev, stale, &res[i]);
+        out->results[i] = &res[i];
+    }
+    rep_read_end(c->svc->replica, c->reader);
+    out->n_results = q->n_items;
+    return SVC_OK;
+}

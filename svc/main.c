@@ -1,0 +1,276 @@
+/*
+ * tracesvc - the tracecode service.
+ *
+ *   tracesvc --redis URL --grpc ADDR:PORT --http ADDR:PORT --keys DIR
+ *            [--insecure] [--tls-cert F --tls-key F --client-ca F]
+ *            [--base-url URL] [--threads N] [--max-staleness SECONDS]
+ *
+ * Every flag also reads from TRACESVC_<FLAG> (upper case, '-' as '_');
+ * flags win. Threads: N gRPC workers, one control thread (libevent) that
+ * tails the Redis change stream into the replica, and the main thread,
+ * which waits for SIGINT/SIGTERM and then drains.
+ */
+#include "api.h"
+#include "rpc.h"
+#include "store.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DRAIN_MS 10000
+
+typedef struct config {
+    const char *redis, *grpc, *http, *keys, *tls_cert, *tls_key, *client_ca, *base_url;
+    int insecure, threads;
+    long max_staleness;
+} config;
+
+static int usage(void)
+{
+    fputs("usage: tracesvc --redis URL --grpc ADDR:PORT --http ADDR:PORT --keys DIR\n"
+          "                [--insecure] [--tls-cert F --tls-key F --client-ca F]\n"
+          "                [--base-url URL] [--threads N] [--max-staleness SECONDS]\n"
+          "  URL: redis://host:port[/db] or unix:/path; every flag also reads TRACESVC_<FLAG>\n",
+          stderr);
+    return 2;
+}
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+static int parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+static int configure(int argc, char **argv, config *c)
+{
+    static const struct option lo[] = {
+        {"redis", required_argument, 0, 'r'},     {"grpc", required_argument, 0, 'g'},
+        {"http", required_argument, 0, 'h'},      {"keys", required_argument, 0, 'k'},
+        {"insecure", no_argument, 0, 'i'},        {"tls-cert", required_argument, 0, 'c'},
+        {"tls-key", required_argument, 0, 'K'},   {"client-ca", required_argument, 0, 'a'},
+        {"base-url", required_argument, 0, 'b'},  {"threads", required_argument, 0, 't'},
+        {"max-staleness", required_argument, 0, 's'}, {"help", no_argument, 0, '?'},
+        {0, 0, 0, 0},
+    };
+    const char *threads = env("TRACESVC_THREADS"), *stale = env("TRACESVC_MAX_STALENESS");
+    const char *ins = env("TRACESVC_INSECURE");
+    long v;
+    int o;
+
+    memset(c, 0, sizeof(*c));
+    c->redis = env("TRACESVC_REDIS");
+    c->grpc = env("TRACESVC_GRPC");
+    c->http = env("TRACESVC_HTTP");
+    c->keys = env("TRACESVC_KEYS");
+    c->tls_cert = env("TRACESVC_TLS_CERT");
+    c->tls_key = env("TRACESVC_TLS_KEY");
+    c->client_ca = env("TRACESVC_CLIENT_CA");
+    c->base_url = env("TRACESVC_BASE_URL");
+    c->insecure = ins && strcmp(ins, "0") != 0 && strcmp(ins, "false") != 0;
+    while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (o) {
+        case 'r':
+            c->redis = optarg;
+            break;
+        case 'g':
+            c->grpc = optarg;
+            break;
+        case 'h':
+            c->http = optarg;
+            break;
+        case 'k':
+            c->keys = optarg;
+            break;
+        case 'i':
+            c->insecure = 1;
+            break;
+        case 'c':
+            c->tls_cert = optarg;
+            break;
+        case 'K':
+            c->tls_key = optarg;
+            break;
+        case 'a':
+            c->client_ca = optarg;
+            break;
+        case 'b':
+            c->base_url = optarg;
+            break;
+        case 't':
+            threads = optarg;
+            break;
+        case 's':
+            stale = optarg;
+            break;
+        default:
+            return usage();
+        }
+    }
+    if (optind < argc || !c->redis || !c->grpc || !c->keys) {
+        fputs("tracesvc: --redis, --grpc and --keys are required\n", stderr);
+        return usage();
+    }
+    c->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (c->threads < 1)
+        c->threads = 1;
+    if (threads) {
+        if (!parse_long(threads, 1, 64, &v)) {
+            fprintf(stderr, "tracesvc: --threads '%s' must be 1..64\n", threads);
+            return 2;
+        }
+        c->threads = (int)v;
+    }
+    if (c->insecure && !rpc_addr_is_loopback(c->grpc)) {
+        fprintf(stderr,
+                "tracesvc: --insecure serves plaintext and binds loopback only; '%s' is not "
+                "loopback (use 127.0.0.1:PORT, or TLS)\n",
+                c->grpc);
+        return 2;
+    }
+    c->max_staleness = 5;
+    if (stale && !parse_long(stale, 1, 86400, &c->max_staleness)) {
+        fprintf(stderr, "tracesvc: --max-staleness '%s' must be 1..86400 seconds\n", stale);
+        return 2;
+    }
+    if (!c->base_url)
+        c->base_url = "https://tc.example.com";
+    return 0;
+}
+
+static void *control_main(void *arg)
+{
+    event_base_loop(arg, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+static int64_t lag(void *arg)
+{
+    return store_tail_lag_ms(arg);
+}
+
+int main(int argc, char **argv)
+{
+    char err[512], stream_id[64];
+    sigset_t sigs;
+    config cfg;
+    keys_ring *ring = NULL;
+    store *st = NULL;
+    rep *replica = NULL;
+    struct event_base *base = NULL;
+    store_tail *tail = NULL;
+    rpc_server *srv = NULL;
+    pthread_t control;
+    rpc_config rc;
+    uint64_t rev;
+    svc node;
+    int rc_exit = 1, sig;
+
+    /* Before any thread exists (gRPC starts its own): signals come to
+     * sigwait below; a Redis that goes away must not kill us (SIGPIPE). */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((rc_exit = configure(argc, argv, &cfg)) != 0)
+        return rc_exit;
+    rc_exit = 1;
+    if (keys_open(cfg.keys, &ring, err, sizeof(err)) != KEYS_OK) {
+        fprintf(stderr, "tracesvc: %s\n", err);
+        return 1;
+    }
+    if (store_open(cfg.redis, &st, err, sizeof(err)) != STORE_OK) {
+        fprintf(stderr, "tracesvc: %s\n", err);
+        goto out;
+    }
+    replica = rep_new();
+    if (!replica)
+        goto out;
+    if (store_snapshot(st, replica, stream_id, sizeof(stream_id), &rev, err, sizeof(err))) {
+        fprintf(stderr, "tracesvc: cannot load the registry: %s\n", err);
+        goto out;
+    }
+    evthread_use_pthreads();
+    base = event_base_new();
+    tail = base ? store_tail_new(cfg.redis, replica, base, stream_id, rev) : NULL;
+    if (!tail) {
+        fprintf(stderr, "tracesvc: cannot start following the change stream\n");
+        goto out;
+    }
+    pthread_create(&control, NULL, control_main, base);
+
+    memset(&node, 0, sizeof(node));
+    node.replica = replica;
+    node.ring = ring;
+    node.store = st;
+    node.base_url = cfg.base_url;
+    node.max_staleness_ms = cfg.max_staleness * 1000;
+    node.replica_lag_ms = lag;
+    node.replica_lag_arg = tail;
+
+    memset(&rc, 0, sizeof(rc));
+    rc.addr = cfg.grpc;
+    rc.insecure = cfg.insecure;
+    rc.tls_cert = cfg.tls_cert;
+    rc.tls_key = cfg.tls_key;
+    rc.client_ca = cfg.client_ca;
+    rc.threads = cfg.threads;
+    rc.max_message = 4 << 20;
+    rc.call_memory = 256 << 20;
+    srv = rpc_start(&rc, &node, err, sizeof(err));
+    if (!srv) {
+        fprintf(stderr, "tracesvc: %s\n", err);
+    } else {
+        fprintf(stderr,
+                "tracesvc: serving gRPC on %s port %d (%s), %d worker threads, registry at "
+                "revision %llu with %zu batches\n",
+                cfg.grpc, rpc_port(srv), cfg.insecure ? "insecure, loopback only" : "mTLS",
+                cfg.threads, (unsigned long long)rev, rep_count_batches(replica));
+        if (cfg.http)
+            fprintf(stderr, "tracesvc: --http %s noted; the scan page and metrics are not "
+                            "served yet\n",
+                    cfg.http);
+        sigwait(&sigs, &sig);
+        fprintf(stderr, "tracesvc: %s: draining (up to %d ms)\n",
+                sig == SIGTERM ? "SIGTERM" : "SIGINT", DRAIN_MS);
+        rpc_stop(srv, DRAIN_MS);
+        rc_exit = 0;
+    }
+    event_base_loopexit(base, NULL);
+    pthread_join(control, NULL);
+out:
+    store_tail_free(tail);
+    if (base)
+        event_base_free(base);
+    store_free(st);
+    if (replica) {
+        rep_reclaim(replica);
+        rep_free(replica);
+    }
+    keys_free(ring);
+    if (rc_exit == 0)
+        fprintf(stderr, "tracesvc: stopped\n");
+    return rc_exit;
+}

@@ -1,0 +1,43 @@
+/*
+ * rpc.h - the gRPC server (gRPC core C API). The only module that includes
+ * gRPC headers or calls the protobuf-c library.
+ *
+ * Shape: one completion queue per worker thread; per queue a bounded
+ * number of armed request slots per method (the server's back-pressure:
+ * calls beyond them wait inside gRPC) plus a few generic slots that answer
+ * UNIMPLEMENTED for methods we do not serve. Each slot is a small state
+ * machine for its call: unary, server-streaming, client-streaming or
+ * bidirectional. Requests are decoded into a per-call arena; handlers in
+ * svc/api/ see generated messages and a context, never a call.
+ */
+#ifndef TC_RPC_H
+#define TC_RPC_H
+
+#include "api.h"
+
+#include <stddef.h>
+
+typedef struct rpc_config {
+    const char *addr;       /* host:port */
+    int insecure;           /* plaintext; identity from tc-role / tc-subject metadata */
+    const char *tls_cert;   /* PEM files, TLS mode */
+    const char *tls_key;
+    const char *client_ca;
+    int threads;            /* worker threads, >= 1 */
+    size_t max_message;     /* largest request accepted, bytes */
+    size_t call_memory;     /* per-call arena bound, bytes */
+} rpc_config;
+
+typedef struct rpc_server rpc_server;
+
+/* Start serving. On failure returns NULL with a message in err. */
+rpc_server *rpc_start(const rpc_config *cfg, svc *s, char *err, size_t errcap);
+/* 127.x.x.x:port, localhost:port or [::1]:port: where --insecure may bind. */
+int rpc_addr_is_loopback(const char *addr);
+/* The port actually bound (useful with port 0). */
+int rpc_port(const rpc_server *r);
+/* Stop accepting, let in-flight calls finish for up to grace_ms, cancel
+ * what remains, join the workers, free everything. */
+void rpc_stop(rpc_server *r, int grace_ms);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * rpc_int.h - private to svc/rpc/: the method table.
+ */
+#ifndef TC_RPC_INT_H
+#define TC_RPC_INT_H
+
+#include "api.h"
+
+#include <protobuf-c/protobuf-c.h>
+
+typedef enum rpc_kind {
+    RPC_UNARY,
+    RPC_SERVER_STREAM,
+    RPC_CLIENT_STREAM,
+    RPC_BIDI, /* one response per request message, in order (unary handler) */
+} rpc_kind;
+
+/* One served method: data, registered with gRPC at start. */
+typedef struct rpc_method {
+    const char *path; /* "/tracecode.v1.VerifierService/VerifyCode" */
+    rpc_kind kind;
+    unsigned roles;   /* svc_role bits allowed; SVC_ROLE_ANY for everyone */
+    const ProtobufCMessageDescriptor *in, *out;
+    svc_unary_fn unary; /* RPC_UNARY, RPC_BIDI */
+    svc_open_fn open;   /* RPC_SERVER_STREAM */
+    svc_next_fn next;
+    svc_push_fn push;   /* RPC_CLIENT_STREAM */
+    svc_finish_fn finish;
+    unsigned slots;     /* armed per worker queue */
+} rpc_method;
+
+extern const rpc_method rpc_methods[];
+extern const size_t rpc_nmethods;
+
+/* services.c: the gRPC protocol services (health, reflection). */
+svc_code rpc_health_check(svc_ctx *c, const void *req, void *resp, svc_status *st);
+svc_code rpc_reflect_v1alpha(svc_ctx *c, const void *req, void *resp, svc_status *st);
+svc_code rpc_reflect_v1(svc_ctx *c, const void *req, void *resp, svc_status *st);
+
+#endif

@@ -1,0 +1,882 @@
+/*
+ * server.c - tracesvc's gRPC server on the core C API (Debian gRPC 1.51).
+ *
+ * Every call lives in a slot: armed (a request is outstanding with gRPC),
+ * then a short sequence of batches for its kind, then released and armed
+ * again. A slot has two tags: `main` for its batches, in sequence, and
+ * `close` for RECV_CLOSE_ON_SERVER of streaming calls, which completes when
+ * the call ends or the client cancels. A slot is released when both are
+ * idle and the call is finished.
+ */
+#include "rpc.h"
+#include "arena.h"
+#include "rpc_int.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/time.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GENERIC_SLOTS 4
+
+typedef struct rpc_worker rpc_worker;
+typedef struct slot slot;
+
+typedef struct tag {
+    slot *s;
+    int close;
+} tag;
+
+typedef enum phase {
+    P_ARMED,
+    P_SENDING,   /* a server-stream message or a bidi response in flight */
+    P_RECEIVING, /* waiting for a client message */
+    P_FINISHING, /* the status batch in flight */
+} phase;
+
+struct slot {
+    rpc_worker *w;
+    const rpc_method *m; /* NULL: generic (unknown method) */
+    void *handle;        /* registered method handle */
+    tag main, close;
+    phase phase;
+    int main_busy, close_busy, finished, sent_md, cancelled;
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_call_details details;
+    grpc_metadata_array md;
+    grpc_byte_buffer *payload, *recv, *send;
+    grpc_slice status_msg;
+    int has_status_msg;
+    arena call_mem, msg_mem;
+    svc_ctx ctx;
+    void *hstate;
+    int stream_done;
+};
+
+struct rpc_worker {
+    rpc_server *srv;
+    grpc_completion_queue *cq;
+    pthread_t thread;
+    int reader;
+    size_t nslots;
+    slot *slots;
+};
+
+struct rpc_server {
+    rpc_config cfg;
+    svc *svc;
+    grpc_server *server;
+    void *handles[64];
+    int port;
+    _Atomic int stopping;
+    _Atomic int shutdown_done;
+    tag shutdown_tag;
+    int nworkers;
+    rpc_worker *workers;
+};
+
+/* --- protobuf-c allocation in the call's arena --------------------------- */
+
+static void *pb_alloc(void *data, size_t size)
+{
+    return arena_alloc(data, size);
+}
+
+static void pb_free(void *data, void *p)
+{
+    (void)data;
+    (void)p;
+}
+
+static void *ctx_alloc(void *a, size_t size)
+{
+    return arena_alloc(a, size);
+}
+
+/* --- arming and releasing ------------------------------------------------ */
+
+static void arm(slot *s)
+{
+    rpc_server *srv = s->w->srv;
+    grpc_call_error e;
+
+    if (atomic_load(&srv->stopping))
+        return;
+    s->phase = P_ARMED;
+    s->call = NULL;
+    s->payload = NULL;
+    grpc_metadata_array_init(&s->md);
+    if (s->m) {
+        e = grpc_server_request_registered_call(
+            srv->server, s->handle, &s->call, &s->deadline, &s->md,
+            (s->m->kind == RPC_UNARY || s->m->kind == RPC_SERVER_STREAM) ? &s->payload : NULL,
+            s->w->cq, s->w->cq, &s->main);
+    } else {
+        grpc_call_details_init(&s->details);
+        e = grpc_server_request_call(srv->server, &s->call, &s->details, &s->md, s->w->cq,
+                                     s->w->cq, &s->main);
+    }
+    if (e == GRPC_CALL_OK)
+        s->main_busy = 1;
+    else
+        fprintf(stderr, "tracesvc: cannot arm a request slot (%d)\n", (int)e);
+}
+
+static void release(slot *s)
+{
+    if (s->payload)
+        grpc_byte_buffer_destroy(s->payload);
+    if (s->recv)
+        grpc_byte_buffer_destroy(s->recv);
+    if (s->send)
+        grpc_byte_buffer_destroy(s->send);
+    s->payload = s->recv = s->send = NULL;
+    if (s->has_status_msg)
+        grpc_slice_unref(s->status_msg);
+    s->has_status_msg = 0;
+    grpc_metadata_array_destroy(&s->md);
+    if (!s->m)
+        grpc_call_details_destroy(&s->details);
+    if (s->call)
+        grpc_call_unref(s->call);
+    s->call = NULL;
+    arena_reset(&s->call_mem);
+    arena_reset(&s->msg_mem);
+    s->hstate = NULL;
+    s->finished = s->sent_md = s->cancelled = s->stream_done = 0;
+    arm(s);
+}
+
+static void maybe_release(slot *s)
+{
+    if (s->finished && !s->main_busy && !s->close_busy)
+        release(s);
+}
+
+/* --- batches -------------------------------------------------------------- */
+
+static void start(slot *s, grpc_op *ops, size_t n, tag *t)
+{
+    grpc_call_error e = grpc_call_start_batch(s->call, ops, n, t, NULL);
+
+    if (e != GRPC_CALL_OK) {
+        fprintf(stderr, "tracesvc: grpc_call_start_batch failed (%d)\n", (int)e);
+        s->finished = 1;
+        return;
+    }
+    if (t->close)
+        s->close_busy = 1;
+    else
+        s->main_busy = 1;
+}
+
+static void add_md(slot *s, grpc_op *ops, size_t *n)
+{
+    if (!s->sent_md) {
+        memset(&ops[*n], 0, sizeof(ops[0]));
+        ops[*n].op = GRPC_OP_SEND_INITIAL_METADATA;
+        (*n)++;
+        s->sent_md = 1;
+    }
+}
+
+/* Send the final status (with a message when msg is not NULL), and for
+ * unary calls the response and the close in the same batch. */
+static void finish(slot *s, svc_code code, const char *msg, grpc_byte_buffer *resp)
+{
+    grpc_op ops[4];
+    size_t n = 0;
+
+    memset(ops, 0, sizeof(ops));
+    add_md(s, ops, &n);
+    if (resp) {
+        s->send = resp;
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = resp;
+    }
+    if (msg && *msg) {
+        s->status_msg = grpc_slice_from_copied_string(msg);
+        s->has_status_msg = 1;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = (grpc_status_code)code;
+    ops[n++].data.send_status_from_server.status_details = s->has_status_msg ? &s->status_msg
+                                                                             : NULL;
+    if (!s->m || s->m->kind == RPC_UNARY) {
+        ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+        ops[n++].data.recv_close_on_server.cancelled = &s->cancelled;
+    }
+    s->phase = P_FINISHING;
+    start(s, ops, n, &s->main);
+}
+
+static void send_message(slot *s, grpc_byte_buffer *resp)
+{
+    grpc_op ops[2];
+    size_t n = 0;
+
+    memset(ops, 0, sizeof(ops));
+    add_md(s, ops, &n);
+    s->send = resp;
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = resp;
+    s->phase = P_SENDING;
+    start(s, ops, n, &s->main);
+}
+
+static void receive(slot *s)
+{
+    grpc_op op;
+
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &s->recv;
+    s->phase = P_RECEIVING;
+    start(s, &op, 1, &s->main);
+}
+
+static void watch_close(slot *s)
+{
+    grpc_op op;
+
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &s->cancelled;
+    start(s, &op, 1, &s->close);
+}
+
+/* --- messages -------------------------------------------------------------- */
+
+/* Decode bb with the method's input type into the call arena. */
+static void *decode(slot *s, grpc_byte_buffer *bb, svc_status *st)
+{
+    ProtobufCAllocator al = {pb_alloc, pb_free, &s->call_mem};
+    grpc_byte_buffer_reader r;
+    grpc_slice sl;
+    void *msg;
+
+    if (!bb) {
+        svc_fail(st, SVC_INVALID_ARGUMENT, "the request has no message");
+        return NULL;
+    }
+    if (!grpc_byte_buffer_reader_init(&r, bb)) {
+        svc_fail(st, SVC_INVALID_ARGUMENT, "cannot read the request (compression?)");
+        return NULL;
+    }
+    sl = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    msg = protobuf_c_message_unpack(s->m->in, &al, GRPC_SLICE_LENGTH(sl),
+                                    GRPC_SLICE_START_PTR(sl));
+    grpc_slice_unref(sl);
+    if (!msg)
+        svc_fail(st, SVC_INVALID_ARGUMENT, "cannot decode the request as %s",
+                 s->m->in->name);
+    return msg;
+}
+
+static void *new_response(slot *s, arena *a)
+{
+    void *m = arena_alloc(a, s->m->out->sizeof_message);
+
+    if (m)
+        protobuf_c_message_init(s->m->out, m);
+    return m;
+}
+
+/* Pack straight into a slice gRPC owns: the transport may hold message
+ * bytes past the op's completion, so they must not live in our arena. */
+static grpc_byte_buffer *encode(const void *msg)
+{
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    grpc_slice sl = grpc_slice_malloc(n);
+    grpc_byte_buffer *bb;
+
+    protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(sl));
+    bb = grpc_raw_byte_buffer_create(&sl, 1);
+    grpc_slice_unref(sl);
+    return bb;
+}
+
+/* --- identity --------------------------------------------------------------- */
+
+static int md_value(const grpc_metadata_array *md, const char *key, const char **v, size_t *n)
+{
+    size_t i;
+
+    for (i = 0; i < md->count; i++)
+        if (grpc_slice_str_cmp(md->metadata[i].key, key) == 0) {
+            *v = (const char *)GRPC_SLICE_START_PTR(md->metadata[i].value);
+            *n = GRPC_SLICE_LENGTH(md->metadata[i].value);
+            return 1;
+        }
+    return 0;
+}
+
+static void set_subject(svc_ctx *c, const char *v, size_t n)
+{
+    if (n > SVC_SUBJECT_MAX)
+        n = SVC_SUBJECT_MAX;
+    memcpy(c->subject, v, n);
+    c->subject[n] = '\0';
+}
+
+/* TLS: OU of the client certificate's subject is the role, CN the subject. */
+static void identity_tls(slot *s)
+{
+    grpc_auth_context *ac = grpc_call_auth_context(s->call);
+    grpc_auth_property_iterator it;
+    const grpc_auth_property *p;
+
+    if (!ac)
+        return;
+    it = grpc_auth_context_find_properties_by_name(ac, GRPC_X509_CN_PROPERTY_NAME);
+    if ((p = grpc_auth_property_iterator_next(&it)) != NULL)
+        set_subject(&s->ctx, p->value, p->value_length);
+    it = grpc_auth_context_find_properties_by_name(ac, GRPC_X509_SUBJECT_PROPERTY_NAME);
+    if ((p = grpc_auth_property_iterator_next(&it)) != NULL) {
+        const char *v = p->value, *end = v + p->value_length;
+        while (v < end) {
+            const char *comma = memchr(v, ',', (size_t)(end - v));
+            const char *stop = comma ? comma : end;
+            if (stop - v > 3 && memcmp(v, "OU=", 3) == 0)
+                s->ctx.role = svc_role_parse(v + 3, (size_t)(stop - v - 3));
+            v = comma ? comma + 1 : end;
+        }
+    }
+    grpc_auth_context_release(ac);
+}
+
+static void identity(slot *s)
+{
+    const char *v;
+    size_t n;
+
+    s->ctx.role = SVC_ROLE_NONE;
+    s->ctx.subject[0] = '\0';
+    if (!s->w->srv->cfg.insecure) {
+        identity_tls(s);
+    } else {
+        if (md_value(&s->md, "tc-role", &v, &n))
+            s->ctx.role = svc_role_parse(v, n);
+        if (md_value(&s->md, "tc-subject", &v, &n))
+            set_subject(&s->ctx, v, n);
+    }
+    if (s->ctx.role != SVC_ROLE_NONE && !s->ctx.subject[0])
+        s->ctx.role = SVC_ROLE_NONE;
+}
+
+/* The service part of "/pkg.Service/Method", for messages. */
+static void service_of(const char *path, char *out, size_t cap)
+{
+    const char *p = path + 1, *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+static svc_code authorize(slot *s, svc_status *st)
+{
+    char service[96];
+
+    if (s->m->roles == SVC_ROLE_ANY)
+        return SVC_OK;
+    service_of(s->m->path, service, sizeof(service));
+    if (s->ctx.role == SVC_ROLE_NONE)
+        return svc_fail(st, SVC_UNAUTHENTICATED,
+                        s->w->srv->cfg.insecure
+                            ? "no identity: send metadata tc-role and tc-subject"
+                            : "no identity: present a client certificate naming role (OU) and "
+                              "subject (CN)");
+    if (!(s->m->roles & s->ctx.role))
+        return svc_fail(st, SVC_PERMISSION_DENIED, "role %s may not call %s",
+                        svc_role_name(s->ctx.role), service);
+    return SVC_OK;
+}
+
+static int64_t deadline_ms(gpr_timespec d)
+{
+    gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC), dm;
+
+    if (gpr_time_cmp(d, gpr_inf_future(d.clock_type)) == 0)
+        return INT64_MAX;
+    dm = gpr_convert_clock_type(d, GPR_CLOCK_MONOTONIC);
+    return svc_now_ms() + gpr_time_to_millis(gpr_time_sub(dm, now));
+}
+
+/* --- the call state machine --------------------------------------------- */
+
+static void begin_call(slot *s)
+{
+    svc_status st = {SVC_OK, ""};
+    void *req = NULL, *resp;
+    grpc_byte_buffer *bb;
+
+    if (!s->m) {
+        char method[256];
+        size_t n = GRPC_SLICE_LENGTH(s->details.method);
+        if (n >= sizeof(method))
+            n = sizeof(method) - 1;
+        memcpy(method, GRPC_SLICE_START_PTR(s->details.method), n);
+        method[n] = '\0';
+        svc_fail(&st, SVC_UNIMPLEMENTED, "method %s is not served by tracesvc", method);
+        s->finished = 1;
+        finish(s, st.code, st.msg, NULL);
+        return;
+    }
+    s->ctx.svc = s->w->srv->svc;
+    s->ctx.reader = s->w->reader;
+    s->ctx.deadline_ms = deadline_ms(s->deadline);
+    s->ctx.alloc = ctx_alloc;
+    s->ctx.arena = &s->call_mem;
+    identity(s);
+    if (s->m->kind != RPC_UNARY)
+        watch_close(s);
+    if (authorize(s, &st))
+        goto fail;
+    if (s->ctx.deadline_ms <= svc_now_ms()) {
+        svc_fail(&st, SVC_DEADLINE_EXCEEDED, "the deadline passed before the call was handled");
+        goto fail;
+    }
+    switch (s->m->kind) {
+    case RPC_UNARY:
+        req = decode(s, s->payload, &st);
+        resp = req ? new_response(s, &s->call_mem) : NULL;
+        if (!req)
+            goto fail;
+        if (!resp) {
+            svc_fail(&st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+            goto fail;
+        }
+        if (s->m->unary(&s->ctx, req, resp, &st) != SVC_OK)
+            goto fail;
+        bb = encode(resp);
+        if (!bb) {
+            svc_fail(&st, SVC_RESOURCE_EXHAUSTED, "the response exceeds the call memory bound");
+            goto fail;
+        }
+        s->finished = 1;
+        finish(s, SVC_OK, NULL, bb);
+        return;
+    case RPC_SERVER_STREAM:
+        req = decode(s, s->payload, &st);
+        if (!req || s->m->open(&s->ctx, req, &s->hstate, &st) != SVC_OK)
+            goto fail;
+        s->phase = P_SENDING;
+        s->main_busy = 0;
+        /* fall into the first message */
+        {
+            svc_status st2 = {SVC_OK, ""};
+            arena_reset(&s->msg_mem);
+            s->ctx.arena = &s->msg_mem;
+            resp = new_response(s, &s->msg_mem);
+            if (!resp || s->m->next(&s->ctx, s->hstate, resp, &s->stream_done, &st2) != SVC_OK) {
+                if (!resp)
+                    svc_fail(&st2, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+                st = st2;
+                goto fail;
+            }
+            bb = encode(resp);
+            if (!bb) {
+                svc_fail(&st, SVC_RESOURCE_EXHAUSTED, "a message exceeds the call memory bound");
+                goto fail;
+            }
+            send_message(s, bb);
+        }
+        return;
+    case RPC_CLIENT_STREAM:
+    case RPC_BIDI:
+        receive(s);
+        return;
+    }
+fail:
+    s->finished = 1;
+    finish(s, st.code, st.msg, NULL);
+}
+
+/* A server-stream message went out: the next one, or the status. */
+static void stream_continue(slot *s)
+{
+    svc_status st = {SVC_OK, ""};
+    grpc_byte_buffer *bb;
+    void *resp;
+
+    if (s->stream_done || s->cancelled) {
+        s->finished = 1;
+        finish(s, SVC_OK, NULL, NULL);
+        return;
+    }
+    if (svc_now_ms() > s->ctx.deadline_ms) {
+        s->finished = 1;
+        finish(s, SVC_DEADLINE_EXCEEDED, "the deadline passed while streaming", NULL);
+        return;
+    }
+    arena_reset(&s->msg_mem);
+    resp = new_response(s, &s->msg_mem);
+    if (!resp) {
+        s->finished = 1;
+        finish(s, SVC_RESOURCE_EXHAUSTED, "out of call memory", NULL);
+        return;
+    }
+    if (s->m->next(&s->ctx, s->hstate, resp, &s->stream_done, &st) != SVC_OK) {
+        s->finished = 1;
+        finish(s, st.code, st.msg, NULL);
+        return;
+    }
+    bb = encode(resp);
+    if (!bb) {
+        s->finished = 1;
+        finish(s, SVC_RESOURCE_EXHAUSTED, "a message exceeds the call memory bound", NULL);
+        return;
+    }
+    send_message(s, bb);
+}
+
+/* A client message arrived (or the client closed its side). */
+static void on_receive(slot *s)
+{
+    svc_status st = {SVC_OK, ""};
+    grpc_byte_buffer *bb = s->recv, *out;
+    void *msg, *resp;
+
+    s->recv = NULL;
+    if (!bb) { /* end of the client's stream */
+        if (s->m->kind == RPC_CLIENT_STREAM) {
+            resp = new_response(s, &s->call_mem);
+            if (!resp)
+                svc_fail(&st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+            else if (s->m->finish(&s->ctx, s->hstate, resp, &st) == SVC_OK &&
+                     (out = encode(resp)) != NULL) {
+                s->finished = 1;
+                finish(s, SVC_OK, NULL, out);
+                return;
+            }
+            if (st.code == SVC_OK)
+                svc_fail(&st, SVC_RESOURCE_EXHAUSTED, "the response exceeds the call memory");
+        }
+        s->finished = 1;
+        finish(s, st.code, st.msg, NULL);
+        return;
+    }
+    if (s->m->kind == RPC_BIDI)
+        arena_reset(&s->msg_mem);
+    msg = decode(s, bb, &st);
+    grpc_byte_buffer_destroy(bb);
+    if (!msg)
+        goto fail;
+    if (s->m->kind == RPC_CLIENT_STREAM) {
+        if (s->m->push(&s->ctx, &s->hstate, msg, &st) != SVC_OK)
+            goto fail;
+        receive(s);
+        return;
+    }
+    /* bidi: answer this one, then read the next (in order, one in flight) */
+    s->ctx.arena = &s->msg_mem;
+    resp = new_response(s, &s->msg_mem);
+    if (!resp) {
+        svc_fail(&st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+        goto fail;
+    }
+    if (s->m->unary(&s->ctx, msg, resp, &st) != SVC_OK)
+        goto fail;
+    out = encode(resp);
+    if (!out) {
+        svc_fail(&st, SVC_RESOURCE_EXHAUSTED, "a message exceeds the call memory bound");
+        goto fail;
+    }
+    send_message(s, out);
+    return;
+fail:
+    s->finished = 1;
+    finish(s, st.code, st.msg, NULL);
+}
+
+static void on_event(tag *t, int ok)
+{
+    slot *s = t->s;
+
+    if (t->close) {
+        s->close_busy = 0;
+        maybe_release(s);
+        return;
+    }
+    s->main_busy = 0;
+    switch (s->phase) {
+    case P_ARMED:
+        if (!ok) { /* the server is shutting down: this slot is done */
+            grpc_metadata_array_destroy(&s->md);
+            if (!s->m)
+                grpc_call_details_destroy(&s->details);
+            return;
+        }
+        begin_call(s);
+        break;
+    case P_SENDING:
+        if (s->send) {
+            grpc_byte_buffer_destroy(s->send);
+            s->send = NULL;
+        }
+        if (!ok) { /* the call is gone */
+            s->finished = 1;
+            break;
+        }
+        if (s->m->kind == RPC_BIDI)
+            receive(s);
+        else
+            stream_continue(s);
+        break;
+    case P_RECEIVING:
+        if (!ok) {
+            s->finished = 1;
+            break;
+        }
+        on_receive(s);
+        break;
+    case P_FINISHING:
+        s->finished = 1;
+        break;
+    }
+    maybe_release(s);
+}
+
+/* --- workers and lifecycle ------------------------------------------------ */
+
+static void *worker_main(void *arg)
+{
+    rpc_worker *w = arg;
+
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                                   NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        if (ev.type != GRPC_OP_COMPLETE)
+            continue;
+        if (ev.tag == &w->srv->shutdown_tag) {
+            atomic_store(&w->srv->shutdown_done, 1);
+            continue;
+        }
+        on_event(ev.tag, ev.success);
+    }
+    return NULL;
+}
+
+int rpc_addr_is_loopback(const char *addr)
+{
+    return strncmp(addr, "127.", 4) == 0 || strncmp(addr, "localhost:", 10) == 0 ||
+           strncmp(addr, "[::1]:", 6) == 0;
+}
+
+static char *read_file(const char *path, char *err, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+
+    if (!f) {
+        snprintf(err, cap, "cannot open '%s'", path);
+        return NULL;
+    }
+    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || n > (1 << 20) ||
+        fseek(f, 0, SEEK_SET) != 0 || !(buf = malloc((size_t)n + 1))) {
+        fclose(f);
+        snprintf(err, cap, "cannot read '%s' (at most 1 MiB)", path);
+        return NULL;
+    }
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        fclose(f);
+        free(buf);
+        snprintf(err, cap, "cannot read '%s'", path);
+        return NULL;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static grpc_server_credentials *credentials(const rpc_config *cfg, char *err, size_t cap)
+{
+    grpc_ssl_pem_key_cert_pair pair;
+    grpc_server_credentials *creds;
+    char *ca, *cert, *key;
+
+    if (cfg->insecure)
+        return grpc_insecure_server_credentials_create();
+    if (!cfg->tls_cert || !cfg->tls_key || !cfg->client_ca) {
+        snprintf(err, cap, "TLS needs --tls-cert, --tls-key and --client-ca (or --insecure on "
+                           "a loopback address)");
+        return NULL;
+    }
+    ca = read_file(cfg->client_ca, err, cap);
+    cert = ca ? read_file(cfg->tls_cert, err, cap) : NULL;
+    key = cert ? read_file(cfg->tls_key, err, cap) : NULL;
+    if (!key) {
+        free(ca);
+        free(cert);
+        return NULL;
+    }
+    pair.private_key = key;
+    pair.cert_chain = cert;
+    creds = grpc_ssl_server_credentials_create_ex(
+        ca, &pair, 1, GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, NULL);
+    free(ca);
+    free(cert);
+    free(key); /* gRPC copied what it needs */
+    if (!creds)
+        snprintf(err, cap, "cannot build TLS credentials from the given files");
+    return creds;
+}
+
+static void init_slot(slot *s, rpc_worker *w, const rpc_method *m, void *handle, size_t mem)
+{
+    memset(s, 0, sizeof(*s));
+    s->w = w;
+    s->m = m;
+    s->handle = handle;
+    s->main.s = s;
+    s->close.s = s;
+    s->close.close = 1;
+    arena_init(&s->call_mem, mem);
+    arena_init(&s->msg_mem, mem);
+}
+
+rpc_server *rpc_start(const rpc_config *cfg, svc *sv, char *err, size_t errcap)
+{
+    grpc_arg args[1];
+    grpc_channel_args chargs;
+    grpc_server_credentials *creds;
+    rpc_server *r;
+    size_t i, per_worker = GENERIC_SLOTS;
+    int t;
+
+    if (cfg->insecure && !rpc_addr_is_loopback(cfg->addr)) {
+        snprintf(err, errcap,
+                 "--insecure serves plaintext and binds loopback only; '%s' is not loopback",
+                 cfg->addr);
+        return NULL;
+    }
+    if (rpc_nmethods > sizeof(((rpc_server *)0)->handles) / sizeof(void *)) {
+        snprintf(err, errcap, "too many methods");
+        return NULL;
+    }
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->cfg = *cfg;
+    r->svc = sv;
+    grpc_init();
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[0].value.integer = (int)cfg->max_message;
+    chargs.num_args = 1;
+    chargs.args = args;
+    r->server = grpc_server_create(&chargs, NULL);
+    for (i = 0; i < rpc_nmethods; i++) {
+        const rpc_method *m = &rpc_methods[i];
+        int payload = m->kind == RPC_UNARY || m->kind == RPC_SERVER_STREAM;
+        r->handles[i] = grpc_server_register_method(
+            r->server, m->path, NULL,
+            payload ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER : GRPC_SRM_PAYLOAD_NONE, 0);
+        per_worker += m->slots;
+    }
+    r->nworkers = cfg->threads;
+    r->workers = calloc((size_t)r->nworkers, sizeof(*r->workers));
+    for (t = 0; t < r->nworkers; t++) {
+        r->workers[t].srv = r;
+        r->workers[t].cq = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(r->server, r->workers[t].cq, NULL);
+    }
+    creds = credentials(cfg, err, errcap);
+    if (!creds)
+        goto fail;
+    r->port = grpc_server_add_http2_port(r->server, cfg->addr, creds);
+    grpc_server_credentials_release(creds);
+    if (r->port == 0) {
+        snprintf(err, errcap, "cannot listen on '%s' (in use, or not an address)", cfg->addr);
+        goto fail;
+    }
+    grpc_server_start(r->server);
+    r->shutdown_tag.s = NULL;
+    for (t = 0; t < r->nworkers; t++) {
+        rpc_worker *w = &r->workers[t];
+        size_t k = 0, j;
+        w->reader = rep_reader_register(sv->replica);
+        w->nslots = per_worker;
+        w->slots = calloc(per_worker, sizeof(slot));
+        for (i = 0; i < rpc_nmethods; i++)
+            for (j = 0; j < rpc_methods[i].slots; j++)
+                init_slot(&w->slots[k++], w, &rpc_methods[i], r->handles[i], cfg->call_memory);
+        for (j = 0; j < GENERIC_SLOTS; j++)
+            init_slot(&w->slots[k++], w, NULL, NULL, cfg->call_memory);
+        for (k = 0; k < w->nslots; k++)
+            arm(&w->slots[k]);
+        pthread_create(&w->thread, NULL, worker_main, w);
+    }
+    return r;
+fail:
+    grpc_server_destroy(r->server);
+    for (t = 0; t < r->nworkers; t++) {
+        grpc_completion_queue_shutdown(r->workers[t].cq);
+        while (grpc_completion_queue_next(r->workers[t].cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                          NULL)
+                   .type != GRPC_QUEUE_SHUTDOWN)
+            ;
+        grpc_completion_queue_destroy(r->workers[t].cq);
+    }
+    free(r->workers);
+    free(r);
+    grpc_shutdown();
+    return NULL;
+}
+
+int rpc_port(const rpc_server *r)
+{
+    return r->port;
+}
+
+void rpc_stop(rpc_server *r, int grace_ms)
+{
+    int64_t until = svc_now_ms() + grace_ms;
+    struct timespec nap = {0, 10 * 1000000};
+    int t;
+    size_t k;
+
+    if (!r)
+        return;
+    atomic_store(&r->stopping, 1);
+    grpc_server_shutdown_and_notify(r->server, r->workers[0].cq, &r->shutdown_tag);
+    while (!atomic_load(&r->shutdown_done) && svc_now_ms() < until)
+        nanosleep(&nap, NULL);
+    if (!atomic_load(&r->shutdown_done)) {
+        grpc_server_cancel_all_calls(r->server);
+        while (!atomic_load(&r->shutdown_done))
+            nanosleep(&nap, NULL);
+    }
+    grpc_server_destroy(r->server);
+    for (t = 0; t < r->nworkers; t++)
+        grpc_completion_queue_shutdown(r->workers[t].cq);
+    for (t = 0; t < r->nworkers; t++) {
+        rpc_worker *w = &r->workers[t];
+        pthread_join(w->thread, NULL);
+        grpc_completion_queue_destroy(w->cq);
+        for (k = 0; k < w->nslots; k++) {
+            arena_release(&w->slots[k].call_mem);
+            arena_release(&w->slots[k].msg_mem);
+        }
+        free(w->slots);
+    }
+    free(r->workers);
+    free(r);
+    grpc_shutdown();
+}

@@ -1,0 +1,523 @@
+#!/usr/bin/python3
+"""Integration tests of tracesvc through Python grpcio (an independent gRPC
+implementation): every implemented RPC, every verdict, input limits, roles
+and identity, reflection and health without our proto files, a second node
+following the change stream, Redis stopped and restarted, and a graceful
+drain on SIGTERM. Each run has its own redis-server and tracesvc processes.
+"""
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tcfixture as F  # noqa: E402
+
+import grpc  # noqa: E402
+
+WORK = F.workdir()
+F.generate_stubs(os.path.join(WORK, "stubs"))
+
+from tracecode.v1 import issuer_pb2 as I  # noqa: E402
+from tracecode.v1 import issuer_pb2_grpc as IG  # noqa: E402
+from tracecode.v1 import registry_pb2 as R  # noqa: E402
+from tracecode.v1 import registry_pb2_grpc as RG  # noqa: E402
+from tracecode.v1 import types_pb2 as T  # noqa: E402
+from tracecode.v1 import verifier_pb2 as V  # noqa: E402
+from tracecode.v1 import verifier_pb2_grpc as VG  # noqa: E402
+
+REG = F.md("regulator", "SAMR")
+CERTIFIER = F.md("certifier", "CQC")
+PLATFORM = F.md("platform", "shop-a")
+_seq = itertools.count(1)
+
+
+def unique(prefix):
+    return "%s%05d" % (prefix, next(_seq))
+
+
+class Node:
+    def __init__(self, port):
+        self.channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+        self.reg = RG.RegistryServiceStub(self.channel)
+        self.iss = IG.IssuerServiceStub(self.channel)
+        self.ver = VG.VerifierServiceStub(self.channel)
+
+
+class Service(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = F.Redis(WORK)
+        cls.redis.start()
+        cls.keys = F.keyring(WORK)
+        cls.svc = F.Service(WORK, "a", cls.redis.url, cls.keys, ["--max-staleness", "1"]).start()
+        cls.a = Node(cls.svc.port)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.svc.stop()
+        cls.redis.stop()
+        # A clean drain exits 0; a sanitizer report in tracesvc would not.
+        if rc != 0:
+            raise AssertionError("tracesvc exited %s:\n%s" % (rc, cls.svc.output()[-4000:]))
+
+    # -- helpers ------------------------------------------------------------
+
+    def maker(self, status=T.MANUFACTURER_ACTIVE):
+        credit = unique("9131000MA")
+        self.a.reg.UpsertManufacturer(T.Manufacturer(credit_code=credit, name="Acme 电源",
+                                                     status=status), metadata=REG)
+        return credit
+
+    def cert(self, holder, cats=("0704",), valid_until=0):
+        number = unique("CCC2024")
+        self.a.reg.UpsertCertificate(
+            T.Certificate(number=number, kind=T.CCC, holder_credit_code=holder,
+                          category_codes=list(cats), valid_until_unix=valid_until),
+            metadata=CERTIFIER)
+        return number
+
+    def product(self, holder, number, category="0704"):
+        return self.a.iss.RegisterProduct(
+            I.RegisterProductRequest(certificate_number=number, category_code=category,
+                                     brand="Acme", model="PB-10000"),
+            metadata=F.md("manufacturer", holder))
+
+    def issue(self, holder, product_id, quantity=100, profile=T.MAC, request_id="", chunk=0,
+              node=None):
+        node = node or self.a
+        batch, codes = None, []
+        for m in node.iss.IssueCodes(
+                I.IssueCodesRequest(product_id=product_id, quantity=quantity, profile=profile,
+                                    request_id=request_id, chunk_size=chunk),
+                metadata=F.md("manufacturer", holder)):
+            if m.HasField("batch"):
+                batch = m.batch
+            self.assertEqual(m.first_serial, len(codes))
+            codes += list(m.codes)
+        return batch, codes
+
+    def setup_chain(self, quantity=100, profile=T.MAC):
+        holder = self.maker()
+        number = self.cert(holder)
+        p = self.product(holder, number)
+        batch, codes = self.issue(holder, p.product_id, quantity, profile)
+        return holder, number, p, batch, codes
+
+    def verify(self, code, listing=None, view=T.BASIC, node=None):
+        node = node or self.a
+        return node.ver.VerifyCode(V.VerifyRequest(code=code, listing=listing, view=view),
+                                   metadata=PLATFORM)
+
+    def status_of(self, fn, *args, **kw):
+        try:
+            fn(*args, **kw)
+        except grpc.RpcError as e:
+            return e.code(), e.details()
+        return grpc.StatusCode.OK, ""
+
+    # -- registry -------------------------------------------------------------
+
+    def test_registry_rpcs(self):
+        holder = self.maker()
+        number = self.cert(holder, cats=("0704", "1201"))
+        c = self.a.reg.GetCertificate(R.GetCertificateRequest(number=number), metadata=REG)
+        self.assertEqual(c.status, T.VALID)
+        self.assertEqual(list(c.category_codes), ["0704", "1201"])
+        self.assertEqual(c.holder_credit_code, holder)
+        r = self.a.reg.SetCertificateStatus(
+            R.SetCertificateStatusRequest(number=number, status=T.SUSPENDED, reason="audit"),
+            metadata=REG)
+        self.assertEqual(r.certificate.status, T.SUSPENDED)
+        self.assertEqual(r.certificate.status_reason, "audit")
+        code, msg = self.status_of(self.a.reg.GetCertificate,
+                                   R.GetCertificateRequest(number="NOPE-1"), metadata=REG)
+        self.assertEqual(code, grpc.StatusCode.NOT_FOUND)
+        self.assertIn("NOPE-1", msg)
+        code, msg = self.status_of(
+            self.a.reg.SetCertificateStatus,
+            R.SetCertificateStatusRequest(number="NOPE-2", status=T.REVOKED), metadata=REG)
+        self.assertEqual(code, grpc.StatusCode.NOT_FOUND)
+        code, msg = self.status_of(
+            self.a.reg.UpsertCertificate,
+            T.Certificate(number=unique("X"), kind=T.CCC, holder_credit_code="UNKNOWN9",
+                          category_codes=["0704"]), metadata=REG)
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("UNKNOWN9 is not a registered manufacturer", msg)
+
+    def test_import_certificates(self):
+        holder = self.maker()
+        good = [T.Certificate(number=unique("IMP"), kind=T.CCC, holder_credit_code=holder,
+                              category_codes=["0704"]) for _ in range(5)]
+        bad = [T.Certificate(number="has space", kind=T.CCC, holder_credit_code=holder,
+                             category_codes=["0704"]),
+               T.Certificate(number=unique("IMP"), holder_credit_code=holder,
+                             category_codes=["0704"]),
+               T.Certificate(number=unique("IMP"), kind=T.CCC, holder_credit_code=holder)]
+        stream = [good[0], bad[0], good[1], bad[1], good[2], good[3], bad[2], good[4]]
+        r = self.a.reg.ImportCertificates(iter(stream), metadata=CERTIFIER)
+        self.assertEqual(r.imported, 5)
+        self.assertEqual([x.index for x in r.rejected], [1, 3, 6])
+        self.assertIn("number has ' '", r.rejected[0].reason)
+        self.assertIn("kind is required", r.rejected[1].reason)
+        self.assertIn("category_codes must hold 1 to 64", r.rejected[2].reason)
+        for g in good:
+            self.a.reg.GetCertificate(R.GetCertificateRequest(number=g.number), metadata=REG)
+        empty = self.a.reg.ImportCertificates(iter([]), metadata=CERTIFIER)
+        self.assertEqual(empty.imported, 0)
+
+    # -- issuance -------------------------------------------------------------
+
+    def test_register_product_rules(self):
+        holder, other = self.maker(), self.maker()
+        number = self.cert(holder)
+        cases = [
+            (other, number, "0704", "is not held by " + other),
+            (holder, number, "9999", "does not cover category 9999"),
+            (holder, "NOT-THERE", "0704", "NOT-THERE is not registered"),
+        ]
+        for who, num, cat, want in cases:
+            code, msg = self.status_of(self.product, who, num, cat)
+            self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION, msg)
+            self.assertIn(want, msg)
+        self.a.reg.SetCertificateStatus(
+            R.SetCertificateStatusRequest(number=number, status=T.REVOKED, reason="x"),
+            metadata=REG)
+        code, msg = self.status_of(self.product, holder, number, "0704")
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("is revoked", msg)
+
+    def test_issue_codes_and_manifest(self):
+        holder = self.maker()
+        number = self.cert(holder)
+        p = self.product(holder, number)
+        batch, codes = self.issue(holder, p.product_id, quantity=25000, chunk=4096,
+                                  request_id="order-77")
+        self.assertEqual(len(codes), 25000)
+        self.assertEqual(len(set(codes)), 25000)
+        self.assertEqual(batch.quantity, 25000)
+        self.assertEqual(batch.issuer_credit_code, holder)
+        self.assertEqual(batch.certificate_number, number)
+        # The same request id: the same batch and the same codes, no second batch.
+        again, codes2 = self.issue(holder, p.product_id, quantity=25000, chunk=9999,
+                                   request_id="order-77")
+        self.assertEqual(again.batch_id, batch.batch_id)
+        self.assertEqual(codes2, codes)
+        # The manifest is signed by the key export-public publishes.
+        got = self.a.iss.GetBatch(I.GetBatchRequest(batch_id=batch.batch_id),
+                                  metadata=F.md("manufacturer", holder))
+        self.assertEqual(got.manifest, batch.manifest)
+        self.assertIn(b"batch %d\n" % batch.batch_id, got.manifest)
+        pub = json.loads(subprocess.run(
+            [F.binary("tracekeys"), "export-public", "--dir",
+             self.keys], capture_output=True, text=True, check=True).stdout)
+        key = [k for k in pub["keys"] if k["kid"] == got.manifest_key_id][0]
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(key["public"])).verify(
+            got.manifest_signature, got.manifest)
+        # Someone else's batch and product.
+        other = self.maker()
+        code, _ = self.status_of(self.a.iss.GetBatch, I.GetBatchRequest(batch_id=batch.batch_id),
+                                 metadata=F.md("manufacturer", other))
+        self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
+        code, _ = self.status_of(self.issue, other, p.product_id)
+        self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
+
+    def test_issue_limits(self):
+        holder = self.maker()
+        p = self.product(holder, self.cert(holder))
+        for q, want in ((0, "quantity must be 1 to 10000000, not 0"),
+                        (10000001, "quantity must be 1 to 10000000, not 10000001")):
+            code, msg = self.status_of(self.issue, holder, p.product_id, quantity=q)
+            self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn(want, msg)
+        code, msg = self.status_of(self.issue, holder, p.product_id, chunk=65537)
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("chunk_size must be at most 65536", msg)
+        code, msg = self.status_of(self.issue, holder, p.product_id, request_id="x" * 65)
+        self.assertIn("request_id is longer than 64 bytes", msg)
+        code, msg = self.status_of(self.product, holder, "C" * 65)
+        self.assertIn("certificate_number is longer than 64 bytes", msg)
+
+    def test_sig_profile(self):
+        _, _, _, batch, codes = self.setup_chain(quantity=5, profile=T.SIG)
+        self.assertEqual(batch.profile, T.SIG)
+        self.assertEqual(len(codes[0]), 120)
+        self.assertEqual(self.verify(codes[4]).verdict, T.GENUINE)
+
+    # -- verification: every verdict -------------------------------------------
+
+    def test_verdicts(self):
+        holder, number, p, batch, codes = self.setup_chain(quantity=100)
+        v = self.verify(codes[7], view=T.FULL)
+        self.assertEqual(v.verdict, T.GENUINE)
+        self.assertEqual((v.batch_id, v.serial), (batch.batch_id, 7))
+        self.assertEqual(v.product.model, "PB-10000")
+        self.assertEqual(v.issuer_name, "Acme 电源")
+        self.assertEqual(v.certificate_number, number)
+        self.assertGreater(v.as_of_revision, 0)
+        self.assertFalse(v.stale)
+        basic = self.verify(codes[7])
+        self.assertFalse(basic.HasField("product"))
+        self.assertEqual(basic.issuer_name, "")
+
+        self.assertEqual(self.verify("nonsense").verdict, T.MALFORMED)
+        tampered = codes[7][:20] + ("A" if codes[7][20] != "A" else "B") + codes[7][21:]
+        self.assertEqual(self.verify(tampered).verdict, T.FORGED)
+        # A genuine tag on a batch we never issued: mint locally with our keys.
+        out = subprocess.run([F.binary("tracekeys"), "mint",
+                              "--dir", self.keys, "--batch", "999999", "--count", "1"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        self.assertEqual(self.verify(out).verdict, T.UNKNOWN_BATCH)
+        out = subprocess.run([F.binary("tracekeys"), "mint",
+                              "--dir", self.keys, "--batch", str(batch.batch_id), "--first", "100",
+                              "--count", "1"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        v = self.verify(out)
+        self.assertEqual(v.verdict, T.UNKNOWN_BATCH)
+        self.assertIn("serial 100 is beyond", v.detail)
+
+        r = self.a.iss.RecallBatch(I.RecallBatchRequest(batch_id=batch.batch_id, first_serial=10,
+                                                        last_serial=19, reason="swelling"),
+                                   metadata=F.md("manufacturer", holder))
+        self.assertEqual(r.affected, 10)
+        self.assertEqual(self.verify(codes[12]).verdict, T.RECALLED)
+        self.assertEqual(self.verify(codes[20]).verdict, T.GENUINE)
+        r = self.a.iss.RecallBatch(I.RecallBatchRequest(batch_id=batch.batch_id, first_serial=15,
+                                                        last_serial=24, reason="more"),
+                                   metadata=F.md("manufacturer", holder))
+        self.assertEqual(r.affected, 5)
+
+        mismatch = self.verify(codes[30], listing=T.Listing(listing_id="L1", brand="Other"))
+        self.assertEqual(mismatch.verdict, T.LISTING_MISMATCH)
+        self.assertIn("brand 'Other'", mismatch.detail)
+        ok = self.verify(codes[30], listing=T.Listing(listing_id="L1", brand="ACME",
+                                                      category_code="0704"))
+        self.assertEqual(ok.verdict, T.GENUINE)
+
+        for status, verdict in ((T.SUSPENDED, T.CERT_SUSPENDED), (T.REVOKED, T.CERT_REVOKED),
+                                (T.EXPIRED, T.CERT_EXPIRED), (T.VALID, T.GENUINE)):
+            self.a.reg.SetCertificateStatus(
+                R.SetCertificateStatusRequest(number=number, status=status, reason="r"),
+                metadata=REG)
+            v = self.verify(codes[40])
+            self.assertEqual(v.verdict, verdict, v.detail)
+        self.a.reg.UpsertManufacturer(T.Manufacturer(credit_code=holder, name="Acme 电源",
+                                                     status=T.MANUFACTURER_SUSPENDED),
+                                      metadata=REG)
+        self.assertEqual(self.verify(codes[40]).verdict, T.ISSUER_SUSPENDED)
+
+    def test_expired_by_date(self):
+        holder = self.maker()
+        number = self.cert(holder, valid_until=int(time.time()) + 3600)
+        p = self.product(holder, number)
+        _, codes = self.issue(holder, p.product_id, quantity=3)
+        self.assertEqual(self.verify(codes[0]).verdict, T.GENUINE)
+        self.a.reg.UpsertCertificate(
+            T.Certificate(number=number, kind=T.CCC, holder_credit_code=holder,
+                          category_codes=["0704"], valid_until_unix=int(time.time()) - 60),
+            metadata=CERTIFIER)
+        v = self.verify(codes[0])
+        self.assertEqual(v.verdict, T.CERT_EXPIRED)
+        self.assertIn("expired on", v.detail)
+
+    def test_verify_batch_and_stream(self):
+        _, _, _, _, codes = self.setup_chain(quantity=300)
+        items = [V.VerifyRequest(code=c) for c in codes] + [V.VerifyRequest(code="bad")]
+        r = self.a.ver.VerifyBatch(V.VerifyBatchRequest(items=items, view=T.FULL),
+                                   metadata=PLATFORM)
+        self.assertEqual([x.serial for x in r.results[:300]], list(range(300)))
+        self.assertTrue(all(x.verdict == T.GENUINE for x in r.results[:300]))
+        self.assertTrue(all(x.product.brand == "Acme" for x in r.results[:300]))
+        self.assertEqual(r.results[300].verdict, T.MALFORMED)
+        big = [V.VerifyRequest(code=codes[0])] * 10001
+        code, msg = self.status_of(self.a.ver.VerifyBatch, V.VerifyBatchRequest(items=big),
+                                   metadata=PLATFORM)
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("items holds 10001 codes, limit 10000", msg)
+        code, msg = self.status_of(self.a.ver.VerifyBatch, V.VerifyBatchRequest(),
+                                   metadata=PLATFORM)
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        out = list(self.a.ver.VerifyStream(iter(V.VerifyRequest(code=c) for c in codes),
+                                           metadata=PLATFORM))
+        self.assertEqual([x.serial for x in out], list(range(300)))
+
+    # -- identity, roles, protocol ------------------------------------------------
+
+    def test_roles_and_identity(self):
+        code, msg = self.status_of(self.a.ver.VerifyCode, V.VerifyRequest(code="x"))
+        self.assertEqual(code, grpc.StatusCode.UNAUTHENTICATED)
+        code, msg = self.status_of(self.a.ver.VerifyCode, V.VerifyRequest(code="x"),
+                                   metadata=(("tc-role", "platform"),))
+        self.assertEqual(code, grpc.StatusCode.UNAUTHENTICATED)
+        code, msg = self.status_of(self.a.ver.VerifyCode, V.VerifyRequest(code="x"),
+                                   metadata=F.md("manufacturer", "M1"))
+        self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
+        self.assertIn("role manufacturer may not call tracecode.v1.VerifierService", msg)
+        code, _ = self.status_of(self.a.reg.UpsertManufacturer,
+                                 T.Manufacturer(credit_code="X1", name="n"), metadata=PLATFORM)
+        self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
+        code, _ = self.status_of(self.a.iss.GetBatch, I.GetBatchRequest(batch_id=1),
+                                 metadata=REG)
+        self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
+        code, msg = self.status_of(self.a.reg.UpsertManufacturer,
+                                   T.Manufacturer(credit_code="X" * 33, name="n"), metadata=REG)
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("credit_code is longer than 32 bytes", msg)
+        code, msg = self.status_of(self.a.reg.UpsertManufacturer,
+                                   T.Manufacturer(credit_code="X1", name="n" * 201),
+                                   metadata=REG)
+        self.assertIn("name is longer than 200 bytes", msg)
+
+    def test_unimplemented_and_health(self):
+        call = self.a.channel.unary_unary("/tracecode.v1.AuditService/GetTreeHead")
+        code, msg = self.status_of(call, b"", metadata=REG)
+        self.assertEqual(code, grpc.StatusCode.UNIMPLEMENTED)
+        self.assertIn("/tracecode.v1.AuditService/GetTreeHead", msg)
+        from tcgrpc.health.v1 import health_pb2, health_pb2_grpc
+        h = health_pb2_grpc.HealthStub(self.a.channel)
+        self.assertEqual(h.Check(health_pb2.HealthCheckRequest()).status,
+                         health_pb2.HealthCheckResponse.SERVING)
+        self.assertEqual(h.Check(health_pb2.HealthCheckRequest(
+            service="tracecode.v1.VerifierService")).status,
+            health_pb2.HealthCheckResponse.SERVING)
+        code, _ = self.status_of(h.Check, health_pb2.HealthCheckRequest(service="no.Such"))
+        self.assertEqual(code, grpc.StatusCode.NOT_FOUND)
+
+    def test_reflection_without_our_protos(self):
+        """List services by reflection, then call VerifyCode with messages
+        built from the descriptors the server sent, not from our .proto."""
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+        from tcgrpc.reflection.v1alpha import reflection_pb2 as RP
+        from tcgrpc.reflection.v1alpha import reflection_pb2_grpc as RPG
+        stub = RPG.ServerReflectionStub(self.a.channel)
+        reqs = [RP.ServerReflectionRequest(list_services=""),
+                RP.ServerReflectionRequest(
+                    file_containing_symbol="tracecode.v1.VerifierService"),
+                RP.ServerReflectionRequest(file_containing_symbol="no.such.Symbol")]
+        answers = list(stub.ServerReflectionInfo(iter(reqs)))
+        names = [s.name for s in answers[0].list_services_response.service]
+        for svc in ("tracecode.v1.VerifierService", "tracecode.v1.IssuerService",
+                    "tracecode.v1.RegistryService", "tracecode.v1.ConsumerService",
+                    "tracecode.v1.AuditService", "grpc.health.v1.Health"):
+            self.assertIn(svc, names)
+        self.assertEqual(answers[2].error_response.error_code, 5)
+        pool = descriptor_pool.DescriptorPool()
+        for raw in answers[1].file_descriptor_response.file_descriptor_proto:
+            fd = descriptor_pb2.FileDescriptorProto.FromString(raw)
+            if fd.name == "tracecode/v1/types.proto":
+                pool.Add(fd)
+        for raw in answers[1].file_descriptor_response.file_descriptor_proto:
+            fd = descriptor_pb2.FileDescriptorProto.FromString(raw)
+            if fd.name != "tracecode/v1/types.proto":
+                pool.Add(fd)
+        method = pool.FindServiceByName("tracecode.v1.VerifierService").methods_by_name[
+            "VerifyCode"]
+        if hasattr(message_factory, "GetMessageClass"):  # protobuf >= 4
+            req_cls = message_factory.GetMessageClass(method.input_type)
+            resp_cls = message_factory.GetMessageClass(method.output_type)
+        else:  # Debian 12's protobuf 3.21
+            factory = message_factory.MessageFactory(pool)
+            req_cls = factory.GetPrototype(method.input_type)
+            resp_cls = factory.GetPrototype(method.output_type)
+        _, _, _, _, codes = self.setup_chain(quantity=2)
+        call = self.a.channel.unary_unary("/tracecode.v1.VerifierService/VerifyCode",
+                                          request_serializer=lambda m: m.SerializeToString(),
+                                          response_deserializer=resp_cls.FromString)
+        out = call(req_cls(code=codes[1]), metadata=PLATFORM)
+        self.assertEqual(out.serial, 1)
+        self.assertEqual(method.output_type.fields_by_name["verdict"].enum_type
+                         .values_by_number[out.verdict].name, "GENUINE")
+
+    def test_deadline(self):
+        holder = self.maker()
+        p = self.product(holder, self.cert(holder))
+        stream = self.a.iss.IssueCodes(I.IssueCodesRequest(product_id=p.product_id,
+                                                           quantity=10000000, chunk_size=1000),
+                                       metadata=F.md("manufacturer", holder), timeout=0.3)
+        with self.assertRaises(grpc.RpcError) as ctx:
+            for _ in stream:
+                time.sleep(0.001)
+        self.assertEqual(ctx.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class Nodes(unittest.TestCase):
+    """A second node following the change stream; Redis stopped and back."""
+
+    def test_second_node_and_redis_outage(self):
+        work = F.workdir()
+        redis = F.Redis(work)
+        redis.start()
+        keys = F.keyring(work)
+        a = F.Service(work, "a", redis.url, keys, ["--max-staleness", "1"]).start()
+        b = F.Service(work, "b", redis.url, keys, ["--max-staleness", "1"]).start()
+        try:
+            na, nb = Node(a.port), Node(b.port)
+            t = Service("test_verdicts")
+            t.a = na
+            holder, number, p, batch, codes = t.setup_chain(quantity=10)
+            vb = lambda: nb.ver.VerifyCode(V.VerifyRequest(code=codes[3]), metadata=PLATFORM)
+            self.assertTrue(F.wait_for(lambda: vb().verdict == T.GENUINE))
+            na.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
+                number=number, status=T.REVOKED, reason="fire"), metadata=REG)
+            self.assertTrue(F.wait_for(lambda: vb().verdict == T.CERT_REVOKED, 5))
+
+            redis.stop()
+            # Verification keeps answering from the replica, marked stale.
+            self.assertTrue(F.wait_for(lambda: vb().stale, 5))
+            self.assertEqual(vb().verdict, T.CERT_REVOKED)
+            code, msg = t.status_of(na.reg.SetCertificateStatus, R.SetCertificateStatusRequest(
+                number=number, status=T.VALID), metadata=REG)
+            self.assertEqual(code, grpc.StatusCode.UNAVAILABLE)
+            self.assertIn("registry unavailable, nothing was changed", msg)
+
+            redis.start()
+            self.assertTrue(F.wait_for(lambda: not vb().stale, 15))
+            na.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
+                number=number, status=T.VALID, reason="restored"), metadata=REG)
+            self.assertTrue(F.wait_for(lambda: vb().verdict == T.GENUINE, 15))
+
+            # A graceful drain: SIGTERM while a long stream is in flight.
+            stream = na.iss.IssueCodes(I.IssueCodesRequest(product_id=p.product_id,
+                                                           quantity=200000),
+                                       metadata=F.md("manufacturer", holder))
+            first = next(stream)
+            self.assertEqual(len(first.codes), 8192)
+            got = [len(first.codes)]
+            killer = threading.Timer(0.05, lambda: a.proc.send_signal(signal.SIGTERM))
+            killer.start()
+            for m in stream:
+                got.append(len(m.codes))
+            self.assertEqual(sum(got), 200000)
+            self.assertEqual(a.proc.wait(timeout=30), 0)
+            self.assertIn("draining", a.output())
+            a.proc = None
+            self.assertEqual(b.stop(), 0, b.output()[-4000:])
+        finally:
+            a.stop()
+            b.stop()
+            redis.stop()
+            shutil.rmtree(work, ignore_errors=True)
+
+    def test_insecure_refuses_non_loopback(self):
+        work = F.workdir()
+        keys = F.keyring(work)
+        p = subprocess.run([F.Service(work, "x", "unix:/nonexistent", keys).cmd[0], "--redis",
+                            "unix:/nonexistent", "--keys", keys, "--grpc", "0.0.0.0:0",
+                            "--insecure"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("'0.0.0.0:0' is not loopback", p.stderr)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    try:
+        unittest.main(verbosity=2)
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
