@@ -100,7 +100,8 @@ class Service:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT)
         for _ in range(1000):
-            text = open(self.log_path).read()
+            with open(self.log_path) as f:
+                text = f.read()
             m = re.search(r"port (\d+) ", text)
             if m:
                 self.port = int(m.group(1))
@@ -108,7 +109,7 @@ class Service:
             if self.proc.poll() is not None:
                 raise RuntimeError("tracesvc exited: " + text)
             time.sleep(0.01)
-        raise RuntimeError("tracesvc did not start: " + open(self.log_path).read())
+        raise RuntimeError("tracesvc did not start: " + self.output())
 
     def stop(self, sig=signal.SIGTERM):
         if not self.proc:
@@ -120,7 +121,8 @@ class Service:
         return rc
 
     def output(self):
-        return open(self.log_path).read()
+        with open(self.log_path) as f:
+            return f.read()
 
 
 def workdir():
