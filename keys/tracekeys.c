@@ -15,6 +15,7 @@
  */
 #include "codec.h"
 #include "keys.h"
+#include "labels.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -238,44 +239,12 @@ static int write_file(const char *path, const void *data, size_t len)
     return ok;
 }
 
-/* Holds one page of labels until it is full, then writes PREFIX-NNN.svg. */
-typedef struct sheet {
-    const char *prefix;
-    unsigned page;
-    size_t n;
-    char url[CODEC_SHEET_LABELS][CODEC_BASE_URL_MAX + 4 + CODEC_MAX_TEXT_LEN];
-    char text[CODEC_SHEET_LABELS][CODEC_MAX_TEXT_LEN + 1];
-    char svg[1 << 20];
-} sheet;
-
-static int sheet_flush(sheet *s)
-{
-    codec_label l[CODEC_SHEET_LABELS];
-    char path[4096];
-    size_t need, i;
-    codec_err err;
-
-    if (!s->n)
-        return 0;
-    for (i = 0; i < s->n; i++) {
-        l[i].url = s->url[i];
-        l[i].text = s->text[i];
-    }
-    err = codec_sheet_svg(l, s->n, CODEC_ECC_M, s->svg, sizeof(s->svg), &need);
-    if (err)
-        return die("cannot render label sheet: %s%s", codec_strerror(err), "");
-    snprintf(path, sizeof(path), "%s-%03u.svg", s->prefix, ++s->page);
-    if (!write_file(path, s->svg, need - 1))
-        return die("cannot write '%s': %s", path, strerror(errno));
-    s->n = 0;
-    return 0;
-}
-
 static int cmd_mint(const opts *o, keys_ring *ring)
 {
     char text[CODEC_MAX_TEXT_LEN + 1], url[CODEC_BASE_URL_MAX + 4 + CODEC_MAX_TEXT_LEN];
     static uint8_t png[1 << 16];
-    sheet *sh = NULL;
+    labels *sh = NULL;
+    char lerr[512];
     codec_fields f;
     codec_errinfo ei;
     unsigned long i;
@@ -296,12 +265,8 @@ static int cmd_mint(const opts *o, keys_ring *ring)
         return die("--profile '%s' must be mac or sig%s", o->profile, "");
     if (o->png && mkdir(o->png, 0755) != 0 && errno != EEXIST)
         return die("cannot create '%s': %s", o->png, strerror(errno));
-    if (o->sheet) {
-        sh = calloc(1, sizeof(*sh));
-        if (!sh)
-            return die("%s%s", "out of memory", "");
-        sh->prefix = o->sheet;
-    }
+    if (o->sheet && !(sh = labels_new(o->sheet, o->base_url, lerr, sizeof(lerr))))
+        return die("%s%s", lerr, "");
     f.batch = o->batch;
     for (i = 0; i < o->count && rc == 0; i++) {
         uint8_t code[CODEC_MAX_BYTES];
@@ -334,20 +299,17 @@ static int cmd_mint(const opts *o, keys_ring *ring)
             if (!write_file(path, png, need))
                 rc = die("cannot write '%s': %s", path, strerror(errno));
         }
-        if (sh) {
-            memcpy(sh->url[sh->n], url, ulen + 1);
-            memcpy(sh->text[sh->n], text, tlen + 1);
-            if (++sh->n == CODEC_SHEET_LABELS)
-                rc = sheet_flush(sh);
-        }
+        if (sh && labels_add(sh, text, tlen, lerr, sizeof(lerr)) != 0)
+            rc = die("%s%s", lerr, "");
     }
     if (sh) {
+        unsigned pages = 0;
+        if (rc == 0 && labels_finish(sh, &pages, lerr, sizeof(lerr)) != 0)
+            rc = die("%s%s", lerr, "");
         if (rc == 0)
-            rc = sheet_flush(sh);
-        if (rc == 0)
-            fprintf(stderr, "tracekeys: wrote %u label sheet(s) %s-001.svg ...\n", sh->page,
+            fprintf(stderr, "tracekeys: wrote %u label sheet(s) %s-001.svg ...\n", pages,
                     o->sheet);
-        free(sh);
+        labels_free(sh);
     }
     if (fflush(stdout) != 0 && rc == 0)
         rc = die("cannot write codes: %s%s", strerror(errno), "");

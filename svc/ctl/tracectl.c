@@ -1,0 +1,989 @@
+/*
+ * tracectl - a client of tracesvc for every role.
+ *
+ *   tracectl [connection] [--json] COMMAND ...
+ *
+ *   manufacturer put CREDIT NAME [--suspended]
+ *   cert put NUMBER --holder CREDIT --categories C1,C2 [--kind ccc|licence]
+ *                   [--valid-until UNIX] [--status S] [--reason TEXT]
+ *   cert get NUMBER
+ *   cert status NUMBER valid|suspended|revoked|expired [--reason TEXT]
+ *   cert import FILE.csv          (- for stdin)
+ *   product register --certificate N --category C --brand B --model M [--gtin G]
+ *   issue PRODUCT_ID --quantity N [--profile mac|sig] [--request-id ID] [--chunk N]
+ *                    [--out FILE] [--sheet PREFIX] [--base-url URL]
+ *   batch get BATCH_ID
+ *   recall BATCH_ID FIRST LAST --reason TEXT
+ *   verify [CODE ...] [--file F] [--full] [--listing-category C] [--listing-brand B]
+ *          [--listing-model M]      (stdin when no code and no file)
+ *
+ * Connection: --addr HOST:PORT (TRACECTL_ADDR, default 127.0.0.1:50051) and
+ * either --insecure --role R --subject S (TRACECTL_INSECURE, _ROLE,
+ * _SUBJECT) or --ca F --cert F --key F (TRACECTL_CA, _CERT, _KEY).
+ *
+ * Exit status: 0 success (verify: every code GENUINE); 1 an RPC failed or
+ * a code was not genuine; 2 usage.
+ */
+#include "client.h"
+#include "codec.h"
+#include "labels.h"
+#include "tracecode/v1/issuer.pb-c.h"
+#include "tracecode/v1/registry.pb-c.h"
+#include "tracecode/v1/verifier.pb-c.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VERIFY_CHUNK 1000
+#define CSV_LINE_MAX 8192
+#define CSV_FIELDS_MAX 16
+
+typedef struct opts {
+    rpc_client_opts conn;
+    int json, suspended, full;
+    const char *holder, *categories, *kind, *status, *reason, *certificate, *category, *brand;
+    const char *model, *gtin, *profile, *request_id, *out, *sheet, *base_url, *file;
+    const char *l_category, *l_brand, *l_model;
+    long long valid_until;
+    unsigned long quantity, chunk;
+    int have_valid_until;
+} opts;
+
+static int usage(void)
+{
+    fputs("usage: tracectl [--addr HOST:PORT] [--insecure --role R --subject S | --ca F --cert F "
+          "--key F]\n"
+          "                [--json] COMMAND ...\n"
+          "  manufacturer put CREDIT NAME [--suspended]\n"
+          "  cert put NUMBER --holder CREDIT --categories C1,C2 [--kind ccc|licence]\n"
+          "           [--valid-until UNIX] [--status S] [--reason TEXT]\n"
+          "  cert get NUMBER | cert status NUMBER STATUS [--reason TEXT] | cert import FILE.csv\n"
+          "  product register --certificate N --category C --brand B --model M [--gtin G]\n"
+          "  issue PRODUCT_ID --quantity N [--profile mac|sig] [--request-id ID] [--out FILE]\n"
+          "        [--sheet PREFIX] [--base-url URL] [--chunk N]\n"
+          "  batch get BATCH_ID | recall BATCH_ID FIRST LAST --reason TEXT\n"
+          "  verify [CODE ...] [--file F] [--full] [--listing-category C] [--listing-brand B]\n"
+          "         [--listing-model M]\n",
+          stderr);
+    return 2;
+}
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int fail(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("tracectl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 2;
+}
+
+static int rpc_failed(const rpc_result *r)
+{
+    fprintf(stderr, "tracectl: %s: %s\n", rpc_code_name(r->code), r->msg);
+    return 1;
+}
+
+/* JSON string with escapes. */
+static void jstr(const char *s)
+{
+    putchar('"');
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+static const char *verdict_name(int v)
+{
+    const ProtobufCEnumValue *e =
+        protobuf_c_enum_descriptor_get_value(&tracecode__v1__verdict__descriptor, v);
+    return e ? e->name : "VERDICT_UNSPECIFIED";
+}
+
+static const char *cert_status_name(int v)
+{
+    const ProtobufCEnumValue *e =
+        protobuf_c_enum_descriptor_get_value(&tracecode__v1__certificate_status__descriptor, v);
+    return e ? e->name : "CERTIFICATE_STATUS_UNSPECIFIED";
+}
+
+static int parse_status(const char *s)
+{
+    if (!s)
+        return 0;
+    if (!strcmp(s, "valid") || !strcmp(s, "VALID"))
+        return TRACECODE__V1__CERTIFICATE_STATUS__VALID;
+    if (!strcmp(s, "suspended") || !strcmp(s, "SUSPENDED"))
+        return TRACECODE__V1__CERTIFICATE_STATUS__SUSPENDED;
+    if (!strcmp(s, "revoked") || !strcmp(s, "REVOKED"))
+        return TRACECODE__V1__CERTIFICATE_STATUS__REVOKED;
+    if (!strcmp(s, "expired") || !strcmp(s, "EXPIRED"))
+        return TRACECODE__V1__CERTIFICATE_STATUS__EXPIRED;
+    return -1;
+}
+
+static int parse_kind(const char *s)
+{
+    if (!s || !strcmp(s, "ccc") || !strcmp(s, "CCC"))
+        return TRACECODE__V1__CERTIFICATE_KIND__CCC;
+    if (!strcmp(s, "licence") || !strcmp(s, "PRODUCTION_LICENCE"))
+        return TRACECODE__V1__CERTIFICATE_KIND__PRODUCTION_LICENCE;
+    return -1;
+}
+
+static int parse_u64(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    unsigned long long v;
+
+    if (!s || !*s || *s == '-' || *s == '+')
+        return 0;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+/* Split "a,b,c" in place into up to max pieces. */
+static size_t split(char *s, char sep, char **out, size_t max)
+{
+    size_t n = 0;
+
+    while (s && *s && n < max) {
+        char *e = strchr(s, sep);
+        if (e)
+            *e = '\0';
+        if (*s)
+            out[n++] = s;
+        s = e ? e + 1 : NULL;
+    }
+    return n;
+}
+
+static void print_cert(const opts *o, const Tracecode__V1__Certificate *c)
+{
+    size_t i;
+
+    if (o->json) {
+        printf("{\"number\":");
+        jstr(c->number);
+        printf(",\"holder_credit_code\":");
+        jstr(c->holder_credit_code);
+        printf(",\"status\":\"%s\",\"status_reason\":", cert_status_name(c->status));
+        jstr(c->status_reason);
+        printf(",\"category_codes\":[");
+        for (i = 0; i < c->n_category_codes; i++) {
+            if (i)
+                putchar(',');
+            jstr(c->category_codes[i]);
+        }
+        printf("],\"valid_until_unix\":%" PRId64 "}\n", c->valid_until_unix);
+        return;
+    }
+    printf("certificate %s held by %s: %s%s%s, categories", c->number, c->holder_credit_code,
+           cert_status_name(c->status), c->status_reason[0] ? " - " : "", c->status_reason);
+    for (i = 0; i < c->n_category_codes; i++)
+        printf("%s%s", i ? "," : " ", c->category_codes[i]);
+    putchar('\n');
+}
+
+/* --- commands --------------------------------------------------------------- */
+
+static int cmd_manufacturer(rpc_client *cl, const opts *o, int argc, char **argv)
+{
+    Tracecode__V1__Manufacturer m = TRACECODE__V1__MANUFACTURER__INIT;
+    ProtobufCMessage *resp;
+    rpc_result r;
+
+    if (argc != 3 || strcmp(argv[0], "put") != 0)
+        return usage();
+    m.credit_code = argv[1];
+    m.name = argv[2];
+    m.status = o->suspended ? TRACECODE__V1__MANUFACTURER_STATUS__MANUFACTURER_SUSPENDED
+                            : TRACECODE__V1__MANUFACTURER_STATUS__MANUFACTURER_ACTIVE;
+    if (rpc_call_unary(cl, "/tracecode.v1.RegistryService/UpsertManufacturer", &m.base,
+                       &tracecode__v1__manufacturer__descriptor, &resp, &r))
+        return rpc_failed(&r);
+    if (o->json) {
+        printf("{\"credit_code\":");
+        jstr(m.credit_code);
+        printf(",\"name\":");
+        jstr(m.name);
+        printf(",\"status\":\"%s\"}\n", o->suspended ? "MANUFACTURER_SUSPENDED"
+                                                     : "MANUFACTURER_ACTIVE");
+    } else {
+        printf("manufacturer %s (%s) %s\n", m.credit_code, m.name,
+               o->suspended ? "suspended" : "active");
+    }
+    rpc_msg_free(resp);
+    return 0;
+}
+
+static int cert_put(rpc_client *cl, const opts *o, const char *number)
+{
+    Tracecode__V1__Certificate c = TRACECODE__V1__CERTIFICATE__INIT;
+    char cats[4096], *list[64];
+    ProtobufCMessage *resp;
+    rpc_result r;
+    int kind = parse_kind(o->kind), status = o->status ? parse_status(o->status) : 1;
+
+    if (!o->holder || !o->categories)
+        return fail("cert put needs --holder CREDIT and --categories C1,C2");
+    if (kind < 0)
+        return fail("--kind '%s' must be ccc or licence", o->kind);
+    if (status < 0)
+        return fail("--status '%s' must be valid, suspended, revoked or expired", o->status);
+    if (strlen(o->categories) >= sizeof(cats))
+        return fail("--categories is too long");
+    memcpy(cats, o->categories, strlen(o->categories) + 1);
+    c.number = (char *)number;
+    c.kind = (Tracecode__V1__CertificateKind)kind;
+    c.holder_credit_code = (char *)o->holder;
+    c.n_category_codes = split(cats, ',', list, 64);
+    c.category_codes = list;
+    c.status = (Tracecode__V1__CertificateStatus)status;
+    c.status_reason = (char *)(o->reason ? o->reason : "");
+    c.valid_until_unix = o->have_valid_until ? o->valid_until : 0;
+    if (rpc_call_unary(cl, "/tracecode.v1.RegistryService/UpsertCertificate", &c.base,
+                       &tracecode__v1__certificate__descriptor, &resp, &r))
+        return rpc_failed(&r);
+    print_cert(o, (Tracecode__V1__Certificate *)resp);
+    rpc_msg_free(resp);
+    return 0;
+}
+
+/* --- CSV import ------------------------------------------------------------- */
+
+/* Split one CSV line (RFC 4180 quoting) in place. Returns the field count
+ * or -1 for an unterminated quote. */
+static int csv_fields(char *line, char **f, int max)
+{
+    int n = 0;
+    char *p = line, *w;
+
+    for (;;) {
+        if (n == max)
+            return n;
+        if (*p == '"') {
+            f[n++] = w = ++p;
+            for (;;) {
+                if (!*p)
+                    return -1;
+                if (*p == '"' && p[1] == '"') {
+                    *w++ = '"';
+                    p += 2;
+                } else if (*p == '"') {
+                    p++;
+                    break;
+                } else {
+                    *w++ = *p++;
+                }
+            }
+            *w = '\0';
+            if (*p != ',' && *p)
+                return -1;
+        } else {
+            f[n++] = p;
+            p += strcspn(p, ",");
+        }
+        if (!*p)
+            return n;
+        *p++ = '\0';
+    }
+}
+
+typedef struct import {
+    FILE *in;
+    const char *path;
+    unsigned line, bad, sent;
+    int col[7]; /* number kind holder cats status reason valid_until */
+    unsigned *line_of; /* stream index -> line number */
+    size_t cap;
+    char buf[CSV_LINE_MAX];
+    char *cats[64];
+    Tracecode__V1__Certificate msg;
+} import;
+
+static const char *const csv_columns[] = {"number", "kind", "holder_credit_code",
+                                          "category_codes", "status", "status_reason",
+                                          "valid_until_unix"};
+
+static int import_header(import *im)
+{
+    char *f[CSV_FIELDS_MAX];
+    int n, i, j;
+
+    if (!fgets(im->buf, sizeof(im->buf), im->in))
+        return fail("%s: empty file, want a header row", im->path);
+    im->line = 1;
+    im->buf[strcspn(im->buf, "\r\n")] = '\0';
+    n = csv_fields(im->buf, f, CSV_FIELDS_MAX);
+    for (j = 0; j < 7; j++)
+        im->col[j] = -1;
+    for (i = 0; i < n; i++) {
+        for (j = 0; j < 7 && strcmp(f[i], csv_columns[j]) != 0; j++)
+            ;
+        if (j == 7)
+            return fail("%s line 1: unknown column '%s' (known: number, kind, "
+                        "holder_credit_code, category_codes, status, status_reason, "
+                        "valid_until_unix)",
+                        im->path, f[i]);
+        im->col[j] = i;
+    }
+    if (im->col[0] < 0 || im->col[2] < 0 || im->col[3] < 0)
+        return fail("%s line 1: the header needs number, holder_credit_code and "
+                    "category_codes",
+                    im->path);
+    return 0;
+}
+
+/* The next good row as a message; bad rows are reported and skipped. */
+static const ProtobufCMessage *import_next(void *arg)
+{
+    import *im = arg;
+    char *f[CSV_FIELDS_MAX];
+    int n, kind, status;
+    unsigned long long vu;
+
+    while (fgets(im->buf, sizeof(im->buf), im->in)) {
+        Tracecode__V1__Certificate init = TRACECODE__V1__CERTIFICATE__INIT;
+        const char *why = NULL;
+        im->line++;
+        if (!strchr(im->buf, '\n') && !feof(im->in)) {
+            int ch;
+            while ((ch = fgetc(im->in)) != EOF && ch != '\n')
+                ;
+            why = "line longer than 8192 bytes";
+        }
+        im->buf[strcspn(im->buf, "\r\n")] = '\0';
+        if (!why && !im->buf[0])
+            continue;
+        n = why ? 0 : csv_fields(im->buf, f, CSV_FIELDS_MAX);
+        if (!why && n < 0)
+            why = "unterminated quote";
+        else if (!why && (n <= im->col[0] || n <= im->col[2] || n <= im->col[3]))
+            why = "too few fields";
+        kind = !why && im->col[1] >= 0 && im->col[1] < n ? parse_kind(f[im->col[1]]) : 1;
+        status = !why && im->col[4] >= 0 && im->col[4] < n ? parse_status(f[im->col[4]]) : 1;
+        if (!why && kind < 0)
+            why = "kind must be ccc or licence";
+        if (!why && status < 0)
+            why = "status must be valid, suspended, revoked or expired";
+        vu = 0;
+        if (!why && im->col[6] >= 0 && im->col[6] < n && f[im->col[6]][0] &&
+            !parse_u64(f[im->col[6]], INT64_MAX, &vu))
+            why = "valid_until_unix must be unix seconds";
+        if (why) {
+            fprintf(stderr, "tracectl: %s line %u: %s; row skipped\n", im->path, im->line, why);
+            im->bad++;
+            continue;
+        }
+        im->msg = init;
+        im->msg.number = f[im->col[0]];
+        im->msg.kind = (Tracecode__V1__CertificateKind)kind;
+        im->msg.holder_credit_code = f[im->col[2]];
+        im->msg.n_category_codes = split(f[im->col[3]], ';', im->cats, 64);
+        im->msg.category_codes = im->cats;
+        im->msg.status = (Tracecode__V1__CertificateStatus)status;
+        im->msg.status_reason = im->col[5] >= 0 && im->col[5] < n ? f[im->col[5]] : (char *)"";
+        im->msg.valid_until_unix = (int64_t)vu;
+        if (im->sent == im->cap) {
+            size_t cap = im->cap ? im->cap * 2 : 1024;
+            unsigned *p = realloc(im->line_of, cap * sizeof(*p));
+            if (!p)
+                return NULL;
+            im->line_of = p;
+            im->cap = cap;
+        }
+        im->line_of[im->sent++] = im->line;
+        return &im->msg.base;
+    }
+    return NULL;
+}
+
+static int cert_import(rpc_client *cl, const opts *o, const char *path)
+{
+    import *im = calloc(1, sizeof(*im));
+    Tracecode__V1__ImportCertificatesResponse *resp;
+    ProtobufCMessage *m;
+    rpc_result r;
+    size_t i;
+    int rc = 0;
+
+    if (!im)
+        return fail("out of memory");
+    im->path = path;
+    im->in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (!im->in) {
+        free(im);
+        return fail("cannot open '%s': %s", path, strerror(errno));
+    }
+    if (import_header(im))
+        rc = 2;
+    else if (rpc_call_client_stream(cl, "/tracecode.v1.RegistryService/ImportCertificates",
+                                    import_next, im,
+                                    &tracecode__v1__import_certificates_response__descriptor, &m,
+                                    &r))
+        rc = rpc_failed(&r);
+    else {
+        resp = (Tracecode__V1__ImportCertificatesResponse *)m;
+        for (i = 0; i < resp->n_rejected; i++) {
+            unsigned line = resp->rejected[i]->index < im->sent
+                                ? im->line_of[resp->rejected[i]->index]
+                                : 0;
+            fprintf(stderr, "tracectl: %s line %u: certificate %s rejected: %s\n", path, line,
+                    resp->rejected[i]->number, resp->rejected[i]->reason);
+        }
+        if (o->json)
+            printf("{\"imported\":%u,\"rejected\":%zu,\"skipped\":%u}\n", resp->imported,
+                   resp->n_rejected, im->bad);
+        else
+            printf("imported %u certificates; %zu rejected by the service, %u rows skipped\n",
+                   resp->imported, resp->n_rejected, im->bad);
+        if (resp->n_rejected || im->bad)
+            rc = 1;
+        rpc_msg_free(m);
+    }
+    if (im->in != stdin)
+        fclose(im->in);
+    free(im->line_of);
+    free(im);
+    return rc;
+}
+
+static int cmd_cert(rpc_client *cl, const opts *o, int argc, char **argv)
+{
+    ProtobufCMessage *resp;
+    rpc_result r;
+
+    if (argc == 2 && strcmp(argv[0], "put") == 0)
+        return cert_put(cl, o, argv[1]);
+    if (argc == 2 && strcmp(argv[0], "import") == 0)
+        return cert_import(cl, o, argv[1]);
+    if (argc == 2 && strcmp(argv[0], "get") == 0) {
+        Tracecode__V1__GetCertificateRequest q = TRACECODE__V1__GET_CERTIFICATE_REQUEST__INIT;
+        q.number = argv[1];
+        if (rpc_call_unary(cl, "/tracecode.v1.RegistryService/GetCertificate", &q.base,
+                           &tracecode__v1__certificate__descriptor, &resp, &r))
+            return rpc_failed(&r);
+        print_cert(o, (Tracecode__V1__Certificate *)resp);
+        rpc_msg_free(resp);
+        return 0;
+    }
+    if (argc == 3 && strcmp(argv[0], "status") == 0) {
+        Tracecode__V1__SetCertificateStatusRequest q =
+            TRACECODE__V1__SET_CERTIFICATE_STATUS_REQUEST__INIT;
+        int status = parse_status(argv[2]);
+        if (status <= 0)
+            return fail("status '%s' must be valid, suspended, revoked or expired", argv[2]);
+        q.number = argv[1];
+        q.status = (Tracecode__V1__CertificateStatus)status;
+        q.reason = (char *)(o->reason ? o->reason : "");
+        if (rpc_call_unary(cl, "/tracecode.v1.RegistryService/SetCertificateStatus", &q.base,
+                           &tracecode__v1__set_certificate_status_response__descriptor, &resp,
+                           &r))
+            return rpc_failed(&r);
+        print_cert(o, ((Tracecode__V1__SetCertificateStatusResponse *)resp)->certificate);
+        rpc_msg_free(resp);
+        return 0;
+    }
+    return usage();
+}
+
+static int cmd_product(rpc_client *cl, const opts *o, int argc, char **argv)
+{
+    Tracecode__V1__RegisterProductRequest q = TRACECODE__V1__REGISTER_PRODUCT_REQUEST__INIT;
+    Tracecode__V1__Product *p;
+    ProtobufCMessage *resp;
+    rpc_result r;
+
+    if (argc != 1 || strcmp(argv[0], "register") != 0)
+        return usage();
+    if (!o->certificate || !o->category || !o->brand || !o->model)
+        return fail("product register needs --certificate, --category, --brand and --model");
+    q.certificate_number = (char *)o->certificate;
+    q.category_code = (char *)o->category;
+    q.brand = (char *)o->brand;
+    q.model = (char *)o->model;
+    q.gtin = (char *)(o->gtin ? o->gtin : "");
+    if (rpc_call_unary(cl, "/tracecode.v1.IssuerService/RegisterProduct", &q.base,
+                       &tracecode__v1__product__descriptor, &resp, &r))
+        return rpc_failed(&r);
+    p = (Tracecode__V1__Product *)resp;
+    if (o->json) {
+        printf("{\"product_id\":");
+        jstr(p->product_id);
+        printf(",\"certificate_number\":");
+        jstr(p->certificate_number);
+        printf("}\n");
+    } else {
+        printf("product %s: %s %s (category %s) under certificate %s\n", p->product_id,
+               p->brand, p->model, p->category_code, p->certificate_number);
+    }
+    rpc_msg_free(resp);
+    return 0;
+}
+
+typedef struct issue_sink {
+    const opts *o;
+    FILE *out;
+    labels *sheet;
+    uint64_t batch;
+    unsigned long n;
+    int failed;
+    char err[512];
+} issue_sink;
+
+static int on_codes(void *arg, const ProtobufCMessage *m)
+{
+    const Tracecode__V1__IssueCodesResponse *msg = (const void *)m;
+    issue_sink *s = arg;
+    size_t i;
+
+    if (msg->batch) {
+        s->batch = msg->batch->batch_id;
+        fprintf(stderr, "tracectl: batch %" PRIu64 " of %u codes, key %u, manifest signed by key "
+                        "%u\n",
+                msg->batch->batch_id, msg->batch->quantity, msg->batch->key_id,
+                msg->batch->manifest_key_id);
+    }
+    for (i = 0; i < msg->n_codes; i++) {
+        if (fputs(msg->codes[i], s->out) < 0 || fputc('\n', s->out) < 0) {
+            snprintf(s->err, sizeof(s->err), "cannot write codes: %s", strerror(errno));
+            s->failed = 1;
+            return 1;
+        }
+        if (s->sheet &&
+            labels_add(s->sheet, msg->codes[i], strlen(msg->codes[i]), s->err, sizeof(s->err))) {
+            s->failed = 1;
+            return 1;
+        }
+    }
+    s->n += msg->n_codes;
+    return 0;
+}
+
+static int cmd_issue(rpc_client *cl, const opts *o, int argc, char **argv)
+{
+    Tracecode__V1__IssueCodesRequest q = TRACECODE__V1__ISSUE_CODES_REQUEST__INIT;
+    issue_sink s;
+    rpc_result r;
+    unsigned pages = 0;
+    int rc = 0;
+
+    if (argc != 1)
+        return usage();
+    if (!o->quantity)
+        return fail("issue needs --quantity N");
+    memset(&s, 0, sizeof(s));
+    s.o = o;
+    q.product_id = argv[0];
+    q.quantity = (uint32_t)o->quantity;
+    q.chunk_size = (uint32_t)o->chunk;
+    q.request_id = (char *)(o->request_id ? o->request_id : "");
+    q.profile = o->profile && !strcmp(o->profile, "sig") ? TRACECODE__V1__CODE_PROFILE__SIG
+                                                         : TRACECODE__V1__CODE_PROFILE__MAC;
+    if (o->profile && strcmp(o->profile, "sig") && strcmp(o->profile, "mac"))
+        return fail("--profile '%s' must be mac or sig", o->profile);
+    if (o->sheet &&
+        !(s.sheet = labels_new(o->sheet, o->base_url ? o->base_url : "https://tc.example.com",
+                               s.err, sizeof(s.err))))
+        return fail("%s", s.err);
+    s.out = o->out ? fopen(o->out, "w") : stdout;
+    if (!s.out) {
+        labels_free(s.sheet);
+        return fail("cannot open '%s': %s", o->out, strerror(errno));
+    }
+    if (rpc_call_server_stream(cl, "/tracecode.v1.IssuerService/IssueCodes", &q.base,
+                               &tracecode__v1__issue_codes_response__descriptor, on_codes, &s,
+                               &r))
+        rc = s.failed ? fail("%s", s.err) : rpc_failed(&r);
+    if (!rc && s.sheet && labels_finish(s.sheet, &pages, s.err, sizeof(s.err)))
+        rc = fail("%s", s.err);
+    if (s.out != stdout && fclose(s.out) != 0 && !rc)
+        rc = fail("cannot write '%s': %s", o->out, strerror(errno));
+    labels_free(s.sheet);
+    if (!rc) {
+        if (o->json)
+            printf("{\"batch_id\":%" PRIu64 ",\"codes\":%lu,\"sheets\":%u}\n", s.batch, s.n,
+                   pages);
+        else if (o->out)
+            printf("batch %" PRIu64 ": %lu codes written to %s%s%s%s\n", s.batch, s.n, o->out,
+                   pages ? ", label sheets " : "", pages ? o->sheet : "",
+                   pages ? "-NNN.svg" : "");
+    }
+    return rc;
+}
+
+static int cmd_batch(rpc_client *cl, const opts *o, int argc, char **argv)
+{
+    Tracecode__V1__GetBatchRequest q = TRACECODE__V1__GET_BATCH_REQUEST__INIT;
+    Tracecode__V1__Batch *b;
+    ProtobufCMessage *resp;
+    unsigned long long id;
+    rpc_result r;
+
+    if (argc != 2 || strcmp(argv[0], "get") != 0)
+        return usage();
+    if (!parse_u64(argv[1], UINT64_MAX, &id))
+        return fail("batch id '%s' is not a number", argv[1]);
+    q.batch_id = id;
+    if (rpc_call_unary(cl, "/tracecode.v1.IssuerService/GetBatch", &q.base,
+                       &tracecode__v1__batch__descriptor, &resp, &r))
+        return rpc_failed(&r);
+    b = (Tracecode__V1__Batch *)resp;
+    if (o->json) {
+        printf("{\"batch_id\":%" PRIu64 ",\"product_id\":", b->batch_id);
+        jstr(b->product_id);
+        printf(",\"quantity\":%u,\"key_id\":%u,\"manifest\":", b->quantity, b->key_id);
+        jstr((const char *)b->manifest.data);
+        printf("}\n");
+    } else {
+        printf("batch %" PRIu64 ": product %s, %u codes, certificate %s, key %u\n%.*s",
+               b->batch_id, b->product_id, b->quantity, b->certificate_number, b->key_id,
+               (int)b->manifest.len, (const char *)b->manifest.data);
+    }
+    rpc_msg_free(resp);
+    return 0;
+}
+
+static int cmd_recall(rpc_client *cl, const opts *o, int argc, char **argv)
+{
+    Tracecode__V1__RecallBatchRequest q = TRACECODE__V1__RECALL_BATCH_REQUEST__INIT;
+    unsigned long long id, first, last;
+    ProtobufCMessage *resp;
+    rpc_result r;
+
+    if (argc != 3)
+        return usage();
+    if (!parse_u64(argv[0], UINT64_MAX, &id) || !parse_u64(argv[1], UINT32_MAX, &first) ||
+        !parse_u64(argv[2], UINT32_MAX, &last))
+        return fail("recall BATCH_ID FIRST LAST takes numbers");
+    if (!o->reason)
+        return fail("recall needs --reason TEXT (consumers see it)");
+    q.batch_id = id;
+    q.first_serial = (uint32_t)first;
+    q.last_serial = (uint32_t)last;
+    q.reason = (char *)o->reason;
+    if (rpc_call_unary(cl, "/tracecode.v1.IssuerService/RecallBatch", &q.base,
+                       &tracecode__v1__recall_batch_response__descriptor, &resp, &r))
+        return rpc_failed(&r);
+    if (o->json)
+        printf("{\"affected\":%" PRIu64 "}\n",
+               ((Tracecode__V1__RecallBatchResponse *)resp)->affected);
+    else
+        printf("recalled %" PRIu64 " serials of batch %llu\n",
+               ((Tracecode__V1__RecallBatchResponse *)resp)->affected, id);
+    rpc_msg_free(resp);
+    return 0;
+}
+
+/* --- verify ------------------------------------------------------------------ */
+
+typedef struct verifier {
+    rpc_client *cl;
+    const opts *o;
+    char *codes[VERIFY_CHUNK];
+    size_t n;
+    int all_genuine, failed;
+} verifier;
+
+static int verify_flush(verifier *v)
+{
+    Tracecode__V1__VerifyBatchRequest q = TRACECODE__V1__VERIFY_BATCH_REQUEST__INIT;
+    Tracecode__V1__VerifyRequest items[VERIFY_CHUNK], *ptrs[VERIFY_CHUNK];
+    Tracecode__V1__Listing listing = TRACECODE__V1__LISTING__INIT;
+    Tracecode__V1__VerifyBatchResponse *b;
+    ProtobufCMessage *resp;
+    rpc_result r;
+    size_t i;
+
+    if (!v->n)
+        return 0;
+    listing.category_code = (char *)(v->o->l_category ? v->o->l_category : "");
+    listing.brand = (char *)(v->o->l_brand ? v->o->l_brand : "");
+    listing.model = (char *)(v->o->l_model ? v->o->l_model : "");
+    for (i = 0; i < v->n; i++) {
+        tracecode__v1__verify_request__init(&items[i]);
+        items[i].code = v->codes[i];
+        if (v->o->l_category || v->o->l_brand || v->o->l_model)
+            items[i].listing = &listing;
+        ptrs[i] = &items[i];
+    }
+    q.n_items = v->n;
+    q.items = ptrs;
+    q.view = v->o->full ? TRACECODE__V1__VERIFY_VIEW__FULL : TRACECODE__V1__VERIFY_VIEW__BASIC;
+    if (rpc_call_unary(v->cl, "/tracecode.v1.VerifierService/VerifyBatch", &q.base,
+                       &tracecode__v1__verify_batch_response__descriptor, &resp, &r)) {
+        v->failed = 1;
+        return rpc_failed(&r);
+    }
+    b = (Tracecode__V1__VerifyBatchResponse *)resp;
+    for (i = 0; i < b->n_results && i < v->n; i++) {
+        const Tracecode__V1__VerifyResponse *x = b->results[i];
+        if (x->verdict != TRACECODE__V1__VERDICT__GENUINE)
+            v->all_genuine = 0;
+        if (v->o->json) {
+            printf("{\"code\":");
+            jstr(v->codes[i]);
+            printf(",\"verdict\":\"%s\",\"detail\":", verdict_name(x->verdict));
+            jstr(x->detail);
+            printf(",\"batch_id\":%" PRIu64 ",\"serial\":%u,\"certificate_status\":\"%s\","
+                   "\"as_of_revision\":%" PRIu64 ",\"stale\":%s",
+                   x->batch_id, x->serial, cert_status_name(x->certificate_status),
+                   x->as_of_revision, x->stale ? "true" : "false");
+            if (x->product) {
+                printf(",\"brand\":");
+                jstr(x->product->brand);
+                printf(",\"model\":");
+                jstr(x->product->model);
+                printf(",\"issuer_name\":");
+                jstr(x->issuer_name);
+            }
+            printf("}\n");
+        } else {
+            printf("%s\t%s", v->codes[i], verdict_name(x->verdict));
+            if (x->verdict == TRACECODE__V1__VERDICT__GENUINE)
+                printf("\tbatch %" PRIu64 " serial %u", x->batch_id, x->serial);
+            if (x->product)
+                printf(" - %s %s by %s, certificate %s", x->product->brand, x->product->model,
+                       x->issuer_name, x->certificate_number);
+            if (x->detail[0])
+                printf("\t%s", x->detail);
+            if (x->stale)
+                printf("\t(stale)");
+            putchar('\n');
+        }
+    }
+    rpc_msg_free(resp);
+    for (i = 0; i < v->n; i++)
+        free(v->codes[i]);
+    v->n = 0;
+    return 0;
+}
+
+static int verify_add(verifier *v, const char *code, size_t len)
+{
+    char *c = malloc(len + 1);
+
+    if (!c)
+        return fail("out of memory");
+    memcpy(c, code, len);
+    c[len] = '\0';
+    v->codes[v->n++] = c;
+    return v->n == VERIFY_CHUNK ? verify_flush(v) : 0;
+}
+
+static int verify_lines(verifier *v, FILE *in)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+
+    while (!rc && (n = getline(&line, &cap, in)) > 0) {
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+            n--;
+        if (n)
+            rc = verify_add(v, line, (size_t)(n > 512 ? 512 : n));
+    }
+    free(line);
+    return rc;
+}
+
+static int cmd_verify(rpc_client *cl, const opts *o, int argc, char **argv)
+{
+    verifier *v = calloc(1, sizeof(*v));
+    int rc = 0, i;
+
+    if (!v)
+        return fail("out of memory");
+    v->cl = cl;
+    v->o = o;
+    v->all_genuine = 1;
+    for (i = 0; i < argc && !rc; i++)
+        rc = verify_add(v, argv[i], strlen(argv[i]));
+    if (!rc && o->file) {
+        FILE *f = strcmp(o->file, "-") == 0 ? stdin : fopen(o->file, "r");
+        if (!f)
+            rc = fail("cannot open '%s': %s", o->file, strerror(errno));
+        else {
+            rc = verify_lines(v, f);
+            if (f != stdin)
+                fclose(f);
+        }
+    } else if (!rc && argc == 0) {
+        rc = verify_lines(v, stdin);
+    }
+    if (!rc)
+        rc = verify_flush(v);
+    if (!rc && !v->all_genuine)
+        rc = 1;
+    for (i = 0; i < (int)v->n; i++)
+        free(v->codes[i]);
+    free(v);
+    return rc;
+}
+
+/* --- main ---------------------------------------------------------------------- */
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+static int parse_opts(int argc, char **argv, opts *o)
+{
+    enum {
+        O_ADDR = 256, O_INSECURE, O_ROLE, O_SUBJECT, O_CA, O_CERT, O_KEY, O_JSON, O_TIMEOUT,
+        O_HOLDER, O_CATEGORIES, O_KIND, O_VALID, O_STATUS, O_REASON, O_CERTIFICATE, O_CATEGORY,
+        O_BRAND, O_MODEL, O_GTIN, O_QUANTITY, O_PROFILE, O_REQUEST, O_OUT, O_SHEET, O_BASE,
+        O_CHUNK, O_FILE, O_FULL, O_LCAT, O_LBRAND, O_LMODEL, O_SUSPENDED,
+    };
+    static const struct option lo[] = {
+        {"addr", 1, 0, O_ADDR},         {"insecure", 0, 0, O_INSECURE},
+        {"role", 1, 0, O_ROLE},         {"subject", 1, 0, O_SUBJECT},
+        {"ca", 1, 0, O_CA},             {"cert", 1, 0, O_CERT},
+        {"key", 1, 0, O_KEY},           {"json", 0, 0, O_JSON},
+        {"timeout", 1, 0, O_TIMEOUT},   {"holder", 1, 0, O_HOLDER},
+        {"categories", 1, 0, O_CATEGORIES}, {"kind", 1, 0, O_KIND},
+        {"valid-until", 1, 0, O_VALID}, {"status", 1, 0, O_STATUS},
+        {"reason", 1, 0, O_REASON},     {"certificate", 1, 0, O_CERTIFICATE},
+        {"category", 1, 0, O_CATEGORY}, {"brand", 1, 0, O_BRAND},
+        {"model", 1, 0, O_MODEL},       {"gtin", 1, 0, O_GTIN},
+        {"quantity", 1, 0, O_QUANTITY}, {"profile", 1, 0, O_PROFILE},
+        {"request-id", 1, 0, O_REQUEST}, {"out", 1, 0, O_OUT},
+        {"sheet", 1, 0, O_SHEET},       {"base-url", 1, 0, O_BASE},
+        {"chunk", 1, 0, O_CHUNK},       {"file", 1, 0, O_FILE},
+        {"full", 0, 0, O_FULL},         {"listing-category", 1, 0, O_LCAT},
+        {"listing-brand", 1, 0, O_LBRAND}, {"listing-model", 1, 0, O_LMODEL},
+        {"suspended", 0, 0, O_SUSPENDED}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    unsigned long long v;
+    const char *ins = env("TRACECTL_INSECURE");
+    int c;
+
+    memset(o, 0, sizeof(*o));
+    o->conn.addr = env("TRACECTL_ADDR") ? env("TRACECTL_ADDR") : "127.0.0.1:50051";
+    o->conn.insecure = ins && strcmp(ins, "0") != 0;
+    o->conn.role = env("TRACECTL_ROLE");
+    o->conn.subject = env("TRACECTL_SUBJECT");
+    o->conn.ca = env("TRACECTL_CA");
+    o->conn.cert = env("TRACECTL_CERT");
+    o->conn.key = env("TRACECTL_KEY");
+    o->conn.timeout_s = 120;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (c) {
+        case O_ADDR: o->conn.addr = optarg; break;
+        case O_INSECURE: o->conn.insecure = 1; break;
+        case O_ROLE: o->conn.role = optarg; break;
+        case O_SUBJECT: o->conn.subject = optarg; break;
+        case O_CA: o->conn.ca = optarg; break;
+        case O_CERT: o->conn.cert = optarg; break;
+        case O_KEY: o->conn.key = optarg; break;
+        case O_JSON: o->json = 1; break;
+        case O_HOLDER: o->holder = optarg; break;
+        case O_CATEGORIES: o->categories = optarg; break;
+        case O_KIND: o->kind = optarg; break;
+        case O_STATUS: o->status = optarg; break;
+        case O_REASON: o->reason = optarg; break;
+        case O_CERTIFICATE: o->certificate = optarg; break;
+        case O_CATEGORY: o->category = optarg; break;
+        case O_BRAND: o->brand = optarg; break;
+        case O_MODEL: o->model = optarg; break;
+        case O_GTIN: o->gtin = optarg; break;
+        case O_PROFILE: o->profile = optarg; break;
+        case O_REQUEST: o->request_id = optarg; break;
+        case O_OUT: o->out = optarg; break;
+        case O_SHEET: o->sheet = optarg; break;
+        case O_BASE: o->base_url = optarg; break;
+        case O_FILE: o->file = optarg; break;
+        case O_FULL: o->full = 1; break;
+        case O_LCAT: o->l_category = optarg; break;
+        case O_LBRAND: o->l_brand = optarg; break;
+        case O_LMODEL: o->l_model = optarg; break;
+        case O_SUSPENDED: o->suspended = 1; break;
+        case O_TIMEOUT:
+            if (!parse_u64(optarg, 86400, &v) || !v)
+                return fail("--timeout '%s' must be 1..86400 seconds", optarg);
+            o->conn.timeout_s = (int)v;
+            break;
+        case O_VALID:
+            if (!parse_u64(optarg, INT64_MAX, &v))
+                return fail("--valid-until '%s' must be unix seconds", optarg);
+            o->valid_until = (long long)v;
+            o->have_valid_until = 1;
+            break;
+        case O_QUANTITY:
+            if (!parse_u64(optarg, 10000000, &v) || !v)
+                return fail("--quantity '%s' must be 1..10000000", optarg);
+            o->quantity = (unsigned long)v;
+            break;
+        case O_CHUNK:
+            if (!parse_u64(optarg, 65536, &v))
+                return fail("--chunk '%s' must be 0..65536", optarg);
+            o->chunk = (unsigned long)v;
+            break;
+        default:
+            return usage();
+        }
+    }
+    if (o->conn.insecure && (!o->conn.role || !o->conn.subject))
+        return fail("--insecure needs --role (manufacturer, platform, regulator, certifier) and "
+                    "--subject (or TRACECTL_ROLE, TRACECTL_SUBJECT)");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(rpc_client *, const opts *, int, char **);
+    } cmds[] = {{"manufacturer", cmd_manufacturer}, {"cert", cmd_cert},
+                {"product", cmd_product},           {"issue", cmd_issue},
+                {"batch", cmd_batch},               {"recall", cmd_recall},
+                {"verify", cmd_verify}};
+    char err[512];
+    rpc_client *cl;
+    opts o;
+    size_t i;
+    int rc;
+
+    if ((rc = parse_opts(argc, argv, &o)) != 0)
+        return rc;
+    if (optind >= argc)
+        return usage();
+    for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        if (strcmp(argv[optind], cmds[i].name) == 0)
+            break;
+    if (i == sizeof(cmds) / sizeof(cmds[0]))
+        return usage();
+    cl = rpc_client_new(&o.conn, err, sizeof(err));
+    if (!cl)
+        return fail("%s", err);
+    rc = cmds[i].fn(cl, &o, argc - optind - 1, argv + optind + 1);
+    if (fflush(stdout) != 0 && rc == 0)
+        rc = fail("cannot write output: %s", strerror(errno));
+    rpc_client_free(cl);
+    return rc;
+}

@@ -1,0 +1,119 @@
+#!/bin/sh
+# tracectl_cli.sh BINDIR - tracectl against a real tracesvc and redis-server
+# (private, in a temp dir, stopped by PID): every command, its output and
+# its exit status, as a user or a script sees them.
+set -u
+bin=$1
+dir=$(mktemp -d /tmp/tc-ctl-XXXXXX)
+redis_pid=
+svc_pid=
+cleanup() {
+    [ -n "$svc_pid" ] && kill -TERM "$svc_pid" 2>/dev/null && wait "$svc_pid" 2>/dev/null
+    [ -n "$redis_pid" ] && kill -TERM "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+fails=0
+check() { # check DESCRIPTION WANT_RC CMD...
+    desc=$1; want=$2; shift 2
+    "$@" > "$dir/out" 2> "$dir/err"
+    rc=$?
+    if [ "$rc" -ne "$want" ]; then
+        echo "FAIL: $desc: exit $rc, want $want"; cat "$dir/out" "$dir/err"; fails=$((fails + 1))
+    fi
+}
+has() { # has DESCRIPTION FILE TEXT
+    grep -q -- "$3" "$2" || { echo "FAIL: $1: '$3' not in:"; cat "$2"; fails=$((fails + 1)); }
+}
+
+redis-server --port 0 --unixsocket "$dir/redis.sock" --dir "$dir" --save "" --appendonly yes \
+    --daemonize no > /dev/null 2>&1 &
+redis_pid=$!
+for _ in $(seq 200); do [ "$(redis-cli -s "$dir/redis.sock" ping 2>/dev/null)" = PONG ] && break; sleep 0.05; done
+"$bin/tracekeys" init --dir "$dir/keys" > /dev/null
+"$bin/tracesvc" --redis "unix:$dir/redis.sock" --grpc 127.0.0.1:0 --keys "$dir/keys" --insecure \
+    --threads 2 > "$dir/svc.log" 2>&1 &
+svc_pid=$!
+for _ in $(seq 200); do grep -q "port [0-9]" "$dir/svc.log" && break; sleep 0.05; done
+TRACECTL_ADDR=127.0.0.1:$(grep -o "port [0-9]*" "$dir/svc.log" | cut -d' ' -f2)
+TRACECTL_INSECURE=1
+export TRACECTL_ADDR TRACECTL_INSECURE
+ctl="$bin/tracectl"
+maker=91310000MA1FL0001X
+reg="--role regulator --subject SAMR"
+mfr="--role manufacturer --subject $maker"
+plat="--role platform --subject shop-a"
+
+check "manufacturer put" 0 $ctl $reg manufacturer put $maker "Acme 电源"
+has "manufacturer echo" "$dir/out" "manufacturer $maker (Acme 电源) active"
+check "cert put" 0 $ctl --role certifier --subject CQC cert put CERT-1 --holder $maker --categories 0704,1201
+has "cert echo" "$dir/out" "certificate CERT-1 held by $maker: VALID, categories 0704,1201"
+check "cert put needs holder" 2 $ctl $reg cert put CERT-2 --categories 0704
+check "cert get json" 0 $ctl $reg --json cert get CERT-1
+has "cert json" "$dir/out" '"status":"VALID"'
+check "cert get unknown" 1 $ctl $reg cert get NOPE
+has "not found said" "$dir/err" "NOT_FOUND: certificate NOPE is not registered"
+
+cat > "$dir/certs.csv" <<CSV
+number,kind,holder_credit_code,category_codes,status,valid_until_unix
+C-100,ccc,$maker,0704;1201,valid,
+C-101,bogus,$maker,0704,valid,
+"C-102",licence,$maker,0704,revoked,
+C-103,ccc,NOBODY,0704,valid,
+C-104,ccc,$maker,0704,valid,notanumber
+CSV
+check "import with bad rows" 1 $ctl $reg cert import "$dir/certs.csv"
+has "import count" "$dir/out" "imported 2 certificates; 1 rejected by the service, 2 rows skipped"
+has "bad kind line" "$dir/err" "certs.csv line 3: kind must be ccc or licence"
+has "bad time line" "$dir/err" "certs.csv line 6: valid_until_unix must be unix seconds"
+has "rejected line" "$dir/err" "certs.csv line 5: certificate C-103 rejected"
+check "imported row readable" 0 $ctl $reg cert get C-102
+has "imported status" "$dir/out" "REVOKED"
+printf 'number,colour\n' > "$dir/bad.csv"
+check "unknown column" 2 $ctl $reg cert import "$dir/bad.csv"
+
+check "product" 0 $ctl $mfr product register --certificate CERT-1 --category 0704 --brand Acme --model PB-1
+has "product id" "$dir/out" "product P1: Acme PB-1"
+check "product outside scope" 1 $ctl $mfr product register --certificate CERT-1 --category 9999 --brand A --model B
+has "scope said" "$dir/err" "FAILED_PRECONDITION: certificate CERT-1 does not cover category 9999"
+
+check "issue" 0 $ctl $mfr issue P1 --quantity 500 --out "$dir/codes.txt" --sheet "$dir/labels" --request-id o-1
+[ "$(wc -l < "$dir/codes.txt")" -eq 500 ] || { echo "FAIL: want 500 codes"; fails=$((fails + 1)); }
+[ "$(ls "$dir"/labels-*.svg | wc -l)" -eq 21 ] || { echo "FAIL: want 21 sheets"; fails=$((fails + 1)); }
+check "issue again, same request id" 0 $ctl $mfr issue P1 --quantity 500 --request-id o-1 --out "$dir/again.txt"
+cmp -s "$dir/codes.txt" "$dir/again.txt" || { echo "FAIL: a retried request gave other codes"; fails=$((fails + 1)); }
+check "issue too many" 2 $ctl $mfr issue P1 --quantity 10000001
+
+check "verify file" 0 $ctl $plat verify --file "$dir/codes.txt"
+[ "$(grep -c GENUINE "$dir/out")" -eq 500 ] || { echo "FAIL: want 500 GENUINE"; fails=$((fails + 1)); }
+first=$(head -n 1 "$dir/codes.txt")
+check "verify full" 0 $ctl $plat verify --full "$first"
+has "full view" "$dir/out" "Acme PB-1 by Acme 电源, certificate CERT-1"
+check "verify mismatch" 1 $ctl $plat verify --listing-brand Other "$first"
+has "mismatch" "$dir/out" "LISTING_MISMATCH"
+check "verify stdin, malformed" 1 sh -c "echo NOTACODE | $ctl $plat verify"
+has "malformed" "$dir/out" "MALFORMED"
+check "verify json" 0 $ctl $plat --json verify "$first"
+has "json verdict" "$dir/out" '"verdict":"GENUINE"'
+
+check "recall" 0 $ctl $mfr recall 1 0 9 --reason "battery swelling"
+has "recall count" "$dir/out" "recalled 10 serials of batch 1"
+check "recalled code" 1 $ctl $plat verify "$first"
+has "recalled" "$dir/out" "RECALLED.*battery swelling"
+check "batch get" 0 $ctl $mfr batch get 1
+has "manifest" "$dir/out" "tracecode-manifest v1"
+check "cert status" 0 $ctl $reg cert status CERT-1 revoked --reason "fire risk"
+check "revoked code" 1 $ctl $plat verify "$(sed -n 20p "$dir/codes.txt")"
+has "revoked" "$dir/out" "CERT_REVOKED.*fire risk"
+
+check "wrong role" 1 $ctl $plat cert get CERT-1
+has "role said" "$dir/err" "PERMISSION_DENIED: role platform may not call tracecode.v1.RegistryService"
+check "no identity" 2 $ctl manufacturer put X Y
+check "no server" 1 $ctl --addr 127.0.0.1:1 --timeout 2 $reg cert get CERT-1
+has "unavailable" "$dir/err" "UNAVAILABLE\|DEADLINE_EXCEEDED"
+
+if [ "$fails" -ne 0 ]; then
+    echo "$fails check(s) failed"
+    exit 1
+fi
+echo "tracectl_cli: all checks passed"
