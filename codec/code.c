@@ -372,6 +372,16 @@ codec_err codec_url_format(const char *base, const char *text, size_t textlen, c
     return CODEC_OK;
 }
 
+int codec_url_has_path(const char *s, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i + 3 <= len; i++)
+        if (s[i] == '/' && upper((unsigned char)s[i + 1]) == 'C' && s[i + 2] == '/')
+            return 1;
+    return 0;
+}
+
 codec_err codec_url_parse(const char *url, size_t len, codec_code *c, size_t *code_off,
                           codec_errinfo *ei)
 {

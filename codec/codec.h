@@ -162,6 +162,10 @@ size_t codec_text_group(const char *text, size_t len, size_t group, char sep, ch
 codec_err codec_url_format(const char *base, const char *text, size_t textlen, char *out,
                            size_t cap, size_t *need, codec_errinfo *ei);
 
+/* Whether s holds a "/C/" segment (any case): a URL to parse with
+ * codec_url_parse rather than a bare code text. */
+int codec_url_has_path(const char *s, size_t len);
+
 /*
  * Parse a code URL: the text after the last "/C/" (any case) is the code,
  * decoded strictly after folding to upper case. Nothing may follow it.

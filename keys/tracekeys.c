@@ -316,16 +316,6 @@ static int cmd_mint(const opts *o, keys_ring *ring)
     return rc;
 }
 
-static int has_code_path(const char *s, size_t len)
-{
-    size_t i;
-
-    for (i = 0; i + 3 <= len; i++)
-        if (s[i] == '/' && (s[i + 1] == 'C' || s[i + 1] == 'c') && s[i + 2] == '/')
-            return 1;
-    return 0;
-}
-
 /* One verdict line for one input; returns 1 when genuine. */
 static int check_one(keys_ring *ring, const char *in, size_t len)
 {
@@ -336,7 +326,7 @@ static int check_one(keys_ring *ring, const char *in, size_t len)
     int known;
 
     memset(&ei, 0, sizeof(ei));
-    if (has_code_path(in, len))
+    if (codec_url_has_path(in, len))
         err = codec_url_parse(in, len, &c, NULL, &ei);
     else
         err = codec_parse_human(in, len, &c, NULL, &ei);

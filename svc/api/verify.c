@@ -22,16 +22,6 @@ const char *tc_verdict_name(int verdict)
     return names[verdict];
 }
 
-static int has_code_path(const char *s, size_t len)
-{
-    size_t i;
-
-    for (i = 0; i + 3 <= len; i++)
-        if (s[i] == '/' && (s[i + 1] == 'C' || s[i + 1] == 'c') && s[i + 2] == '/')
-            return 1;
-    return 0;
-}
-
 static int verdict(tc_vres *out, int v, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static int verdict(tc_vres *out, int v, const char *fmt, ...)
@@ -81,7 +71,7 @@ void tc_verify(const rep *r, const keys_ring *ring, const char *code, size_t len
     out->mfr = NULL;
     out->detail[0] = '\0';
 
-    err = has_code_path(code, len) ? codec_url_parse(code, len, &c, NULL, &ei)
+    err = codec_url_has_path(code, len) ? codec_url_parse(code, len, &c, NULL, &ei)
                                    : codec_parse(code, len, &c, &ei);
     if (err) {
         codec_describe(&ei, code, len, out->detail, sizeof(out->detail));

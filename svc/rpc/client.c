@@ -3,9 +3,9 @@
  * time. See client.h.
  */
 #include "client.h"
+#include "wire.h"
 
 #include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
@@ -123,30 +123,21 @@ void rpc_msg_free(ProtobufCMessage *m)
         protobuf_c_message_free_unpacked(m, NULL);
 }
 
-static grpc_byte_buffer *pack(const ProtobufCMessage *m)
+/* The response of an OK call, or the reason there is none. */
+static ProtobufCMessage *response(grpc_byte_buffer *recv, const ProtobufCMessageDescriptor *out,
+                                  rpc_result *r)
 {
-    size_t n = protobuf_c_message_get_packed_size(m);
-    grpc_slice sl = grpc_slice_malloc(n);
-    grpc_byte_buffer *bb;
+    ProtobufCMessage *m = NULL;
 
-    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(sl));
-    bb = grpc_raw_byte_buffer_create(&sl, 1);
-    grpc_slice_unref(sl);
-    return bb;
-}
-
-static ProtobufCMessage *unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d)
-{
-    grpc_byte_buffer_reader r;
-    ProtobufCMessage *m;
-    grpc_slice sl;
-
-    if (!bb || !grpc_byte_buffer_reader_init(&r, bb))
-        return NULL;
-    sl = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    m = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
-    grpc_slice_unref(sl);
+    if (r->code == 0) {
+        m = wire_unpack(recv, out, NULL);
+        if (!m) {
+            r->code = 13;
+            snprintf(r->msg, sizeof(r->msg), "cannot decode the response as %s", out->name);
+        }
+    }
+    if (recv)
+        grpc_byte_buffer_destroy(recv);
     return m;
 }
 
@@ -228,7 +219,7 @@ static int end_call(rpc_client *c, call *k, rpc_result *r)
 int rpc_call_unary(rpc_client *c, const char *path, const ProtobufCMessage *req,
                    const ProtobufCMessageDescriptor *out, ProtobufCMessage **resp, rpc_result *r)
 {
-    grpc_byte_buffer *send = pack(req), *recv = NULL;
+    grpc_byte_buffer *send = wire_pack(req), *recv = NULL;
     grpc_op ops[6];
     call k;
 
@@ -252,15 +243,7 @@ int rpc_call_unary(rpc_client *c, const char *path, const ProtobufCMessage *req,
     run(c, &k, ops, 6);
     grpc_byte_buffer_destroy(send);
     end_call(c, &k, r);
-    if (r->code == 0) {
-        *resp = unpack(recv, out);
-        if (!*resp) {
-            r->code = 13;
-            snprintf(r->msg, sizeof(r->msg), "cannot decode the response as %s", out->name);
-        }
-    }
-    if (recv)
-        grpc_byte_buffer_destroy(recv);
+    *resp = response(recv, out, r);
     return r->code;
 }
 
@@ -269,7 +252,7 @@ int rpc_call_server_stream(rpc_client *c, const char *path, const ProtobufCMessa
                            int (*on_msg)(void *arg, const ProtobufCMessage *msg), void *arg,
                            rpc_result *r)
 {
-    grpc_byte_buffer *send = pack(req);
+    grpc_byte_buffer *send = wire_pack(req);
     grpc_op ops[4];
     int stop = 0;
     call k;
@@ -297,7 +280,7 @@ int rpc_call_server_stream(rpc_client *c, const char *path, const ProtobufCMessa
         ops[0].data.recv_message.recv_message = &recv;
         if (!run(c, &k, ops, 1) || !recv)
             break;
-        m = unpack(recv, out);
+        m = wire_unpack(recv, out, NULL);
         grpc_byte_buffer_destroy(recv);
         if (!m || on_msg(arg, m)) {
             stop = 1;
@@ -327,7 +310,7 @@ int rpc_call_client_stream(rpc_client *c, const char *path,
     op_send_md(c, &ops[0]);
     run(c, &k, ops, 1);
     while ((m = next(arg)) != NULL) {
-        grpc_byte_buffer *send = pack(m);
+        grpc_byte_buffer *send = wire_pack(m);
         int ok;
         memset(&ops[0], 0, sizeof(ops[0]));
         ops[0].op = GRPC_OP_SEND_MESSAGE;
@@ -346,14 +329,6 @@ int rpc_call_client_stream(rpc_client *c, const char *path,
     op_status(&k, &ops[3]);
     run(c, &k, ops, 4);
     end_call(c, &k, r);
-    if (r->code == 0) {
-        *resp = unpack(recv, out);
-        if (!*resp) {
-            r->code = 13;
-            snprintf(r->msg, sizeof(r->msg), "cannot decode the response as %s", out->name);
-        }
-    }
-    if (recv)
-        grpc_byte_buffer_destroy(recv);
+    *resp = response(recv, out, r);
     return r->code;
 }

@@ -11,9 +11,9 @@
 #include "rpc.h"
 #include "arena.h"
 #include "rpc_int.h"
+#include "wire.h"
 
 #include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
@@ -260,25 +260,15 @@ static void watch_close(slot *s)
 static void *decode(slot *s, grpc_byte_buffer *bb, svc_status *st)
 {
     ProtobufCAllocator al = {pb_alloc, pb_free, &s->call_mem};
-    grpc_byte_buffer_reader r;
-    grpc_slice sl;
     void *msg;
 
     if (!bb) {
         svc_fail(st, SVC_INVALID_ARGUMENT, "the request has no message");
         return NULL;
     }
-    if (!grpc_byte_buffer_reader_init(&r, bb)) {
-        svc_fail(st, SVC_INVALID_ARGUMENT, "cannot read the request (compression?)");
-        return NULL;
-    }
-    sl = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    msg = protobuf_c_message_unpack(s->m->in, &al, GRPC_SLICE_LENGTH(sl),
-                                    GRPC_SLICE_START_PTR(sl));
-    grpc_slice_unref(sl);
+    msg = wire_unpack(bb, s->m->in, &al);
     if (!msg)
-        svc_fail(st, SVC_INVALID_ARGUMENT, "cannot decode the request as %s",
+        svc_fail(st, SVC_INVALID_ARGUMENT, "cannot read or decode the request as %s",
                  s->m->in->name);
     return msg;
 }
@@ -290,20 +280,6 @@ static void *new_response(slot *s, arena *a)
     if (m)
         protobuf_c_message_init(s->m->out, m);
     return m;
-}
-
-/* Pack straight into a slice gRPC owns: the transport may hold message
- * bytes past the op's completion, so they must not live in our arena. */
-static grpc_byte_buffer *encode(const void *msg)
-{
-    size_t n = protobuf_c_message_get_packed_size(msg);
-    grpc_slice sl = grpc_slice_malloc(n);
-    grpc_byte_buffer *bb;
-
-    protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(sl));
-    bb = grpc_raw_byte_buffer_create(&sl, 1);
-    grpc_slice_unref(sl);
-    return bb;
 }
 
 /* --- identity --------------------------------------------------------------- */
@@ -421,7 +397,6 @@ static void begin_call(slot *s)
 {
     svc_status st = {SVC_OK, ""};
     void *req = NULL, *resp;
-    grpc_byte_buffer *bb;
 
     if (!s->m) {
         char method[256];
@@ -461,13 +436,8 @@ static void begin_call(slot *s)
         }
         if (s->m->unary(&s->ctx, req, resp, &st) != SVC_OK)
             goto fail;
-        bb = encode(resp);
-        if (!bb) {
-            svc_fail(&st, SVC_RESOURCE_EXHAUSTED, "the response exceeds the call memory bound");
-            goto fail;
-        }
         s->finished = 1;
-        finish(s, SVC_OK, NULL, bb);
+        finish(s, SVC_OK, NULL, wire_pack(resp));
         return;
     case RPC_SERVER_STREAM:
         req = decode(s, s->payload, &st);
@@ -487,12 +457,7 @@ static void begin_call(slot *s)
                 st = st2;
                 goto fail;
             }
-            bb = encode(resp);
-            if (!bb) {
-                svc_fail(&st, SVC_RESOURCE_EXHAUSTED, "a message exceeds the call memory bound");
-                goto fail;
-            }
-            send_message(s, bb);
+            send_message(s, wire_pack(resp));
         }
         return;
     case RPC_CLIENT_STREAM:
@@ -509,7 +474,6 @@ fail:
 static void stream_continue(slot *s)
 {
     svc_status st = {SVC_OK, ""};
-    grpc_byte_buffer *bb;
     void *resp;
 
     if (s->stream_done || s->cancelled) {
@@ -534,20 +498,14 @@ static void stream_continue(slot *s)
         finish(s, st.code, st.msg, NULL);
         return;
     }
-    bb = encode(resp);
-    if (!bb) {
-        s->finished = 1;
-        finish(s, SVC_RESOURCE_EXHAUSTED, "a message exceeds the call memory bound", NULL);
-        return;
-    }
-    send_message(s, bb);
+    send_message(s, wire_pack(resp));
 }
 
 /* A client message arrived (or the client closed its side). */
 static void on_receive(slot *s)
 {
     svc_status st = {SVC_OK, ""};
-    grpc_byte_buffer *bb = s->recv, *out;
+    grpc_byte_buffer *bb = s->recv;
     void *msg, *resp;
 
     s->recv = NULL;
@@ -556,14 +514,11 @@ static void on_receive(slot *s)
             resp = new_response(s, &s->call_mem);
             if (!resp)
                 svc_fail(&st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
-            else if (s->m->finish(&s->ctx, s->hstate, resp, &st) == SVC_OK &&
-                     (out = encode(resp)) != NULL) {
+            else if (s->m->finish(&s->ctx, s->hstate, resp, &st) == SVC_OK) {
                 s->finished = 1;
-                finish(s, SVC_OK, NULL, out);
+                finish(s, SVC_OK, NULL, wire_pack(resp));
                 return;
             }
-            if (st.code == SVC_OK)
-                svc_fail(&st, SVC_RESOURCE_EXHAUSTED, "the response exceeds the call memory");
         }
         s->finished = 1;
         finish(s, st.code, st.msg, NULL);
@@ -590,12 +545,7 @@ static void on_receive(slot *s)
     }
     if (s->m->unary(&s->ctx, msg, resp, &st) != SVC_OK)
         goto fail;
-    out = encode(resp);
-    if (!out) {
-        svc_fail(&st, SVC_RESOURCE_EXHAUSTED, "a message exceeds the call memory bound");
-        goto fail;
-    }
-    send_message(s, out);
+    send_message(s, wire_pack(resp));
     return;
 fail:
     s->finished = 1;

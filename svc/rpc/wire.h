@@ -1,0 +1,20 @@
+/*
+ * wire.h - private to svc/rpc/: protobuf-c messages to and from gRPC byte
+ * buffers, shared by the server and the client.
+ */
+#ifndef TC_WIRE_H
+#define TC_WIRE_H
+
+#include <grpc/byte_buffer.h>
+#include <protobuf-c/protobuf-c.h>
+
+/* Pack m into a slice gRPC owns (the transport may keep the bytes after a
+ * send completes). Caller destroys the buffer. */
+grpc_byte_buffer *wire_pack(const ProtobufCMessage *m);
+
+/* Decode bb as d; al may be NULL (malloc). NULL on a missing, unreadable
+ * or malformed buffer. */
+ProtobufCMessage *wire_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d,
+                              ProtobufCAllocator *al);
+
+#endif
