@@ -12,6 +12,7 @@
 #include "replica.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,7 +162,7 @@ static void test_recalls(void **state)
 typedef struct race {
     rep *r;
     _Atomic int stop;
-    long reads;
+    _Atomic long reads;
 } race;
 
 static void *reader_main(void *arg)
@@ -182,7 +183,7 @@ static void *reader_main(void *arg)
         if (rc && rc->n && strlen(rc->r[rc->n - 1].reason) > REP_REASON_MAX)
             abort();
         rep_read_end(x->r, slot);
-        x->reads++;
+        atomic_fetch_add(&x->reads, 1);
     }
     return NULL;
 }
@@ -195,7 +196,11 @@ static void test_concurrent_versions(void **state)
 
     (void)state;
     assert_int_equal(pthread_create(&t, NULL, reader_main, &x), 0);
-    for (i = 0; i < 20000; i++) {
+    /* Make sure the two really overlap: start writing once the reader
+     * reads, and go on until it has read many times. */
+    while (atomic_load(&x.reads) == 0)
+        sched_yield();
+    for (i = 0; i < 20000 || (atomic_load(&x.reads) < 2000 && i < 2000000); i++) {
         char reason[64];
         rep_cert_fields cf = {"2024010701000001", REP_KIND_CCC, "91310000MA1FL0001X", NULL, 0,
                               1 + i % 3, reason, 0, i};
@@ -210,8 +215,8 @@ static void test_concurrent_versions(void **state)
     }
     atomic_store(&x.stop, 1);
     pthread_join(t, NULL);
-    assert_true(x.reads > 0);
-    assert_int_equal(rep_revision(x.r), 19999);
+    assert_true(atomic_load(&x.reads) >= 2000);
+    assert_int_equal(rep_revision(x.r), (uint64_t)i - 1);
     rep_reclaim(x.r);
     rep_free(x.r);
 }
