@@ -344,6 +344,11 @@ class Service(unittest.TestCase):
         code, msg = self.status_of(self.a.ver.VerifyBatch, V.VerifyBatchRequest(),
                                    metadata=PLATFORM)
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        # Past the 4 MiB message bound: refused before it is decoded.
+        huge = [V.VerifyRequest(code="X" * 500)] * 9000
+        code, msg = self.status_of(self.a.ver.VerifyBatch, V.VerifyBatchRequest(items=huge),
+                                   metadata=PLATFORM)
+        self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED, msg)
         out = list(self.a.ver.VerifyStream(iter(V.VerifyRequest(code=c) for c in codes),
                                            metadata=PLATFORM))
         self.assertEqual([x.serial for x in out], list(range(300)))
