@@ -239,6 +239,8 @@ int main(int argc, char **argv)
     rc.threads = cfg.threads;
     rc.max_message = 4 << 20;
     rc.call_memory = 256 << 20;
+    /* An experiment switch for bench/: one completion queue for all workers. */
+    rc.shared_cq = env("TRACESVC_SHARED_CQ") != NULL;
     srv = rpc_start(&rc, &node, err, sizeof(err));
     if (!srv) {
         fprintf(stderr, "tracesvc: %s\n", err);

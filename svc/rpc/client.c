@@ -123,6 +123,17 @@ void rpc_msg_free(ProtobufCMessage *m)
         protobuf_c_message_free_unpacked(m, NULL);
 }
 
+uint8_t *rpc_msg_encode(const ProtobufCMessage *m, size_t *len)
+{
+    uint8_t *buf;
+
+    *len = protobuf_c_message_get_packed_size(m);
+    buf = malloc(*len ? *len : 1);
+    if (buf)
+        protobuf_c_message_pack(m, buf);
+    return buf;
+}
+
 /* The response of an OK call, or the reason there is none. */
 static ProtobufCMessage *response(grpc_byte_buffer *recv, const ProtobufCMessageDescriptor *out,
                                   rpc_result *r)

@@ -51,6 +51,9 @@ int rpc_call_client_stream(rpc_client *c, const char *path,
 
 void rpc_msg_free(ProtobufCMessage *m);
 
+/* m in wire form, malloc'd (caller frees); NULL when out of memory. */
+uint8_t *rpc_msg_encode(const ProtobufCMessage *m, size_t *len);
+
 /* gRPC's name for a status code ("NOT_FOUND"). */
 const char *rpc_code_name(int code);
 

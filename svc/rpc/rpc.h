@@ -26,6 +26,7 @@ typedef struct rpc_config {
     int threads;            /* worker threads, >= 1 */
     size_t max_message;     /* largest request accepted, bytes */
     size_t call_memory;     /* per-call arena bound, bytes */
+    int shared_cq;          /* one completion queue for all workers (experiment) */
 } rpc_config;
 
 typedef struct rpc_server rpc_server;

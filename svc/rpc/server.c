@@ -43,6 +43,7 @@ typedef enum phase {
 } phase;
 
 struct slot {
+    pthread_mutex_t mu; /* with a shared queue, two tags may complete at once */
     rpc_worker *w;
     const rpc_method *m; /* NULL: generic (unknown method) */
     void *handle;        /* registered method handle */
@@ -552,7 +553,16 @@ fail:
     finish(s, st.code, st.msg, NULL);
 }
 
+static void on_event_locked(tag *t, int ok);
+
 static void on_event(tag *t, int ok)
+{
+    pthread_mutex_lock(&t->s->mu);
+    on_event_locked(t, ok);
+    pthread_mutex_unlock(&t->s->mu);
+}
+
+static void on_event_locked(tag *t, int ok)
 {
     slot *s = t->s;
 
@@ -691,6 +701,7 @@ static grpc_server_credentials *credentials(const rpc_config *cfg, char *err, si
 static void init_slot(slot *s, rpc_worker *w, const rpc_method *m, void *handle, size_t mem)
 {
     memset(s, 0, sizeof(*s));
+    pthread_mutex_init(&s->mu, NULL);
     s->w = w;
     s->m = m;
     s->handle = handle;
@@ -744,6 +755,10 @@ rpc_server *rpc_start(const rpc_config *cfg, svc *sv, char *err, size_t errcap)
     r->workers = calloc((size_t)r->nworkers, sizeof(*r->workers));
     for (t = 0; t < r->nworkers; t++) {
         r->workers[t].srv = r;
+        if (cfg->shared_cq && t > 0) {
+            r->workers[t].cq = r->workers[0].cq;
+            continue;
+        }
         r->workers[t].cq = grpc_completion_queue_create_for_next(NULL);
         grpc_server_register_completion_queue(r->server, r->workers[t].cq, NULL);
     }
@@ -776,7 +791,7 @@ rpc_server *rpc_start(const rpc_config *cfg, svc *sv, char *err, size_t errcap)
     return r;
 fail:
     grpc_server_destroy(r->server);
-    for (t = 0; t < r->nworkers; t++) {
+    for (t = 0; t < (cfg->shared_cq ? 1 : r->nworkers); t++) {
         grpc_completion_queue_shutdown(r->workers[t].cq);
         while (grpc_completion_queue_next(r->workers[t].cq, gpr_inf_future(GPR_CLOCK_REALTIME),
                                           NULL)
@@ -814,15 +829,17 @@ void rpc_stop(rpc_server *r, int grace_ms)
             nanosleep(&nap, NULL);
     }
     grpc_server_destroy(r->server);
-    for (t = 0; t < r->nworkers; t++)
+    for (t = 0; t < (r->cfg.shared_cq ? 1 : r->nworkers); t++)
         grpc_completion_queue_shutdown(r->workers[t].cq);
     for (t = 0; t < r->nworkers; t++) {
         rpc_worker *w = &r->workers[t];
         pthread_join(w->thread, NULL);
-        grpc_completion_queue_destroy(w->cq);
+        if (!r->cfg.shared_cq || t == 0)
+            grpc_completion_queue_destroy(w->cq);
         for (k = 0; k < w->nslots; k++) {
             arena_release(&w->slots[k].call_mem);
             arena_release(&w->slots[k].msg_mem);
+            pthread_mutex_destroy(&w->slots[k].mu);
         }
         free(w->slots);
     }
