@@ -96,6 +96,9 @@ int svc_stale(const svc *s);
 /* Wait (up to timeout_ms) until the local replica has applied rev, so a
  * caller reads its own writes on this node. 1 when it has. */
 int svc_wait_revision(const svc *s, uint64_t rev, int64_t timeout_ms);
+/* After a write: wait up to 2 s for this node to apply rev; otherwise
+ * UNAVAILABLE saying the change is stored but not yet visible here. */
+svc_code svc_settle(svc_ctx *c, uint64_t rev, svc_status *st);
 
 /* --- handler shapes ------------------------------------------------------ */
 

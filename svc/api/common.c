@@ -126,3 +126,15 @@ int svc_wait_revision(const svc *s, uint64_t rev, int64_t timeout_ms)
     }
     return 1;
 }
+
+#define READ_OWN_WRITE_MS 2000
+
+svc_code svc_settle(svc_ctx *c, uint64_t rev, svc_status *st)
+{
+    if (!svc_wait_revision(c->svc, rev, READ_OWN_WRITE_MS))
+        return svc_fail(st, SVC_UNAVAILABLE,
+                        "the change is stored (revision %llu) but this node has not caught up "
+                        "within %d ms; read it again shortly",
+                        (unsigned long long)rev, READ_OWN_WRITE_MS);
+    return SVC_OK;
+}

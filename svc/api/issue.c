@@ -14,19 +14,8 @@
 #define CHUNK_DEFAULT 8192u
 #define CHUNK_MAX 65536u
 #define REQUEST_ID_MAX 64
-#define READ_OWN_WRITE_MS 2000
 
 typedef Tracecode__V1__Batch Batch;
-
-static svc_code settle(svc_ctx *c, uint64_t rev, svc_status *st)
-{
-    if (!svc_wait_revision(c->svc, rev, READ_OWN_WRITE_MS))
-        return svc_fail(st, SVC_UNAVAILABLE,
-                        "the change is stored (revision %" PRIu64 ") but this node has not "
-                        "caught up within %d ms; retry shortly",
-                        rev, READ_OWN_WRITE_MS);
-    return SVC_OK;
-}
 
 svc_code api_register_product(svc_ctx *c, const void *req, void *resp, svc_status *st)
 {
@@ -59,7 +48,7 @@ svc_code api_register_product(svc_ctx *c, const void *req, void *resp, svc_statu
     e = store_register_product(c->svc->store, &sq, pid, &rev, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
-    if (settle(c, rev, st))
+    if (svc_settle(c, rev, st))
         return st->code;
     out->product_id = svc_strdup(c, pid);
     out->certificate_number = svc_strdup(c, q->certificate_number);
@@ -181,7 +170,7 @@ svc_code api_issue_open(svc_ctx *c, const void *req, void **state, svc_status *s
     e = store_create_batch(c->svc->store, b, &existing, &rev, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
-    if (settle(c, rev, st))
+    if (svc_settle(c, rev, st))
         return st->code;
     s->chunk = q->chunk_size ? q->chunk_size : CHUNK_DEFAULT;
     *state = s;
@@ -295,7 +284,7 @@ svc_code api_recall_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
                      q->reason, svc_now_unix(), &rev, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
-    if (settle(c, rev, st))
+    if (svc_settle(c, rev, st))
         return st->code;
     out->affected = fresh;
     out->notices = 0; /* delisting notices arrive with the delisting capability */

@@ -11,22 +11,9 @@
 
 #define IMPORT_MAX 100000    /* certificates per ImportCertificates stream */
 #define REJECTIONS_MAX 10000 /* rejections listed (all are counted) */
-#define READ_OWN_WRITE_MS 2000
 
 typedef Tracecode__V1__Manufacturer Manufacturer;
 typedef Tracecode__V1__Certificate Certificate;
-
-/* After a write: wait until this node's replica has it, so the answer (and
- * the caller's next request here) reflects it. */
-static svc_code settle(svc_ctx *c, uint64_t rev, svc_status *st)
-{
-    if (!svc_wait_revision(c->svc, rev, READ_OWN_WRITE_MS))
-        return svc_fail(st, SVC_UNAVAILABLE,
-                        "the change is stored (revision %llu) but this node has not caught up "
-                        "within %d ms; read it again shortly",
-                        (unsigned long long)rev, READ_OWN_WRITE_MS);
-    return SVC_OK;
-}
 
 svc_code api_upsert_manufacturer(svc_ctx *c, const void *req, void *resp, svc_status *st)
 {
@@ -48,7 +35,7 @@ svc_code api_upsert_manufacturer(svc_ctx *c, const void *req, void *resp, svc_st
     e = store_put_mfr(c->svc->store, m->credit_code, m->name, status, &rev, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
-    if (settle(c, rev, st))
+    if (svc_settle(c, rev, st))
         return st->code;
     out->credit_code = svc_strdup(c, m->credit_code);
     out->name = svc_strdup(c, m->name);
@@ -150,7 +137,7 @@ svc_code api_upsert_certificate(svc_ctx *c, const void *req, void *resp, svc_sta
     const Certificate *m = req;
     uint64_t rev;
 
-    if (put_cert(c, m, &rev, st) || settle(c, rev, st))
+    if (put_cert(c, m, &rev, st) || svc_settle(c, rev, st))
         return st->code;
     return cert_out(c, rep_cert_find(c->svc->replica, m->number), resp, st);
 }
@@ -175,7 +162,7 @@ svc_code api_set_certificate_status(svc_ctx *c, const void *req, void *resp, svc
                               svc_now_unix(), &rev, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
-    if (settle(c, rev, st))
+    if (svc_settle(c, rev, st))
         return st->code;
     out->certificate = svc_alloc(c, sizeof(*out->certificate));
     if (!out->certificate)
@@ -250,7 +237,7 @@ svc_code api_import_finish(svc_ctx *c, void *state, void *resp, svc_status *st)
 
     if (!s)
         return SVC_OK; /* an empty stream imports nothing */
-    if (s->last_rev && settle(c, s->last_rev, st))
+    if (s->last_rev && svc_settle(c, s->last_rev, st))
         return st->code;
     out->imported = s->imported;
     out->n_rejected = s->nrej;

@@ -176,6 +176,13 @@ static int start_call(rpc_client *c, call *k, const char *path)
     return k->call != NULL;
 }
 
+static int not_started(rpc_result *r, const char *path)
+{
+    r->code = 14; /* UNAVAILABLE */
+    snprintf(r->msg, sizeof(r->msg), "cannot start a call to %s", path);
+    return r->code;
+}
+
 static int run(rpc_client *c, call *k, grpc_op *ops, size_t n)
 {
     grpc_event ev;
@@ -237,9 +244,7 @@ int rpc_call_unary(rpc_client *c, const char *path, const ProtobufCMessage *req,
     *resp = NULL;
     if (!start_call(c, &k, path)) {
         grpc_byte_buffer_destroy(send);
-        r->code = 14;
-        snprintf(r->msg, sizeof(r->msg), "cannot start a call to %s", path);
-        return r->code;
+        return not_started(r, path);
     }
     op_send_md(c, &ops[0]);
     memset(&ops[1], 0, sizeof(ops[1]) * 5);
@@ -270,9 +275,7 @@ int rpc_call_server_stream(rpc_client *c, const char *path, const ProtobufCMessa
 
     if (!start_call(c, &k, path)) {
         grpc_byte_buffer_destroy(send);
-        r->code = 14;
-        snprintf(r->msg, sizeof(r->msg), "cannot start a call to %s", path);
-        return r->code;
+        return not_started(r, path);
     }
     op_send_md(c, &ops[0]);
     memset(&ops[1], 0, sizeof(ops[1]) * 3);
@@ -313,11 +316,8 @@ int rpc_call_client_stream(rpc_client *c, const char *path,
     call k;
 
     *resp = NULL;
-    if (!start_call(c, &k, path)) {
-        r->code = 14;
-        snprintf(r->msg, sizeof(r->msg), "cannot start a call to %s", path);
-        return r->code;
-    }
+    if (!start_call(c, &k, path))
+        return not_started(r, path);
     op_send_md(c, &ops[0]);
     run(c, &k, ops, 1);
     while ((m = next(arg)) != NULL) {
