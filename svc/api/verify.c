@@ -71,8 +71,11 @@ void tc_verify(const rep *r, const keys_ring *ring, const char *code, size_t len
     out->mfr = NULL;
     out->detail[0] = '\0';
 
-    err = codec_url_has_path(code, len) ? codec_url_parse(code, len, &c, NULL, &ei)
-                                   : codec_parse(code, len, &c, &ei);
+    /* A 34-character text cannot hold "/C/" and a code: skip the scan in
+     * the common case. */
+    err = len != CODEC_MAC_TEXT_LEN && codec_url_has_path(code, len)
+              ? codec_url_parse(code, len, &c, NULL, &ei)
+              : codec_parse(code, len, &c, &ei);
     if (err) {
         codec_describe(&ei, code, len, out->detail, sizeof(out->detail));
         out->verdict = TC_MALFORMED;

@@ -27,6 +27,10 @@ typedef struct rpc_method {
     svc_push_fn push;   /* RPC_CLIENT_STREAM */
     svc_finish_fn finish;
     unsigned slots;     /* armed per worker queue */
+    /* Optional hand-written codecs (fastpb.c) for the hot messages. */
+    ProtobufCMessage *(*decode)(const uint8_t *buf, size_t len, ProtobufCAllocator *al);
+    size_t (*encoded_size)(const ProtobufCMessage *m);
+    void (*encode)(const ProtobufCMessage *m, uint8_t *out);
 } rpc_method;
 
 extern const rpc_method rpc_methods[];

@@ -267,11 +267,26 @@ static void *decode(slot *s, grpc_byte_buffer *bb, svc_status *st)
         svc_fail(st, SVC_INVALID_ARGUMENT, "the request has no message");
         return NULL;
     }
-    msg = wire_unpack(bb, s->m->in, &al);
+    if (s->m->decode) {
+        grpc_slice sl;
+        msg = NULL;
+        if (wire_read(bb, &sl)) {
+            msg = s->m->decode(GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl), &al);
+            grpc_slice_unref(sl);
+        }
+    } else {
+        msg = wire_unpack(bb, s->m->in, &al);
+    }
     if (!msg)
         svc_fail(st, SVC_INVALID_ARGUMENT, "cannot read or decode the request as %s",
                  s->m->in->name);
     return msg;
+}
+
+static grpc_byte_buffer *encode(const slot *s, const void *resp)
+{
+    return s->m->encode ? wire_pack_with(resp, s->m->encoded_size, s->m->encode)
+                        : wire_pack(resp);
 }
 
 static void *new_response(slot *s, arena *a)
@@ -438,7 +453,7 @@ static void begin_call(slot *s)
         if (s->m->unary(&s->ctx, req, resp, &st) != SVC_OK)
             goto fail;
         s->finished = 1;
-        finish(s, SVC_OK, NULL, wire_pack(resp));
+        finish(s, SVC_OK, NULL, encode(s, resp));
         return;
     case RPC_SERVER_STREAM:
         req = decode(s, s->payload, &st);
@@ -458,7 +473,7 @@ static void begin_call(slot *s)
                 st = st2;
                 goto fail;
             }
-            send_message(s, wire_pack(resp));
+            send_message(s, encode(s, resp));
         }
         return;
     case RPC_CLIENT_STREAM:
@@ -499,7 +514,7 @@ static void stream_continue(slot *s)
         finish(s, st.code, st.msg, NULL);
         return;
     }
-    send_message(s, wire_pack(resp));
+    send_message(s, encode(s, resp));
 }
 
 /* A client message arrived (or the client closed its side). */
@@ -517,7 +532,7 @@ static void on_receive(slot *s)
                 svc_fail(&st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
             else if (s->m->finish(&s->ctx, s->hstate, resp, &st) == SVC_OK) {
                 s->finished = 1;
-                finish(s, SVC_OK, NULL, wire_pack(resp));
+                finish(s, SVC_OK, NULL, encode(s, resp));
                 return;
             }
         }
@@ -546,7 +561,7 @@ static void on_receive(slot *s)
     }
     if (s->m->unary(&s->ctx, msg, resp, &st) != SVC_OK)
         goto fail;
-    send_message(s, wire_pack(resp));
+    send_message(s, encode(s, resp));
     return;
 fail:
     s->finished = 1;

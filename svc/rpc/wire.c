@@ -3,6 +3,8 @@
  */
 #include "wire.h"
 
+int wire_read(grpc_byte_buffer *bb, grpc_slice *out);
+
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/slice.h>
 
@@ -21,15 +23,36 @@ grpc_byte_buffer *wire_pack(const ProtobufCMessage *m)
 ProtobufCMessage *wire_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d,
                               ProtobufCAllocator *al)
 {
-    grpc_byte_buffer_reader r;
     ProtobufCMessage *m;
     grpc_slice sl;
 
-    if (!bb || !grpc_byte_buffer_reader_init(&r, bb))
+    if (!wire_read(bb, &sl))
         return NULL;
-    sl = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
     m = protobuf_c_message_unpack(d, al, GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
     grpc_slice_unref(sl);
     return m;
+}
+
+int wire_read(grpc_byte_buffer *bb, grpc_slice *out)
+{
+    grpc_byte_buffer_reader r;
+
+    if (!bb || !grpc_byte_buffer_reader_init(&r, bb))
+        return 0;
+    *out = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    return 1;
+}
+
+grpc_byte_buffer *wire_pack_with(const ProtobufCMessage *m,
+                                 size_t (*size)(const ProtobufCMessage *),
+                                 void (*enc)(const ProtobufCMessage *, uint8_t *))
+{
+    grpc_slice sl = grpc_slice_malloc(size(m));
+    grpc_byte_buffer *bb;
+
+    enc(m, GRPC_SLICE_START_PTR(sl));
+    bb = grpc_raw_byte_buffer_create(&sl, 1);
+    grpc_slice_unref(sl);
+    return bb;
 }

@@ -23,4 +23,21 @@ while read -r code; do
     printf 'HTTPS://TC.EXAMPLE.COM/C/%s' "$code" > "$dir/url/seed$i"
     printf '%s' "$code" | tr 'A-Z' 'a-z' | sed 's/\(....\)/\1-/g' > "$dir/text/human$i"
 done < "$dir/codes"
+# VerifyBatchRequest / VerifyRequest seeds in wire form, from those codes.
+mkdir -p "$dir/fastpb"
+/usr/bin/python3 - "$dir/codes" "$dir/fastpb" <<'PY'
+import sys
+codes = [l.strip().encode() for l in open(sys.argv[1]) if l.strip()]
+def ld(field, b):
+    n, out = len(b), bytearray([field << 3 | 2])
+    while n >= 0x80:
+        out.append(n & 0x7f | 0x80); n >>= 7
+    out.append(n)
+    return bytes(out) + b
+listing = ld(1, b"L-1") + ld(2, b"0704") + ld(3, b"Acme") + ld(4, b"PB-1")
+reqs = [ld(1, c) for c in codes] + [ld(1, codes[0]) + ld(2, listing) + b"\x18\x02"]
+for i, r in enumerate(reqs):
+    open("%s/req%d" % (sys.argv[2], i), "wb").write(r)
+open(sys.argv[2] + "/batch", "wb").write(b"".join(ld(1, r) for r in reqs) + b"\x10\x01")
+PY
 rm -rf "$dir/ring" "$dir/codes"

@@ -1,0 +1,400 @@
+/*
+ * fastpb.c - see fastpb.h. Proto3 rules as protobuf-c applies them: fields
+ * in ascending number order, zero scalars, empty strings and absent
+ * messages are not written; enums and int64 are varints (negative values
+ * take ten bytes).
+ */
+#include "fastpb.h"
+
+#include "tracecode/v1/verifier.pb-c.h"
+
+#include <string.h>
+
+typedef Tracecode__V1__VerifyRequest VerifyRequest;
+typedef Tracecode__V1__VerifyResponse VerifyResponse;
+typedef Tracecode__V1__Product Product;
+typedef Tracecode__V1__Listing Listing;
+
+/* --- decoding ------------------------------------------------------------ */
+
+typedef struct rd {
+    const uint8_t *p, *end;
+} rd;
+
+static int get_varint(rd *r, uint64_t *v)
+{
+    unsigned shift = 0;
+
+    *v = 0;
+    while (r->p < r->end && shift < 64) {
+        uint8_t b = *r->p++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 1;
+        shift += 7;
+    }
+    return 0;
+}
+
+/* A field key as protobuf-c reads one: at most 5 bytes into a 32-bit
+ * number, and only a first byte whose field bits are all zero refused. */
+static int get_key(rd *r, uint32_t *num, unsigned *wt)
+{
+    size_t left = (size_t)(r->end - r->p), max = left > 5 ? 5 : left, i;
+    const uint8_t *d = r->p;
+    uint32_t t;
+    unsigned shift = 4;
+
+    if (!left || (d[0] & 0xf8) == 0)
+        return 0;
+    *wt = d[0] & 7;
+    t = (uint32_t)(d[0] & 0x7f) >> 3;
+    if (!(d[0] & 0x80)) {
+        *num = t;
+        r->p++;
+        return 1;
+    }
+    for (i = 1; i < max; i++) {
+        if (d[i] & 0x80) {
+            t |= (uint32_t)(d[i] & 0x7f) << shift;
+            shift += 7;
+        } else {
+            *num = t | (uint32_t)d[i] << shift;
+            r->p += i + 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A length prefix as protobuf-c reads one: at most 5 bytes, below 2^31. */
+static int get_length(rd *r, uint64_t *n)
+{
+    size_t left = (size_t)(r->end - r->p), max = left > 5 ? 5 : left, i;
+    unsigned shift = 0;
+
+    *n = 0;
+    for (i = 0; i < max; i++) {
+        *n |= (uint64_t)(r->p[i] & 0x7f) << shift;
+        shift += 7;
+        if (!(r->p[i] & 0x80)) {
+            r->p += i + 1;
+            return *n <= 0x7fffffff;
+        }
+    }
+    return 0;
+}
+
+/* Next field: number, wire type; for type 2 the bytes, for type 0 the value. */
+static int next(rd *r, unsigned *num, unsigned *wt, rd *sub, uint64_t *val)
+{
+    uint64_t n;
+    uint32_t key;
+
+    if (!get_key(r, &key, wt))
+        return 0;
+    *num = key;
+    switch (*wt) {
+    case 0:
+        return get_varint(r, val);
+    case 1:
+        if (r->end - r->p < 8)
+            return 0;
+        r->p += 8;
+        return 1;
+    case 5:
+        if (r->end - r->p < 4)
+            return 0;
+        r->p += 4;
+        return 1;
+    case 2:
+        if (!get_length(r, &n) || n > (uint64_t)(r->end - r->p))
+            return 0;
+        sub->p = r->p;
+        sub->end = r->p + n;
+        r->p += n;
+        return 1;
+    default:
+        return 0; /* groups and reserved types */
+    }
+}
+
+static char *str(const rd *s, ProtobufCAllocator *al)
+{
+    size_t n = (size_t)(s->end - s->p);
+    char *out = al->alloc(al->allocator_data, n + 1);
+
+    if (out) {
+        memcpy(out, s->p, n);
+        out[n] = '\0';
+    }
+    return out;
+}
+
+/* Into l (fresh or, for a repeated occurrence, merged into: later fields
+ * win, as protobuf merges messages). */
+static int decode_listing(rd *r, Listing *l, ProtobufCAllocator *al)
+{
+    unsigned num, wt;
+    uint64_t v;
+    rd s;
+
+    while (r->p < r->end) {
+        char **field = NULL;
+        if (!next(r, &num, &wt, &s, &v))
+            return 0;
+        if (num == 1)
+            field = &l->listing_id;
+        else if (num == 2)
+            field = &l->category_code;
+        else if (num == 3)
+            field = &l->brand;
+        else if (num == 4)
+            field = &l->model;
+        if (field && (wt != 2 || !(*field = str(&s, al))))
+            return 0;
+    }
+    return 1;
+}
+
+static int decode_request_into(rd *r, VerifyRequest *q, ProtobufCAllocator *al)
+{
+    unsigned num, wt;
+    uint64_t v;
+    rd s;
+
+    tracecode__v1__verify_request__init(q);
+    while (r->p < r->end) {
+        if (!next(r, &num, &wt, &s, &v))
+            return 0;
+        if (num == 1) {
+            if (wt != 2 || !(q->code = str(&s, al)))
+                return 0;
+        } else if (num == 2) {
+            if (wt != 2)
+                return 0;
+            if (!q->listing) {
+                q->listing = al->alloc(al->allocator_data, sizeof(*q->listing));
+                if (!q->listing)
+                    return 0;
+                tracecode__v1__listing__init(q->listing);
+            }
+            if (!decode_listing(&s, q->listing, al))
+                return 0;
+        } else if (num == 3) {
+            if (wt != 0)
+                return 0;
+            q->view = (Tracecode__V1__VerifyView)(int32_t)v;
+        }
+    }
+    return 1;
+}
+
+ProtobufCMessage *fastpb_decode_verify_request(const uint8_t *buf, size_t len,
+                                               ProtobufCAllocator *al)
+{
+    VerifyRequest *q = al->alloc(al->allocator_data, sizeof(*q));
+    rd r = {buf, buf + len};
+
+    if (!q || !decode_request_into(&r, q, al))
+        return NULL;
+    return &q->base;
+}
+
+ProtobufCMessage *fastpb_decode_verify_batch_request(const uint8_t *buf, size_t len,
+                                                     ProtobufCAllocator *al)
+{
+    Tracecode__V1__VerifyBatchRequest *q = al->alloc(al->allocator_data, sizeof(*q));
+    rd r = {buf, buf + len}, s;
+    size_t n = 0, i = 0;
+    VerifyRequest *items;
+    unsigned num, wt;
+    uint64_t v;
+
+    if (!q)
+        return NULL;
+    tracecode__v1__verify_batch_request__init(q);
+    /* First pass: count the items, check the framing. */
+    while (r.p < r.end) {
+        if (!next(&r, &num, &wt, &s, &v))
+            return NULL;
+        if (num == 1) {
+            if (wt != 2)
+                return NULL;
+            n++;
+        } else if (num == 2) {
+            if (wt != 0)
+                return NULL;
+            q->view = (Tracecode__V1__VerifyView)(int32_t)v;
+        }
+    }
+    if (!n)
+        return &q->base;
+    items = al->alloc(al->allocator_data, n * sizeof(*items));
+    q->items = al->alloc(al->allocator_data, n * sizeof(*q->items));
+    if (!items || !q->items)
+        return NULL;
+    r.p = buf;
+    while (r.p < r.end) {
+        if (!next(&r, &num, &wt, &s, &v))
+            return NULL;
+        if (num != 1)
+            continue;
+        if (!decode_request_into(&s, &items[i], al))
+            return NULL;
+        q->items[i] = &items[i];
+        i++;
+    }
+    q->n_items = n;
+    return &q->base;
+}
+
+/* --- encoding ------------------------------------------------------------- */
+
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* One-byte keys: every field number here is below 16. */
+#define KEY(num, wt) ((uint8_t)((num) << 3 | (wt)))
+
+static size_t str_size(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return n ? 1 + varint_size(n) + n : 0;
+}
+
+static uint8_t *put_str(uint8_t *p, unsigned num, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+
+    if (!n)
+        return p;
+    *p++ = KEY(num, 2);
+    p = put_varint(p, n);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* int32 enums and int64 go out sign-extended to 64 bits. */
+static size_t num_size(uint64_t v)
+{
+    return v ? 1 + varint_size(v) : 0;
+}
+
+static uint8_t *put_num(uint8_t *p, unsigned num, uint64_t v)
+{
+    if (!v)
+        return p;
+    *p++ = KEY(num, 0);
+    return put_varint(p, v);
+}
+
+static size_t product_size(const Product *m)
+{
+    return str_size(m->product_id) + str_size(m->certificate_number) +
+           str_size(m->category_code) + str_size(m->brand) + str_size(m->model) +
+           str_size(m->gtin) + str_size(m->issuer_credit_code) +
+           num_size((uint64_t)m->registered_unix);
+}
+
+static uint8_t *put_product(uint8_t *p, const Product *m)
+{
+    p = put_str(p, 1, m->product_id);
+    p = put_str(p, 2, m->certificate_number);
+    p = put_str(p, 3, m->category_code);
+    p = put_str(p, 4, m->brand);
+    p = put_str(p, 5, m->model);
+    p = put_str(p, 6, m->gtin);
+    p = put_str(p, 7, m->issuer_credit_code);
+    return put_num(p, 8, (uint64_t)m->registered_unix);
+}
+
+static size_t response_size(const VerifyResponse *m)
+{
+    size_t n = num_size((uint64_t)(int64_t)m->verdict) + str_size(m->detail) +
+               num_size(m->batch_id) + num_size(m->serial) + str_size(m->certificate_number) +
+               num_size((uint64_t)(int64_t)m->certificate_status) +
+               str_size(m->issuer_credit_code) + str_size(m->issuer_name) +
+               num_size(m->as_of_revision) + (m->stale ? 2 : 0);
+
+    if (m->product) {
+        size_t ps = product_size(m->product);
+        n += 1 + varint_size(ps) + ps;
+    }
+    return n;
+}
+
+static uint8_t *put_response(uint8_t *p, const VerifyResponse *m)
+{
+    p = put_num(p, 1, (uint64_t)(int64_t)m->verdict);
+    p = put_str(p, 2, m->detail);
+    p = put_num(p, 3, m->batch_id);
+    p = put_num(p, 4, m->serial);
+    if (m->product) {
+        *p++ = KEY(5, 2);
+        p = put_varint(p, product_size(m->product));
+        p = put_product(p, m->product);
+    }
+    p = put_str(p, 6, m->certificate_number);
+    p = put_num(p, 7, (uint64_t)(int64_t)m->certificate_status);
+    p = put_str(p, 8, m->issuer_credit_code);
+    p = put_str(p, 9, m->issuer_name);
+    p = put_num(p, 10, m->as_of_revision);
+    if (m->stale) {
+        *p++ = KEY(11, 0);
+        *p++ = 1;
+    }
+    return p;
+}
+
+size_t fastpb_size_verify_response(const ProtobufCMessage *m)
+{
+    return response_size((const VerifyResponse *)m);
+}
+
+void fastpb_encode_verify_response(const ProtobufCMessage *m, uint8_t *out)
+{
+    put_response(out, (const VerifyResponse *)m);
+}
+
+size_t fastpb_size_verify_batch_response(const ProtobufCMessage *m)
+{
+    const Tracecode__V1__VerifyBatchResponse *b = (const void *)m;
+    size_t n = 0, i;
+
+    for (i = 0; i < b->n_results; i++) {
+        size_t s = response_size(b->results[i]);
+        n += 1 + varint_size(s) + s;
+    }
+    return n;
+}
+
+void fastpb_encode_verify_batch_response(const ProtobufCMessage *m, uint8_t *out)
+{
+    const Tracecode__V1__VerifyBatchResponse *b = (const void *)m;
+    size_t i;
+
+    for (i = 0; i < b->n_results; i++) {
+        *out++ = KEY(1, 2);
+        out = put_varint(out, response_size(b->results[i]));
+        out = put_response(out, b->results[i]);
+    }
+}

@@ -1,0 +1,82 @@
+/*
+ * fuzz_fastpb.c - differential: the hand-written decoders of VerifyRequest
+ * and VerifyBatchRequest against protobuf-c on any bytes. Both fail, or
+ * both succeed with the same known fields.
+ */
+#include "arena.h"
+#include "fastpb.h"
+#include "tracecode/v1/verifier.pb-c.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void *arena_fn(void *a, size_t n)
+{
+    return arena_alloc(a, n);
+}
+
+static void no_free(void *a, void *p)
+{
+    (void)a;
+    (void)p;
+}
+
+static int same_str(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static int same_item(const Tracecode__V1__VerifyRequest *a, const Tracecode__V1__VerifyRequest *b)
+{
+    if (!same_str(a->code, b->code) || a->view != b->view ||
+        (a->listing == NULL) != (b->listing == NULL))
+        return 0;
+    return !a->listing || (same_str(a->listing->listing_id, b->listing->listing_id) &&
+                           same_str(a->listing->category_code, b->listing->category_code) &&
+                           same_str(a->listing->brand, b->listing->brand) &&
+                           same_str(a->listing->model, b->listing->model));
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static arena a;
+    static int ready;
+    ProtobufCAllocator al = {arena_fn, no_free, &a};
+    ProtobufCMessage *ours, *theirs;
+    size_t i;
+
+    if (!ready) {
+        arena_init(&a, 64 << 20);
+        ready = 1;
+    }
+    ours = fastpb_decode_verify_batch_request(data, size, &al);
+    theirs = protobuf_c_message_unpack(&tracecode__v1__verify_batch_request__descriptor, NULL,
+                                       size, data);
+    if ((ours == NULL) != (theirs == NULL))
+        abort();
+    if (ours) {
+        const Tracecode__V1__VerifyBatchRequest *x = (void *)ours, *y = (void *)theirs;
+        if (x->view != y->view || x->n_items != y->n_items)
+            abort();
+        for (i = 0; i < x->n_items; i++)
+            if (!same_item(x->items[i], y->items[i]))
+                abort();
+        protobuf_c_message_free_unpacked(theirs, NULL);
+    }
+    arena_reset(&a);
+
+    ours = fastpb_decode_verify_request(data, size, &al);
+    theirs = protobuf_c_message_unpack(&tracecode__v1__verify_request__descriptor, NULL, size,
+                                       data);
+    if ((ours == NULL) != (theirs == NULL))
+        abort();
+    if (ours) {
+        if (!same_item((void *)ours, (void *)theirs))
+            abort();
+        protobuf_c_message_free_unpacked(theirs, NULL);
+    }
+    arena_reset(&a);
+    return 0;
+}
