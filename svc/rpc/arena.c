@@ -47,33 +47,53 @@ void *arena_alloc(arena *a, size_t size)
     return p;
 }
 
+/*
+ * Return everything. A call that needed several chunks leaves behind one
+ * chunk as large as all of them (up to RETAIN_MAX), so the next call of
+ * that size allocates nothing: freeing and re-mapping large chunks on every
+ * call cost page faults.
+ */
+#define RETAIN_MAX (16u << 20)
+
 void arena_reset(arena *a)
 {
-    arena_chunk *keep = NULL;
+    size_t total = 0, keep_size;
+    arena_chunk *c;
 
+    for (c = a->head; c; c = c->next)
+        total += c->size;
+    if (a->head && !a->head->next) { /* one chunk: keep it as it is */
+        a->cur = a->head->data;
+        a->end = a->head->data + a->head->size;
+        a->used = 0;
+        return;
+    }
     while (a->head) {
-        arena_chunk *c = a->head;
+        c = a->head;
         a->head = c->next;
-        if (!a->head && c->size == CHUNK_MIN) {
-            keep = c; /* the usual first chunk: reuse it */
-        } else {
-            free(c);
+        free(c);
+    }
+    a->cur = a->end = NULL;
+    a->used = 0;
+    keep_size = total > RETAIN_MAX ? RETAIN_MAX : total;
+    if (keep_size) {
+        c = malloc(sizeof(*c) + keep_size);
+        if (c) {
+            c->size = keep_size;
+            c->next = NULL;
+            a->head = c;
+            a->cur = c->data;
+            a->end = c->data + keep_size;
         }
     }
-    a->head = keep;
-    if (keep) {
-        keep->next = NULL;
-        a->cur = keep->data;
-        a->end = keep->data + keep->size;
-    } else {
-        a->cur = a->end = NULL;
-    }
-    a->used = 0;
 }
 
 void arena_release(arena *a)
 {
-    arena_reset(a);
-    free(a->head);
+    while (a->head) {
+        arena_chunk *c = a->head;
+        a->head = c->next;
+        free(c);
+    }
     arena_init(a, a->max);
 }

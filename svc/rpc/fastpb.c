@@ -277,16 +277,21 @@ static uint8_t *put_varint(uint8_t *p, uint64_t v)
 
 static size_t str_size(const char *s)
 {
-    size_t n = s ? strlen(s) : 0;
-    return n ? 1 + varint_size(n) + n : 0;
+    size_t n;
+
+    if (!s || !*s) /* most strings of a BASIC answer are empty */
+        return 0;
+    n = strlen(s);
+    return 1 + varint_size(n) + n;
 }
 
 static uint8_t *put_str(uint8_t *p, unsigned num, const char *s)
 {
-    size_t n = s ? strlen(s) : 0;
+    size_t n;
 
-    if (!n)
+    if (!s || !*s)
         return p;
+    n = strlen(s);
     *p++ = KEY(num, 2);
     p = put_varint(p, n);
     memcpy(p, s, n);
@@ -342,7 +347,7 @@ static size_t response_size(const VerifyResponse *m)
     return n;
 }
 
-static uint8_t *put_response(uint8_t *p, const VerifyResponse *m)
+static uint8_t *put_response(uint8_t *p, const VerifyResponse *m, size_t product_len)
 {
     p = put_num(p, 1, (uint64_t)(int64_t)m->verdict);
     p = put_str(p, 2, m->detail);
@@ -350,7 +355,7 @@ static uint8_t *put_response(uint8_t *p, const VerifyResponse *m)
     p = put_num(p, 4, m->serial);
     if (m->product) {
         *p++ = KEY(5, 2);
-        p = put_varint(p, product_size(m->product));
+        p = put_varint(p, product_len);
         p = put_product(p, m->product);
     }
     p = put_str(p, 6, m->certificate_number);
@@ -372,7 +377,9 @@ size_t fastpb_size_verify_response(const ProtobufCMessage *m)
 
 void fastpb_encode_verify_response(const ProtobufCMessage *m, uint8_t *out)
 {
-    put_response(out, (const VerifyResponse *)m);
+    const VerifyResponse *v = (const VerifyResponse *)m;
+
+    put_response(out, v, v->product ? product_size(v->product) : 0);
 }
 
 size_t fastpb_size_verify_batch_response(const ProtobufCMessage *m)
@@ -393,8 +400,9 @@ void fastpb_encode_verify_batch_response(const ProtobufCMessage *m, uint8_t *out
     size_t i;
 
     for (i = 0; i < b->n_results; i++) {
+        const VerifyResponse *v = b->results[i];
         *out++ = KEY(1, 2);
-        out = put_varint(out, response_size(b->results[i]));
-        out = put_response(out, b->results[i]);
+        out = put_varint(out, response_size(v));
+        out = put_response(out, v, v->product ? product_size(v->product) : 0);
     }
 }
