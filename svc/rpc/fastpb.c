@@ -382,6 +382,13 @@ void fastpb_encode_verify_response(const ProtobufCMessage *m, uint8_t *out)
     put_response(out, v, v->product ? product_size(v->product) : 0);
 }
 
+/* The size pass leaves each item's size here for the encode pass that
+ * follows it on the same thread (wire_pack_with calls them back to back),
+ * so no item is sized twice. */
+#define SIZED_MAX 10000
+static _Thread_local const void *sized;
+static _Thread_local uint32_t item_size[SIZED_MAX];
+
 size_t fastpb_size_verify_batch_response(const ProtobufCMessage *m)
 {
     const Tracecode__V1__VerifyBatchResponse *b = (const void *)m;
@@ -389,8 +396,11 @@ size_t fastpb_size_verify_batch_response(const ProtobufCMessage *m)
 
     for (i = 0; i < b->n_results; i++) {
         size_t s = response_size(b->results[i]);
+        if (i < SIZED_MAX)
+            item_size[i] = (uint32_t)s;
         n += 1 + varint_size(s) + s;
     }
+    sized = m;
     return n;
 }
 
@@ -402,7 +412,8 @@ void fastpb_encode_verify_batch_response(const ProtobufCMessage *m, uint8_t *out
     for (i = 0; i < b->n_results; i++) {
         const VerifyResponse *v = b->results[i];
         *out++ = KEY(1, 2);
-        out = put_varint(out, response_size(v));
+        out = put_varint(out, sized == m && i < SIZED_MAX ? item_size[i] : response_size(v));
         out = put_response(out, v, v->product ? product_size(v->product) : 0);
     }
+    sized = NULL;
 }
