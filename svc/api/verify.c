@@ -50,27 +50,27 @@ static void format_day(int64_t t, char *buf, size_t cap)
         snprintf(buf, cap, "%lld", (long long)t);
 }
 
-void tc_verify(const rep *r, const keys_ring *ring, const char *code, size_t len,
-               const tc_listing *listing, int64_t now, tc_vres *out)
+static void reset(tc_vres *out)
 {
-    codec_errinfo ei;
-    codec_code c;
-    codec_err err;
-    const rep_batch *b;
-    const rep_recalls *rc;
-    const rep_range *rr;
-    const rep_product *p;
-    int known, profile;
-
     out->verdict = 0;
     out->batch_id = 0;
     out->serial = 0;
     out->cert_status = 0;
     out->batch = NULL;
-    out->cert = NULL;
-    out->mfr = NULL;
     out->detail[0] = '\0';
+}
 
+/* Stage 1: decode and check the tag or signature. 1 when the code goes on
+ * to the registry checks (fields in *s), 0 when out is decided. */
+static int decode_check(const keys_ring *ring, const char *code, size_t len, tc_vres *out,
+                        tc_scratch *s)
+{
+    codec_errinfo ei;
+    codec_code c;
+    codec_err err;
+    int known;
+
+    reset(out);
     /* A 34-character text cannot hold "/C/" and a code: skip the scan in
      * the common case. */
     err = len != CODEC_MAC_TEXT_LEN && codec_url_has_path(code, len)
@@ -79,79 +79,87 @@ void tc_verify(const rep *r, const keys_ring *ring, const char *code, size_t len
     if (err) {
         codec_describe(&ei, code, len, out->detail, sizeof(out->detail));
         out->verdict = TC_MALFORMED;
-        return;
+        return 0;
     }
     out->batch_id = c.f.batch;
     out->serial = c.f.serial;
-
     err = keys_check(ring, &c, &known);
     if (err) {
         if (!known)
             verdict(out, TC_FORGED, "unknown or retired key id %u", c.f.kid);
         else
             verdict(out, TC_FORGED, "%s", codec_strerror(err));
-        return;
+        return 0;
     }
+    s->batch = c.f.batch;
+    s->serial = c.f.serial;
+    s->kid = (uint8_t)c.f.kid;
+    s->profile = c.f.profile == CODEC_PROFILE_MAC ? REP_PROFILE_MAC : REP_PROFILE_SIG;
+    return 1;
+}
 
-    b = rep_batch_get(r, c.f.batch);
+/* The last stage: the registry's say on a code whose tag verified. */
+static void decide(const rep_batch *b, const tc_scratch *s, const tc_listing *listing,
+                   int64_t now, tc_vres *out)
+{
+    const rep_recalls *rc;
+    const rep_range *rr;
+    uint64_t hot;
+
     if (!b) {
-        verdict(out, TC_UNKNOWN_BATCH, "batch %llu was never issued",
-                (unsigned long long)c.f.batch);
+        verdict(out, TC_UNKNOWN_BATCH, "batch %llu was never issued", (unsigned long long)s->batch);
         return;
     }
     out->batch = b;
-    p = b->product;
-    out->cert = atomic_load_explicit(&p->cert->v, memory_order_acquire);
-    out->mfr = atomic_load_explicit(&p->mfr->v, memory_order_acquire);
-    out->cert_status = out->cert->status;
-    profile = c.f.profile == CODEC_PROFILE_MAC ? REP_PROFILE_MAC : REP_PROFILE_SIG;
-    if (c.f.serial >= b->quantity) {
-        verdict(out, TC_UNKNOWN_BATCH, "serial %u is beyond batch %llu's quantity %u",
-                c.f.serial, (unsigned long long)b->id, b->quantity);
+    hot = atomic_load_explicit(&b->cert->hot, memory_order_acquire);
+    out->cert_status = REP_HOT_STATUS(hot);
+    if (s->serial >= b->quantity) {
+        verdict(out, TC_UNKNOWN_BATCH, "serial %u is beyond batch %llu's quantity %u", s->serial,
+                (unsigned long long)b->id, b->quantity);
         return;
     }
-    if (c.f.kid != b->key_id || profile != b->profile) {
+    if (s->kid != b->key_id || s->profile != b->profile) {
         verdict(out, TC_UNKNOWN_BATCH, "batch %llu was issued under key %u (%s), not key %u",
                 (unsigned long long)b->id, b->key_id, b->profile == REP_PROFILE_MAC ? "mac" : "sig",
-                c.f.kid);
+                s->kid);
         return;
     }
-
     rc = atomic_load_explicit(&b->recalls, memory_order_acquire);
-    rr = rep_recalled(rc, c.f.serial);
+    rr = rep_recalled(rc, s->serial);
     if (rr) {
         verdict(out, TC_RECALLED, "serials %u-%u of batch %llu are recalled: %s", rr->first,
                 rr->last, (unsigned long long)b->id, rr->reason);
         return;
     }
-
-    switch (out->cert->status) {
+    switch (out->cert_status) {
     case REP_CERT_REVOKED:
-        verdict(out, TC_CERT_REVOKED, "certificate %s is revoked: %s", p->cert->number,
-                out->cert->reason);
+        verdict(out, TC_CERT_REVOKED, "certificate %s is revoked: %s", b->cert->number,
+                atomic_load_explicit(&b->cert->v, memory_order_acquire)->reason);
         return;
     case REP_CERT_SUSPENDED:
-        verdict(out, TC_CERT_SUSPENDED, "certificate %s is suspended: %s", p->cert->number,
-                out->cert->reason);
+        verdict(out, TC_CERT_SUSPENDED, "certificate %s is suspended: %s", b->cert->number,
+                atomic_load_explicit(&b->cert->v, memory_order_acquire)->reason);
         return;
     case REP_CERT_EXPIRED:
-        verdict(out, TC_CERT_EXPIRED, "certificate %s has expired", p->cert->number);
+        verdict(out, TC_CERT_EXPIRED, "certificate %s has expired", b->cert->number);
         return;
     default:
         break;
     }
-    if (out->cert->valid_until && now > out->cert->valid_until) {
+    if (REP_HOT_VALID_UNTIL(hot) && now > REP_HOT_VALID_UNTIL(hot)) {
         char day[32];
-        format_day(out->cert->valid_until, day, sizeof(day));
+        format_day(REP_HOT_VALID_UNTIL(hot), day, sizeof(day));
         out->cert_status = REP_CERT_EXPIRED;
-        verdict(out, TC_CERT_EXPIRED, "certificate %s expired on %s", p->cert->number, day);
+        verdict(out, TC_CERT_EXPIRED, "certificate %s expired on %s", b->cert->number, day);
         return;
     }
-    if (out->mfr->status == REP_MFR_SUSPENDED) {
-        verdict(out, TC_ISSUER_SUSPENDED, "manufacturer %s is suspended", p->mfr->credit_code);
+    if (atomic_load_explicit(&b->mfr->status, memory_order_acquire) == REP_MFR_SUSPENDED) {
+        verdict(out, TC_ISSUER_SUSPENDED, "manufacturer %s is suspended", b->mfr->credit_code);
         return;
     }
-    if (listing) {
+    if (listing && ((listing->category && *listing->category) ||
+                    (listing->brand && *listing->brand) || (listing->model && *listing->model))) {
+        const rep_product *p = b->product;
         if (!claim_ok(listing->category, p->category)) {
             verdict(out, TC_LISTING_MISMATCH, "listing claims category '%.32s', product is '%s'",
                     listing->category, p->category);
@@ -169,4 +177,50 @@ void tc_verify(const rep *r, const keys_ring *ring, const char *code, size_t len
         }
     }
     out->verdict = TC_GENUINE;
+}
+
+void tc_verify(const rep *r, const keys_ring *ring, const char *code, size_t len,
+               const tc_listing *listing, int64_t now, tc_vres *out)
+{
+    tc_scratch s;
+
+    if (decode_check(ring, code, len, out, &s))
+        decide(rep_batch_get(r, s.batch), &s, listing, now, out);
+}
+
+/* Stages run over groups this large: enough misses in flight to overlap,
+ * few enough results that they stay in the L2 cache between stages. */
+#define STAGE_GROUP 128
+
+void tc_verify_many(const rep *r, const keys_ring *ring, const tc_item *items, size_t n,
+                    int64_t now, tc_vres *out, tc_scratch *s)
+{
+    size_t g, i, end;
+
+    for (g = 0; g < n; g = end) {
+        end = n - g > STAGE_GROUP ? g + STAGE_GROUP : n;
+        for (i = g; i < end; i++) { /* decode and MAC: compute, while slots arrive */
+            s[i].done = !decode_check(ring, items[i].code, items[i].len, &out[i], &s[i]);
+            if (!s[i].done)
+                rep_batch_prefetch(r, s[i].batch);
+        }
+        for (i = g; i < end; i++) { /* slots are cached: fetch the records */
+            if (!s[i].done) {
+                const rep_batch *b = rep_batch_get(r, s[i].batch);
+                out[i].batch = b;
+                if (b)
+                    __builtin_prefetch(b);
+            }
+        }
+        for (i = g; i < end; i++) { /* records are cached: fetch the status words */
+            const rep_batch *b = out[i].batch;
+            if (!s[i].done && b) {
+                __builtin_prefetch(&b->cert->hot);
+                __builtin_prefetch(&b->mfr->status);
+            }
+        }
+        for (i = g; i < end; i++)
+            if (!s[i].done)
+                decide(out[i].batch, &s[i], items[i].listing, now, &out[i]);
+    }
 }

@@ -53,14 +53,38 @@ typedef struct tc_vres {
     uint64_t batch_id;              /* 0 when not decoded */
     uint32_t serial;
     int cert_status;                /* 0 when the batch is unknown */
-    const rep_batch *batch;         /* NULL when unknown */
-    const rep_cert_v *cert;         /* the version decided on */
-    const rep_mfr_v *mfr;
+    const rep_batch *batch;         /* NULL when unknown; its cert, mfr and
+                                     * product give the details */
     char detail[TC_DETAIL_MAX];     /* empty when GENUINE */
 } tc_vres;
 
 /* Decide one code. now is unix seconds (for valid_until). */
 void tc_verify(const rep *r, const keys_ring *ring, const char *code, size_t len,
                const tc_listing *listing, int64_t now, tc_vres *out);
+
+/* One code of a batch. Borrowed. */
+typedef struct tc_item {
+    const char *code;
+    size_t len;
+    const tc_listing *listing; /* may be NULL */
+} tc_item;
+
+/* Per-code working state of tc_verify_many, provided by the caller. */
+typedef struct tc_scratch {
+    uint64_t batch;
+    uint32_t serial;
+    uint8_t kid, profile, done;
+} tc_scratch;
+
+/*
+ * Decide n codes, with the same verdicts as tc_verify one by one, in
+ * stages over the whole batch (decode and MAC every code, then fetch the
+ * index slots, the batch records, the status words, then decide), with
+ * prefetches between stages so that the cache misses of many codes
+ * overlap instead of following one another: on a registry far larger than
+ * the caches this keeps the rate close to a small registry's.
+ */
+void tc_verify_many(const rep *r, const keys_ring *ring, const tc_item *items, size_t n,
+                    int64_t now, tc_vres *out, tc_scratch *s);
 
 #endif

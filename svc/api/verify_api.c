@@ -46,7 +46,8 @@ static void fill(svc_ctx *c, const tc_vres *v, int full, uint64_t rev, int stale
         out->issuer_credit_code = p->mfr->credit_code;
         /* The name lives in a version that may be replaced after this
          * request's read section: copy it. */
-        out->issuer_name = svc_strdup(c, v->mfr->name);
+        out->issuer_name =
+            svc_strdup(c, atomic_load_explicit(&p->mfr->v, memory_order_acquire)->name);
     }
     if (!out->detail)
         out->detail = (char *)"";
@@ -89,6 +90,10 @@ svc_code api_verify_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
     const Tracecode__V1__VerifyBatchRequest *q = req;
     Tracecode__V1__VerifyBatchResponse *out = resp;
     int full = q->view == TRACECODE__V1__VERIFY_VIEW__FULL, stale;
+    tc_listing *listings;
+    tc_scratch *scratch;
+    tc_item *items;
+    tc_vres *vres;
     VerifyResponse *res;
     int64_t now;
     uint64_t rev;
@@ -104,13 +109,32 @@ svc_code api_verify_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
     out->results = c->alloc(c->arena, q->n_items * sizeof(*out->results));
     if (!res || !out->results)
         return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+    items = c->alloc(c->arena, q->n_items * sizeof(*items));
+    listings = c->alloc(c->arena, q->n_items * sizeof(*listings));
+    vres = c->alloc(c->arena, q->n_items * sizeof(*vres));
+    scratch = c->alloc(c->arena, q->n_items * sizeof(*scratch));
+    if (!items || !listings || !vres || !scratch)
+        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+    for (i = 0; i < q->n_items; i++) {
+        const Tracecode__V1__VerifyRequest *r = q->items[i];
+        items[i].code = r->code;
+        items[i].len = strlen(r->code);
+        items[i].listing = NULL;
+        if (r->listing) {
+            listings[i].category = r->listing->category_code;
+            listings[i].brand = r->listing->brand;
+            listings[i].model = r->listing->model;
+            items[i].listing = &listings[i];
+        }
+    }
     stale = svc_stale(c->svc);
     now = svc_now_unix();
     rep_read_begin(c->svc->replica, c->reader);
     rev = rep_revision(c->svc->replica);
+    tc_verify_many(c->svc->replica, c->svc->ring, items, q->n_items, now, vres, scratch);
     for (i = 0; i < q->n_items; i++) {
         tracecode__v1__verify_response__init(&res[i]);
-        one(c, q->items[i], full, now, rev, stale, &res[i]);
+        fill(c, &vres[i], full, rev, stale, &res[i]);
         out->results[i] = &res[i];
     }
     rep_read_end(c->svc->replica, c->reader);

@@ -5,6 +5,7 @@
 #include "replica.h"
 
 #include <pthread.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,7 +42,47 @@ struct rep {
     pthread_mutex_t mu; /* guards the maps and record allocation */
     smap certs, mfrs, products;
     garbage *trash; /* writer only */
+    struct pool_block *blocks; /* the record pool, writer only */
+    char *pool_cur, *pool_end;
 };
+
+/*
+ * Records that live as long as the replica (batches, index chunks,
+ * certificates, manufacturers, products) come from 2 MiB blocks, aligned
+ * and marked for transparent huge pages where the kernel allows it: a
+ * large registry spans hundreds of MB, and with 4 KiB pages nearly every
+ * lookup also missed the TLB. Versions, which are replaced and freed, stay
+ * on malloc.
+ */
+#define POOL_BLOCK (2u << 20)
+
+typedef struct pool_block {
+    struct pool_block *next;
+    void *mem;
+} pool_block;
+
+static void *pool_alloc(rep *r, size_t size)
+{
+    size = (size + 15) & ~(size_t)15;
+    if (size > POOL_BLOCK)
+        return NULL;
+    if ((size_t)(r->pool_end - r->pool_cur) < size) {
+        pool_block *b = malloc(sizeof(*b));
+        void *mem = b ? aligned_alloc(POOL_BLOCK, POOL_BLOCK) : NULL;
+        if (!mem) {
+            free(b);
+            return NULL;
+        }
+        (void)madvise(mem, POOL_BLOCK, MADV_HUGEPAGE); /* a hint; fine if refused */
+        b->mem = mem;
+        b->next = r->blocks;
+        r->blocks = b;
+        r->pool_cur = mem;
+        r->pool_end = (char *)mem + POOL_BLOCK;
+    }
+    r->pool_cur += size;
+    return r->pool_cur - size;
+}
 
 const char *rep_strerror(rep_err err)
 {
@@ -125,14 +166,8 @@ static int smap_put(smap *m, const char *key, void *val)
     return 0;
 }
 
-static void smap_release(smap *m, int free_vals)
+static void smap_release(smap *m)
 {
-    size_t i;
-
-    if (free_vals)
-        for (i = 0; i < m->cap; i++)
-            if (m->keys[i])
-                free(m->vals[i]);
     free(m->keys);
     free(m->vals);
     memset(m, 0, sizeof(*m));
@@ -184,17 +219,20 @@ void rep_free(rep *r)
             continue;
         for (i = 0; i < RADIX_SIZE; i++) {
             rep_batch *b = atomic_load(&chunk[i]);
-            if (b) {
+            if (b)
                 free((void *)atomic_load(&b->recalls));
-                free(b);
-            }
         }
-        free(chunk);
     }
-    free_versions(r);
-    smap_release(&r->certs, 1);
-    smap_release(&r->mfrs, 1);
-    smap_release(&r->products, 1);
+    free_versions(r); /* reached through records in the pool: first */
+    while (r->blocks) {
+        pool_block *b = r->blocks;
+        r->blocks = b->next;
+        free(b->mem);
+        free(b);
+    }
+    smap_release(&r->certs);
+    smap_release(&r->mfrs);
+    smap_release(&r->products);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }
@@ -289,6 +327,17 @@ const rep_batch *rep_batch_get(const rep *r, uint64_t id)
     return atomic_load_explicit(&chunk[id & (RADIX_SIZE - 1)], memory_order_acquire);
 }
 
+void rep_batch_prefetch(const rep *r, uint64_t id)
+{
+    batch_slot *chunk;
+
+    if (id > REP_BATCH_ID_MAX)
+        return;
+    chunk = atomic_load_explicit(&((rep *)r)->top[id >> RADIX_BITS], memory_order_acquire);
+    if (chunk)
+        __builtin_prefetch(&chunk[id & (RADIX_SIZE - 1)]);
+}
+
 size_t rep_count_batches(const rep *r)
 {
     return atomic_load(&((rep *)r)->nbatches);
@@ -339,28 +388,34 @@ rep_err rep_put_mfr(rep *r, const char *credit_code, const char *name, int statu
 {
     rep_mfr_v *v;
     rep_mfr *m;
+    size_t nlen;
 
     if (!fits(credit_code, REP_CREDIT_MAX) || !*credit_code || !fits(name, REP_NAME_MAX) ||
         (status != REP_MFR_ACTIVE && status != REP_MFR_SUSPENDED))
         return REP_ERR_ARG;
-    v = calloc(1, sizeof(*v));
+    nlen = strlen(name);
+    v = malloc(sizeof(*v) + nlen + 1);
     if (!v)
         return REP_ERR_NOMEM;
     v->status = status;
-    copy_str(v->name, name);
+    memcpy(v->name, name, nlen + 1);
     pthread_mutex_lock(&r->mu);
     m = smap_get(&r->mfrs, credit_code);
     if (!m) {
-        m = calloc(1, sizeof(*m));
-        if (!m || (copy_str(m->credit_code, credit_code), smap_put(&r->mfrs, m->credit_code, m))) {
+        m = pool_alloc(r, sizeof(*m));
+        if (m) {
+            memset(m, 0, sizeof(*m));
+            copy_str(m->credit_code, credit_code);
+        }
+        if (!m || smap_put(&r->mfrs, m->credit_code, m)) {
             pthread_mutex_unlock(&r->mu);
-            free(m);
             free(v);
             return REP_ERR_NOMEM;
         }
     }
     pthread_mutex_unlock(&r->mu);
     retire(r, atomic_exchange(&m->v, v));
+    atomic_store_explicit(&m->status, status, memory_order_release);
     return REP_OK;
 }
 
@@ -377,7 +432,9 @@ rep_err rep_put_cert(rep *r, const rep_cert_fields *f)
     for (i = 0; i < f->ncat; i++)
         if (!fits(f->cat[i], REP_CATEGORY_MAX))
             return REP_ERR_ARG;
-    v = calloc(1, sizeof(*v) + f->ncat * sizeof(v->cat[0]));
+    if (f->valid_until < 0 || f->valid_until >= (INT64_C(1) << 56))
+        return REP_ERR_ARG;
+    v = calloc(1, sizeof(*v) + f->ncat * sizeof(v->cat[0]) + strlen(f->reason) + 1);
     if (!v)
         return REP_ERR_NOMEM;
     v->kind = f->kind;
@@ -385,34 +442,57 @@ rep_err rep_put_cert(rep *r, const rep_cert_fields *f)
     v->valid_until = f->valid_until;
     v->updated = f->updated;
     copy_str(v->holder, f->holder);
-    copy_str(v->reason, f->reason);
+    v->reason = (const char *)&v->cat[f->ncat];
+    copy_str((char *)&v->cat[f->ncat], f->reason);
     v->ncat = f->ncat;
     for (i = 0; i < f->ncat; i++)
         copy_str(v->cat[i], f->cat[i]);
     pthread_mutex_lock(&r->mu);
     c = smap_get(&r->certs, f->number);
     if (!c) {
-        c = calloc(1, sizeof(*c));
-        if (!c || (copy_str(c->number, f->number), smap_put(&r->certs, c->number, c))) {
+        c = pool_alloc(r, sizeof(*c));
+        if (c) {
+            memset(c, 0, sizeof(*c));
+            copy_str(c->number, f->number);
+        }
+        if (!c || smap_put(&r->certs, c->number, c)) {
             pthread_mutex_unlock(&r->mu);
-            free(c);
             free(v);
             return REP_ERR_NOMEM;
         }
     }
     pthread_mutex_unlock(&r->mu);
     retire(r, atomic_exchange(&c->v, v));
+    atomic_store_explicit(&c->hot, (uint64_t)v->status << 56 | (uint64_t)v->valid_until,
+                          memory_order_release);
     return REP_OK;
 }
 
-rep_err rep_put_product(rep *r, const rep_product *p, const char *cert_number,
+static int same(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+rep_err rep_put_product(rep *r, const rep_product_fields *p, const char *cert_number,
                         const char *credit_code)
 {
+    const char *src[5] = {p->product_id, p->category, p->brand, p->model, p->gtin};
+    static const size_t max[5] = {REP_PRODUCT_ID_MAX, REP_CATEGORY_MAX, REP_BRAND_MAX,
+                                  REP_MODEL_MAX, REP_GTIN_MAX};
+    const char **dst[5];
     rep_product *np, *old;
+    size_t len[5], total = 0, i;
     rep_cert *c;
     rep_mfr *m;
+    char *s;
 
-    if (!fits(p->product_id, REP_PRODUCT_ID_MAX) || !*p->product_id)
+    for (i = 0; i < 5; i++) {
+        if (!fits(src[i] ? src[i] : "", max[i]))
+            return REP_ERR_ARG;
+        len[i] = src[i] ? strlen(src[i]) : 0;
+        total += len[i] + 1;
+    }
+    if (!len[0])
         return REP_ERR_ARG;
     pthread_mutex_lock(&r->mu);
     c = smap_get(&r->certs, cert_number);
@@ -421,22 +501,36 @@ rep_err rep_put_product(rep *r, const rep_product *p, const char *cert_number,
     pthread_mutex_unlock(&r->mu);
     if (!c || !m)
         return REP_ERR_NOTFOUND;
-    if (old) {
-        int same = old->cert == c && old->mfr == m && strcmp(old->category, p->category) == 0 &&
-                   strcmp(old->brand, p->brand) == 0 && strcmp(old->model, p->model) == 0;
-        return same ? REP_OK : REP_ERR_EXISTS;
-    }
-    np = malloc(sizeof(*np));
+    if (old)
+        return old->cert == c && old->mfr == m && same(old->category, p->category) &&
+                       same(old->brand, p->brand) && same(old->model, p->model)
+                   ? REP_OK
+                   : REP_ERR_EXISTS;
+    pthread_mutex_lock(&r->mu);
+    np = pool_alloc(r, sizeof(*np) + total);
+    pthread_mutex_unlock(&r->mu);
     if (!np)
         return REP_ERR_NOMEM;
-    *np = *p;
+    dst[0] = &np->product_id;
+    dst[1] = &np->category;
+    dst[2] = &np->brand;
+    dst[3] = &np->model;
+    dst[4] = &np->gtin;
+    s = (char *)(np + 1);
+    for (i = 0; i < 5; i++) {
+        if (len[i])
+            memcpy(s, src[i], len[i]);
+        s[len[i]] = '\0';
+        *dst[i] = s;
+        s += len[i] + 1;
+    }
     np->cert = c;
     np->mfr = m;
+    np->registered = p->registered;
     pthread_mutex_lock(&r->mu);
     if (smap_put(&r->products, np->product_id, np) != 0) {
         pthread_mutex_unlock(&r->mu);
-        free(np);
-        return REP_ERR_NOMEM;
+        return REP_ERR_NOMEM; /* the pool keeps the bytes; nothing refers to them */
     }
     pthread_mutex_unlock(&r->mu);
     return REP_OK;
@@ -464,21 +558,23 @@ rep_err rep_put_batch(rep *r, uint64_t id, const char *product_id, uint32_t quan
     chunk = atomic_load(&r->top[id >> RADIX_BITS]);
     if (!chunk) {
         size_t i;
-        chunk = malloc(RADIX_SIZE * sizeof(*chunk));
+        chunk = pool_alloc(r, RADIX_SIZE * sizeof(*chunk));
         if (!chunk)
             return REP_ERR_NOMEM;
         for (i = 0; i < RADIX_SIZE; i++)
             atomic_init(&chunk[i], NULL);
         atomic_store_explicit(&r->top[id >> RADIX_BITS], chunk, memory_order_release);
     }
-    b = malloc(sizeof(*b));
+    b = pool_alloc(r, sizeof(*b));
     if (!b)
         return REP_ERR_NOMEM;
     b->id = id;
     b->product = p;
+    b->cert = p->cert;
+    b->mfr = p->mfr;
     b->quantity = quantity;
-    b->key_id = key_id;
-    b->profile = profile;
+    b->key_id = (uint8_t)key_id;
+    b->profile = (uint8_t)profile;
     b->issued = issued;
     atomic_init(&b->recalls, NULL);
     atomic_store_explicit(&chunk[id & (RADIX_SIZE - 1)], b, memory_order_release);

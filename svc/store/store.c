@@ -819,14 +819,8 @@ static rep_err apply(rep *r, const char *type, const char *id, const rec *x)
         return rep_put_cert(r, &f);
     }
     if (strcmp(type, "product") == 0) {
-        rep_product p;
-        memset(&p, 0, sizeof(p));
-        snprintf(p.product_id, sizeof(p.product_id), "%s", id);
-        snprintf(p.category, sizeof(p.category), "%s", str(x, "category"));
-        snprintf(p.brand, sizeof(p.brand), "%s", str(x, "brand"));
-        snprintf(p.model, sizeof(p.model), "%s", str(x, "model"));
-        snprintf(p.gtin, sizeof(p.gtin), "%s", str(x, "gtin"));
-        p.registered = num(x, "registered");
+        rep_product_fields p = {id,           str(x, "category"), str(x, "brand"),
+                                str(x, "model"), str(x, "gtin"),   num(x, "registered")};
         return rep_put_product(r, &p, str(x, "cert"), str(x, "mfr"));
     }
     if (strcmp(type, "batch") == 0)

@@ -22,17 +22,12 @@ static rep *fill(void)
     static const char *cats[] = {"0704", "1201"};
     rep_cert_fields cf = {"2024010701000001", REP_KIND_CCC, "91310000MA1FL0001X", cats, 2,
                           REP_CERT_VALID, "", 0, 1};
-    rep_product p;
+    rep_product_fields p = {"P1", "0704", "Acme", "PB-10000", "", 0};
     rep *r = rep_new();
 
     assert_non_null(r);
     assert_int_equal(rep_put_mfr(r, "91310000MA1FL0001X", "Acme Power", REP_MFR_ACTIVE), REP_OK);
     assert_int_equal(rep_put_cert(r, &cf), REP_OK);
-    memset(&p, 0, sizeof(p));
-    memcpy(p.product_id, "P1", 3);
-    memcpy(p.category, "0704", 5);
-    memcpy(p.brand, "Acme", 5);
-    memcpy(p.model, "PB-10000", 9);
     assert_int_equal(rep_put_product(r, &p, "2024010701000001", "91310000MA1FL0001X"), REP_OK);
     assert_int_equal(rep_put_batch(r, 1, "P1", 1000, 1, REP_PROFILE_MAC, 5), REP_OK);
     return r;
@@ -43,7 +38,7 @@ static void test_records(void **state)
     rep *r = fill();
     const rep_batch *b;
     rep_cert *c;
-    rep_product p;
+    rep_product_fields p = {"P1", "0704", "Acme", "PB-10000", "", 0};
     int slot = rep_reader_register(r);
 
     (void)state;
@@ -61,13 +56,8 @@ static void test_records(void **state)
     rep_read_end(r, slot);
 
     /* Replays of the same product or batch are accepted; changes are not. */
-    memset(&p, 0, sizeof(p));
-    memcpy(p.product_id, "P1", 3);
-    memcpy(p.category, "0704", 5);
-    memcpy(p.brand, "Acme", 5);
-    memcpy(p.model, "PB-10000", 9);
     assert_int_equal(rep_put_product(r, &p, "2024010701000001", "91310000MA1FL0001X"), REP_OK);
-    memcpy(p.model, "PB-20000", 9);
+    p.model = "PB-20000";
     assert_int_equal(rep_put_product(r, &p, "2024010701000001", "91310000MA1FL0001X"),
                      REP_ERR_EXISTS);
     assert_int_equal(rep_put_product(r, &p, "NOPE", "91310000MA1FL0001X"), REP_ERR_NOTFOUND);

@@ -40,7 +40,7 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof(*f));
     char err[256];
-    rep_product p;
+    rep_product_fields p = {"P1", "0704", "Acme", "PB-10000", "", 0};
 
     memcpy(f->dir, "/tmp/tc-verify-XXXXXX", 22);
     memcpy(f->other, "/tmp/tc-verify-XXXXXX", 22);
@@ -54,11 +54,6 @@ static int setup(void **state)
     f->r = rep_new();
     rep_put_mfr(f->r, MAKER, "Acme Power Co.", REP_MFR_ACTIVE);
     put_cert(f->r, REP_CERT_VALID, "", 0);
-    memset(&p, 0, sizeof(p));
-    memcpy(p.product_id, "P1", 3);
-    memcpy(p.category, "0704", 5);
-    memcpy(p.brand, "Acme", 5);
-    memcpy(p.model, "PB-10000", 9);
     if (rep_put_product(f->r, &p, CERT, MAKER) != REP_OK)
         return -1;
     /* batch 7: MAC, key 1, 100 codes; batch 8: SIG, key 2, 10 codes;
@@ -129,7 +124,7 @@ static void test_genuine(void **state)
     assert_int_equal(v.serial, 42);
     assert_int_equal(v.cert_status, REP_CERT_VALID);
     assert_string_equal(v.batch->product->model, "PB-10000");
-    assert_string_equal(v.mfr->name, "Acme Power Co.");
+    assert_string_equal(atomic_load(&v.batch->mfr->v)->name, "Acme Power Co.");
     rep_read_end(f->r, f->slot);
 
     snprintf(url, sizeof(url), "https://tc.samr.example/c/%s", code);
@@ -250,6 +245,51 @@ static void test_listing(void **state)
     expect(f, code, &model, TC_LISTING_MISMATCH, "claims model 'PB-20000', product is 'PB-10000'");
 }
 
+/* The staged batch path decides every code exactly as tc_verify does. */
+static void test_many_matches_single(void **state)
+{
+    fx *f = *state;
+    static char codes[64][CODEC_MAX_TEXT_LEN + 1];
+    tc_listing claim = {NULL, "Acne", NULL};
+    tc_item items[64];
+    tc_vres many[64], one;
+    tc_scratch s[64];
+    size_t i;
+
+    assert_int_equal(rep_put_recall(f->r, 7, 10, 19, "battery swelling"), REP_OK);
+    for (i = 0; i < 64; i++) {
+        switch (i % 8) {
+        case 0: mint(f->ring, 7, (uint32_t)i, CODEC_PROFILE_MAC, codes[i]); break;
+        case 1: mint(f->ring, 7, 12, CODEC_PROFILE_MAC, codes[i]); break;       /* recalled */
+        case 2: mint(f->ring, 99, 1, CODEC_PROFILE_MAC, codes[i]); break;       /* unknown */
+        case 3: mint(f->ring, 7, 500, CODEC_PROFILE_MAC, codes[i]); break;      /* serial */
+        case 4: mint(f->ring, 8, 3, CODEC_PROFILE_SIG, codes[i]); break;        /* sig */
+        case 5: mint(f->other_ring, 7, 1, CODEC_PROFILE_MAC, codes[i]); break;  /* forged */
+        case 6: memcpy(codes[i], "SHORT", 6); break;                            /* malformed */
+        default: mint(f->ring, 9, 0, CODEC_PROFILE_MAC, codes[i]); break;       /* key */
+        }
+        items[i].code = codes[i];
+        items[i].len = strlen(codes[i]);
+        items[i].listing = i % 16 == 0 ? &claim : NULL;
+    }
+    rep_read_begin(f->r, f->slot);
+    tc_verify_many(f->r, f->ring, items, 64, NOW, many, s);
+    for (i = 0; i < 64; i++) {
+        tc_verify(f->r, f->ring, items[i].code, items[i].len, items[i].listing, NOW, &one);
+        assert_int_equal(many[i].verdict, one.verdict);
+        assert_string_equal(many[i].detail, one.detail);
+        assert_true(many[i].batch_id == one.batch_id);
+        assert_int_equal(many[i].serial, one.serial);
+        assert_int_equal(many[i].cert_status, one.cert_status);
+        assert_ptr_equal(many[i].batch, one.batch);
+    }
+    rep_read_end(f->r, f->slot);
+    assert_int_equal(many[0].verdict, TC_LISTING_MISMATCH);
+    assert_int_equal(many[1].verdict, TC_RECALLED);
+    assert_int_equal(many[5].verdict, TC_FORGED);
+    assert_int_equal(many[8].verdict, TC_GENUINE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +301,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_issuer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_matches_single, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
