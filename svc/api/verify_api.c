@@ -12,6 +12,7 @@
 #include <string.h>
 
 #define BATCH_MAX 10000
+#define GROUP 128 /* codes staged together (see tc_verify_many) */
 
 typedef Tracecode__V1__VerifyRequest VerifyRequest;
 typedef Tracecode__V1__VerifyResponse VerifyResponse;
@@ -90,14 +91,14 @@ svc_code api_verify_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
     const Tracecode__V1__VerifyBatchRequest *q = req;
     Tracecode__V1__VerifyBatchResponse *out = resp;
     int full = q->view == TRACECODE__V1__VERIFY_VIEW__FULL, stale;
-    tc_listing *listings;
-    tc_scratch *scratch;
-    tc_item *items;
-    tc_vres *vres;
+    tc_listing listings[GROUP];
+    tc_scratch scratch[GROUP];
+    tc_item items[GROUP];
+    tc_vres vres[GROUP];
     VerifyResponse *res;
     int64_t now;
     uint64_t rev;
-    size_t i;
+    size_t i, g, k;
 
     if (q->n_items == 0)
         return svc_fail(st, SVC_INVALID_ARGUMENT, "items is empty; send 1 to %d codes",
@@ -109,33 +110,33 @@ svc_code api_verify_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
     out->results = c->alloc(c->arena, q->n_items * sizeof(*out->results));
     if (!res || !out->results)
         return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
-    items = c->alloc(c->arena, q->n_items * sizeof(*items));
-    listings = c->alloc(c->arena, q->n_items * sizeof(*listings));
-    vres = c->alloc(c->arena, q->n_items * sizeof(*vres));
-    scratch = c->alloc(c->arena, q->n_items * sizeof(*scratch));
-    if (!items || !listings || !vres || !scratch)
-        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
-    for (i = 0; i < q->n_items; i++) {
-        const Tracecode__V1__VerifyRequest *r = q->items[i];
-        items[i].code = r->code;
-        items[i].len = strlen(r->code);
-        items[i].listing = NULL;
-        if (r->listing) {
-            listings[i].category = r->listing->category_code;
-            listings[i].brand = r->listing->brand;
-            listings[i].model = r->listing->model;
-            items[i].listing = &listings[i];
-        }
-    }
     stale = svc_stale(c->svc);
     now = svc_now_unix();
     rep_read_begin(c->svc->replica, c->reader);
     rev = rep_revision(c->svc->replica);
-    tc_verify_many(c->svc->replica, c->svc->ring, items, q->n_items, now, vres, scratch);
-    for (i = 0; i < q->n_items; i++) {
-        tracecode__v1__verify_response__init(&res[i]);
-        fill(c, &vres[i], full, rev, stale, &res[i]);
-        out->results[i] = &res[i];
+    /* Groups of GROUP codes end to end: staged verification, then their
+     * answers, so the working set stays small (a tc_vres holds a detail
+     * buffer). */
+    for (g = 0; g < q->n_items; g += k) {
+        k = q->n_items - g < GROUP ? q->n_items - g : GROUP;
+        for (i = 0; i < k; i++) {
+            const Tracecode__V1__VerifyRequest *r = q->items[g + i];
+            items[i].code = r->code;
+            items[i].len = strlen(r->code);
+            items[i].listing = NULL;
+            if (r->listing) {
+                listings[i].category = r->listing->category_code;
+                listings[i].brand = r->listing->brand;
+                listings[i].model = r->listing->model;
+                items[i].listing = &listings[i];
+            }
+        }
+        tc_verify_many(c->svc->replica, c->svc->ring, items, k, now, vres, scratch);
+        for (i = 0; i < k; i++) {
+            tracecode__v1__verify_response__init(&res[g + i]);
+            fill(c, &vres[i], full, rev, stale, &res[g + i]);
+            out->results[g + i] = &res[g + i];
+        }
     }
     rep_read_end(c->svc->replica, c->reader);
     out->n_results = q->n_items;
