@@ -17,9 +17,7 @@ typedef Tracecode__V1__Listing Listing;
 
 /* --- decoding ------------------------------------------------------------ */
 
-typedef struct rd {
-    const uint8_t *p, *end;
-} rd;
+typedef fastpb_rd rd;
 
 static int get_varint(rd *r, uint64_t *v)
 {
@@ -85,8 +83,7 @@ static int get_length(rd *r, uint64_t *n)
     return 0;
 }
 
-/* Next field: number, wire type; for type 2 the bytes, for type 0 the value. */
-static int next(rd *r, unsigned *num, unsigned *wt, rd *sub, uint64_t *val)
+int fastpb_next(rd *r, unsigned *num, unsigned *wt, rd *sub, uint64_t *val)
 {
     uint64_t n;
     uint32_t key;
@@ -141,7 +138,7 @@ static int decode_listing(rd *r, Listing *l, ProtobufCAllocator *al)
 
     while (r->p < r->end) {
         char **field = NULL;
-        if (!next(r, &num, &wt, &s, &v))
+        if (!fastpb_next(r, &num, &wt, &s, &v))
             return 0;
         if (num == 1)
             field = &l->listing_id;
@@ -165,7 +162,7 @@ static int decode_request_into(rd *r, VerifyRequest *q, ProtobufCAllocator *al)
 
     tracecode__v1__verify_request__init(q);
     while (r->p < r->end) {
-        if (!next(r, &num, &wt, &s, &v))
+        if (!fastpb_next(r, &num, &wt, &s, &v))
             return 0;
         if (num == 1) {
             if (wt != 2 || !(q->code = str(&s, al)))
@@ -216,7 +213,7 @@ ProtobufCMessage *fastpb_decode_verify_batch_request(const uint8_t *buf, size_t 
     tracecode__v1__verify_batch_request__init(q);
     /* First pass: count the items, check the framing. */
     while (r.p < r.end) {
-        if (!next(&r, &num, &wt, &s, &v))
+        if (!fastpb_next(&r, &num, &wt, &s, &v))
             return NULL;
         if (num == 1) {
             if (wt != 2)
@@ -236,7 +233,7 @@ ProtobufCMessage *fastpb_decode_verify_batch_request(const uint8_t *buf, size_t 
         return NULL;
     r.p = buf;
     while (r.p < r.end) {
-        if (!next(&r, &num, &wt, &s, &v))
+        if (!fastpb_next(&r, &num, &wt, &s, &v))
             return NULL;
         if (num != 1)
             continue;

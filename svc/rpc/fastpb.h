@@ -14,6 +14,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A reader of protobuf wire bytes, for whatever else needs one (the
+ * reflection service walks the embedded descriptor set with it). */
+typedef struct fastpb_rd {
+    const uint8_t *p, *end;
+} fastpb_rd;
+
+/* The next field: its number and wire type; for wire type 2 its bytes in
+ * *sub, for wire type 0 its value in *val. 0 at the end or on bad input. */
+int fastpb_next(fastpb_rd *r, unsigned *num, unsigned *wt, fastpb_rd *sub, uint64_t *val);
+
 /* Decode into structs allocated from al (strings copied and terminated).
  * NULL on malformed input or when al fails. Unknown fields are skipped. */
 ProtobufCMessage *fastpb_decode_verify_request(const uint8_t *buf, size_t len,

@@ -5,6 +5,7 @@
  * other clients can list and call services without our .proto files.
  */
 #include "rpc_int.h"
+#include "fastpb.h"
 
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
@@ -36,57 +37,20 @@ svc_code rpc_health_check(svc_ctx *c, const void *req, void *resp, svc_status *s
     return SVC_OK;
 }
 
-/* --- a minimal protobuf wire reader for the descriptor set ------------- */
+/* --- the descriptor set, read with fastpb's wire reader ------------------ */
 
-typedef struct wire {
-    const uint8_t *p, *end;
-} wire;
-
-static int varint(wire *w, uint64_t *v)
+/* The next length-delimited field (the only kind read here). */
+static int next_field(fastpb_rd *w, unsigned *num, const uint8_t **data, size_t *len)
 {
-    int shift = 0;
+    fastpb_rd sub;
+    unsigned wt;
+    uint64_t v;
 
-    *v = 0;
-    while (w->p < w->end && shift < 64) {
-        uint8_t b = *w->p++;
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
+    while (fastpb_next(w, num, &wt, &sub, &v)) {
+        if (wt == 2) {
+            *data = sub.p;
+            *len = (size_t)(sub.end - sub.p);
             return 1;
-        shift += 7;
-    }
-    return 0;
-}
-
-/* Next field: its number, and for length-delimited ones the bytes. Other
- * wire types are skipped. 0 at the end or on malformed input. */
-static int next_field(wire *w, unsigned *num, const uint8_t **data, size_t *len)
-{
-    uint64_t key, v;
-
-    while (w->p < w->end) {
-        if (!varint(w, &key))
-            return 0;
-        *num = (unsigned)(key >> 3);
-        switch (key & 7) {
-        case 0:
-            if (!varint(w, &v))
-                return 0;
-            continue;
-        case 1:
-            w->p += 8;
-            continue;
-        case 5:
-            w->p += 4;
-            continue;
-        case 2:
-            if (!varint(w, &v) || v > (uint64_t)(w->end - w->p))
-                return 0;
-            *data = w->p;
-            *len = (size_t)v;
-            w->p += v;
-            return 1;
-        default:
-            return 0;
         }
     }
     return 0;
@@ -104,13 +68,13 @@ typedef struct dfile {
 
 static size_t files(dfile *f)
 {
-    wire w = {tc_descriptor_set, tc_descriptor_set + tc_descriptor_set_len};
+    fastpb_rd w = {tc_descriptor_set, tc_descriptor_set + tc_descriptor_set_len};
     const uint8_t *d;
     size_t len, n = 0;
     unsigned num;
 
     while (n < FILES_MAX && next_field(&w, &num, &d, &len)) {
-        wire fw = {d, d + len};
+        fastpb_rd fw = {d, d + len};
         const uint8_t *fd;
         size_t fl;
         unsigned fn;
@@ -136,13 +100,13 @@ static size_t files(dfile *f)
 /* Calls fn(name) for each "package.Service" of file f. */
 static size_t services_of(svc_ctx *c, const dfile *f, char **out, size_t cap)
 {
-    wire w = {f->bytes, f->bytes + f->len};
+    fastpb_rd w = {f->bytes, f->bytes + f->len};
     const uint8_t *d;
     size_t len, n = 0;
     unsigned num;
 
     while (n < cap && next_field(&w, &num, &d, &len)) {
-        wire sw = {d, d + len};
+        fastpb_rd sw = {d, d + len};
         const uint8_t *sd;
         size_t sl;
         unsigned sn;
