@@ -276,10 +276,10 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     grpc_init();
     server = grpc_server_create(NULL, NULL);
-    m_batch = grpc_server_register_method(server, "/tracecode.v1.VerifierService/VerifyBatch",
-                                          NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-    m_code = grpc_server_register_method(server, "/tracecode.v1.VerifierService/VerifyCode",
-                                         NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    m_batch = grpc_server_register_method(server, "/tracecode.v1.VerifierService/VerifyBatch", NULL,
+                                          GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    m_code = grpc_server_register_method(server, "/tracecode.v1.VerifierService/VerifyCode", NULL,
+                                         GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     for (i = 0; i < threads; i++) {
         cqs[i] = grpc_completion_queue_create_for_next(NULL);
         grpc_server_register_completion_queue(server, cqs[i], NULL);

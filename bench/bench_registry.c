@@ -113,8 +113,8 @@ int main(int argc, char **argv)
     for (i = 1; i <= nbatch; i++) {
         char pid[32];
         snprintf(pid, sizeof(pid), "P%lu", (i * 2654435761u) % ncert);
-        if (rep_put_batch(r, i, pid, 1000, keys_active(ring, KEYS_KIND_MAC), REP_PROFILE_MAC,
-                          1) != REP_OK) {
+        if (rep_put_batch(r, i, pid, 1000, keys_active(ring, KEYS_KIND_MAC), REP_PROFILE_MAC, 1) !=
+            REP_OK) {
             fprintf(stderr, "tc-bench-registry: cannot add batch %lu\n", i);
             return 1;
         }

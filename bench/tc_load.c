@@ -87,10 +87,18 @@ static char *pick(const codes *g, const codes *rv, const unsigned mix[4], size_t
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"addr", 1, 0, 'a'},     {"codes", 1, 0, 'c'},    {"revoked", 1, 0, 'r'},
-        {"mode", 1, 0, 'm'},     {"batch", 1, 0, 'b'},    {"connections", 1, 0, 'n'},
-        {"inflight", 1, 0, 'i'}, {"threads", 1, 0, 't'},  {"warmup", 1, 0, 'w'},
-        {"duration", 1, 0, 'd'}, {"mix", 1, 0, 'x'},      {"label", 1, 0, 'l'},
+        {"addr", 1, 0, 'a'},
+        {"codes", 1, 0, 'c'},
+        {"revoked", 1, 0, 'r'},
+        {"mode", 1, 0, 'm'},
+        {"batch", 1, 0, 'b'},
+        {"connections", 1, 0, 'n'},
+        {"inflight", 1, 0, 'i'},
+        {"threads", 1, 0, 't'},
+        {"warmup", 1, 0, 'w'},
+        {"duration", 1, 0, 'd'},
+        {"mix", 1, 0, 'x'},
+        {"label", 1, 0, 'l'},
         {0, 0, 0, 0},
     };
     const char *addr = "127.0.0.1:50051", *codes_path = NULL, *revoked_path = NULL;
@@ -115,17 +123,39 @@ int main(int argc, char **argv)
     cfg.subject = "tc-load";
     while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (o) {
-        case 'a': addr = optarg; break;
-        case 'c': codes_path = optarg; break;
-        case 'r': revoked_path = optarg; break;
-        case 'm': mode = optarg; break;
-        case 'b': batch = strtol(optarg, NULL, 10); break;
-        case 'n': cfg.connections = (int)strtol(optarg, NULL, 10); break;
-        case 'i': cfg.inflight = (int)strtol(optarg, NULL, 10); break;
-        case 't': cfg.threads = (int)strtol(optarg, NULL, 10); break;
-        case 'w': cfg.warmup_s = strtod(optarg, NULL); break;
-        case 'd': cfg.duration_s = strtod(optarg, NULL); break;
-        case 'l': label = optarg; break;
+        case 'a':
+            addr = optarg;
+            break;
+        case 'c':
+            codes_path = optarg;
+            break;
+        case 'r':
+            revoked_path = optarg;
+            break;
+        case 'm':
+            mode = optarg;
+            break;
+        case 'b':
+            batch = strtol(optarg, NULL, 10);
+            break;
+        case 'n':
+            cfg.connections = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'i':
+            cfg.inflight = (int)strtol(optarg, NULL, 10);
+            break;
+        case 't':
+            cfg.threads = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'w':
+            cfg.warmup_s = strtod(optarg, NULL);
+            break;
+        case 'd':
+            cfg.duration_s = strtod(optarg, NULL);
+            break;
+        case 'l':
+            label = optarg;
+            break;
         case 'x':
             if (sscanf(optarg, "genuine=%u,forged=%u,malformed=%u,revoked=%u", &mix[0], &mix[1],
                        &mix[2], &mix[3]) != 4 ||

@@ -10,6 +10,7 @@
 static const char b32_alphabet[32] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /* Strict table: upper-case Crockford symbols only; 0xff elsewhere. */
+/* clang-format off */
 static const uint8_t b32_strict[256] = {
 #define X 0xff
     /* 00 */ X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
@@ -30,6 +31,7 @@ static const uint8_t b32_strict[256] = {
     /* f0 */ X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
 #undef X
 };
+/* clang-format on */
 
 const char *codec_strerror(codec_err err)
 {
@@ -309,8 +311,7 @@ codec_err codec_parse_human(const char *s, size_t len, codec_code *c, char *cano
     return CODEC_OK;
 }
 
-size_t codec_text_group(const char *text, size_t len, size_t group, char sep, char *out,
-                        size_t cap)
+size_t codec_text_group(const char *text, size_t len, size_t group, char sep, char *out, size_t cap)
 {
     size_t i, o = 0, need;
 

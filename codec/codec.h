@@ -31,11 +31,11 @@
 #define CODEC_PROFILE_MAC 0
 #define CODEC_PROFILE_SIG 1
 
-#define CODEC_BODY_BYTES 11     /* version/profile, kid, batch, serial */
-#define CODEC_TAG_BYTES 10      /* truncated HMAC-SHA-256 */
-#define CODEC_MAC_BYTES 21      /* body + tag */
-#define CODEC_SIG_BYTES 64      /* Ed25519 signature */
-#define CODEC_SIGCODE_BYTES 75  /* body + signature */
+#define CODEC_BODY_BYTES 11    /* version/profile, kid, batch, serial */
+#define CODEC_TAG_BYTES 10     /* truncated HMAC-SHA-256 */
+#define CODEC_MAC_BYTES 21     /* body + tag */
+#define CODEC_SIG_BYTES 64     /* Ed25519 signature */
+#define CODEC_SIGCODE_BYTES 75 /* body + signature */
 #define CODEC_MAX_BYTES CODEC_SIGCODE_BYTES
 #define CODEC_MAC_TEXT_LEN 34
 #define CODEC_SIG_TEXT_LEN 120
@@ -46,7 +46,7 @@
 #define CODEC_SHA256_BYTES 32
 #define CODEC_BATCH_MAX ((UINT64_C(1) << 40) - 1)
 #define CODEC_KID_MAX 255
-#define CODEC_DOMAIN "TC1"      /* prefixed to the body before MAC/signature */
+#define CODEC_DOMAIN "TC1" /* prefixed to the body before MAC/signature */
 #define CODEC_DOMAIN_LEN 3
 #define CODEC_BASE_URL_MAX 200
 
@@ -59,20 +59,20 @@
 /* Error codes. 0 is success; values are never renumbered. */
 typedef enum codec_err {
     CODEC_OK = 0,
-    CODEC_ERR_LENGTH = 1,    /* wrong number of characters or bytes */
-    CODEC_ERR_SYMBOL = 2,    /* a character outside the alphabet */
-    CODEC_ERR_PADDING = 3,   /* non-zero pad bits: not the canonical text */
-    CODEC_ERR_VERSION = 4,   /* format version other than 1 */
-    CODEC_ERR_PROFILE = 5,   /* profile other than MAC or SIG */
-    CODEC_ERR_RANGE = 6,     /* a field out of its range when packing */
-    CODEC_ERR_SPACE = 7,     /* output buffer too small */
-    CODEC_ERR_URL = 8,       /* not a code URL, or a base URL QR cannot carry */
-    CODEC_ERR_TAG = 9,       /* MAC tag does not match */
+    CODEC_ERR_LENGTH = 1,     /* wrong number of characters or bytes */
+    CODEC_ERR_SYMBOL = 2,     /* a character outside the alphabet */
+    CODEC_ERR_PADDING = 3,    /* non-zero pad bits: not the canonical text */
+    CODEC_ERR_VERSION = 4,    /* format version other than 1 */
+    CODEC_ERR_PROFILE = 5,    /* profile other than MAC or SIG */
+    CODEC_ERR_RANGE = 6,      /* a field out of its range when packing */
+    CODEC_ERR_SPACE = 7,      /* output buffer too small */
+    CODEC_ERR_URL = 8,        /* not a code URL, or a base URL QR cannot carry */
+    CODEC_ERR_TAG = 9,        /* MAC tag does not match */
     CODEC_ERR_SIGNATURE = 10, /* Ed25519 signature does not verify */
-    CODEC_ERR_QR = 11,       /* libqrencode refused the input */
-    CODEC_ERR_PNG = 12,      /* libpng failed */
-    CODEC_ERR_CRYPTO = 13,   /* OpenSSL failed (allocation, bad key) */
-    CODEC_ERR_ARG = 14,      /* an option out of range */
+    CODEC_ERR_QR = 11,        /* libqrencode refused the input */
+    CODEC_ERR_PNG = 12,       /* libpng failed */
+    CODEC_ERR_CRYPTO = 13,    /* OpenSSL failed (allocation, bad key) */
+    CODEC_ERR_ARG = 14,       /* an option out of range */
 } codec_err;
 
 /* Short fixed text for an error code, for logs and messages. */
@@ -240,8 +240,8 @@ typedef struct codec_qr_opts {
  * *need holds the size to retry with. *width (may be NULL) receives the
  * symbol's width in modules (29 for version 3).
  */
-codec_err codec_qr_svg(const char *text, size_t len, const codec_qr_opts *o, char *out,
-                       size_t cap, size_t *need, unsigned *width);
+codec_err codec_qr_svg(const char *text, size_t len, const codec_qr_opts *o, char *out, size_t cap,
+                       size_t *need, unsigned *width);
 codec_err codec_qr_png(const char *text, size_t len, const codec_qr_opts *o, uint8_t *out,
                        size_t cap, size_t *need, unsigned *width);
 

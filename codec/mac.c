@@ -107,7 +107,9 @@ static const uint8_t inner_tmpl[BLOCK] = {
     'T', 'C', '1', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, [62] = 0x02, [63] = 0x70,
 };
 static const uint8_t outer_tmpl[BLOCK] = {
-    [32] = 0x80, [62] = 0x03, [63] = 0x00,
+    [32] = 0x80,
+    [62] = 0x03,
+    [63] = 0x00,
 };
 
 void codec_mac_tag(const codec_mac_key *k, const uint8_t body[CODEC_BODY_BYTES],

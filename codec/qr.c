@@ -76,8 +76,8 @@ static void svg_path(codec_sb *sb, const codec_qrm *m, unsigned margin)
     }
 }
 
-codec_err codec_qr_svg(const char *text, size_t len, const codec_qr_opts *o, char *out,
-                       size_t cap, size_t *need, unsigned *width)
+codec_err codec_qr_svg(const char *text, size_t len, const codec_qr_opts *o, char *out, size_t cap,
+                       size_t *need, unsigned *width)
 {
     codec_qrm m;
     codec_sb sb;

@@ -84,7 +84,8 @@ codec_err codec_sig_mint(const uint8_t seed[CODEC_KEY_BYTES], const codec_fields
     return codec_ed25519_sign(seed, msg, sizeof(msg), code + CODEC_BODY_BYTES);
 }
 
-codec_err codec_sig_check(const uint8_t pub[CODEC_PUB_BYTES], const uint8_t code[CODEC_SIGCODE_BYTES])
+codec_err codec_sig_check(const uint8_t pub[CODEC_PUB_BYTES],
+                          const uint8_t code[CODEC_SIGCODE_BYTES])
 {
     uint8_t msg[CODEC_DOMAIN_LEN + CODEC_BODY_BYTES];
 

@@ -111,19 +111,18 @@ static int hexval(char c)
     return -1;
 }
 
-#define EXPECT(name)                                                                             \
-    do {                                                                                         \
-        if (!next_line(&ls, &s, &n))                                                             \
-            return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap,                                         \
-                        "line %u: missing field '%s' (file truncated?)", ls.no + 1, name);       \
-        v = field(s, n, name, &vn);                                                              \
-        if (!v)                                                                                  \
-            return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap, "line %u: want field '%s'", ls.no,      \
-                        name);                                                                   \
+#define EXPECT(name)                                                                               \
+    do {                                                                                           \
+        if (!next_line(&ls, &s, &n))                                                               \
+            return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap,                                      \
+                             "line %u: missing field '%s' (file truncated?)", ls.no + 1, name);    \
+        v = field(s, n, name, &vn);                                                                \
+        if (!v)                                                                                    \
+            return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap, "line %u: want field '%s'", ls.no,   \
+                             name);                                                                \
     } while (0)
 
-keys_err keys_record_parse(const char *buf, size_t len, keys_record *r, char *errbuf,
-                           size_t errcap)
+keys_err keys_record_parse(const char *buf, size_t len, keys_record *r, char *errbuf, size_t errcap)
 {
     lines ls = {buf, buf + len, 0};
     const char *s, *v;
@@ -133,14 +132,14 @@ keys_err keys_record_parse(const char *buf, size_t len, keys_record *r, char *er
     memset(r, 0, sizeof(*r));
     if (len > KEYS_FILE_MAX)
         return keys_fail(KEYS_ERR_SIZE, errbuf, errcap, "file has %zu bytes, limit %d", len,
-                    KEYS_FILE_MAX);
+                         KEYS_FILE_MAX);
     if (!next_line(&ls, &s, &n) || n != strlen(MAGIC) || memcmp(s, MAGIC, n) != 0)
         return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap, "line 1: want '%s'", MAGIC);
 
     EXPECT("kid");
     if (!parse_uint(v, vn, CODEC_KID_MAX, &u) || u == 0)
         return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap, "line %u: kid must be 1..%d", ls.no,
-                    CODEC_KID_MAX);
+                         CODEC_KID_MAX);
     r->kid = (unsigned)u;
 
     EXPECT("kind");
@@ -150,7 +149,7 @@ keys_err keys_record_parse(const char *buf, size_t len, keys_record *r, char *er
         r->kind = KEYS_KIND_ED25519;
     else
         return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap, "line %u: kind must be mac or ed25519",
-                    ls.no);
+                         ls.no);
 
     EXPECT("state");
     if (vn == 6 && memcmp(v, "active", 6) == 0)
@@ -161,28 +160,29 @@ keys_err keys_record_parse(const char *buf, size_t len, keys_record *r, char *er
         r->state = KEYS_RETIRED;
     else
         return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap,
-                    "line %u: state must be active, verify-only or retired", ls.no);
+                         "line %u: state must be active, verify-only or retired", ls.no);
 
     EXPECT("created");
     if (!parse_uint(v, vn, (uint64_t)CREATED_MAX, &u))
         return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap,
-                    "line %u: created must be unix seconds without leading zeros", ls.no);
+                         "line %u: created must be unix seconds without leading zeros", ls.no);
     r->created = (int64_t)u;
 
     if (r->state != KEYS_RETIRED) {
         EXPECT("secret");
         if (vn % 2)
-            return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap, "line %u: secret has odd hex length %zu",
-                        ls.no, vn);
+            return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap,
+                             "line %u: secret has odd hex length %zu", ls.no, vn);
         if (vn != 2 * CODEC_KEY_BYTES)
-            return keys_fail(KEYS_ERR_SIZE, errbuf, errcap, "line %u: secret has %zu bytes, want %d",
-                        ls.no, vn / 2, CODEC_KEY_BYTES);
+            return keys_fail(KEYS_ERR_SIZE, errbuf, errcap,
+                             "line %u: secret has %zu bytes, want %d", ls.no, vn / 2,
+                             CODEC_KEY_BYTES);
         for (i = 0; i < CODEC_KEY_BYTES; i++) {
             int hi = hexval(v[2 * i]), lo = hexval(v[2 * i + 1]);
             if (hi < 0 || lo < 0) {
                 OPENSSL_cleanse(r->secret, sizeof(r->secret));
                 return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap,
-                            "line %u: secret is not lower-case hex at byte %zu", ls.no, i);
+                                 "line %u: secret is not lower-case hex at byte %zu", ls.no, i);
             }
             r->secret[i] = (uint8_t)(hi << 4 | lo);
         }
@@ -191,9 +191,9 @@ keys_err keys_record_parse(const char *buf, size_t len, keys_record *r, char *er
         OPENSSL_cleanse(r->secret, sizeof(r->secret));
         if (r->state == KEYS_RETIRED)
             return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap,
-                        "line %u: a retired key keeps no secret and nothing else", ls.no + 1);
-        return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap, "line %u: unexpected text after the secret",
-                    ls.no + 1);
+                             "line %u: a retired key keeps no secret and nothing else", ls.no + 1);
+        return keys_fail(KEYS_ERR_FORMAT, errbuf, errcap,
+                         "line %u: unexpected text after the secret", ls.no + 1);
     }
     return KEYS_OK;
 }

@@ -21,8 +21,8 @@
 #define PATH_CAP 4096
 
 typedef struct slot {
-    keys_record rec;             /* rec.kid == 0: no key with this id */
-    codec_mac_key mac;           /* mac keys that may verify */
+    keys_record rec;              /* rec.kid == 0: no key with this id */
+    codec_mac_key mac;            /* mac keys that may verify */
     uint8_t pub[CODEC_PUB_BYTES]; /* ed25519 keys that may verify */
 } slot;
 
@@ -96,7 +96,7 @@ static keys_err read_key_file(const char *path, keys_record *r, char *errbuf, si
 
     if (fd < 0)
         return keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot open key file '%s': %s", path,
-                    strerror(errno));
+                         strerror(errno));
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         return keys_fail(KEYS_ERR_IO, errbuf, errcap, "key file '%s' is not a regular file", path);
@@ -104,8 +104,8 @@ static keys_err read_key_file(const char *path, keys_record *r, char *errbuf, si
     if (st.st_mode & 077) {
         close(fd);
         return keys_fail(KEYS_ERR_PERM, errbuf, errcap,
-                    "key file '%s' is readable by group or others (mode %04o); chmod 600 it",
-                    path, (unsigned)(st.st_mode & 07777));
+                         "key file '%s' is readable by group or others (mode %04o); chmod 600 it",
+                         path, (unsigned)(st.st_mode & 07777));
     }
     while (len < sizeof(buf)) {
         got = read(fd, buf + len, sizeof(buf) - len);
@@ -115,7 +115,7 @@ static keys_err read_key_file(const char *path, keys_record *r, char *errbuf, si
             close(fd);
             OPENSSL_cleanse(buf, sizeof(buf));
             return keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot read key file '%s': %s", path,
-                        strerror(errno));
+                             strerror(errno));
         }
         if (got == 0)
             break;
@@ -142,7 +142,8 @@ static keys_err write_tmp(const char *tmp, const keys_record *r, char *errbuf, s
     (void)unlink(tmp); /* a leftover of an interrupted write */
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        err = keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot create '%s': %s", tmp, strerror(errno));
+        err =
+            keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot create '%s': %s", tmp, strerror(errno));
         goto out;
     }
     while (off < n) {
@@ -151,7 +152,7 @@ static keys_err write_tmp(const char *tmp, const keys_record *r, char *errbuf, s
             continue;
         if (w <= 0) {
             err = keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot write '%s': %s", tmp,
-                       strerror(errno));
+                            strerror(errno));
             break;
         }
         off += (size_t)w;
@@ -182,8 +183,8 @@ static void sync_dir(const char *dir)
  * link()ed, which fails if the id is taken, so ids are never reused; a
  * state change of an existing key is rename()d over the old file.
  */
-static keys_err install_key_file(const char *dir, const keys_record *r, int is_new,
-                                 char *errbuf, size_t errcap)
+static keys_err install_key_file(const char *dir, const keys_record *r, int is_new, char *errbuf,
+                                 size_t errcap)
 {
     char tmp[PATH_CAP], path[PATH_CAP];
     keys_err err;
@@ -201,8 +202,7 @@ static keys_err install_key_file(const char *dir, const keys_record *r, int is_n
         if (is_new && e == EEXIST)
             return keys_fail(KEYS_ERR_EXISTS, errbuf, errcap, "key id %u is taken ('%s' exists)",
                              r->kid, path);
-        return keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot install '%s': %s", path,
-                         strerror(e));
+        return keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot install '%s': %s", path, strerror(e));
     }
     if (is_new)
         (void)unlink(tmp);
@@ -244,10 +244,10 @@ keys_err keys_init_dir(const char *dir, char *errbuf, size_t errcap)
 
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot create keyring '%s': %s", dir,
-                    strerror(errno));
+                         strerror(errno));
     if (dir_has_keys(dir))
         return keys_fail(KEYS_ERR_EXISTS, errbuf, errcap,
-                    "keyring '%s' already holds keys; use 'tracekeys rotate'", dir);
+                         "keyring '%s' already holds keys; use 'tracekeys rotate'", dir);
     for (kid = 1; kid <= 2; kid++) {
         err = new_record(&r, kid, kid == 1 ? KEYS_KIND_MAC : KEYS_KIND_ED25519);
         if (err)
@@ -269,7 +269,7 @@ static keys_err slot_load(slot *s, const keys_record *r)
         return KEYS_OK;
     if (r->kind == KEYS_KIND_MAC)
         return codec_mac_key_init(&s->mac, r->secret, sizeof(r->secret)) ? KEYS_ERR_CRYPTO
-                                                                           : KEYS_OK;
+                                                                         : KEYS_OK;
     return codec_ed25519_public(r->secret, s->pub) ? KEYS_ERR_CRYPTO : KEYS_OK;
 }
 
@@ -304,7 +304,7 @@ keys_err keys_open(const char *dir, keys_ring **out, char *errbuf, size_t errcap
     d = opendir(dir);
     if (!d)
         return keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot open keyring '%s': %s", dir,
-                    strerror(errno));
+                         strerror(errno));
     ring = calloc(1, sizeof(*ring));
     if (!ring) {
         closedir(d);
@@ -324,10 +324,11 @@ keys_err keys_open(const char *dir, keys_ring **out, char *errbuf, size_t errcap
         }
         err = read_key_file(path, &r, errbuf, errcap);
         if (!err && r.kid != kid)
-            err = keys_fail(KEYS_ERR_FORMAT, errbuf, errcap, "key file '%s' holds kid %u", path, r.kid);
+            err = keys_fail(KEYS_ERR_FORMAT, errbuf, errcap, "key file '%s' holds kid %u", path,
+                            r.kid);
         if (!err && slot_load(&ring->slots[kid], &r))
             err = keys_fail(KEYS_ERR_CRYPTO, errbuf, errcap, "key file '%s': cannot derive the key",
-                       path);
+                            path);
         OPENSSL_cleanse(&r, sizeof(r));
     }
     closedir(d);
@@ -361,7 +362,7 @@ keys_err keys_rotate(keys_ring *ring, keys_kind kind, unsigned *kid, char *errbu
             next = k;
     if (next == CODEC_KID_MAX)
         return keys_fail(KEYS_ERR_FULL, errbuf, errcap, "keyring '%s' has used all %d key ids",
-                    ring->dir, CODEC_KID_MAX);
+                         ring->dir, CODEC_KID_MAX);
     next++;
     if (new_record(&r, next, kind))
         return keys_fail(KEYS_ERR_CRYPTO, errbuf, errcap, "no randomness for a new key");
@@ -393,13 +394,14 @@ keys_err keys_retire(keys_ring *ring, unsigned kid, char *errbuf, size_t errcap)
     keys_err err;
 
     if (kid == 0 || kid > CODEC_KID_MAX || ring->slots[kid].rec.kid == 0)
-        return keys_fail(KEYS_ERR_NOKEY, errbuf, errcap, "keyring '%s' has no key %u", ring->dir, kid);
+        return keys_fail(KEYS_ERR_NOKEY, errbuf, errcap, "keyring '%s' has no key %u", ring->dir,
+                         kid);
     r = ring->slots[kid].rec;
     if (r.state == KEYS_ACTIVE) {
         OPENSSL_cleanse(&r, sizeof(r));
         return keys_fail(KEYS_ERR_STATE, errbuf, errcap,
-                    "key %u is the active %s key; rotate before retiring it", kid,
-                    keys_kind_name(r.kind));
+                         "key %u is the active %s key; rotate before retiring it", kid,
+                         keys_kind_name(r.kind));
     }
     if (r.state == KEYS_RETIRED)
         return KEYS_OK;
@@ -546,11 +548,11 @@ size_t keys_export_public(const keys_ring *ring, char *buf, size_t cap)
     unsigned kid;
     int first = 1;
 
-#define EMIT(...)                                                                                \
-    do {                                                                                         \
-        int n_ = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0, __VA_ARGS__);  \
-        if (n_ > 0)                                                                              \
-            len += (size_t)n_;                                                                   \
+#define EMIT(...)                                                                                  \
+    do {                                                                                           \
+        int n_ = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0, __VA_ARGS__);   \
+        if (n_ > 0)                                                                                \
+            len += (size_t)n_;                                                                     \
     } while (0)
 
     EMIT("{\"format\":\"tracecode-public-keys/v1\",\"keys\":[");

@@ -62,7 +62,7 @@ typedef struct keys_record {
     unsigned kid;
     keys_kind kind;
     keys_state state;
-    int64_t created; /* unix seconds */
+    int64_t created;                 /* unix seconds */
     uint8_t secret[CODEC_KEY_BYTES]; /* MAC secret or Ed25519 seed; zero when retired */
 } keys_record;
 

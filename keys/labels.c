@@ -85,8 +85,7 @@ int labels_add(labels *l, const char *text, size_t len, char *err, size_t errcap
 
     if (len > CODEC_MAX_TEXT_LEN ||
         codec_url_format(l->base, text, len, l->url[l->n], URL_CAP, &ulen, NULL) != CODEC_OK) {
-        snprintf(err, errcap, "code '%.*s' cannot go on a label", (int)(len > 40 ? 40 : len),
-                 text);
+        snprintf(err, errcap, "code '%.*s' cannot go on a label", (int)(len > 40 ? 40 : len), text);
         return -1;
     }
     memcpy(l->text[l->n], text, len);

@@ -281,8 +281,8 @@ static int cmd_mint(const opts *o, keys_ring *ring)
         tlen = codec_text_encode(code, len, text, sizeof(text));
         if (o->urls || sh || o->png) {
             if (codec_url_format(o->base_url, text, tlen, url, sizeof(url), &ulen, &ei)) {
-                rc = die("--base-url '%s' cannot go in a QR (use letters, digits, %s)",
-                         o->base_url, "'.-/:$%*+')");
+                rc = die("--base-url '%s' cannot go in a QR (use letters, digits, %s)", o->base_url,
+                         "'.-/:$%*+')");
                 break;
             }
         }
@@ -307,8 +307,7 @@ static int cmd_mint(const opts *o, keys_ring *ring)
         if (rc == 0 && labels_finish(sh, &pages, lerr, sizeof(lerr)) != 0)
             rc = die("%s%s", lerr, "");
         if (rc == 0)
-            fprintf(stderr, "tracekeys: wrote %u label sheet(s) %s-001.svg ...\n", pages,
-                    o->sheet);
+            fprintf(stderr, "tracekeys: wrote %u label sheet(s) %s-001.svg ...\n", pages, o->sheet);
         labels_free(sh);
     }
     if (fflush(stdout) != 0 && rc == 0)

@@ -65,12 +65,18 @@ static int parse_long(const char *s, long lo, long hi, long *out)
 static int configure(int argc, char **argv, config *c)
 {
     static const struct option lo[] = {
-        {"redis", required_argument, 0, 'r'},     {"grpc", required_argument, 0, 'g'},
-        {"http", required_argument, 0, 'h'},      {"keys", required_argument, 0, 'k'},
-        {"insecure", no_argument, 0, 'i'},        {"tls-cert", required_argument, 0, 'c'},
-        {"tls-key", required_argument, 0, 'K'},   {"client-ca", required_argument, 0, 'a'},
-        {"base-url", required_argument, 0, 'b'},  {"threads", required_argument, 0, 't'},
-        {"max-staleness", required_argument, 0, 's'}, {"help", no_argument, 0, '?'},
+        {"redis", required_argument, 0, 'r'},
+        {"grpc", required_argument, 0, 'g'},
+        {"http", required_argument, 0, 'h'},
+        {"keys", required_argument, 0, 'k'},
+        {"insecure", no_argument, 0, 'i'},
+        {"tls-cert", required_argument, 0, 'c'},
+        {"tls-key", required_argument, 0, 'K'},
+        {"client-ca", required_argument, 0, 'a'},
+        {"base-url", required_argument, 0, 'b'},
+        {"threads", required_argument, 0, 't'},
+        {"max-staleness", required_argument, 0, 's'},
+        {"help", no_argument, 0, '?'},
         {0, 0, 0, 0},
     };
     const char *threads = env("TRACESVC_THREADS"), *stale = env("TRACESVC_MAX_STALENESS");
@@ -251,8 +257,9 @@ int main(int argc, char **argv)
                 cfg.grpc, rpc_port(srv), cfg.insecure ? "insecure, loopback only" : "mTLS",
                 cfg.threads, (unsigned long long)rev, rep_count_batches(replica));
         if (cfg.http)
-            fprintf(stderr, "tracesvc: --http %s noted; the scan page and metrics are not "
-                            "served yet\n",
+            fprintf(stderr,
+                    "tracesvc: --http %s noted; the scan page and metrics are not "
+                    "served yet\n",
                     cfg.http);
         sigwait(&sigs, &sig);
         fprintf(stderr, "tracesvc: %s: draining (up to %d ms)\n",

@@ -22,8 +22,8 @@ int check_id(svc_status *st, const char *field, const char *s, size_t max)
         if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
               ch == '.' || ch == '_' || ch == '-')) {
             svc_fail(st, SVC_INVALID_ARGUMENT,
-                     "%s has '%c' at offset %zu; allowed are letters, digits, '.', '_', '-'",
-                     field, ch >= 0x20 && ch < 0x7f ? ch : '?', i);
+                     "%s has '%c' at offset %zu; allowed are letters, digits, '.', '_', '-'", field,
+                     ch >= 0x20 && ch < 0x7f ? ch : '?', i);
             return 0;
         }
     }
@@ -74,8 +74,8 @@ int check_text(svc_status *st, const char *field, const char *s, size_t max, int
     while (i < n) {
         size_t l = utf8_len((const unsigned char *)s + i, n - i);
         if (l == 0 || (l == 1 && ((unsigned char)s[i] < 0x20 || s[i] == 0x7f))) {
-            svc_fail(st, SVC_INVALID_ARGUMENT,
-                     "%s has an invalid or control byte at offset %zu", field, i);
+            svc_fail(st, SVC_INVALID_ARGUMENT, "%s has an invalid or control byte at offset %zu",
+                     field, i);
             return 0;
         }
         i += l;

@@ -28,8 +28,7 @@ svc_code svc_store_fail(svc_status *st, store_err e, const char *err)
         st->msg[0] = '\0';
         return SVC_OK;
     case STORE_ERR_UNAVAILABLE:
-        return svc_fail(st, SVC_UNAVAILABLE, "registry unavailable, nothing was changed: %s",
-                        err);
+        return svc_fail(st, SVC_UNAVAILABLE, "registry unavailable, nothing was changed: %s", err);
     case STORE_ERR_PRECONDITION:
         return svc_fail(st, SVC_FAILED_PRECONDITION, "%s", err);
     case STORE_ERR_NOTFOUND:

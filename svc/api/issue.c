@@ -119,8 +119,8 @@ svc_code api_issue_open(svc_ctx *c, const void *req, void **state, svc_status *s
         !check_id(st, "the caller's credit code", c->subject, REP_CREDIT_MAX))
         return st->code;
     if (q->quantity == 0 || q->quantity > QUANTITY_MAX)
-        return svc_fail(st, SVC_INVALID_ARGUMENT, "quantity must be 1 to %u, not %u",
-                        QUANTITY_MAX, q->quantity);
+        return svc_fail(st, SVC_INVALID_ARGUMENT, "quantity must be 1 to %u, not %u", QUANTITY_MAX,
+                        q->quantity);
     if (q->chunk_size > CHUNK_MAX)
         return svc_fail(st, SVC_INVALID_ARGUMENT, "chunk_size must be at most %u, not %u",
                         CHUNK_MAX, q->chunk_size);
@@ -140,8 +140,7 @@ svc_code api_issue_open(svc_ctx *c, const void *req, void **state, svc_status *s
     if (strcmp(p->mfr->credit_code, c->subject) != 0)
         return svc_fail(st, SVC_PERMISSION_DENIED, "product %s belongs to another manufacturer",
                         q->product_id);
-    kid = keys_active(c->svc->ring,
-                      profile == REP_PROFILE_MAC ? KEYS_KIND_MAC : KEYS_KIND_ED25519);
+    kid = keys_active(c->svc->ring, profile == REP_PROFILE_MAC ? KEYS_KIND_MAC : KEYS_KIND_ED25519);
     if (!kid)
         return svc_fail(st, SVC_FAILED_PRECONDITION, "the service has no active %s key",
                         profile == REP_PROFILE_MAC ? "mac" : "ed25519");
@@ -162,9 +161,8 @@ svc_code api_issue_open(svc_ctx *c, const void *req, void **state, svc_status *s
     b->profile = profile;
     b->issued = svc_now_unix();
     b->manifest_len = manifest(b, b->manifest, sizeof(b->manifest));
-    if (!b->manifest_len ||
-        keys_sign(c->svc->ring, (const uint8_t *)b->manifest, b->manifest_len, b->signature,
-                  &b->manifest_key_id) != KEYS_OK)
+    if (!b->manifest_len || keys_sign(c->svc->ring, (const uint8_t *)b->manifest, b->manifest_len,
+                                      b->signature, &b->manifest_key_id) != KEYS_OK)
         return svc_fail(st, SVC_INTERNAL, "cannot sign the batch manifest");
     /* Stored (with its signed manifest) before the first code is sent. */
     e = store_create_batch(c->svc->store, b, &existing, &rev, err, sizeof(err));
@@ -237,8 +235,10 @@ svc_code api_get_batch(svc_ctx *c, const void *req, void *resp, svc_status *st)
     if (e)
         return svc_store_fail(st, e, err);
     if (strcmp(b->issuer, c->subject) != 0)
-        return svc_fail(st, SVC_PERMISSION_DENIED, "batch %" PRIu64 " belongs to another "
-                        "manufacturer", q->batch_id);
+        return svc_fail(st, SVC_PERMISSION_DENIED,
+                        "batch %" PRIu64 " belongs to another "
+                        "manufacturer",
+                        q->batch_id);
     batch_out(c, b, resp);
     return SVC_OK;
 }

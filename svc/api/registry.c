@@ -95,8 +95,7 @@ static int cert_in(svc_ctx *c, const Certificate *m, rep_cert_fields *f, svc_sta
             return 0;
     }
     if ((int)m->status < 0 || m->status > TRACECODE__V1__CERTIFICATE_STATUS__EXPIRED) {
-        svc_fail(st, SVC_INVALID_ARGUMENT, "status %d is not a CertificateStatus",
-                 (int)m->status);
+        svc_fail(st, SVC_INVALID_ARGUMENT, "status %d is not a CertificateStatus", (int)m->status);
         return 0;
     }
     if (m->valid_until_unix < 0) {
@@ -158,8 +157,8 @@ svc_code api_set_certificate_status(svc_ctx *c, const void *req, void *resp, svc
         return svc_fail(st, SVC_INVALID_ARGUMENT,
                         "status must be VALID, SUSPENDED, REVOKED or EXPIRED, not %d",
                         (int)q->status);
-    e = store_set_cert_status(c->svc->store, q->number, (int)q->status, q->reason,
-                              svc_now_unix(), &rev, err, sizeof(err));
+    e = store_set_cert_status(c->svc->store, q->number, (int)q->status, q->reason, svc_now_unix(),
+                              &rev, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
     if (svc_settle(c, rev, st))

@@ -12,8 +12,8 @@
 const char *tc_verdict_name(int verdict)
 {
     static const char *const names[] = {
-        "VERDICT_UNSPECIFIED", "GENUINE",        "MALFORMED",       "FORGED",
-        "UNKNOWN_BATCH",       "RECALLED",       "CERT_SUSPENDED",  "CERT_REVOKED",
+        "VERDICT_UNSPECIFIED", "GENUINE",          "MALFORMED",        "FORGED",
+        "UNKNOWN_BATCH",       "RECALLED",         "CERT_SUSPENDED",   "CERT_REVOKED",
         "CERT_EXPIRED",        "LISTING_MISMATCH", "ISSUER_SUSPENDED",
     };
 
@@ -99,8 +99,8 @@ static int decode_check(const keys_ring *ring, const char *code, size_t len, tc_
 }
 
 /* The last stage: the registry's say on a code whose tag verified. */
-static void decide(const rep_batch *b, const tc_scratch *s, const tc_listing *listing,
-                   int64_t now, tc_vres *out)
+static void decide(const rep_batch *b, const tc_scratch *s, const tc_listing *listing, int64_t now,
+                   tc_vres *out)
 {
     const rep_recalls *rc;
     const rep_range *rr;

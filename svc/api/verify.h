@@ -50,12 +50,12 @@ typedef struct tc_listing {
 
 typedef struct tc_vres {
     int verdict;
-    uint64_t batch_id;              /* 0 when not decoded */
+    uint64_t batch_id; /* 0 when not decoded */
     uint32_t serial;
-    int cert_status;                /* 0 when the batch is unknown */
-    const rep_batch *batch;         /* NULL when unknown; its cert, mfr and
-                                     * product give the details */
-    char detail[TC_DETAIL_MAX];     /* empty when GENUINE */
+    int cert_status;            /* 0 when the batch is unknown */
+    const rep_batch *batch;     /* NULL when unknown; its cert, mfr and
+                                 * product give the details */
+    char detail[TC_DETAIL_MAX]; /* empty when GENUINE */
 } tc_vres;
 
 /* Decide one code. now is unix seconds (for valid_until). */

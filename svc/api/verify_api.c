@@ -56,8 +56,8 @@ static void fill(svc_ctx *c, const tc_vres *v, int full, uint64_t rev, int stale
         out->issuer_name = (char *)"";
 }
 
-static void one(svc_ctx *c, const VerifyRequest *q, int full, int64_t now, uint64_t rev,
-                int stale, VerifyResponse *out)
+static void one(svc_ctx *c, const VerifyRequest *q, int full, int64_t now, uint64_t rev, int stale,
+                VerifyResponse *out)
 {
     tc_listing l, *lp = NULL;
     tc_vres v;
@@ -101,11 +101,10 @@ svc_code api_verify_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
     size_t i, g, k;
 
     if (q->n_items == 0)
-        return svc_fail(st, SVC_INVALID_ARGUMENT, "items is empty; send 1 to %d codes",
-                        BATCH_MAX);
+        return svc_fail(st, SVC_INVALID_ARGUMENT, "items is empty; send 1 to %d codes", BATCH_MAX);
     if (q->n_items > BATCH_MAX)
-        return svc_fail(st, SVC_INVALID_ARGUMENT, "items holds %zu codes, limit %d",
-                        q->n_items, BATCH_MAX);
+        return svc_fail(st, SVC_INVALID_ARGUMENT, "items holds %zu codes, limit %d", q->n_items,
+                        BATCH_MAX);
     res = c->alloc(c->arena, q->n_items * sizeof(*res));
     out->results = c->alloc(c->arena, q->n_items * sizeof(*out->results));
     if (!res || !out->results)

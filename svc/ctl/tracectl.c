@@ -227,8 +227,8 @@ static int cmd_manufacturer(rpc_client *cl, const opts *o, int argc, char **argv
         jstr(m.credit_code);
         printf(",\"name\":");
         jstr(m.name);
-        printf(",\"status\":\"%s\"}\n", o->suspended ? "MANUFACTURER_SUSPENDED"
-                                                     : "MANUFACTURER_ACTIVE");
+        printf(",\"status\":\"%s\"}\n",
+               o->suspended ? "MANUFACTURER_SUSPENDED" : "MANUFACTURER_ACTIVE");
     } else {
         printf("manufacturer %s (%s) %s\n", m.credit_code, m.name,
                o->suspended ? "suspended" : "active");
@@ -314,7 +314,7 @@ typedef struct import {
     FILE *in;
     const char *path;
     unsigned line, bad, sent;
-    int col[7]; /* number kind holder cats status reason valid_until */
+    int col[7];        /* number kind holder cats status reason valid_until */
     unsigned *line_of; /* stream index -> line number */
     size_t cap;
     char buf[CSV_LINE_MAX];
@@ -322,8 +322,8 @@ typedef struct import {
     Tracecode__V1__Certificate msg;
 } import;
 
-static const char *const csv_columns[] = {"number", "kind", "holder_credit_code",
-                                          "category_codes", "status", "status_reason",
+static const char *const csv_columns[] = {"number",          "kind",   "holder_credit_code",
+                                          "category_codes",  "status", "status_reason",
                                           "valid_until_unix"};
 
 static int import_header(import *im)
@@ -438,17 +438,15 @@ static int cert_import(rpc_client *cl, const opts *o, const char *path)
     }
     if (import_header(im))
         rc = 2;
-    else if (rpc_call_client_stream(cl, "/tracecode.v1.RegistryService/ImportCertificates",
-                                    import_next, im,
-                                    &tracecode__v1__import_certificates_response__descriptor, &m,
-                                    &r))
+    else if (rpc_call_client_stream(
+                 cl, "/tracecode.v1.RegistryService/ImportCertificates", import_next, im,
+                 &tracecode__v1__import_certificates_response__descriptor, &m, &r))
         rc = rpc_failed(&r);
     else {
         resp = (Tracecode__V1__ImportCertificatesResponse *)m;
         for (i = 0; i < resp->n_rejected; i++) {
-            unsigned line = resp->rejected[i]->index < im->sent
-                                ? im->line_of[resp->rejected[i]->index]
-                                : 0;
+            unsigned line =
+                resp->rejected[i]->index < im->sent ? im->line_of[resp->rejected[i]->index] : 0;
             fprintf(stderr, "tracectl: %s line %u: certificate %s rejected: %s\n", path, line,
                     resp->rejected[i]->number, resp->rejected[i]->reason);
         }
@@ -498,8 +496,7 @@ static int cmd_cert(rpc_client *cl, const opts *o, int argc, char **argv)
         q.status = (Tracecode__V1__CertificateStatus)status;
         q.reason = (char *)(o->reason ? o->reason : "");
         if (rpc_call_unary(cl, "/tracecode.v1.RegistryService/SetCertificateStatus", &q.base,
-                           &tracecode__v1__set_certificate_status_response__descriptor, &resp,
-                           &r))
+                           &tracecode__v1__set_certificate_status_response__descriptor, &resp, &r))
             return rpc_failed(&r);
         print_cert(o, ((Tracecode__V1__SetCertificateStatusResponse *)resp)->certificate);
         rpc_msg_free(resp);
@@ -535,8 +532,8 @@ static int cmd_product(rpc_client *cl, const opts *o, int argc, char **argv)
         jstr(p->certificate_number);
         printf("}\n");
     } else {
-        printf("product %s: %s %s (category %s) under certificate %s\n", p->product_id,
-               p->brand, p->model, p->category_code, p->certificate_number);
+        printf("product %s: %s %s (category %s) under certificate %s\n", p->product_id, p->brand,
+               p->model, p->category_code, p->certificate_number);
     }
     rpc_msg_free(resp);
     return 0;
@@ -560,8 +557,9 @@ static int on_codes(void *arg, const ProtobufCMessage *m)
 
     if (msg->batch) {
         s->batch = msg->batch->batch_id;
-        fprintf(stderr, "tracectl: batch %" PRIu64 " of %u codes, key %u, manifest signed by key "
-                        "%u\n",
+        fprintf(stderr,
+                "tracectl: batch %" PRIu64 " of %u codes, key %u, manifest signed by key "
+                "%u\n",
                 msg->batch->batch_id, msg->batch->quantity, msg->batch->key_id,
                 msg->batch->manifest_key_id);
     }
@@ -613,8 +611,7 @@ static int cmd_issue(rpc_client *cl, const opts *o, int argc, char **argv)
         return fail("cannot open '%s': %s", o->out, strerror(errno));
     }
     if (rpc_call_server_stream(cl, "/tracecode.v1.IssuerService/IssueCodes", &q.base,
-                               &tracecode__v1__issue_codes_response__descriptor, on_codes, &s,
-                               &r))
+                               &tracecode__v1__issue_codes_response__descriptor, on_codes, &s, &r))
         rc = s.failed ? fail("%s", s.err) : rpc_failed(&r);
     if (!rc && s.sheet && labels_finish(s.sheet, &pages, s.err, sizeof(s.err)))
         rc = fail("%s", s.err);
@@ -623,12 +620,10 @@ static int cmd_issue(rpc_client *cl, const opts *o, int argc, char **argv)
     labels_free(s.sheet);
     if (!rc) {
         if (o->json)
-            printf("{\"batch_id\":%" PRIu64 ",\"codes\":%lu,\"sheets\":%u}\n", s.batch, s.n,
-                   pages);
+            printf("{\"batch_id\":%" PRIu64 ",\"codes\":%lu,\"sheets\":%u}\n", s.batch, s.n, pages);
         else if (o->out)
             printf("batch %" PRIu64 ": %lu codes written to %s%s%s%s\n", s.batch, s.n, o->out,
-                   pages ? ", label sheets " : "", pages ? o->sheet : "",
-                   pages ? "-NNN.svg" : "");
+                   pages ? ", label sheets " : "", pages ? o->sheet : "", pages ? "-NNN.svg" : "");
     }
     return rc;
 }
@@ -657,9 +652,9 @@ static int cmd_batch(rpc_client *cl, const opts *o, int argc, char **argv)
         jstr((const char *)b->manifest.data);
         printf("}\n");
     } else {
-        printf("batch %" PRIu64 ": product %s, %u codes, certificate %s, key %u\n%.*s",
-               b->batch_id, b->product_id, b->quantity, b->certificate_number, b->key_id,
-               (int)b->manifest.len, (const char *)b->manifest.data);
+        printf("batch %" PRIu64 ": product %s, %u codes, certificate %s, key %u\n%.*s", b->batch_id,
+               b->product_id, b->quantity, b->certificate_number, b->key_id, (int)b->manifest.len,
+               (const char *)b->manifest.data);
     }
     rpc_msg_free(resp);
     return 0;
@@ -854,29 +849,75 @@ static const char *env(const char *name)
 static int parse_opts(int argc, char **argv, opts *o)
 {
     enum {
-        O_ADDR = 256, O_INSECURE, O_ROLE, O_SUBJECT, O_CA, O_CERT, O_KEY, O_JSON, O_TIMEOUT,
-        O_HOLDER, O_CATEGORIES, O_KIND, O_VALID, O_STATUS, O_REASON, O_CERTIFICATE, O_CATEGORY,
-        O_BRAND, O_MODEL, O_GTIN, O_QUANTITY, O_PROFILE, O_REQUEST, O_OUT, O_SHEET, O_BASE,
-        O_CHUNK, O_FILE, O_FULL, O_LCAT, O_LBRAND, O_LMODEL, O_SUSPENDED,
+        O_ADDR = 256,
+        O_INSECURE,
+        O_ROLE,
+        O_SUBJECT,
+        O_CA,
+        O_CERT,
+        O_KEY,
+        O_JSON,
+        O_TIMEOUT,
+        O_HOLDER,
+        O_CATEGORIES,
+        O_KIND,
+        O_VALID,
+        O_STATUS,
+        O_REASON,
+        O_CERTIFICATE,
+        O_CATEGORY,
+        O_BRAND,
+        O_MODEL,
+        O_GTIN,
+        O_QUANTITY,
+        O_PROFILE,
+        O_REQUEST,
+        O_OUT,
+        O_SHEET,
+        O_BASE,
+        O_CHUNK,
+        O_FILE,
+        O_FULL,
+        O_LCAT,
+        O_LBRAND,
+        O_LMODEL,
+        O_SUSPENDED,
     };
     static const struct option lo[] = {
-        {"addr", 1, 0, O_ADDR},         {"insecure", 0, 0, O_INSECURE},
-        {"role", 1, 0, O_ROLE},         {"subject", 1, 0, O_SUBJECT},
-        {"ca", 1, 0, O_CA},             {"cert", 1, 0, O_CERT},
-        {"key", 1, 0, O_KEY},           {"json", 0, 0, O_JSON},
-        {"timeout", 1, 0, O_TIMEOUT},   {"holder", 1, 0, O_HOLDER},
-        {"categories", 1, 0, O_CATEGORIES}, {"kind", 1, 0, O_KIND},
-        {"valid-until", 1, 0, O_VALID}, {"status", 1, 0, O_STATUS},
-        {"reason", 1, 0, O_REASON},     {"certificate", 1, 0, O_CERTIFICATE},
-        {"category", 1, 0, O_CATEGORY}, {"brand", 1, 0, O_BRAND},
-        {"model", 1, 0, O_MODEL},       {"gtin", 1, 0, O_GTIN},
-        {"quantity", 1, 0, O_QUANTITY}, {"profile", 1, 0, O_PROFILE},
-        {"request-id", 1, 0, O_REQUEST}, {"out", 1, 0, O_OUT},
-        {"sheet", 1, 0, O_SHEET},       {"base-url", 1, 0, O_BASE},
-        {"chunk", 1, 0, O_CHUNK},       {"file", 1, 0, O_FILE},
-        {"full", 0, 0, O_FULL},         {"listing-category", 1, 0, O_LCAT},
-        {"listing-brand", 1, 0, O_LBRAND}, {"listing-model", 1, 0, O_LMODEL},
-        {"suspended", 0, 0, O_SUSPENDED}, {"help", 0, 0, 'h'},
+        {"addr", 1, 0, O_ADDR},
+        {"insecure", 0, 0, O_INSECURE},
+        {"role", 1, 0, O_ROLE},
+        {"subject", 1, 0, O_SUBJECT},
+        {"ca", 1, 0, O_CA},
+        {"cert", 1, 0, O_CERT},
+        {"key", 1, 0, O_KEY},
+        {"json", 0, 0, O_JSON},
+        {"timeout", 1, 0, O_TIMEOUT},
+        {"holder", 1, 0, O_HOLDER},
+        {"categories", 1, 0, O_CATEGORIES},
+        {"kind", 1, 0, O_KIND},
+        {"valid-until", 1, 0, O_VALID},
+        {"status", 1, 0, O_STATUS},
+        {"reason", 1, 0, O_REASON},
+        {"certificate", 1, 0, O_CERTIFICATE},
+        {"category", 1, 0, O_CATEGORY},
+        {"brand", 1, 0, O_BRAND},
+        {"model", 1, 0, O_MODEL},
+        {"gtin", 1, 0, O_GTIN},
+        {"quantity", 1, 0, O_QUANTITY},
+        {"profile", 1, 0, O_PROFILE},
+        {"request-id", 1, 0, O_REQUEST},
+        {"out", 1, 0, O_OUT},
+        {"sheet", 1, 0, O_SHEET},
+        {"base-url", 1, 0, O_BASE},
+        {"chunk", 1, 0, O_CHUNK},
+        {"file", 1, 0, O_FILE},
+        {"full", 0, 0, O_FULL},
+        {"listing-category", 1, 0, O_LCAT},
+        {"listing-brand", 1, 0, O_LBRAND},
+        {"listing-model", 1, 0, O_LMODEL},
+        {"suspended", 0, 0, O_SUSPENDED},
+        {"help", 0, 0, 'h'},
         {0, 0, 0, 0},
     };
     unsigned long long v;
@@ -894,35 +935,93 @@ static int parse_opts(int argc, char **argv, opts *o)
     o->conn.timeout_s = 120;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
-        case O_ADDR: o->conn.addr = optarg; break;
-        case O_INSECURE: o->conn.insecure = 1; break;
-        case O_ROLE: o->conn.role = optarg; break;
-        case O_SUBJECT: o->conn.subject = optarg; break;
-        case O_CA: o->conn.ca = optarg; break;
-        case O_CERT: o->conn.cert = optarg; break;
-        case O_KEY: o->conn.key = optarg; break;
-        case O_JSON: o->json = 1; break;
-        case O_HOLDER: o->holder = optarg; break;
-        case O_CATEGORIES: o->categories = optarg; break;
-        case O_KIND: o->kind = optarg; break;
-        case O_STATUS: o->status = optarg; break;
-        case O_REASON: o->reason = optarg; break;
-        case O_CERTIFICATE: o->certificate = optarg; break;
-        case O_CATEGORY: o->category = optarg; break;
-        case O_BRAND: o->brand = optarg; break;
-        case O_MODEL: o->model = optarg; break;
-        case O_GTIN: o->gtin = optarg; break;
-        case O_PROFILE: o->profile = optarg; break;
-        case O_REQUEST: o->request_id = optarg; break;
-        case O_OUT: o->out = optarg; break;
-        case O_SHEET: o->sheet = optarg; break;
-        case O_BASE: o->base_url = optarg; break;
-        case O_FILE: o->file = optarg; break;
-        case O_FULL: o->full = 1; break;
-        case O_LCAT: o->l_category = optarg; break;
-        case O_LBRAND: o->l_brand = optarg; break;
-        case O_LMODEL: o->l_model = optarg; break;
-        case O_SUSPENDED: o->suspended = 1; break;
+        case O_ADDR:
+            o->conn.addr = optarg;
+            break;
+        case O_INSECURE:
+            o->conn.insecure = 1;
+            break;
+        case O_ROLE:
+            o->conn.role = optarg;
+            break;
+        case O_SUBJECT:
+            o->conn.subject = optarg;
+            break;
+        case O_CA:
+            o->conn.ca = optarg;
+            break;
+        case O_CERT:
+            o->conn.cert = optarg;
+            break;
+        case O_KEY:
+            o->conn.key = optarg;
+            break;
+        case O_JSON:
+            o->json = 1;
+            break;
+        case O_HOLDER:
+            o->holder = optarg;
+            break;
+        case O_CATEGORIES:
+            o->categories = optarg;
+            break;
+        case O_KIND:
+            o->kind = optarg;
+            break;
+        case O_STATUS:
+            o->status = optarg;
+            break;
+        case O_REASON:
+            o->reason = optarg;
+            break;
+        case O_CERTIFICATE:
+            o->certificate = optarg;
+            break;
+        case O_CATEGORY:
+            o->category = optarg;
+            break;
+        case O_BRAND:
+            o->brand = optarg;
+            break;
+        case O_MODEL:
+            o->model = optarg;
+            break;
+        case O_GTIN:
+            o->gtin = optarg;
+            break;
+        case O_PROFILE:
+            o->profile = optarg;
+            break;
+        case O_REQUEST:
+            o->request_id = optarg;
+            break;
+        case O_OUT:
+            o->out = optarg;
+            break;
+        case O_SHEET:
+            o->sheet = optarg;
+            break;
+        case O_BASE:
+            o->base_url = optarg;
+            break;
+        case O_FILE:
+            o->file = optarg;
+            break;
+        case O_FULL:
+            o->full = 1;
+            break;
+        case O_LCAT:
+            o->l_category = optarg;
+            break;
+        case O_LBRAND:
+            o->l_brand = optarg;
+            break;
+        case O_LMODEL:
+            o->l_model = optarg;
+            break;
+        case O_SUSPENDED:
+            o->suspended = 1;
+            break;
         case O_TIMEOUT:
             if (!parse_u64(optarg, 86400, &v) || !v)
                 return fail("--timeout '%s' must be 1..86400 seconds", optarg);
@@ -959,9 +1058,12 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(rpc_client *, const opts *, int, char **);
-    } cmds[] = {{"manufacturer", cmd_manufacturer}, {"cert", cmd_cert},
-                {"product", cmd_product},           {"issue", cmd_issue},
-                {"batch", cmd_batch},               {"recall", cmd_recall},
+    } cmds[] = {{"manufacturer", cmd_manufacturer},
+                {"cert", cmd_cert},
+                {"product", cmd_product},
+                {"issue", cmd_issue},
+                {"batch", cmd_batch},
+                {"recall", cmd_recall},
                 {"verify", cmd_verify}};
     char err[512];
     rpc_client *cl;

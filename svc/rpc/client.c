@@ -25,10 +25,22 @@ struct rpc_client {
 const char *rpc_code_name(int code)
 {
     static const char *const names[] = {
-        "OK",          "CANCELLED",     "UNKNOWN",           "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-        "UNIMPLEMENTED", "INTERNAL",     "UNAVAILABLE",       "DATA_LOSS",
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
         "UNAUTHENTICATED",
     };
 
@@ -78,8 +90,9 @@ rpc_client *rpc_client_new(const rpc_client_opts *o, char *err, size_t errcap)
         char *key = o->key ? slurp(o->key) : NULL;
         grpc_ssl_pem_key_cert_pair pair = {key, cert};
         if (!ca || !cert || !key) {
-            snprintf(err, errcap, "TLS needs readable --ca, --cert and --key files (or "
-                                  "--insecure against a loopback server)");
+            snprintf(err, errcap,
+                     "TLS needs readable --ca, --cert and --key files (or "
+                     "--insecure against a loopback server)");
             free(ca);
             free(cert);
             free(key);
@@ -107,8 +120,9 @@ void rpc_client_free(rpc_client *c)
         return;
     grpc_channel_destroy(c->ch);
     grpc_completion_queue_shutdown(c->cq);
-    while (grpc_completion_queue_pluck(c->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-               .type != GRPC_QUEUE_SHUTDOWN)
+    while (
+        grpc_completion_queue_pluck(c->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+        GRPC_QUEUE_SHUTDOWN)
         ;
     grpc_completion_queue_destroy(c->cq);
     for (i = 0; i < c->nmd; i++)

@@ -17,7 +17,7 @@ typedef struct rpc_client_opts {
     const char *ca;      /* TLS: PEM file of the server's CA */
     const char *cert;    /* TLS: client certificate (names role and subject) */
     const char *key;
-    int timeout_s;       /* per call; streams get it per message */
+    int timeout_s; /* per call; streams get it per message */
 } rpc_client_opts;
 
 typedef struct rpc_result {

@@ -311,10 +311,9 @@ static uint8_t *put_num(uint8_t *p, unsigned num, uint64_t v)
 
 static size_t product_size(const Product *m)
 {
-    return str_size(m->product_id) + str_size(m->certificate_number) +
-           str_size(m->category_code) + str_size(m->brand) + str_size(m->model) +
-           str_size(m->gtin) + str_size(m->issuer_credit_code) +
-           num_size((uint64_t)m->registered_unix);
+    return str_size(m->product_id) + str_size(m->certificate_number) + str_size(m->category_code) +
+           str_size(m->brand) + str_size(m->model) + str_size(m->gtin) +
+           str_size(m->issuer_credit_code) + num_size((uint64_t)m->registered_unix);
 }
 
 static uint8_t *put_product(uint8_t *p, const Product *m)

@@ -134,8 +134,7 @@ static grpc_call *new_call(lg_slot *s)
     grpc_slice method = grpc_slice_from_static_string(t->cfg->method);
     grpc_call *c = grpc_channel_create_call(
         s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, t->cq, method, NULL,
-        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(60, GPR_TIMESPAN)),
-        NULL);
+        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(60, GPR_TIMESPAN)), NULL);
 
     grpc_slice_unref(method);
     grpc_metadata_array_init(&s->initial);

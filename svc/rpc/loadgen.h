@@ -20,8 +20,8 @@ typedef struct lg_payload {
 
 typedef struct lg_config {
     const char *addr;
-    const char *method; /* "/tracecode.v1.VerifierService/VerifyBatch" */
-    lg_mode mode;       /* STREAM: bidi, one message in flight per stream */
+    const char *method;         /* "/tracecode.v1.VerifierService/VerifyBatch" */
+    lg_mode mode;               /* STREAM: bidi, one message in flight per stream */
     const char *role, *subject; /* insecure identity metadata */
     int connections, inflight, threads;
     double warmup_s, duration_s;

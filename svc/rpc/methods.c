@@ -16,8 +16,10 @@
 
 #define REGISTRY (SVC_ROLE_REGULATOR | SVC_ROLE_CERTIFIER)
 #define D(name) &tracecode__v1__##name##__descriptor
-#define UNARY(p, role, i, o, h, n)                                                               \
-    {.path = p, .kind = RPC_UNARY, .roles = role, .in = i, .out = o, .unary = h, .slots = n}
+#define UNARY(p, role, i, o, h, n)                                                                 \
+    {                                                                                              \
+        .path = p, .kind = RPC_UNARY, .roles = role, .in = i, .out = o, .unary = h, .slots = n     \
+    }
 
 const rpc_method rpc_methods[] = {
     /* VerifierService: the hot path gets the most slots and lean codecs. */
@@ -65,8 +67,8 @@ const rpc_method rpc_methods[] = {
      .slots = 4},
     UNARY("/tracecode.v1.IssuerService/GetBatch", SVC_ROLE_MANUFACTURER, D(get_batch_request),
           D(batch), api_get_batch, 4),
-    UNARY("/tracecode.v1.IssuerService/RecallBatch", SVC_ROLE_MANUFACTURER,
-          D(recall_batch_request), D(recall_batch_response), api_recall_batch, 4),
+    UNARY("/tracecode.v1.IssuerService/RecallBatch", SVC_ROLE_MANUFACTURER, D(recall_batch_request),
+          D(recall_batch_response), api_recall_batch, 4),
 
     /* RegistryService */
     UNARY("/tracecode.v1.RegistryService/UpsertManufacturer", REGISTRY, D(manufacturer),

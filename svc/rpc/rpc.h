@@ -18,15 +18,15 @@
 #include <stddef.h>
 
 typedef struct rpc_config {
-    const char *addr;       /* host:port */
-    int insecure;           /* plaintext; identity from tc-role / tc-subject metadata */
-    const char *tls_cert;   /* PEM files, TLS mode */
+    const char *addr;     /* host:port */
+    int insecure;         /* plaintext; identity from tc-role / tc-subject metadata */
+    const char *tls_cert; /* PEM files, TLS mode */
     const char *tls_key;
     const char *client_ca;
-    int threads;            /* worker threads, >= 1 */
-    size_t max_message;     /* largest request accepted, bytes */
-    size_t call_memory;     /* per-call arena bound, bytes */
-    int shared_cq;          /* one completion queue for all workers (experiment) */
+    int threads;        /* worker threads, >= 1 */
+    size_t max_message; /* largest request accepted, bytes */
+    size_t call_memory; /* per-call arena bound, bytes */
+    int shared_cq;      /* one completion queue for all workers (experiment) */
 } rpc_config;
 
 typedef struct rpc_server rpc_server;

@@ -19,14 +19,14 @@ typedef enum rpc_kind {
 typedef struct rpc_method {
     const char *path; /* "/tracecode.v1.VerifierService/VerifyCode" */
     rpc_kind kind;
-    unsigned roles;   /* svc_role bits allowed; SVC_ROLE_ANY for everyone */
+    unsigned roles; /* svc_role bits allowed; SVC_ROLE_ANY for everyone */
     const ProtobufCMessageDescriptor *in, *out;
     svc_unary_fn unary; /* RPC_UNARY, RPC_BIDI */
     svc_open_fn open;   /* RPC_SERVER_STREAM */
     svc_next_fn next;
-    svc_push_fn push;   /* RPC_CLIENT_STREAM */
+    svc_push_fn push; /* RPC_CLIENT_STREAM */
     svc_finish_fn finish;
-    unsigned slots;     /* armed per worker queue */
+    unsigned slots; /* armed per worker queue */
     /* Optional hand-written codecs (fastpb.c) for the hot messages. */
     ProtobufCMessage *(*decode)(const uint8_t *buf, size_t len, ProtobufCAllocator *al);
     size_t (*encoded_size)(const ProtobufCMessage *m);

@@ -123,8 +123,8 @@ static void arm(slot *s)
             s->w->cq, s->w->cq, &s->main);
     } else {
         grpc_call_details_init(&s->details);
-        e = grpc_server_request_call(srv->server, &s->call, &s->details, &s->md, s->w->cq,
-                                     s->w->cq, &s->main);
+        e = grpc_server_request_call(srv->server, &s->call, &s->details, &s->md, s->w->cq, s->w->cq,
+                                     &s->main);
     }
     if (e == GRPC_CALL_OK)
         s->main_busy = 1;
@@ -210,8 +210,8 @@ static void finish(slot *s, svc_code code, const char *msg, grpc_byte_buffer *re
     }
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = (grpc_status_code)code;
-    ops[n++].data.send_status_from_server.status_details = s->has_status_msg ? &s->status_msg
-                                                                             : NULL;
+    ops[n++].data.send_status_from_server.status_details =
+        s->has_status_msg ? &s->status_msg : NULL;
     if (!s->m || s->m->kind == RPC_UNARY) {
         ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
         ops[n++].data.recv_close_on_server.cancelled = &s->cancelled;
@@ -285,8 +285,7 @@ static void *decode(slot *s, grpc_byte_buffer *bb, svc_status *st)
 
 static grpc_byte_buffer *encode(const slot *s, const void *resp)
 {
-    return s->m->encode ? wire_pack_with(resp, s->m->encoded_size, s->m->encode)
-                        : wire_pack(resp);
+    return s->m->encode ? wire_pack_with(resp, s->m->encoded_size, s->m->encode) : wire_pack(resp);
 }
 
 static void *new_response(slot *s, arena *a)
@@ -632,8 +631,7 @@ static void *worker_main(void *arg)
     rpc_worker *w = arg;
 
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                                   NULL);
+        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
         if (ev.type != GRPC_OP_COMPLETE)
@@ -689,8 +687,9 @@ static grpc_server_credentials *credentials(const rpc_config *cfg, char *err, si
     if (cfg->insecure)
         return grpc_insecure_server_credentials_create();
     if (!cfg->tls_cert || !cfg->tls_key || !cfg->client_ca) {
-        snprintf(err, cap, "TLS needs --tls-cert, --tls-key and --client-ca (or --insecure on "
-                           "a loopback address)");
+        snprintf(err, cap,
+                 "TLS needs --tls-cert, --tls-key and --client-ca (or --insecure on "
+                 "a loopback address)");
         return NULL;
     }
     ca = read_file(cfg->client_ca, err, cap);
@@ -808,9 +807,9 @@ fail:
     grpc_server_destroy(r->server);
     for (t = 0; t < (cfg->shared_cq ? 1 : r->nworkers); t++) {
         grpc_completion_queue_shutdown(r->workers[t].cq);
-        while (grpc_completion_queue_next(r->workers[t].cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                          NULL)
-                   .type != GRPC_QUEUE_SHUTDOWN)
+        while (
+            grpc_completion_queue_next(r->workers[t].cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+                .type != GRPC_QUEUE_SHUTDOWN)
             ;
         grpc_completion_queue_destroy(r->workers[t].cq);
     }

@@ -188,71 +188,70 @@ static void reflect(svc_ctx *c, const char *by_file, const char *symbol, int lis
     a->err_msg = by_file ? "file not found" : symbol ? "symbol not found" : "not supported";
 }
 
-#define REFLECT_IMPL(V, T, E)                                                                    \
-    svc_code rpc_reflect_##V(svc_ctx *c, const void *req, void *resp, svc_status *st)           \
-    {                                                                                            \
-        const T##ServerReflectionRequest *q = req;                                               \
-        T##ServerReflectionResponse *out = resp;                                                 \
-        answer a;                                                                                \
-        size_t i;                                                                                \
-                                                                                                 \
-        reflect(c,                                                                               \
-                q->message_request_case == E##FILE_BY_FILENAME ? q->file_by_filename : NULL,     \
-                q->message_request_case == E##FILE_CONTAINING_SYMBOL ? q->file_containing_symbol \
-                                                                     : NULL,                     \
-                q->message_request_case == E##LIST_SERVICES, &a);                                \
-        out->valid_host = q->host;                                                               \
-        out->original_request = (T##ServerReflectionRequest *)q;                                 \
-        if (a.kind == 1) {                                                                       \
-            T##FileDescriptorResponse *fr = svc_alloc(c, sizeof(*fr));                           \
-            ProtobufCBinaryData *bd = svc_alloc(c, a.n * sizeof(*bd));                           \
-            if (!fr || !bd)                                                                      \
-                return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");               \
-            V##_file_init(fr);                                                                   \
-            memcpy(bd, a.file, a.n * sizeof(*bd));                                               \
-            fr->n_file_descriptor_proto = a.n;                                                   \
-            fr->file_descriptor_proto = bd;                                                      \
-            out->message_response_case = V##_CASE_FILES;                                         \
-            out->file_descriptor_response = fr;                                                  \
-        } else if (a.kind == 2) {                                                                \
-            T##ListServiceResponse *lr = svc_alloc(c, sizeof(*lr));                              \
-            T##ServiceResponse **sv = svc_alloc(c, (a.n + 1) * sizeof(*sv));                     \
-            if (!lr || !sv)                                                                      \
-                return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");               \
-            V##_list_init(lr);                                                                   \
-            for (i = 0; i < a.n; i++) {                                                          \
-                sv[i] = svc_alloc(c, sizeof(**sv));                                              \
-                if (!sv[i])                                                                      \
-                    return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");           \
-                V##_service_init(sv[i]);                                                         \
-                sv[i]->name = a.service[i];                                                      \
-            }                                                                                    \
-            lr->n_service = a.n;                                                                 \
-            lr->service = sv;                                                                    \
-            out->message_response_case = V##_CASE_LIST;                                          \
-            out->list_services_response = lr;                                                    \
-        } else {                                                                                 \
-            T##ErrorResponse *er = svc_alloc(c, sizeof(*er));                                    \
-            if (!er)                                                                             \
-                return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");               \
-            V##_error_init(er);                                                                  \
-            er->error_code = a.err_code;                                                         \
-            er->error_message = (char *)a.err_msg;                                               \
-            out->message_response_case = V##_CASE_ERROR;                                         \
-            out->error_response = er;                                                            \
-        }                                                                                        \
-        return SVC_OK;                                                                           \
+#define REFLECT_IMPL(V, T, E)                                                                      \
+    svc_code rpc_reflect_##V(svc_ctx *c, const void *req, void *resp, svc_status *st)              \
+    {                                                                                              \
+        const T##ServerReflectionRequest *q = req;                                                 \
+        T##ServerReflectionResponse *out = resp;                                                   \
+        answer a;                                                                                  \
+        size_t i;                                                                                  \
+                                                                                                   \
+        reflect(c, q->message_request_case == E##FILE_BY_FILENAME ? q->file_by_filename : NULL,    \
+                q->message_request_case == E##FILE_CONTAINING_SYMBOL ? q->file_containing_symbol   \
+                                                                     : NULL,                       \
+                q->message_request_case == E##LIST_SERVICES, &a);                                  \
+        out->valid_host = q->host;                                                                 \
+        out->original_request = (T##ServerReflectionRequest *)q;                                   \
+        if (a.kind == 1) {                                                                         \
+            T##FileDescriptorResponse *fr = svc_alloc(c, sizeof(*fr));                             \
+            ProtobufCBinaryData *bd = svc_alloc(c, a.n * sizeof(*bd));                             \
+            if (!fr || !bd)                                                                        \
+                return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");                 \
+            V##_file_init(fr);                                                                     \
+            memcpy(bd, a.file, a.n * sizeof(*bd));                                                 \
+            fr->n_file_descriptor_proto = a.n;                                                     \
+            fr->file_descriptor_proto = bd;                                                        \
+            out->message_response_case = V##_CASE_FILES;                                           \
+            out->file_descriptor_response = fr;                                                    \
+        } else if (a.kind == 2) {                                                                  \
+            T##ListServiceResponse *lr = svc_alloc(c, sizeof(*lr));                                \
+            T##ServiceResponse **sv = svc_alloc(c, (a.n + 1) * sizeof(*sv));                       \
+            if (!lr || !sv)                                                                        \
+                return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");                 \
+            V##_list_init(lr);                                                                     \
+            for (i = 0; i < a.n; i++) {                                                            \
+                sv[i] = svc_alloc(c, sizeof(**sv));                                                \
+                if (!sv[i])                                                                        \
+                    return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");             \
+                V##_service_init(sv[i]);                                                           \
+                sv[i]->name = a.service[i];                                                        \
+            }                                                                                      \
+            lr->n_service = a.n;                                                                   \
+            lr->service = sv;                                                                      \
+            out->message_response_case = V##_CASE_LIST;                                            \
+            out->list_services_response = lr;                                                      \
+        } else {                                                                                   \
+            T##ErrorResponse *er = svc_alloc(c, sizeof(*er));                                      \
+            if (!er)                                                                               \
+                return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");                 \
+            V##_error_init(er);                                                                    \
+            er->error_code = a.err_code;                                                           \
+            er->error_message = (char *)a.err_msg;                                                 \
+            out->message_response_case = V##_CASE_ERROR;                                           \
+            out->error_response = er;                                                              \
+        }                                                                                          \
+        return SVC_OK;                                                                             \
     }
 
 #define v1alpha_file_init grpc__reflection__v1alpha__file_descriptor_response__init
 #define v1alpha_list_init grpc__reflection__v1alpha__list_service_response__init
 #define v1alpha_service_init grpc__reflection__v1alpha__service_response__init
 #define v1alpha_error_init grpc__reflection__v1alpha__error_response__init
-#define v1alpha_CASE_FILES                                                                       \
+#define v1alpha_CASE_FILES                                                                         \
     GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE
-#define v1alpha_CASE_LIST                                                                        \
+#define v1alpha_CASE_LIST                                                                          \
     GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_LIST_SERVICES_RESPONSE
-#define v1alpha_CASE_ERROR                                                                       \
+#define v1alpha_CASE_ERROR                                                                         \
     GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE
 REFLECT_IMPL(v1alpha, Grpc__Reflection__V1alpha__,
              GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_)
@@ -261,10 +260,11 @@ REFLECT_IMPL(v1alpha, Grpc__Reflection__V1alpha__,
 #define v1_list_init grpc__reflection__v1__list_service_response__init
 #define v1_service_init grpc__reflection__v1__service_response__init
 #define v1_error_init grpc__reflection__v1__error_response__init
-#define v1_CASE_FILES                                                                            \
+#define v1_CASE_FILES                                                                              \
     GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE
-#define v1_CASE_LIST                                                                             \
+#define v1_CASE_LIST                                                                               \
     GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_LIST_SERVICES_RESPONSE
-#define v1_CASE_ERROR                                                                            \
+#define v1_CASE_ERROR                                                                              \
     GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE
-REFLECT_IMPL(v1, Grpc__Reflection__V1__, GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_)
+REFLECT_IMPL(v1, Grpc__Reflection__V1__,
+             GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_)

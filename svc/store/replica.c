@@ -41,7 +41,7 @@ struct rep {
     _Atomic(batch_slot *) top[RADIX_SIZE];
     pthread_mutex_t mu; /* guards the maps and record allocation */
     smap certs, mfrs, products;
-    garbage *trash; /* writer only */
+    garbage *trash;            /* writer only */
     struct pool_block *blocks; /* the record pool, writer only */
     char *pool_cur, *pool_end;
 };
@@ -604,8 +604,7 @@ const rep_range *rep_recalled(const rep_recalls *rc, uint32_t serial)
  * keep their first reason; the new range fills only the gaps. All reasons
  * are copied into the one allocation, after the ranges.
  */
-rep_err rep_put_recall(rep *r, uint64_t batch_id, uint32_t first, uint32_t last,
-                       const char *reason)
+rep_err rep_put_recall(rep *r, uint64_t batch_id, uint32_t first, uint32_t last, const char *reason)
 {
     const rep_batch *b = rep_batch_get(r, batch_id);
     const rep_recalls *old;

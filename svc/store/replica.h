@@ -37,8 +37,8 @@
 #define REP_GTIN_MAX 14
 #define REP_PRODUCT_ID_MAX 32
 #define REP_REASON_MAX 500
-#define REP_RECALLS_MAX 4096   /* recalled ranges per batch */
-#define REP_READERS_MAX 64     /* reader threads */
+#define REP_RECALLS_MAX 4096                  /* recalled ranges per batch */
+#define REP_READERS_MAX 64                    /* reader threads */
 #define REP_BATCH_ID_MAX UINT64_C(0xffffffff) /* the radix index covers 32 bits */
 
 /* Status numbers are those of tracecode.v1 (types.proto). */

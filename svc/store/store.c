@@ -201,8 +201,7 @@ store_err store_open(const char *url, store **out, char *err, size_t errcap)
     if (parse_url(url, &s->a) != 0) {
         free(s);
         return fail(STORE_ERR_ARG, err, errcap,
-                    "cannot parse redis url '%s': want redis://host:port[/db] or unix:/path",
-                    url);
+                    "cannot parse redis url '%s': want redis://host:port[/db] or unix:/path", url);
     }
     pthread_mutex_init(&s->mu, NULL);
     c = dial(&s->a, err, errcap);
@@ -385,7 +384,8 @@ static const char lua_product[] =
     "if c[2] ~= ARGV[3] then return redis.error_reply('PRECONDITION certificate ' .. ARGV[4] ..\n"
     "  ' is not held by ' .. ARGV[3]) end\n"
     "local covered = false\n"
-    "for cat in string.gmatch(c[3] or '', '[^,]+') do if cat == ARGV[5] then covered = true end end\n"
+    "for cat in string.gmatch(c[3] or '', '[^,]+') do if cat == ARGV[5] then covered = true end "
+    "end\n"
     "if not covered then return redis.error_reply('PRECONDITION certificate ' .. ARGV[4] ..\n"
     "  ' does not cover category ' .. ARGV[5]) end\n"
     "local m = redis.call('HGET', KEYS[3], 'status')\n"
@@ -394,7 +394,8 @@ static const char lua_product[] =
     "if m ~= '1' then return redis.error_reply('PRECONDITION manufacturer ' .. ARGV[3] ..\n"
     "  ' is suspended') end\n"
     "local rev = redis.call('INCR', KEYS[4])\n"
-    "redis.call('HSET', KEYS[1], 'rev', rev, 'cert', ARGV[4], 'mfr', ARGV[3], 'category', ARGV[5],\n"
+    "redis.call('HSET', KEYS[1], 'rev', rev, 'cert', ARGV[4], 'mfr', ARGV[3], 'category', "
+    "ARGV[5],\n"
     "  'brand', ARGV[6], 'model', ARGV[7], 'gtin', ARGV[8], 'registered', ARGV[9])\n"
     "redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*', 'type', 'product', 'id', ARGV[2],\n"
     "  unpack(redis.call('HGETALL', KEYS[1])))\n"
@@ -571,8 +572,8 @@ static store_err incr(store *s, const char *key, uint64_t *v, char *err, size_t 
 }
 
 store_err store_register_product(store *s, const store_product_req *q,
-                                 char product_id[REP_PRODUCT_ID_MAX + 1], uint64_t *rev,
-                                 char *err, size_t errcap)
+                                 char product_id[REP_PRODUCT_ID_MAX + 1], uint64_t *rev, char *err,
+                                 size_t errcap)
 {
     char kp[128], kc[128], km[128];
     uint64_t n = 0;
@@ -819,8 +820,12 @@ static rep_err apply(rep *r, const char *type, const char *id, const rec *x)
         return rep_put_cert(r, &f);
     }
     if (strcmp(type, "product") == 0) {
-        rep_product_fields p = {id,           str(x, "category"), str(x, "brand"),
-                                str(x, "model"), str(x, "gtin"),   num(x, "registered")};
+        rep_product_fields p = {id,
+                                str(x, "category"),
+                                str(x, "brand"),
+                                str(x, "model"),
+                                str(x, "gtin"),
+                                num(x, "registered")};
         return rep_put_product(r, &p, str(x, "cert"), str(x, "mfr"));
     }
     if (strcmp(type, "batch") == 0)
@@ -901,8 +906,8 @@ static store_err load_type(store *s, rep *r, const char *type, char *err, size_t
     return STORE_OK;
 }
 
-store_err store_snapshot(store *s, rep *r, char *stream_id, size_t idcap, uint64_t *rev,
-                         char *err, size_t errcap)
+store_err store_snapshot(store *s, rep *r, char *stream_id, size_t idcap, uint64_t *rev, char *err,
+                         size_t errcap)
 {
     static const char *types[] = {"mfr", "cert", "product", "batch", "recalls"};
     const char *last[] = {"XREVRANGE", K_STREAM, "+", "-", "COUNT", "1"};
@@ -1045,8 +1050,8 @@ static void tail_reply(redisAsyncContext *ac, void *reply, void *priv)
 
 static void tail_read(store_tail *t)
 {
-    const char *argv[] = {"XREAD", "COUNT", "1000", "BLOCK", "1000", "STREAMS", K_STREAM,
-                          t->last_id};
+    const char *argv[] = {"XREAD", "COUNT",   "1000",   "BLOCK",
+                          "1000",  "STREAMS", K_STREAM, t->last_id};
 
     if (t->ac)
         redisAsyncCommandArgv(t->ac, tail_reply, t, 8, argv, NULL);
@@ -1071,8 +1076,8 @@ static void tail_connect(store_tail *t)
     char db[8];
     const char *argv[] = {"SELECT", db};
 
-    t->ac = t->a.path[0] ? redisAsyncConnectUnix(t->a.path)
-                         : redisAsyncConnect(t->a.host, t->a.port);
+    t->ac =
+        t->a.path[0] ? redisAsyncConnectUnix(t->a.path) : redisAsyncConnect(t->a.host, t->a.port);
     if (!t->ac || t->ac->err) {
         if (t->ac)
             redisAsyncFree(t->ac);
@@ -1091,8 +1096,8 @@ static void tail_connect(store_tail *t)
     tail_read(t);
 }
 
-store_tail *store_tail_new(const char *url, rep *r, struct event_base *base,
-                           const char *stream_id, uint64_t rev)
+store_tail *store_tail_new(const char *url, rep *r, struct event_base *base, const char *stream_id,
+                           uint64_t rev)
 {
     store_tail *t = calloc(1, sizeof(*t));
 

@@ -29,9 +29,9 @@ typedef enum store_err {
     STORE_ERR_UNAVAILABLE = 1,  /* Redis unreachable or timed out */
     STORE_ERR_PRECONDITION = 2, /* refused by a rule (status, scope, holder) */
     STORE_ERR_NOTFOUND = 3,
-    STORE_ERR_DENIED = 4,       /* the record belongs to someone else */
+    STORE_ERR_DENIED = 4, /* the record belongs to someone else */
     STORE_ERR_ARG = 5,
-    STORE_ERR_PROTOCOL = 6,     /* Redis answered something unexpected */
+    STORE_ERR_PROTOCOL = 6, /* Redis answered something unexpected */
     STORE_ERR_NOMEM = 7,
 } store_err;
 
@@ -71,8 +71,8 @@ typedef struct store_product_req {
  * VALID and unexpired, is held by caller, covers category; the caller is
  * an active manufacturer. product_id receives the new id. */
 store_err store_register_product(store *s, const store_product_req *q,
-                                 char product_id[REP_PRODUCT_ID_MAX + 1], uint64_t *rev,
-                                 char *err, size_t errcap);
+                                 char product_id[REP_PRODUCT_ID_MAX + 1], uint64_t *rev, char *err,
+                                 size_t errcap);
 
 /* Reserve the next batch id (ids are never reused; a reserved id that is
  * not used stays a gap). */
@@ -118,8 +118,8 @@ store_err store_recall(store *s, const char *caller, uint64_t batch_id, uint32_t
  * before the load, so that tailing from there misses nothing (changes
  * made during the load are applied twice, which is harmless).
  */
-store_err store_snapshot(store *s, rep *r, char *stream_id, size_t idcap, uint64_t *rev,
-                         char *err, size_t errcap);
+store_err store_snapshot(store *s, rep *r, char *stream_id, size_t idcap, uint64_t *rev, char *err,
+                         size_t errcap);
 
 typedef struct store_tail store_tail;
 
@@ -131,8 +131,8 @@ typedef struct store_tail store_tail;
  * triggers a fresh snapshot. Caller frees with store_tail_free on the
  * loop's thread.
  */
-store_tail *store_tail_new(const char *url, rep *r, struct event_base *base,
-                           const char *stream_id, uint64_t rev);
+store_tail *store_tail_new(const char *url, rep *r, struct event_base *base, const char *stream_id,
+                           uint64_t rev);
 void store_tail_free(store_tail *t);
 /* Milliseconds since the tail last heard from Redis (thread-safe). */
 int64_t store_tail_lag_ms(const store_tail *t);

@@ -52,8 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ready = 1;
     }
     ours = fastpb_decode_verify_batch_request(data, size, &al);
-    theirs = protobuf_c_message_unpack(&tracecode__v1__verify_batch_request__descriptor, NULL,
-                                       size, data);
+    theirs = protobuf_c_message_unpack(&tracecode__v1__verify_batch_request__descriptor, NULL, size,
+                                       data);
     if ((ours == NULL) != (theirs == NULL))
         abort();
     if (ours) {
@@ -68,8 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     arena_reset(&a);
 
     ours = fastpb_decode_verify_request(data, size, &al);
-    theirs = protobuf_c_message_unpack(&tracecode__v1__verify_request__descriptor, NULL, size,
-                                       data);
+    theirs =
+        protobuf_c_message_unpack(&tracecode__v1__verify_request__descriptor, NULL, size, data);
     if ((ours == NULL) != (theirs == NULL))
         abort();
     if (ours) {

@@ -84,8 +84,8 @@ static int rf_start(rf *f)
             dup2(devnull, 2);
         }
         execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", f->sock,
-               "--unixsocketperm", "700", "--dir", f->dir, "--appendonly", "yes",
-               "--appendfsync", "always", "--save", "", "--daemonize", "no", (char *)NULL);
+               "--unixsocketperm", "700", "--dir", f->dir, "--appendonly", "yes", "--appendfsync",
+               "always", "--save", "", "--daemonize", "no", (char *)NULL);
         _exit(127);
     }
     for (i = 0; i < 500; i++) {

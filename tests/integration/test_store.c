@@ -55,19 +55,18 @@ static void seed(fx *f)
     rep_cert_fields c = {CERT, REP_KIND_CCC, MAKER, cats, 2, REP_CERT_VALID, "", 0, 1};
     uint64_t rev;
 
-    assert_int_equal(store_put_mfr(f->s, MAKER, "Acme Power", REP_MFR_ACTIVE, &rev, f->err,
-                                   sizeof(f->err)),
-                     STORE_OK);
+    assert_int_equal(
+        store_put_mfr(f->s, MAKER, "Acme Power", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
+        STORE_OK);
     assert_int_equal(rev, 1);
-    assert_int_equal(store_put_mfr(f->s, OTHER, "Other Co", REP_MFR_ACTIVE, &rev, f->err,
-                                   sizeof(f->err)),
-                     STORE_OK);
+    assert_int_equal(
+        store_put_mfr(f->s, OTHER, "Other Co", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
+        STORE_OK);
     assert_int_equal(store_put_cert(f->s, &c, &rev, f->err, sizeof(f->err)), STORE_OK);
     assert_int_equal(rev, 3);
 }
 
-static store_err product(fx *f, const char *caller, const char *cert, const char *cat,
-                         char *id)
+static store_err product(fx *f, const char *caller, const char *cert, const char *cat, char *id)
 {
     store_product_req q = {caller, cert, cat, "Acme", "PB-10000", "", 1800000000};
     uint64_t rev;
@@ -96,21 +95,21 @@ static void test_write_rules(void **state)
                      STORE_OK);
     assert_int_equal(product(f, MAKER, CERT, "0704", pid), STORE_ERR_PRECONDITION);
     assert_string_equal(f->err, "certificate " CERT " is suspended");
-    assert_int_equal(store_set_cert_status(f->s, "NOPE", REP_CERT_VALID, "", 5, &rev, f->err,
-                                           sizeof(f->err)),
-                     STORE_ERR_NOTFOUND);
-    assert_int_equal(store_set_cert_status(f->s, CERT, REP_CERT_VALID, "", 6, &rev, f->err,
-                                           sizeof(f->err)),
-                     STORE_OK);
-    assert_int_equal(store_put_mfr(f->s, MAKER, "Acme Power", REP_MFR_SUSPENDED, &rev, f->err,
-                                   sizeof(f->err)),
-                     STORE_OK);
+    assert_int_equal(
+        store_set_cert_status(f->s, "NOPE", REP_CERT_VALID, "", 5, &rev, f->err, sizeof(f->err)),
+        STORE_ERR_NOTFOUND);
+    assert_int_equal(
+        store_set_cert_status(f->s, CERT, REP_CERT_VALID, "", 6, &rev, f->err, sizeof(f->err)),
+        STORE_OK);
+    assert_int_equal(
+        store_put_mfr(f->s, MAKER, "Acme Power", REP_MFR_SUSPENDED, &rev, f->err, sizeof(f->err)),
+        STORE_OK);
     assert_int_equal(product(f, MAKER, CERT, "0704", pid), STORE_ERR_PRECONDITION);
     assert_string_equal(f->err, "manufacturer " MAKER " is suspended");
 }
 
-static void make_batch(fx *f, const char *caller, const char *pid, const char *req,
-                       store_batch *b, int *existing)
+static void make_batch(fx *f, const char *caller, const char *pid, const char *req, store_batch *b,
+                       int *existing)
 {
     uint64_t rev;
 
@@ -124,8 +123,8 @@ static void make_batch(fx *f, const char *caller, const char *pid, const char *r
     b->key_id = 1;
     b->profile = REP_PROFILE_MAC;
     b->issued = 1800000000;
-    b->manifest_len = (size_t)snprintf(b->manifest, sizeof(b->manifest), "batch %llu",
-                                       (unsigned long long)b->id);
+    b->manifest_len =
+        (size_t)snprintf(b->manifest, sizeof(b->manifest), "batch %llu", (unsigned long long)b->id);
     memset(b->signature, 0xab, sizeof(b->signature));
     b->manifest_key_id = 2;
     f->err[0] = '\0';
@@ -162,13 +161,12 @@ static void test_batches(void **state)
     assert_int_equal(got.signature[63], 0xab);
     assert_int_equal(store_get_batch(f->s, 99, &got, f->err, sizeof(f->err)), STORE_ERR_NOTFOUND);
 
-    assert_int_equal(store_recall(f->s, MAKER, 1, 10, 19, "swelling", 5, &rev, f->err,
-                                  sizeof(f->err)),
-                     STORE_OK);
+    assert_int_equal(
+        store_recall(f->s, MAKER, 1, 10, 19, "swelling", 5, &rev, f->err, sizeof(f->err)),
+        STORE_OK);
     assert_int_equal(store_recall(f->s, OTHER, 1, 10, 19, "x", 5, &rev, f->err, sizeof(f->err)),
                      STORE_ERR_DENIED);
-    assert_int_equal(store_recall(f->s, MAKER, 1, 10, 1000, "x", 5, &rev, f->err,
-                                  sizeof(f->err)),
+    assert_int_equal(store_recall(f->s, MAKER, 1, 10, 1000, "x", 5, &rev, f->err, sizeof(f->err)),
                      STORE_ERR_ARG);
     assert_string_equal(f->err, "last_serial 1000 is beyond the batch quantity 1000");
     assert_int_equal(store_recall(f->s, MAKER, 7, 1, 2, "x", 5, &rev, f->err, sizeof(f->err)),
@@ -224,9 +222,9 @@ static void test_snapshot_and_tail(void **state)
     seed(f);
     assert_int_equal(product(f, MAKER, CERT, "0704", pid), STORE_OK);
     make_batch(f, MAKER, pid, "", &b, &existing);
-    assert_int_equal(store_recall(f->s, MAKER, b.id, 3, 4, "swelling", 5, &rev, f->err,
-                                  sizeof(f->err)),
-                     STORE_OK);
+    assert_int_equal(
+        store_recall(f->s, MAKER, b.id, 3, 4, "swelling", 5, &rev, f->err, sizeof(f->err)),
+        STORE_OK);
 
     /* A node starting now loads everything... */
     assert_int_equal(store_snapshot(f->s, r, id, sizeof(id), &rev, f->err, sizeof(f->err)),
@@ -235,8 +233,8 @@ static void test_snapshot_and_tail(void **state)
     assert_true(rev >= 6);
     assert_non_null(rep_batch_get(r, b.id));
     assert_string_equal(rep_batch_get(r, b.id)->product->cert->number, CERT);
-    assert_string_equal(
-        rep_recalled(atomic_load(&rep_batch_get(r, b.id)->recalls), 3)->reason, "swelling");
+    assert_string_equal(rep_recalled(atomic_load(&rep_batch_get(r, b.id)->recalls), 3)->reason,
+                        "swelling");
     assert_string_equal(atomic_load(&rep_mfr_find(r, MAKER)->v)->name, "Acme Power");
 
     /* ...and then follows the change stream. */
@@ -261,8 +259,7 @@ static void test_snapshot_and_tail(void **state)
         }
     }
     assert_false(store_tail_connected(t));
-    assert_int_equal(store_put_mfr(f->s, MAKER, "x", REP_MFR_ACTIVE, &rev, f->err,
-                                   sizeof(f->err)),
+    assert_int_equal(store_put_mfr(f->s, MAKER, "x", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
                      STORE_ERR_UNAVAILABLE);
     /* The replica still answers from what it has. */
     assert_int_equal(atomic_load(&rep_cert_find(r, CERT)->v)->status, REP_CERT_REVOKED);
@@ -270,8 +267,8 @@ static void test_snapshot_and_tail(void **state)
     /* Back again (AOF kept everything): the tail reconnects, catches up. */
     assert_int_equal(rf_start(&f->redis), 0);
     w.want = REP_CERT_VALID;
-    assert_int_equal(store_set_cert_status(f->s, CERT, REP_CERT_VALID, "restored", 8, &rev,
-                                           f->err, sizeof(f->err)),
+    assert_int_equal(store_set_cert_status(f->s, CERT, REP_CERT_VALID, "restored", 8, &rev, f->err,
+                                           sizeof(f->err)),
                      STORE_OK);
     assert_true(pump(base, cert_is, &w));
     assert_true(store_tail_connected(t));

@@ -94,7 +94,9 @@ static const struct reject {
     {"200G00000000000001CH0W309Z6NWV\x80SD0", 0, CODEC_ERR_SYMBOL,
      "cannot parse code '200G00000000000001CH0W309Z6NWV\\x80SD0': bad symbol '\\x80' at offset "
      "30"},
-    {"200G0000000000\0" "001CH0W309Z6NWVZSD0", 34, CODEC_ERR_SYMBOL,
+    {"200G0000000000\0"
+     "001CH0W309Z6NWVZSD0",
+     34, CODEC_ERR_SYMBOL,
      "cannot parse code '200G0000000000\\x00001CH0W309Z6NWVZSD0': bad symbol '\\x00' at offset "
      "14"},
     {"200G00000000000001CH0W309Z6NWVZSD1", 0, CODEC_ERR_PADDING,
@@ -145,10 +147,8 @@ static void test_human(void **state)
 {
     const char *canon = kat_codes[2].text; /* 203G01TVSMAG000GJB6A0QR19NB5C9CXP4 */
     static const char *ok[] = {
-        "203G01TVSMAG000GJB6A0QR19NB5C9CXP4",
-        "203g01tvsmag000gjb6a0qr19nb5c9cxp4",
-        "203G-01TV-SMAG-000G-JB6A-0QR1-9NB5-C9CX-P4",
-        "2O3G-O1TV-SMAG-OOOG-JB6A-OQRI-9NB5-C9CX-P4",
+        "203G01TVSMAG000GJB6A0QR19NB5C9CXP4",         "203g01tvsmag000gjb6a0qr19nb5c9cxp4",
+        "203G-01TV-SMAG-000G-JB6A-0QR1-9NB5-C9CX-P4", "2O3G-O1TV-SMAG-OOOG-JB6A-OQRI-9NB5-C9CX-P4",
         "2o3g 01tv smag 000g jb6a 0qrl 9nb5 c9cx p4",
     };
     char out[CODEC_MAX_TEXT_LEN + 1];
@@ -195,17 +195,17 @@ static void test_url(void **state)
     codec_code c;
 
     (void)state;
-    assert_int_equal(codec_url_format("https://tc.example.com/", t, strlen(t), url, sizeof(url),
-                                      &need, &ei),
-                     CODEC_OK);
+    assert_int_equal(
+        codec_url_format("https://tc.example.com/", t, strlen(t), url, sizeof(url), &need, &ei),
+        CODEC_OK);
     assert_string_equal(url, "HTTPS://TC.EXAMPLE.COM/C/200G00000000000001CH0W309Z6NWVZSD0");
     assert_int_equal(need, strlen(url));
-    assert_int_equal(codec_url_format("https://tc.example.com", t, strlen(t), url, need, &need,
-                                      &ei),
-                     CODEC_ERR_SPACE);
-    assert_int_equal(codec_url_format("https://tc.example.com/?x", t, strlen(t), url,
-                                      sizeof(url), &need, &ei),
-                     CODEC_ERR_URL);
+    assert_int_equal(
+        codec_url_format("https://tc.example.com", t, strlen(t), url, need, &need, &ei),
+        CODEC_ERR_SPACE);
+    assert_int_equal(
+        codec_url_format("https://tc.example.com/?x", t, strlen(t), url, sizeof(url), &need, &ei),
+        CODEC_ERR_URL);
     assert_int_equal(ei.offset, 23);
     assert_int_equal(ei.sym, '?');
     assert_int_equal(codec_url_format("", t, strlen(t), url, sizeof(url), &need, &ei),
@@ -226,15 +226,15 @@ static void test_url(void **state)
             assert_int_equal(c.f.kid, 1);
         }
     }
-    assert_int_equal(codec_url_parse("https://x/D/200G00000000000001CH0W309Z6NWVZSD0", 46, &c,
-                                     &off, &ei),
-                     CODEC_ERR_URL);
-    assert_int_equal(codec_url_parse("https://x/C/200G00000000000001CH0W309Z6NWVZSD0/", 47, &c,
-                                     &off, &ei),
-                     CODEC_ERR_LENGTH);
-    assert_int_equal(codec_url_parse("https://x/C/200G00000000000001CH0W309Z6NWVZSU0", 46, &c,
-                                     &off, &ei),
-                     CODEC_ERR_SYMBOL);
+    assert_int_equal(
+        codec_url_parse("https://x/D/200G00000000000001CH0W309Z6NWVZSD0", 46, &c, &off, &ei),
+        CODEC_ERR_URL);
+    assert_int_equal(
+        codec_url_parse("https://x/C/200G00000000000001CH0W309Z6NWVZSD0/", 47, &c, &off, &ei),
+        CODEC_ERR_LENGTH);
+    assert_int_equal(
+        codec_url_parse("https://x/C/200G00000000000001CH0W309Z6NWVZSU0", 46, &c, &off, &ei),
+        CODEC_ERR_SYMBOL);
     assert_int_equal(ei.offset, 12 + 32);
     assert_int_equal(ei.sym, 'U');
 }
@@ -268,8 +268,8 @@ static void assert_fields(const codec_fields *a, const codec_fields *b)
 /* Random fields over the full ranges, edges weighted in. */
 static void random_fields(tu_rng *r, codec_fields *f, unsigned profile)
 {
-    static const uint64_t batch_edges[] = {0, 1, CODEC_BATCH_MAX, CODEC_BATCH_MAX - 1,
-                                           UINT64_C(1) << 32, UINT64_C(1) << 39};
+    static const uint64_t batch_edges[] = {
+        0, 1, CODEC_BATCH_MAX, CODEC_BATCH_MAX - 1, UINT64_C(1) << 32, UINT64_C(1) << 39};
     static const uint32_t serial_edges[] = {0, 1, UINT32_MAX, UINT32_MAX - 1, 1u << 31};
     unsigned pick = (unsigned)(tu_next(r) % 8);
 
@@ -311,9 +311,9 @@ static void test_roundtrip_mac(void **state)
 
         if (i % 16 == 0) {
             size_t off;
-            assert_int_equal(codec_url_format("https://t.example/", text, 34, url, sizeof(url),
-                                              &ulen, NULL),
-                             CODEC_OK);
+            assert_int_equal(
+                codec_url_format("https://t.example/", text, 34, url, sizeof(url), &ulen, NULL),
+                CODEC_OK);
             assert_int_equal(codec_url_parse(url, ulen, &c, &off, NULL), CODEC_OK);
             assert_memory_equal(c.bin, bin, sizeof(bin));
         }

@@ -125,8 +125,7 @@ static void test_rotate_retire(void **state)
 
     assert_int_equal(keys_rotate(ring, KEYS_KIND_MAC, &kid, fx->err, sizeof(fx->err)), KEYS_OK);
     assert_int_equal(kid, 3);
-    assert_int_equal(keys_rotate(ring, KEYS_KIND_ED25519, &kid, fx->err, sizeof(fx->err)),
-                     KEYS_OK);
+    assert_int_equal(keys_rotate(ring, KEYS_KIND_ED25519, &kid, fx->err, sizeof(fx->err)), KEYS_OK);
     assert_int_equal(kid, 4);
     mint_and_check(ring, CODEC_PROFILE_MAC, code, &c);
     assert_int_equal(c.f.kid, 3);
@@ -177,8 +176,7 @@ static void test_exhaust_ids(void **state)
     assert_int_equal(keys_init_dir(fx->dir, fx->err, sizeof(fx->err)), KEYS_OK);
     assert_int_equal(keys_open(fx->dir, &ring, fx->err, sizeof(fx->err)), KEYS_OK);
     for (i = 3; i <= CODEC_KID_MAX; i++) {
-        assert_int_equal(keys_rotate(ring, KEYS_KIND_MAC, &kid, fx->err, sizeof(fx->err)),
-                         KEYS_OK);
+        assert_int_equal(keys_rotate(ring, KEYS_KIND_MAC, &kid, fx->err, sizeof(fx->err)), KEYS_OK);
         assert_int_equal(kid, i);
     }
     assert_int_equal(keys_rotate(ring, KEYS_KIND_MAC, &kid, fx->err, sizeof(fx->err)),

@@ -29,7 +29,8 @@ static int teardown(void **state)
     char cmd[128];
 
     (void)state;
-    if (getenv("TC_KEEP_TMP")) return 0;
+    if (getenv("TC_KEEP_TMP"))
+        return 0;
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
     return system(cmd) == 0 ? 0 : -1;
 }
@@ -60,8 +61,7 @@ static void png_roundtrip(const char *url, int ecc, unsigned module, unsigned wa
     unsigned width = 0;
     FILE *f;
 
-    assert_int_equal(codec_qr_png(url, strlen(url), &o, png, sizeof(png), &need, &width),
-                     CODEC_OK);
+    assert_int_equal(codec_qr_png(url, strlen(url), &o, png, sizeof(png), &need, &width), CODEC_OK);
     if (want_width)
         assert_int_equal(width, want_width);
     assert_true(need > 8 && memcmp(png, "\x89PNG\r\n\x1a\n", 8) == 0);
@@ -162,8 +162,8 @@ static void test_sheet(void **state)
     (void)state;
     for (i = 0; i <= CODEC_SHEET_LABELS; i++) {
         const char *t = kat_codes[i % 6].text;
-        assert_int_equal(codec_url_format("https://tc.example.com", t, 34, urls[i],
-                                          sizeof(urls[i]), &need, NULL),
+        assert_int_equal(codec_url_format("https://tc.example.com", t, 34, urls[i], sizeof(urls[i]),
+                                          &need, NULL),
                          CODEC_OK);
         l[i].url = urls[i];
         l[i].text = t;
@@ -242,10 +242,8 @@ static void test_sheet_zbar(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_png_zbar),
-        cmocka_unit_test(test_version3),
-        cmocka_unit_test(test_svg),
-        cmocka_unit_test(test_sheet),
+        cmocka_unit_test(test_png_zbar),   cmocka_unit_test(test_version3),
+        cmocka_unit_test(test_svg),        cmocka_unit_test(test_sheet),
         cmocka_unit_test(test_sheet_zbar),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

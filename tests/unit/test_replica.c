@@ -20,8 +20,8 @@
 static rep *fill(void)
 {
     static const char *cats[] = {"0704", "1201"};
-    rep_cert_fields cf = {"2024010701000001", REP_KIND_CCC, "91310000MA1FL0001X", cats, 2,
-                          REP_CERT_VALID, "", 0, 1};
+    rep_cert_fields cf = {
+        "2024010701000001", REP_KIND_CCC, "91310000MA1FL0001X", cats, 2, REP_CERT_VALID, "", 0, 1};
     rep_product_fields p = {"P1", "0704", "Acme", "PB-10000", "", 0};
     rep *r = rep_new();
 
@@ -73,8 +73,15 @@ static void test_records(void **state)
     c = rep_cert_find(r, "2024010701000001");
     assert_non_null(c);
     {
-        rep_cert_fields cf = {"2024010701000001", REP_KIND_CCC, "91310000MA1FL0001X", NULL, 0,
-                              REP_CERT_REVOKED, "fire risk", 0, 2};
+        rep_cert_fields cf = {"2024010701000001",
+                              REP_KIND_CCC,
+                              "91310000MA1FL0001X",
+                              NULL,
+                              0,
+                              REP_CERT_REVOKED,
+                              "fire risk",
+                              0,
+                              2};
         assert_int_equal(rep_put_cert(r, &cf), REP_OK);
     }
     assert_ptr_equal(rep_cert_find(r, "2024010701000001"), c);
@@ -192,14 +199,21 @@ static void test_concurrent_versions(void **state)
         sched_yield();
     for (i = 0; i < 20000 || (atomic_load(&x.reads) < 2000 && i < 2000000); i++) {
         char reason[64];
-        rep_cert_fields cf = {"2024010701000001", REP_KIND_CCC, "91310000MA1FL0001X", NULL, 0,
-                              1 + i % 3, reason, 0, i};
+        rep_cert_fields cf = {"2024010701000001",
+                              REP_KIND_CCC,
+                              "91310000MA1FL0001X",
+                              NULL,
+                              0,
+                              1 + i % 3,
+                              reason,
+                              0,
+                              i};
         snprintf(reason, sizeof(reason), "change %d with a longer reason text", i);
         assert_int_equal(rep_put_cert(x.r, &cf), REP_OK);
         if (i % 50 == 0)
-            assert_int_equal(rep_put_recall(x.r, 1, (uint32_t)(i % 900), (uint32_t)(i % 900 + 5),
-                                            reason),
-                             REP_OK);
+            assert_int_equal(
+                rep_put_recall(x.r, 1, (uint32_t)(i % 900), (uint32_t)(i % 900 + 5), reason),
+                REP_OK);
         rep_set_revision(x.r, (uint64_t)i);
         rep_reclaim(x.r);
     }

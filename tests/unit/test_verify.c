@@ -259,14 +259,30 @@ static void test_many_matches_single(void **state)
     assert_int_equal(rep_put_recall(f->r, 7, 10, 19, "battery swelling"), REP_OK);
     for (i = 0; i < 64; i++) {
         switch (i % 8) {
-        case 0: mint(f->ring, 7, (uint32_t)i, CODEC_PROFILE_MAC, codes[i]); break;
-        case 1: mint(f->ring, 7, 12, CODEC_PROFILE_MAC, codes[i]); break;       /* recalled */
-        case 2: mint(f->ring, 99, 1, CODEC_PROFILE_MAC, codes[i]); break;       /* unknown */
-        case 3: mint(f->ring, 7, 500, CODEC_PROFILE_MAC, codes[i]); break;      /* serial */
-        case 4: mint(f->ring, 8, 3, CODEC_PROFILE_SIG, codes[i]); break;        /* sig */
-        case 5: mint(f->other_ring, 7, 1, CODEC_PROFILE_MAC, codes[i]); break;  /* forged */
-        case 6: memcpy(codes[i], "SHORT", 6); break;                            /* malformed */
-        default: mint(f->ring, 9, 0, CODEC_PROFILE_MAC, codes[i]); break;       /* key */
+        case 0:
+            mint(f->ring, 7, (uint32_t)i, CODEC_PROFILE_MAC, codes[i]);
+            break;
+        case 1:
+            mint(f->ring, 7, 12, CODEC_PROFILE_MAC, codes[i]);
+            break; /* recalled */
+        case 2:
+            mint(f->ring, 99, 1, CODEC_PROFILE_MAC, codes[i]);
+            break; /* unknown */
+        case 3:
+            mint(f->ring, 7, 500, CODEC_PROFILE_MAC, codes[i]);
+            break; /* serial */
+        case 4:
+            mint(f->ring, 8, 3, CODEC_PROFILE_SIG, codes[i]);
+            break; /* sig */
+        case 5:
+            mint(f->other_ring, 7, 1, CODEC_PROFILE_MAC, codes[i]);
+            break; /* forged */
+        case 6:
+            memcpy(codes[i], "SHORT", 6);
+            break; /* malformed */
+        default:
+            mint(f->ring, 9, 0, CODEC_PROFILE_MAC, codes[i]);
+            break; /* key */
         }
         items[i].code = codes[i];
         items[i].len = strlen(codes[i]);
