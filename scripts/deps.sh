@@ -4,7 +4,7 @@
 # or sudo.
 set -eu
 
-PKGS="build-essential cmake ninja-build pkg-config
+PKGS="build-essential cmake ninja-build pkg-config git clang-format
       libssl-dev libqrencode-dev libpng-dev libcmocka-dev
       zbar-tools librsvg2-bin clang libclang-rt-14-dev python3 python3-cryptography
       protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
