@@ -136,4 +136,7 @@ svc_code api_recall_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
 svc_code api_verify_code(svc_ctx *c, const void *req, void *resp, svc_status *st);
 svc_code api_verify_batch(svc_ctx *c, const void *req, void *resp, svc_status *st);
 
+/* listings.c */
+svc_code api_register_listings(svc_ctx *c, const void *req, void *resp, svc_status *st);
+
 #endif

@@ -54,6 +54,9 @@ const rpc_method rpc_methods[] = {
      .encoded_size = fastpb_size_verify_response,
      .encode = fastpb_encode_verify_response},
 
+    UNARY("/tracecode.v1.VerifierService/RegisterListings", SVC_ROLE_PLATFORM,
+          D(register_listings_request), D(register_listings_response), api_register_listings, 4),
+
     /* IssuerService */
     UNARY("/tracecode.v1.IssuerService/RegisterProduct", SVC_ROLE_MANUFACTURER,
           D(register_product_request), D(product), api_register_product, 4),

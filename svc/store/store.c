@@ -446,6 +446,44 @@ static const char lua_recall[] =
     "  'rev', rev, 'first', ARGV[4], 'last', ARGV[5], 'reason', ARGV[6])\n"
     "return rev\n";
 
+/* KEYS: {tc}:rev (only for routing; every key is under {tc}).
+ * ARGV: platform, then per binding: listing_id, code, batch, cert.
+ * Returns per binding {other_listings, other_platforms}. */
+static const char lua_bind[] =
+    "local plat = ARGV[1]\n"
+    "local out = {}\n"
+    "for i = 2, #ARGV, 4 do\n"
+    "  local lid, code, batch, cert = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]\n"
+    "  local lk = '{tc}:listing:' .. plat .. ':' .. lid\n"
+    "  local member = plat .. '\\t' .. lid\n"
+    "  local old = redis.call('HMGET', lk, 'code', 'batch', 'cert')\n"
+    "  if old[1] and old[1] ~= code then\n"
+    "    redis.call('SREM', '{tc}:code:' .. old[1], member)\n"
+    "    redis.call('SREM', '{tc}:cert-listings:' .. old[3] .. ':' .. plat, lid)\n"
+    "    redis.call('SREM', '{tc}:batch-listings:' .. old[2] .. ':' .. plat, lid)\n"
+    "  end\n"
+    "  if old[1] ~= code then\n"
+    "    redis.call('HSET', lk, 'code', code, 'batch', batch, 'cert', cert)\n"
+    "    redis.call('SADD', '{tc}:code:' .. code, member)\n"
+    "    redis.call('SADD', '{tc}:cert-listings:' .. cert .. ':' .. plat, lid)\n"
+    "    redis.call('SADD', '{tc}:batch-listings:' .. batch .. ':' .. plat, lid)\n"
+    "    redis.call('SADD', '{tc}:cert-platforms:' .. cert, plat)\n"
+    "  end\n"
+    "  local others, plats = 0, {}\n"
+    "  for _, m in ipairs(redis.call('SRANDMEMBER', '{tc}:code:' .. code, 1000)) do\n"
+    "    if m ~= member then\n"
+    "      others = others + 1\n"
+    "      local p = string.match(m, '^(.-)\\t')\n"
+    "      if p ~= plat then plats[p] = true end\n"
+    "    end\n"
+    "  end\n"
+    "  local np = 0\n"
+    "  for _ in pairs(plats) do np = np + 1 end\n"
+    "  out[#out + 1] = others\n"
+    "  out[#out + 1] = np\n"
+    "end\n"
+    "return out\n";
+
 static void key_of(char *out, size_t cap, const char *type, const char *id)
 {
     snprintf(out, cap, "{tc}:%s:%s", type, id);
@@ -770,6 +808,60 @@ store_err store_recall(store *s, const char *caller, uint64_t batch_id, uint32_t
     arg_i64(&a, now);
     e = run_args(s, &a, &r, err, errcap);
     return e ? e : int_reply(r, rev, err, errcap);
+}
+
+store_err store_bind_listings(store *s, const char *platform, store_binding *b, size_t n, char *err,
+                              size_t errcap)
+{
+    const char **argv;
+    size_t *lens, argc = 5 + 4 * n, i, k;
+    char(*nums)[24];
+    redisReply *r;
+    store_err e;
+
+    if (n == 0)
+        return STORE_OK;
+    if (n > STORE_BINDINGS_MAX)
+        return fail(STORE_ERR_ARG, err, errcap, "at most %d bindings per call", STORE_BINDINGS_MAX);
+    argv = malloc(argc * sizeof(*argv));
+    lens = malloc(argc * sizeof(*lens));
+    nums = malloc(n * sizeof(*nums));
+    if (!argv || !lens || !nums) {
+        free(argv);
+        free(lens);
+        free(nums);
+        return fail(STORE_ERR_NOMEM, err, errcap, "out of memory");
+    }
+    argv[0] = "EVAL";
+    argv[1] = lua_bind;
+    argv[2] = "1"; /* one key, so a cluster routes the script to the {tc} slot */
+    argv[3] = K_REV;
+    argv[4] = platform;
+    for (i = 0, k = 5; i < n; i++) {
+        snprintf(nums[i], sizeof(nums[i]), "%" PRIu64, b[i].batch);
+        argv[k++] = b[i].listing_id;
+        argv[k++] = b[i].code;
+        argv[k++] = nums[i];
+        argv[k++] = b[i].cert_number;
+    }
+    for (i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    e = run(s, (int)argc, argv, lens, &r, err, errcap);
+    free(argv);
+    free(lens);
+    free(nums);
+    if (e)
+        return e;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 * n) {
+        freeReplyObject(r);
+        return fail(STORE_ERR_PROTOCOL, err, errcap, "redis: unexpected reply to bind script");
+    }
+    for (i = 0; i < n; i++) {
+        b[i].other_listings = (uint32_t)r->element[2 * i]->integer;
+        b[i].other_platforms = (uint32_t)r->element[2 * i + 1]->integer;
+    }
+    freeReplyObject(r);
+    return STORE_OK;
 }
 
 /* --- applying records to the replica ------------------------------------- */

@@ -110,6 +110,32 @@ store_err store_recall(store *s, const char *caller, uint64_t batch_id, uint32_t
                        uint32_t last, const char *reason, int64_t now, uint64_t *rev, char *err,
                        size_t errcap);
 
+/* --- listings (platforms) ------------------------------------------------ */
+
+/* One listing to bind: the code's batch and certificate come from the
+ * caller's verification of it. */
+typedef struct store_binding {
+    const char *listing_id;
+    const char *code; /* canonical text */
+    uint64_t batch;
+    const char *cert_number;
+    /* out: other listings bound to the same code (any platform), and the
+     * number of distinct other platforms among them */
+    uint32_t other_listings, other_platforms;
+} store_binding;
+
+#define STORE_BINDINGS_MAX 10000
+
+/*
+ * Bind listings of platform to codes, all in one atomic step: re-binding a
+ * listing to the same code changes nothing, to another code moves it. Kept
+ * for delisting: certificate -> platforms, (certificate, platform) ->
+ * listings, (batch, platform) -> listings; and code -> listings for copy
+ * detection.
+ */
+store_err store_bind_listings(store *s, const char *platform, store_binding *b, size_t n, char *err,
+                              size_t errcap);
+
 /* --- replication -------------------------------------------------------- */
 
 /*

@@ -353,6 +353,57 @@ class Service(unittest.TestCase):
                                            metadata=PLATFORM))
         self.assertEqual([x.serial for x in out], list(range(300)))
 
+    # -- listings ------------------------------------------------------------------
+
+    def bind(self, platform, pairs):
+        return self.a.ver.RegisterListings(
+            V.RegisterListingsRequest(bindings=[V.ListingBinding(listing_id=l, code=c)
+                                                for l, c in pairs]),
+            metadata=F.md("platform", platform)).results
+
+    def test_register_listings(self):
+        holder, number, p, batch, codes = self.setup_chain(quantity=10)
+        a, b = unique("shopa"), unique("shopb")
+        r = self.bind(a, [("L1", codes[0]), ("L2", codes[1])])
+        self.assertEqual([(x.listing_id, x.verdict, x.other_listings) for x in r],
+                         [("L1", T.GENUINE, 0), ("L2", T.GENUINE, 0)])
+        # The same code on another platform: the classic copy, counted.
+        r = self.bind(b, [("X9", codes[0])])
+        self.assertEqual((r[0].other_listings, r[0].other_platforms), (1, 1))
+        # Re-binding is idempotent; a URL form is the same code.
+        r = self.bind(a, [("L1", "https://tc.samr.example/c/" + codes[0].lower())])
+        self.assertEqual((r[0].verdict, r[0].other_listings, r[0].other_platforms),
+                         (T.GENUINE, 1, 1))
+        self.assertEqual(self.redis.cli("SCARD", "{tc}:code:" + codes[0]).strip(), "2")
+        # Moving a listing to another code moves its index entries.
+        self.bind(a, [("L2", codes[2])])
+        self.assertEqual(self.redis.cli("SISMEMBER", "{tc}:code:" + codes[1],
+                                        a + "\tL2").strip(), "0")
+        listed = self.redis.cli("SMEMBERS", "{tc}:cert-listings:%s:%s" % (number, a)).split()
+        self.assertEqual(sorted(listed), ["L1", "L2"])
+        self.assertIn(a, self.redis.cli("SMEMBERS", "{tc}:cert-platforms:" + number).split())
+        # A forged or malformed code is answered, not bound.
+        forged = codes[3][:20] + ("A" if codes[3][20] != "A" else "B") + codes[3][21:]
+        r = self.bind(a, [("L3", forged), ("L4", "junk")])
+        self.assertEqual([x.verdict for x in r], [T.FORGED, T.MALFORMED])
+        self.assertIn("wrong length 4", r[1].detail)
+        self.assertEqual(self.redis.cli("EXISTS", "{tc}:listing:%s:L3" % a).strip(), "0")
+        # A revoked certificate's code is bound (delisting needs it) and says so.
+        self.a.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
+            number=number, status=T.REVOKED, reason="x"), metadata=REG)
+        r = self.bind(a, [("L5", codes[4])])
+        self.assertEqual(r[0].verdict, T.CERT_REVOKED)
+        self.assertEqual(self.redis.cli("EXISTS", "{tc}:listing:%s:L5" % a).strip(), "1")
+        # Limits and role.
+        code, msg = self.status_of(self.bind, a, [("x" * 129, codes[0])])
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("bindings[0].listing_id is longer than 128 bytes", msg)
+        code, msg = self.status_of(self.bind, a, [("L%d" % i, codes[0]) for i in range(10001)])
+        self.assertIn("bindings holds 10001 listings; send 1 to 10000", msg)
+        code, _ = self.status_of(self.a.ver.RegisterListings, V.RegisterListingsRequest(
+            bindings=[V.ListingBinding(listing_id="L1", code=codes[0])]), metadata=REG)
+        self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
+
     # -- identity, roles, protocol ------------------------------------------------
 
     def test_roles_and_identity(self):
