@@ -16,6 +16,7 @@
  *   recall BATCH_ID FIRST LAST --reason TEXT
  *   verify [CODE ...] [--file F] [--full] [--listing-category C] [--listing-brand B]
  *          [--listing-model M]      (stdin when no code and no file)
+ *   listings register FILE.csv     (header listing_id,code; - for stdin)
  *
  * Connection: --addr HOST:PORT (TRACECTL_ADDR, default 127.0.0.1:50051) and
  * either --insecure --role R --subject S (TRACECTL_INSECURE, _ROLE,
@@ -68,7 +69,8 @@ static int usage(void)
           "        [--sheet PREFIX] [--base-url URL] [--chunk N]\n"
           "  batch get BATCH_ID | recall BATCH_ID FIRST LAST --reason TEXT\n"
           "  verify [CODE ...] [--file F] [--full] [--listing-category C] [--listing-brand B]\n"
-          "         [--listing-model M]\n",
+          "         [--listing-model M]\n"
+          "  listings register FILE.csv     (header: listing_id,code)\n",
           stderr);
     return 2;
 }
@@ -838,6 +840,129 @@ static int cmd_verify(rpc_client *cl, const opts *o, int argc, char **argv)
     return rc;
 }
 
+/* --- listings ------------------------------------------------------------------ */
+
+#define BIND_CHUNK 1000
+
+typedef struct binder {
+    rpc_client *cl;
+    const opts *o;
+    const char *path;
+    Tracecode__V1__ListingBinding b[BIND_CHUNK], *pb[BIND_CHUNK];
+    unsigned line[BIND_CHUNK];
+    size_t n;
+    unsigned bound, refused, copies;
+} binder;
+
+static int bind_flush(binder *w)
+{
+    Tracecode__V1__RegisterListingsRequest q = TRACECODE__V1__REGISTER_LISTINGS_REQUEST__INIT;
+    Tracecode__V1__RegisterListingsResponse *r;
+    ProtobufCMessage *resp;
+    rpc_result res;
+    size_t i;
+
+    if (!w->n)
+        return 0;
+    q.n_bindings = w->n;
+    q.bindings = w->pb;
+    if (rpc_call_unary(w->cl, "/tracecode.v1.VerifierService/RegisterListings", &q.base,
+                       &tracecode__v1__register_listings_response__descriptor, &resp, &res))
+        return rpc_failed(&res);
+    r = (Tracecode__V1__RegisterListingsResponse *)resp;
+    for (i = 0; i < r->n_results && i < w->n; i++) {
+        const Tracecode__V1__ListingResult *x = r->results[i];
+        int ok = x->verdict != TRACECODE__V1__VERDICT__MALFORMED &&
+                 x->verdict != TRACECODE__V1__VERDICT__FORGED &&
+                 x->verdict != TRACECODE__V1__VERDICT__UNKNOWN_BATCH;
+        w->bound += ok;
+        w->refused += !ok;
+        w->copies += x->other_listings > 0;
+        if (w->o->json) {
+            printf("{\"line\":%u,\"listing_id\":", w->line[i]);
+            jstr(x->listing_id);
+            printf(",\"verdict\":\"%s\",\"bound\":%s,\"other_listings\":%u,"
+                   "\"other_platforms\":%u,\"detail\":",
+                   verdict_name(x->verdict), ok ? "true" : "false", x->other_listings,
+                   x->other_platforms);
+            jstr(x->detail);
+            printf("}\n");
+        } else if (!ok || x->verdict != TRACECODE__V1__VERDICT__GENUINE || x->other_listings) {
+            printf("%s line %u: listing %s: %s%s%s", w->path, w->line[i], x->listing_id,
+                   verdict_name(x->verdict), x->detail[0] ? " - " : "", x->detail);
+            if (x->other_listings)
+                printf(" (code also on %u other listing(s), %u other platform(s))",
+                       x->other_listings, x->other_platforms);
+            printf("%s\n", ok ? "" : "; not bound");
+        }
+    }
+    rpc_msg_free(resp);
+    for (i = 0; i < w->n; i++) {
+        free(w->b[i].listing_id);
+        free(w->b[i].code);
+    }
+    w->n = 0;
+    return 0;
+}
+
+static int cmd_listings(rpc_client *cl, const opts *o, int argc, char **argv)
+{
+    binder *w;
+    FILE *in;
+    char buf[CSV_LINE_MAX], *f[CSV_FIELDS_MAX];
+    unsigned line = 0;
+    int rc = 0, n;
+
+    if (argc != 2 || strcmp(argv[0], "register") != 0)
+        return usage();
+    in = strcmp(argv[1], "-") == 0 ? stdin : fopen(argv[1], "r");
+    if (!in)
+        return fail("cannot open '%s': %s", argv[1], strerror(errno));
+    w = calloc(1, sizeof(*w));
+    if (!w)
+        return fail("out of memory");
+    w->cl = cl;
+    w->o = o;
+    w->path = argv[1];
+    while (!rc && fgets(buf, sizeof(buf), in)) {
+        line++;
+        buf[strcspn(buf, "\r\n")] = '\0';
+        if (line == 1) {
+            n = csv_fields(buf, f, CSV_FIELDS_MAX);
+            if (n < 2 || strcmp(f[0], "listing_id") != 0 || strcmp(f[1], "code") != 0)
+                rc = fail("%s line 1: want the header 'listing_id,code'", argv[1]);
+            continue;
+        }
+        if (!buf[0])
+            continue;
+        n = csv_fields(buf, f, CSV_FIELDS_MAX);
+        if (n < 2 || !f[0][0] || !f[1][0]) {
+            fprintf(stderr, "tracectl: %s line %u: want listing_id,code; row skipped\n", argv[1],
+                    line);
+            w->refused++;
+            continue;
+        }
+        tracecode__v1__listing_binding__init(&w->b[w->n]);
+        w->b[w->n].listing_id = strdup(f[0]);
+        w->b[w->n].code = strdup(f[1]);
+        w->pb[w->n] = &w->b[w->n];
+        w->line[w->n++] = line;
+        if (w->n == BIND_CHUNK)
+            rc = bind_flush(w);
+    }
+    if (!rc)
+        rc = bind_flush(w);
+    if (in != stdin)
+        fclose(in);
+    if (!rc && !o->json)
+        printf("bound %u listings; %u not bound; %u share their code with other listings\n",
+               w->bound, w->refused, w->copies);
+    if (!rc && w->refused)
+        rc = 1;
+    free(w);
+    return rc;
+}
+
 /* --- main ---------------------------------------------------------------------- */
 
 static const char *env(const char *name)
@@ -1064,7 +1189,8 @@ int main(int argc, char **argv)
                 {"issue", cmd_issue},
                 {"batch", cmd_batch},
                 {"recall", cmd_recall},
-                {"verify", cmd_verify}};
+                {"verify", cmd_verify},
+                {"listings", cmd_listings}};
     char err[512];
     rpc_client *cl;
     opts o;

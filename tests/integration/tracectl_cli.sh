@@ -106,6 +106,22 @@ check "cert status" 0 $ctl $reg cert status CERT-1 revoked --reason "fire risk"
 check "revoked code" 1 $ctl $plat verify "$(sed -n 20p "$dir/codes.txt")"
 has "revoked" "$dir/out" "CERT_REVOKED.*fire risk"
 
+# A platform binds its listings from CSV; problems carry line numbers.
+{
+    echo "listing_id,code"
+    echo "L-1,$(sed -n 30p "$dir/codes.txt")"
+    echo "L-2,NOT-A-CODE"
+    echo "L-3"
+    echo "L-4,$(sed -n 31p "$dir/codes.txt")"
+} > "$dir/listings.csv"
+check "listings register" 1 $ctl $plat listings register "$dir/listings.csv"
+has "listings summary" "$dir/out" "bound 2 listings; 2 not bound"
+has "bad code line" "$dir/out" "listings.csv line 3: listing L-2: MALFORMED"
+has "short row line" "$dir/err" "listings.csv line 4: want listing_id,code"
+printf 'listing_id,code\nB-1,%s\n' "$(sed -n 30p "$dir/codes.txt")" > "$dir/copy.csv"
+check "a copy on another platform" 0 $ctl --role platform --subject shop-b listings register "$dir/copy.csv"
+has "copy counted" "$dir/out" "code also on 1 other listing(s), 1 other platform(s)"
+
 check "wrong role" 1 $ctl $plat cert get CERT-1
 has "role said" "$dir/err" "PERMISSION_DENIED: role platform may not call tracecode.v1.RegistryService"
 check "no identity" 2 $ctl manufacturer put X Y
