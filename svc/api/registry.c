@@ -127,7 +127,7 @@ static svc_code put_cert(svc_ctx *c, const Certificate *m, uint64_t *rev, svc_st
 
     if (!cert_in(c, m, &f, st))
         return st->code;
-    e = store_put_cert(c->svc->store, &f, rev, err, sizeof(err));
+    e = store_put_cert(c->svc->store, &f, rev, NULL, err, sizeof(err));
     return e ? svc_store_fail(st, e, err) : SVC_OK;
 }
 
@@ -146,6 +146,7 @@ svc_code api_set_certificate_status(svc_ctx *c, const void *req, void *resp, svc
     const Tracecode__V1__SetCertificateStatusRequest *q = req;
     Tracecode__V1__SetCertificateStatusResponse *out = resp;
     char err[STORE_ERR_MAX];
+    uint32_t notices = 0;
     uint64_t rev;
     store_err e;
 
@@ -158,7 +159,7 @@ svc_code api_set_certificate_status(svc_ctx *c, const void *req, void *resp, svc
                         "status must be VALID, SUSPENDED, REVOKED or EXPIRED, not %d",
                         (int)q->status);
     e = store_set_cert_status(c->svc->store, q->number, (int)q->status, q->reason, svc_now_unix(),
-                              &rev, err, sizeof(err));
+                              &rev, &notices, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
     if (svc_settle(c, rev, st))
@@ -167,7 +168,7 @@ svc_code api_set_certificate_status(svc_ctx *c, const void *req, void *resp, svc
     if (!out->certificate)
         return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "response exceeds the call's memory bound");
     tracecode__v1__certificate__init(out->certificate);
-    out->notices = 0; /* delisting notices arrive with the delisting capability */
+    out->notices = notices;
     return cert_out(c, rep_cert_find(c->svc->replica, q->number), out->certificate, st);
 }
 

@@ -354,12 +354,18 @@ static store_err int_reply(redisReply *r, uint64_t *v, char *err, size_t cap)
 
 /*
  * Write a record's fields and log its full new contents on the stream.
+ * For a certificate whose status goes to SUSPENDED or REVOKED, or back to
+ * VALID from one of them, also write one delisting notice per platform
+ * with listings under it (at most STORE_NOTICE_LISTINGS ids a notice) on
+ * that platform's notice stream - in the same atomic step as the change.
  * KEYS: record, rev, stream. ARGV: type, id, maxlen, must_exist, f1, v1, ...
+ * Returns {revision, notices}.
  */
 static const char lua_put[] =
     "if ARGV[4] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then\n"
     "  return redis.error_reply('NOTFOUND ' .. ARGV[1] .. ' ' .. ARGV[2] .. ' does not exist')\n"
     "end\n"
+    "local before = redis.call('HGET', KEYS[1], 'status')\n"
     "local rev = redis.call('INCR', KEYS[2])\n"
     "local kv = {}\n"
     "for i = 5, #ARGV do kv[#kv + 1] = ARGV[i] end\n"
@@ -367,7 +373,47 @@ static const char lua_put[] =
     "local all = redis.call('HGETALL', KEYS[1])\n"
     "redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'type', ARGV[1], 'id', ARGV[2],\n"
     "           unpack(all))\n"
-    "return rev\n";
+    "local notices = 0\n"
+    "if ARGV[1] == 'cert' then\n"
+    "  local after = redis.call('HGET', KEYS[1], 'status')\n"
+    "  local down = after == '2' or after == '3'\n"
+    "  local back = after == '1' and (before == '2' or before == '3')\n"
+    "  if after ~= before and (down or back) then\n"
+    "    local cert = ARGV[2]\n"
+    "    local reason = redis.call('HGET', KEYS[1], 'reason') or ''\n"
+    "    local when = redis.call('HGET', KEYS[1], 'updated') or '0'\n"
+    "    for _, plat in ipairs(redis.call('SMEMBERS', '{tc}:cert-platforms:' .. cert)) do\n"
+    "      local ids = redis.call('SMEMBERS', '{tc}:cert-listings:' .. cert .. ':' .. plat)\n"
+    "      table.sort(ids)\n"
+    "      for i = 1, #ids, " STORE_NOTICE_LISTINGS_STR " do\n"
+    "        local last = math.min(i + " STORE_NOTICE_LISTINGS_STR " - 1, #ids)\n"
+    "        redis.call('XADD', '{tc}:notices:' .. plat, 'MAXLEN', '~', ARGV[3], '*',\n"
+    "          'platform', plat, 'cert', cert, 'batch', '0', 'status', after,\n"
+    "          'reason', reason, 'effective', when, 'rev', rev,\n"
+    "          'listings', table.concat(ids, '\\n', i, last))\n"
+    "        notices = notices + 1\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return {rev, notices}\n";
+
+/* {revision, notices} from lua_put. */
+static store_err put_reply(redisReply *r, uint64_t *rev, uint32_t *notices, char *err, size_t cap)
+{
+    store_err e = STORE_OK;
+
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_INTEGER) {
+        *rev = (uint64_t)r->element[0]->integer;
+        if (notices)
+            *notices = (uint32_t)r->element[1]->integer;
+    } else {
+        e = fail(STORE_ERR_PROTOCOL, err, cap, "redis: want {revision, notices}");
+    }
+    freeReplyObject(r);
+    return e;
+}
 
 /* KEYS: product, cert, mfr, rev, stream.
  * ARGV: maxlen, product_id, caller, cert, category, brand, model, gtin, now */
@@ -521,7 +567,7 @@ store_err store_put_mfr(store *s, const char *credit_code, const char *name, int
     arg(&a, "status");
     arg_i64(&a, status);
     e = run_args(s, &a, &r, err, errcap);
-    return e ? e : int_reply(r, rev, err, errcap);
+    return e ? e : put_reply(r, rev, NULL, err, errcap);
 }
 
 static void join_cats(const rep_cert_fields *f, char *out, size_t cap)
@@ -537,8 +583,8 @@ static void join_cats(const rep_cert_fields *f, char *out, size_t cap)
     }
 }
 
-store_err store_put_cert(store *s, const rep_cert_fields *f, uint64_t *rev, char *err,
-                         size_t errcap)
+store_err store_put_cert(store *s, const rep_cert_fields *f, uint64_t *rev, uint32_t *notices,
+                         char *err, size_t errcap)
 {
     char key[128], cats[REP_CATEGORIES_MAX * (REP_CATEGORY_MAX + 1) + 1];
     args a;
@@ -570,11 +616,12 @@ store_err store_put_cert(store *s, const rep_cert_fields *f, uint64_t *rev, char
     arg(&a, "updated");
     arg_i64(&a, f->updated);
     e = run_args(s, &a, &r, err, errcap);
-    return e ? e : int_reply(r, rev, err, errcap);
+    return e ? e : put_reply(r, rev, notices, err, errcap);
 }
 
 store_err store_set_cert_status(store *s, const char *number, int status, const char *reason,
-                                int64_t now, uint64_t *rev, char *err, size_t errcap)
+                                int64_t now, uint64_t *rev, uint32_t *notices, char *err,
+                                size_t errcap)
 {
     char key[128];
     args a;
@@ -597,7 +644,7 @@ store_err store_set_cert_status(store *s, const char *number, int status, const 
     arg(&a, "updated");
     arg_i64(&a, now);
     e = run_args(s, &a, &r, err, errcap);
-    return e ? e : int_reply(r, rev, err, errcap);
+    return e ? e : put_reply(r, rev, notices, err, errcap);
 }
 
 static store_err incr(store *s, const char *key, uint64_t *v, char *err, size_t errcap)

@@ -39,6 +39,8 @@ const char *store_strerror(store_err err);
 
 #define STORE_ERR_MAX 256
 #define STORE_STREAM_MAXLEN 1000000 /* change stream entries kept (approximate) */
+#define STORE_NOTICE_LISTINGS 10000 /* listing ids in one delisting notice */
+#define STORE_NOTICE_LISTINGS_STR "10000"
 
 typedef struct store store;
 
@@ -55,11 +57,19 @@ store_err store_ping(store *s, char *err, size_t errcap);
 
 store_err store_put_mfr(store *s, const char *credit_code, const char *name, int status,
                         uint64_t *rev, char *err, size_t errcap);
-store_err store_put_cert(store *s, const rep_cert_fields *f, uint64_t *rev, char *err,
-                         size_t errcap);
+/*
+ * Certificate writes. When the status goes to SUSPENDED or REVOKED, or back
+ * to VALID from one of them, the same atomic step writes one delisting
+ * notice per platform with listings under the certificate onto
+ * {tc}:notices:<platform> (listing ids split at STORE_NOTICE_LISTINGS a
+ * notice); *notices (may be NULL) receives how many.
+ */
+store_err store_put_cert(store *s, const rep_cert_fields *f, uint64_t *rev, uint32_t *notices,
+                         char *err, size_t errcap);
 /* Status change of an existing certificate (STORE_ERR_NOTFOUND if none). */
 store_err store_set_cert_status(store *s, const char *number, int status, const char *reason,
-                                int64_t now, uint64_t *rev, char *err, size_t errcap);
+                                int64_t now, uint64_t *rev, uint32_t *notices, char *err,
+                                size_t errcap);
 
 typedef struct store_product_req {
     const char *caller; /* manufacturer credit code */

@@ -404,6 +404,43 @@ class Service(unittest.TestCase):
             bindings=[V.ListingBinding(listing_id="L1", code=codes[0])]), metadata=REG)
         self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
 
+    def test_delisting_notices(self):
+        holder, number, p, batch, codes = self.setup_chain(quantity=10)
+        a, b = unique("shopa"), unique("shopb")
+        self.bind(a, [("A1", codes[0]), ("A2", codes[1])])
+        self.bind(b, [("B1", codes[2])])
+        r = self.a.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
+            number=number, status=T.REVOKED, reason="fire risk"), metadata=REG)
+        self.assertEqual(r.notices, 2)  # one per platform, written with the change
+        ids = self.redis.cli("--raw", "XREVRANGE", "{tc}:notices:" + a, "+", "-", "COUNT", "1")
+        self.assertIn("A1\nA2", ids)
+        self.assertIn("fire risk", ids)
+        self.assertNotIn("B1", ids)  # a platform sees only its own listings
+        self.assertIn("B1", self.redis.cli("--raw", "XRANGE", "{tc}:notices:" + b, "-", "+"))
+        # Revoked again: no change, no notice. Restored: a notice again.
+        r = self.a.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
+            number=number, status=T.REVOKED, reason="still"), metadata=REG)
+        self.assertEqual(r.notices, 0)
+        r = self.a.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
+            number=number, status=T.VALID, reason="re-inspected"), metadata=REG)
+        self.assertEqual(r.notices, 2)
+        self.assertEqual(self.redis.cli("XLEN", "{tc}:notices:" + a).strip(), "2")
+
+    def test_notices_split_at_10000(self):
+        holder = self.maker()
+        number = self.cert(holder)
+        prod = self.product(holder, number)
+        _, codes = self.issue(holder, prod.product_id, quantity=10001, chunk=10001)
+        shop = unique("shopbig")
+        self.bind(shop, [("L%05d" % i, c) for i, c in enumerate(codes[:10000])])
+        self.bind(shop, [("L10000", codes[10000])])
+        r = self.a.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
+            number=number, status=T.SUSPENDED, reason="audit"), metadata=REG)
+        self.assertEqual(r.notices, 2)
+        lens = self.redis.cli("--raw", "XRANGE", "{tc}:notices:" + shop, "-", "+")
+        self.assertEqual(lens.count("L0"), 10000)  # L00000..L09999 in the first notice
+        self.assertEqual(lens.count("L10000"), 1)
+
     # -- identity, roles, protocol ------------------------------------------------
 
     def test_roles_and_identity(self):

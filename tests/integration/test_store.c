@@ -62,7 +62,7 @@ static void seed(fx *f)
     assert_int_equal(
         store_put_mfr(f->s, OTHER, "Other Co", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
         STORE_OK);
-    assert_int_equal(store_put_cert(f->s, &c, &rev, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_put_cert(f->s, &c, &rev, NULL, f->err, sizeof(f->err)), STORE_OK);
     assert_int_equal(rev, 3);
 }
 
@@ -91,16 +91,16 @@ static void test_write_rules(void **state)
     assert_string_equal(f->err, "certificate NOPE is not registered");
 
     assert_int_equal(store_set_cert_status(f->s, CERT, REP_CERT_SUSPENDED, "inspection", 5, &rev,
-                                           f->err, sizeof(f->err)),
+                                           NULL, f->err, sizeof(f->err)),
                      STORE_OK);
     assert_int_equal(product(f, MAKER, CERT, "0704", pid), STORE_ERR_PRECONDITION);
     assert_string_equal(f->err, "certificate " CERT " is suspended");
-    assert_int_equal(
-        store_set_cert_status(f->s, "NOPE", REP_CERT_VALID, "", 5, &rev, f->err, sizeof(f->err)),
-        STORE_ERR_NOTFOUND);
-    assert_int_equal(
-        store_set_cert_status(f->s, CERT, REP_CERT_VALID, "", 6, &rev, f->err, sizeof(f->err)),
-        STORE_OK);
+    assert_int_equal(store_set_cert_status(f->s, "NOPE", REP_CERT_VALID, "", 5, &rev, NULL, f->err,
+                                           sizeof(f->err)),
+                     STORE_ERR_NOTFOUND);
+    assert_int_equal(store_set_cert_status(f->s, CERT, REP_CERT_VALID, "", 6, &rev, NULL, f->err,
+                                           sizeof(f->err)),
+                     STORE_OK);
     assert_int_equal(
         store_put_mfr(f->s, MAKER, "Acme Power", REP_MFR_SUSPENDED, &rev, f->err, sizeof(f->err)),
         STORE_OK);
@@ -240,8 +240,8 @@ static void test_snapshot_and_tail(void **state)
     /* ...and then follows the change stream. */
     t = store_tail_new(f->redis.url, r, base, id, rev);
     assert_non_null(t);
-    assert_int_equal(store_set_cert_status(f->s, CERT, REP_CERT_REVOKED, "fire", 7, &rev, f->err,
-                                           sizeof(f->err)),
+    assert_int_equal(store_set_cert_status(f->s, CERT, REP_CERT_REVOKED, "fire", 7, &rev, NULL,
+                                           f->err, sizeof(f->err)),
                      STORE_OK);
     assert_true(pump(base, cert_is, &w));
     assert_string_equal(atomic_load(&rep_cert_find(r, CERT)->v)->reason, "fire");
@@ -267,8 +267,8 @@ static void test_snapshot_and_tail(void **state)
     /* Back again (AOF kept everything): the tail reconnects, catches up. */
     assert_int_equal(rf_start(&f->redis), 0);
     w.want = REP_CERT_VALID;
-    assert_int_equal(store_set_cert_status(f->s, CERT, REP_CERT_VALID, "restored", 8, &rev, f->err,
-                                           sizeof(f->err)),
+    assert_int_equal(store_set_cert_status(f->s, CERT, REP_CERT_VALID, "restored", 8, &rev, NULL,
+                                           f->err, sizeof(f->err)),
                      STORE_OK);
     assert_true(pump(base, cert_is, &w));
     assert_true(store_tail_connected(t));
