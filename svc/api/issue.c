@@ -270,6 +270,7 @@ svc_code api_recall_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
     Tracecode__V1__RecallBatchResponse *out = resp;
     char err[STORE_ERR_MAX];
     uint64_t rev, fresh;
+    uint32_t notices = 0;
     store_err e;
 
     if (q->batch_id == 0)
@@ -281,12 +282,12 @@ svc_code api_recall_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
         return st->code;
     fresh = not_yet_recalled(c, q->batch_id, q->first_serial, q->last_serial);
     e = store_recall(c->svc->store, c->subject, q->batch_id, q->first_serial, q->last_serial,
-                     q->reason, svc_now_unix(), &rev, err, sizeof(err));
+                     q->reason, svc_now_unix(), &rev, &notices, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
     if (svc_settle(c, rev, st))
         return st->code;
     out->affected = fresh;
-    out->notices = 0; /* delisting notices arrive with the delisting capability */
+    out->notices = notices;
     return SVC_OK;
 }

@@ -83,6 +83,7 @@ svc_code api_register_listings(svc_ctx *c, const void *req, void *resp, svc_stat
             /* Certificate records are never freed: the number outlives
              * the read section. */
             bind[nb].cert_number = v.batch->cert->number;
+            bind[nb].serial = v.serial;
             slot[nb++] = i;
         }
     }

@@ -477,9 +477,11 @@ static const char lua_batch[] =
     "return {1, tonumber(ARGV[2]), rev}\n";
 
 /* KEYS: batch, recalls, rev, stream.
- * ARGV: maxlen, batch_id, caller, first, last, reason, now */
+ * ARGV: maxlen, batch_id, caller, first, last, reason, now
+ * Also writes, in the same step, one notice per platform whose listings
+ * carry recalled serials of the batch. Returns {revision, notices}. */
 static const char lua_recall[] =
-    "local b = redis.call('HMGET', KEYS[1], 'issuer', 'quantity')\n"
+    "local b = redis.call('HMGET', KEYS[1], 'issuer', 'quantity', 'cert')\n"
     "if not b[1] then return redis.error_reply('NOTFOUND batch ' .. ARGV[2] ..\n"
     "  ' does not exist') end\n"
     "if b[1] ~= ARGV[3] then return redis.error_reply('DENIED batch ' .. ARGV[2] ..\n"
@@ -490,16 +492,36 @@ static const char lua_recall[] =
     "redis.call('RPUSH', KEYS[2], ARGV[4] .. ' ' .. ARGV[5] .. ' ' .. ARGV[6])\n"
     "redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'type', 'recall', 'id', ARGV[2],\n"
     "  'rev', rev, 'first', ARGV[4], 'last', ARGV[5], 'reason', ARGV[6])\n"
-    "return rev\n";
+    "local first, last, notices = tonumber(ARGV[4]), tonumber(ARGV[5]), 0\n"
+    "local status = redis.call('HGET', '{tc}:cert:' .. b[3], 'status') or '0'\n"
+    "for _, plat in ipairs(redis.call('SMEMBERS', '{tc}:cert-platforms:' .. b[3])) do\n"
+    "  local hit = {}\n"
+    "  for _, lid in ipairs(redis.call('SMEMBERS', '{tc}:batch-listings:' .. ARGV[2] .. ':' ..\n"
+    "      plat)) do\n"
+    "    local sn = tonumber(redis.call('HGET', '{tc}:listing:' .. plat .. ':' .. lid, 'serial'))\n"
+    "    if sn and sn >= first and sn <= last then hit[#hit + 1] = lid end\n"
+    "  end\n"
+    "  table.sort(hit)\n"
+    "  for i = 1, #hit, " STORE_NOTICE_LISTINGS_STR " do\n"
+    "    local e = math.min(i + " STORE_NOTICE_LISTINGS_STR " - 1, #hit)\n"
+    "    redis.call('XADD', '{tc}:notices:' .. plat, 'MAXLEN', '~', ARGV[1], '*',\n"
+    "      'platform', plat, 'cert', b[3], 'batch', ARGV[2], 'status', status,\n"
+    "      'reason', ARGV[6], 'effective', ARGV[7], 'rev', rev,\n"
+    "      'listings', table.concat(hit, '\\n', i, e))\n"
+    "    notices = notices + 1\n"
+    "  end\n"
+    "end\n"
+    "return {rev, notices}\n";
 
 /* KEYS: {tc}:rev (only for routing; every key is under {tc}).
- * ARGV: platform, then per binding: listing_id, code, batch, cert.
+ * ARGV: platform, then per binding: listing_id, code, batch, cert, serial.
  * Returns per binding {other_listings, other_platforms}. */
 static const char lua_bind[] =
     "local plat = ARGV[1]\n"
     "local out = {}\n"
-    "for i = 2, #ARGV, 4 do\n"
-    "  local lid, code, batch, cert = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]\n"
+    "for i = 2, #ARGV, 5 do\n"
+    "  local lid, code, batch, cert, serial = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],\n"
+    "    ARGV[i + 4]\n"
     "  local lk = '{tc}:listing:' .. plat .. ':' .. lid\n"
     "  local member = plat .. '\\t' .. lid\n"
     "  local old = redis.call('HMGET', lk, 'code', 'batch', 'cert')\n"
@@ -509,7 +531,7 @@ static const char lua_bind[] =
     "    redis.call('SREM', '{tc}:batch-listings:' .. old[2] .. ':' .. plat, lid)\n"
     "  end\n"
     "  if old[1] ~= code then\n"
-    "    redis.call('HSET', lk, 'code', code, 'batch', batch, 'cert', cert)\n"
+    "    redis.call('HSET', lk, 'code', code, 'batch', batch, 'cert', cert, 'serial', serial)\n"
     "    redis.call('SADD', '{tc}:code:' .. code, member)\n"
     "    redis.call('SADD', '{tc}:cert-listings:' .. cert .. ':' .. plat, lid)\n"
     "    redis.call('SADD', '{tc}:batch-listings:' .. batch .. ':' .. plat, lid)\n"
@@ -827,8 +849,8 @@ store_err store_get_batch(store *s, uint64_t id, store_batch *b, char *err, size
 }
 
 store_err store_recall(store *s, const char *caller, uint64_t batch_id, uint32_t first,
-                       uint32_t last, const char *reason, int64_t now, uint64_t *rev, char *err,
-                       size_t errcap)
+                       uint32_t last, const char *reason, int64_t now, uint64_t *rev,
+                       uint32_t *notices, char *err, size_t errcap)
 {
     char kb[64], kr[64], id[24];
     args a;
@@ -854,15 +876,15 @@ store_err store_recall(store *s, const char *caller, uint64_t batch_id, uint32_t
     arg(&a, reason);
     arg_i64(&a, now);
     e = run_args(s, &a, &r, err, errcap);
-    return e ? e : int_reply(r, rev, err, errcap);
+    return e ? e : put_reply(r, rev, notices, err, errcap);
 }
 
 store_err store_bind_listings(store *s, const char *platform, store_binding *b, size_t n, char *err,
                               size_t errcap)
 {
     const char **argv;
-    size_t *lens, argc = 5 + 4 * n, i, k;
-    char(*nums)[24];
+    size_t *lens, argc = 5 + 5 * n, i, k;
+    char(*nums)[2][24];
     redisReply *r;
     store_err e;
 
@@ -885,11 +907,13 @@ store_err store_bind_listings(store *s, const char *platform, store_binding *b, 
     argv[3] = K_REV;
     argv[4] = platform;
     for (i = 0, k = 5; i < n; i++) {
-        snprintf(nums[i], sizeof(nums[i]), "%" PRIu64, b[i].batch);
+        snprintf(nums[i][0], sizeof(nums[i][0]), "%" PRIu64, b[i].batch);
+        snprintf(nums[i][1], sizeof(nums[i][1]), "%" PRIu32, b[i].serial);
         argv[k++] = b[i].listing_id;
         argv[k++] = b[i].code;
-        argv[k++] = nums[i];
+        argv[k++] = nums[i][0];
         argv[k++] = b[i].cert_number;
+        argv[k++] = nums[i][1];
     }
     for (i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);

@@ -115,10 +115,12 @@ store_err store_create_batch(store *s, store_batch *b, int *existing, uint64_t *
                              size_t errcap);
 store_err store_get_batch(store *s, uint64_t id, store_batch *b, char *err, size_t errcap);
 
-/* Recall serials first..last of the caller's batch. */
+/* Recall serials first..last of the caller's batch; in the same step one
+ * delisting notice per platform whose listings carry recalled serials
+ * (*notices, may be NULL, receives how many). */
 store_err store_recall(store *s, const char *caller, uint64_t batch_id, uint32_t first,
-                       uint32_t last, const char *reason, int64_t now, uint64_t *rev, char *err,
-                       size_t errcap);
+                       uint32_t last, const char *reason, int64_t now, uint64_t *rev,
+                       uint32_t *notices, char *err, size_t errcap);
 
 /* --- listings (platforms) ------------------------------------------------ */
 
@@ -129,6 +131,7 @@ typedef struct store_binding {
     const char *code; /* canonical text */
     uint64_t batch;
     const char *cert_number;
+    uint32_t serial;
     /* out: other listings bound to the same code (any platform), and the
      * number of distinct other platforms among them */
     uint32_t other_listings, other_platforms;

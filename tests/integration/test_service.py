@@ -426,6 +426,22 @@ class Service(unittest.TestCase):
         self.assertEqual(r.notices, 2)
         self.assertEqual(self.redis.cli("XLEN", "{tc}:notices:" + a).strip(), "2")
 
+    def test_recall_notices(self):
+        holder, number, p, batch, codes = self.setup_chain(quantity=10)
+        a, b = unique("shopa"), unique("shopb")
+        self.bind(a, [("A%d" % i, codes[i]) for i in range(5)])
+        self.bind(b, [("B7", codes[7])])
+        r = self.a.iss.RecallBatch(I.RecallBatchRequest(
+            batch_id=batch.batch_id, first_serial=1, last_serial=3, reason="swelling"),
+            metadata=F.md("manufacturer", holder))
+        self.assertEqual((r.affected, r.notices), (3, 1))
+        note = self.redis.cli("--raw", "XRANGE", "{tc}:notices:" + a, "-", "+")
+        self.assertIn("A1\nA2\nA3", note)
+        self.assertNotIn("A0", note)
+        self.assertNotIn("A4", note)
+        self.assertIn("swelling", note)
+        self.assertEqual(self.redis.cli("XLEN", "{tc}:notices:" + b).strip(), "0")
+
     def test_notices_split_at_10000(self):
         holder = self.maker()
         number = self.cert(holder)

@@ -162,14 +162,16 @@ static void test_batches(void **state)
     assert_int_equal(store_get_batch(f->s, 99, &got, f->err, sizeof(f->err)), STORE_ERR_NOTFOUND);
 
     assert_int_equal(
-        store_recall(f->s, MAKER, 1, 10, 19, "swelling", 5, &rev, f->err, sizeof(f->err)),
+        store_recall(f->s, MAKER, 1, 10, 19, "swelling", 5, &rev, NULL, f->err, sizeof(f->err)),
         STORE_OK);
-    assert_int_equal(store_recall(f->s, OTHER, 1, 10, 19, "x", 5, &rev, f->err, sizeof(f->err)),
-                     STORE_ERR_DENIED);
-    assert_int_equal(store_recall(f->s, MAKER, 1, 10, 1000, "x", 5, &rev, f->err, sizeof(f->err)),
-                     STORE_ERR_ARG);
+    assert_int_equal(
+        store_recall(f->s, OTHER, 1, 10, 19, "x", 5, &rev, NULL, f->err, sizeof(f->err)),
+        STORE_ERR_DENIED);
+    assert_int_equal(
+        store_recall(f->s, MAKER, 1, 10, 1000, "x", 5, &rev, NULL, f->err, sizeof(f->err)),
+        STORE_ERR_ARG);
     assert_string_equal(f->err, "last_serial 1000 is beyond the batch quantity 1000");
-    assert_int_equal(store_recall(f->s, MAKER, 7, 1, 2, "x", 5, &rev, f->err, sizeof(f->err)),
+    assert_int_equal(store_recall(f->s, MAKER, 7, 1, 2, "x", 5, &rev, NULL, f->err, sizeof(f->err)),
                      STORE_ERR_NOTFOUND);
 }
 
@@ -223,7 +225,7 @@ static void test_snapshot_and_tail(void **state)
     assert_int_equal(product(f, MAKER, CERT, "0704", pid), STORE_OK);
     make_batch(f, MAKER, pid, "", &b, &existing);
     assert_int_equal(
-        store_recall(f->s, MAKER, b.id, 3, 4, "swelling", 5, &rev, f->err, sizeof(f->err)),
+        store_recall(f->s, MAKER, b.id, 3, 4, "swelling", 5, &rev, NULL, f->err, sizeof(f->err)),
         STORE_OK);
 
     /* A node starting now loads everything... */
