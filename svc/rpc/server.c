@@ -408,6 +408,8 @@ static int64_t deadline_ms(gpr_timespec d)
 
 /* --- the call state machine --------------------------------------------- */
 
+static void stream_continue(slot *s);
+
 static void begin_call(slot *s)
 {
     svc_status st = {SVC_OK, ""};
@@ -458,22 +460,8 @@ static void begin_call(slot *s)
         req = decode(s, s->payload, &st);
         if (!req || s->m->open(&s->ctx, req, &s->hstate, &st) != SVC_OK)
             goto fail;
-        s->phase = P_SENDING;
-        s->main_busy = 0;
-        /* fall into the first message */
-        {
-            svc_status st2 = {SVC_OK, ""};
-            arena_reset(&s->msg_mem);
-            s->ctx.arena = &s->msg_mem;
-            resp = new_response(s, &s->msg_mem);
-            if (!resp || s->m->next(&s->ctx, s->hstate, resp, &s->stream_done, &st2) != SVC_OK) {
-                if (!resp)
-                    svc_fail(&st2, SVC_RESOURCE_EXHAUSTED, "out of call memory");
-                st = st2;
-                goto fail;
-            }
-            send_message(s, encode(s, resp));
-        }
+        s->ctx.arena = &s->msg_mem; /* what next() allocates lives until it is sent */
+        stream_continue(s);
         return;
     case RPC_CLIENT_STREAM:
     case RPC_BIDI:

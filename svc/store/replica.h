@@ -126,7 +126,7 @@ typedef struct rep_recalls {
     rep_range r[];
 } rep_recalls;
 
-/* 56 bytes, allocated from slabs: 10 M batches take ~0.6 GB with the index. */
+/* 56 bytes, from the record pool: 10 M batches take ~0.6 GB with the index. */
 typedef struct rep_batch {
     uint64_t id;
     rep_cert *cert; /* the product's, copied so that verify skips the product */
