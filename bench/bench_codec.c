@@ -12,6 +12,9 @@
  *   hmac_oneshot        what a naive verifier pays: OpenSSL HMAC() per code
  *   evp_mac_reuse       EVP_MAC context re-initialised per code (no re-key)
  *   ed25519_verify      SIG-profile decode + Ed25519 verify
+ *   ed25519_evp_key_builds, ed25519_prepared_key_verify
+ *                       where that time goes: OpenSSL's key object per call,
+ *                       and a verify with a key object built once
  *   qr_svg / qr_png     one label's QR rendered
  *   sheet_svg           A4 sheets of 24 labels, reported per label
  *
@@ -284,6 +287,47 @@ static uint64_t run_ed25519(void *p, uint64_t iters)
     return ok;
 }
 
+/* Where Ed25519's time goes: building OpenSSL's key object from raw bytes
+ * (what codec_ed25519_verify does per call), and a verify with a key
+ * object built once. */
+static uint64_t run_ed25519_key(void *p, uint64_t iters)
+{
+    fixture *fx = p;
+    uint64_t ok = 0, i;
+
+    for (i = 0; i < iters; i++) {
+        EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, fx->pub, 32);
+        ok += k != NULL;
+        EVP_PKEY_free(k);
+    }
+    return ok;
+}
+
+static uint64_t run_ed25519_prepared(void *p, uint64_t iters)
+{
+    fixture *fx = p;
+    EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, fx->pub, 32);
+    uint64_t ok = 0, i;
+
+    for (i = 0; i < iters; i++) {
+        codec_code c;
+        uint8_t msg[CODEC_DOMAIN_LEN + CODEC_BODY_BYTES];
+        EVP_MD_CTX *m = EVP_MD_CTX_new();
+        if (codec_parse(fx->sig_text[i % 64], CODEC_SIG_TEXT_LEN, &c, NULL) == CODEC_OK) {
+            memcpy(msg, CODEC_DOMAIN, CODEC_DOMAIN_LEN);
+            memcpy(msg + CODEC_DOMAIN_LEN, c.bin, CODEC_BODY_BYTES);
+            ok += EVP_DigestVerifyInit(m, NULL, NULL, NULL, k) == 1 &&
+                  EVP_DigestVerify(m, c.bin + CODEC_BODY_BYTES, CODEC_SIG_BYTES, msg,
+                                   sizeof(msg)) == 1;
+        }
+        EVP_MD_CTX_free(m);
+    }
+    EVP_PKEY_free(k);
+    if (ok != iters)
+        abort();
+    return ok;
+}
+
 static uint64_t run_qr_svg(void *p, uint64_t iters)
 {
     fixture *fx = p;
@@ -394,8 +438,13 @@ int main(int argc, char **argv)
         snprintf(extra, sizeof(extra), ",\"ns_per_code\":%.1f", 1e9 / r.median);
         emit("evp_mac_reuse_codes_per_s", r, "codes/s", extra);
     }
-    if (WANT("ed25519"))
+    if (WANT("ed25519")) {
         emit("ed25519_verify_per_s", measure(run_ed25519, fx, seconds, reps), "codes/s", NULL);
+        emit("ed25519_evp_key_builds_per_s", measure(run_ed25519_key, fx, seconds, reps), "keys/s",
+             NULL);
+        emit("ed25519_prepared_key_verify_per_s", measure(run_ed25519_prepared, fx, seconds, reps),
+             "codes/s", NULL);
+    }
     if (WANT("qr_svg"))
         emit("qr_svg_renders_per_s", measure(run_qr_svg, fx, seconds, reps), "renders/s", NULL);
     if (WANT("qr_png"))
