@@ -215,6 +215,19 @@ static void op_send_md(rpc_client *c, grpc_op *op)
     op->data.send_initial_metadata.metadata = c->md;
 }
 
+/* The four ops that open a call with one request message: metadata, the
+ * message, half-close, and the server's initial metadata. */
+static void op_request(rpc_client *c, call *k, grpc_byte_buffer *send, grpc_op ops[4])
+{
+    op_send_md(c, &ops[0]);
+    memset(&ops[1], 0, sizeof(ops[1]) * 3);
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &k->initial;
+}
+
 static void op_status(call *k, grpc_op *op)
 {
     memset(op, 0, sizeof(*op));
@@ -260,13 +273,8 @@ int rpc_call_unary(rpc_client *c, const char *path, const ProtobufCMessage *req,
         grpc_byte_buffer_destroy(send);
         return not_started(r, path);
     }
-    op_send_md(c, &ops[0]);
-    memset(&ops[1], 0, sizeof(ops[1]) * 5);
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &k.initial;
+    op_request(c, &k, send, ops);
+    memset(&ops[4], 0, sizeof(ops[4]));
     ops[4].op = GRPC_OP_RECV_MESSAGE;
     ops[4].data.recv_message.recv_message = &recv;
     op_status(&k, &ops[5]);
@@ -291,13 +299,7 @@ int rpc_call_server_stream(rpc_client *c, const char *path, const ProtobufCMessa
         grpc_byte_buffer_destroy(send);
         return not_started(r, path);
     }
-    op_send_md(c, &ops[0]);
-    memset(&ops[1], 0, sizeof(ops[1]) * 3);
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &k.initial;
+    op_request(c, &k, send, ops);
     run(c, &k, ops, 4);
     grpc_byte_buffer_destroy(send);
     while (!stop) {

@@ -13,18 +13,7 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT
-fails=0
-check() { # check DESCRIPTION WANT_RC CMD...
-    desc=$1; want=$2; shift 2
-    "$@" > "$dir/out" 2> "$dir/err"
-    rc=$?
-    if [ "$rc" -ne "$want" ]; then
-        echo "FAIL: $desc: exit $rc, want $want"; cat "$dir/out" "$dir/err"; fails=$((fails + 1))
-    fi
-}
-has() { # has DESCRIPTION FILE TEXT
-    grep -q -- "$3" "$2" || { echo "FAIL: $1: '$3' not in:"; cat "$2"; fails=$((fails + 1)); }
-}
+. "$(dirname "$0")/../cli_lib.sh"
 
 redis-server --port 0 --unixsocket "$dir/redis.sock" --dir "$dir" --save "" --appendonly yes \
     --daemonize no > /dev/null 2>&1 &
@@ -128,8 +117,4 @@ check "no identity" 2 $ctl manufacturer put X Y
 check "no server" 1 $ctl --addr 127.0.0.1:1 --timeout 2 $reg cert get CERT-1
 has "unavailable" "$dir/err" "UNAVAILABLE\|DEADLINE_EXCEEDED"
 
-if [ "$fails" -ne 0 ]; then
-    echo "$fails check(s) failed"
-    exit 1
-fi
-echo "tracectl_cli: all checks passed"
+verdict tracectl_cli
