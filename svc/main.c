@@ -4,13 +4,16 @@
  *   tracesvc --redis URL --grpc ADDR:PORT --http ADDR:PORT --keys DIR
  *            [--insecure] [--tls-cert F --tls-key F --client-ca F]
  *            [--base-url URL] [--threads N] [--max-staleness SECONDS]
+ *            [--notice-retention SECONDS] [--heartbeat MS] [--watch-buffer MIB]
  *
  * Every flag also reads from TRACESVC_<FLAG> (upper case, '-' as '_');
  * flags win. Threads: N gRPC workers, one control thread (libevent) that
- * tails the Redis change stream into the replica, and the main thread,
- * which waits for SIGINT/SIGTERM and then drains.
+ * tails the Redis change stream into the replica, the delisting hub
+ * (delist.h), and the main thread, which waits for SIGINT/SIGTERM and then
+ * drains.
  */
 #include "api.h"
+#include "delist.h"
 #include "rpc.h"
 #include "store.h"
 
@@ -30,7 +33,7 @@
 typedef struct config {
     const char *redis, *grpc, *http, *keys, *tls_cert, *tls_key, *client_ca, *base_url;
     int insecure, threads;
-    long max_staleness;
+    long max_staleness, retention_s, heartbeat_ms, watch_buffer_mib;
 } config;
 
 static int usage(void)
@@ -38,6 +41,7 @@ static int usage(void)
     fputs("usage: tracesvc --redis URL --grpc ADDR:PORT --http ADDR:PORT --keys DIR\n"
           "                [--insecure] [--tls-cert F --tls-key F --client-ca F]\n"
           "                [--base-url URL] [--threads N] [--max-staleness SECONDS]\n"
+          "                [--notice-retention SECONDS] [--heartbeat MS] [--watch-buffer MIB]\n"
           "  URL: redis://host:port[/db] or unix:/path; every flag also reads TRACESVC_<FLAG>\n",
           stderr);
     return 2;
@@ -76,11 +80,16 @@ static int configure(int argc, char **argv, config *c)
         {"base-url", required_argument, 0, 'b'},
         {"threads", required_argument, 0, 't'},
         {"max-staleness", required_argument, 0, 's'},
+        {"notice-retention", required_argument, 0, 'N'},
+        {"heartbeat", required_argument, 0, 'H'},
+        {"watch-buffer", required_argument, 0, 'B'},
         {"help", no_argument, 0, '?'},
         {0, 0, 0, 0},
     };
     const char *threads = env("TRACESVC_THREADS"), *stale = env("TRACESVC_MAX_STALENESS");
     const char *ins = env("TRACESVC_INSECURE");
+    const char *keep = env("TRACESVC_NOTICE_RETENTION"), *hb = env("TRACESVC_HEARTBEAT");
+    const char *wbuf = env("TRACESVC_WATCH_BUFFER");
     long v;
     int o;
 
@@ -129,6 +138,15 @@ static int configure(int argc, char **argv, config *c)
         case 's':
             stale = optarg;
             break;
+        case 'N':
+            keep = optarg;
+            break;
+        case 'H':
+            hb = optarg;
+            break;
+        case 'B':
+            wbuf = optarg;
+            break;
         default:
             return usage();
         }
@@ -159,6 +177,21 @@ static int configure(int argc, char **argv, config *c)
         fprintf(stderr, "tracesvc: --max-staleness '%s' must be 1..86400 seconds\n", stale);
         return 2;
     }
+    c->retention_s = 7 * 86400;
+    if (keep && !parse_long(keep, 60, 3650L * 86400, &c->retention_s)) {
+        fprintf(stderr, "tracesvc: --notice-retention '%s' must be 60..315360000 seconds\n", keep);
+        return 2;
+    }
+    c->heartbeat_ms = DELIST_HEARTBEAT_MS;
+    if (hb && !parse_long(hb, 50, 600000, &c->heartbeat_ms)) {
+        fprintf(stderr, "tracesvc: --heartbeat '%s' must be 50..600000 ms\n", hb);
+        return 2;
+    }
+    c->watch_buffer_mib = (long)(DELIST_BUFFER_BYTES >> 20);
+    if (wbuf && !parse_long(wbuf, 1, 4096, &c->watch_buffer_mib)) {
+        fprintf(stderr, "tracesvc: --watch-buffer '%s' must be 1..4096 MiB\n", wbuf);
+        return 2;
+    }
     if (!c->base_url)
         c->base_url = "https://tc.example.com";
     return 0;
@@ -186,6 +219,8 @@ int main(int argc, char **argv)
     struct event_base *base = NULL;
     store_tail *tail = NULL;
     rpc_server *srv = NULL;
+    delist_hub *hub = NULL;
+    delist_config dc;
     pthread_t control;
     rpc_config rc;
     uint64_t rev;
@@ -211,6 +246,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tracesvc: %s\n", err);
         goto out;
     }
+    store_set_notice_retention(st, cfg.retention_s * 1000);
     replica = rep_new();
     if (!replica)
         goto out;
@@ -235,6 +271,14 @@ int main(int argc, char **argv)
     node.max_staleness_ms = cfg.max_staleness * 1000;
     node.replica_lag_ms = lag;
     node.replica_lag_arg = tail;
+    dc.heartbeat_ms = cfg.heartbeat_ms;
+    dc.buffer_bytes = (size_t)cfg.watch_buffer_mib << 20;
+    hub = delist_hub_start(&node, cfg.redis, &dc, err, sizeof(err));
+    if (!hub) {
+        fprintf(stderr, "tracesvc: cannot start the delisting hub: %s\n", err);
+        goto stop_control;
+    }
+    node.hub = hub;
 
     memset(&rc, 0, sizeof(rc));
     rc.addr = cfg.grpc;
@@ -264,9 +308,12 @@ int main(int argc, char **argv)
         sigwait(&sigs, &sig);
         fprintf(stderr, "tracesvc: %s: draining (up to %d ms)\n",
                 sig == SIGTERM ? "SIGTERM" : "SIGINT", DRAIN_MS);
+        delist_hub_stop(hub); /* watchers never end by themselves */
         rpc_stop(srv, DRAIN_MS);
         rc_exit = 0;
     }
+    delist_hub_free(hub);
+stop_control:
     event_base_loopexit(base, NULL);
     pthread_join(control, NULL);
 out:

@@ -26,6 +26,7 @@ typedef enum svc_code {
     SVC_PERMISSION_DENIED = 7,
     SVC_RESOURCE_EXHAUSTED = 8,
     SVC_FAILED_PRECONDITION = 9,
+    SVC_ABORTED = 10,
     SVC_OUT_OF_RANGE = 11,
     SVC_UNIMPLEMENTED = 12,
     SVC_INTERNAL = 13,
@@ -59,6 +60,7 @@ typedef struct svc {
     /* Milliseconds since the replica last heard from Redis. */
     int64_t (*replica_lag_ms)(void *arg);
     void *replica_lag_arg;
+    struct delist_hub *hub; /* delist.h: the node's watchers */
 } svc;
 
 /* One call's context. */
@@ -71,6 +73,12 @@ typedef struct svc_ctx {
     /* Call-lifetime memory (a bump arena, freed when the call ends). */
     void *(*alloc)(void *arena, size_t size);
     void *arena;
+    /* Server streams: have next() called again (code SVC_OK), or end the
+     * call with code and msg. Any thread, any time: a call that has ended
+     * (gen no longer matches) is left alone. */
+    void (*wake)(void *call, uint64_t gen, svc_code code, const char *msg);
+    void *wake_call;
+    uint64_t wake_gen;
 } svc_ctx;
 
 /* The outcome of a handler. */
@@ -110,6 +118,11 @@ typedef svc_code (*svc_unary_fn)(svc_ctx *c, const void *req, void *resp, svc_st
  * initialised resp. state is the handler's, in the call's arena. */
 typedef svc_code (*svc_open_fn)(svc_ctx *c, const void *req, void **state, svc_status *st);
 typedef svc_code (*svc_next_fn)(svc_ctx *c, void *state, void *resp, int *done, svc_status *st);
+/* next() sets *done to SVC_STREAM_WAIT when it has nothing to send now; it
+ * then calls c->wake when it has. */
+#define SVC_STREAM_WAIT (-1)
+/* Called once when a call whose open() succeeded ends, however it ends. */
+typedef void (*svc_close_fn)(svc_ctx *c, void *state);
 
 /* Client streaming: each message, then finish fills the one resp. */
 typedef svc_code (*svc_push_fn)(svc_ctx *c, void **state, const void *msg, svc_status *st);
@@ -138,5 +151,12 @@ svc_code api_verify_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
 
 /* listings.c */
 svc_code api_register_listings(svc_ctx *c, const void *req, void *resp, svc_status *st);
+
+/* delist.c: watching, acknowledging and auditing delisting notices */
+svc_code api_watch_open(svc_ctx *c, const void *req, void **state, svc_status *st);
+svc_code api_watch_next(svc_ctx *c, void *state, void *resp, int *done, svc_status *st);
+void api_watch_close(svc_ctx *c, void *state);
+svc_code api_ack_delisting(svc_ctx *c, const void *req, void *resp, svc_status *st);
+svc_code api_delisting_compliance(svc_ctx *c, const void *req, void *resp, svc_status *st);
 
 #endif

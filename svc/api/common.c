@@ -37,6 +37,8 @@ svc_code svc_store_fail(svc_status *st, store_err e, const char *err)
         return svc_fail(st, SVC_PERMISSION_DENIED, "%s", err);
     case STORE_ERR_ARG:
         return svc_fail(st, SVC_INVALID_ARGUMENT, "%s", err);
+    case STORE_ERR_RANGE:
+        return svc_fail(st, SVC_OUT_OF_RANGE, "%s", err);
     case STORE_ERR_PROTOCOL:
     case STORE_ERR_NOMEM:
         break;

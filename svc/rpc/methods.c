@@ -10,6 +10,7 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
+#include "tracecode/v1/audit.pb-c.h"
 #include "tracecode/v1/issuer.pb-c.h"
 #include "tracecode/v1/registry.pb-c.h"
 #include "tracecode/v1/verifier.pb-c.h"
@@ -56,6 +57,19 @@ const rpc_method rpc_methods[] = {
 
     UNARY("/tracecode.v1.VerifierService/RegisterListings", SVC_ROLE_PLATFORM,
           D(register_listings_request), D(register_listings_response), api_register_listings, 4),
+    /* Watchers are long-lived and mostly idle: many slots, each parked
+     * without a thread while it waits (see delist.h). */
+    {.path = "/tracecode.v1.VerifierService/WatchDelistings",
+     .kind = RPC_SERVER_STREAM,
+     .roles = SVC_ROLE_PLATFORM,
+     .in = D(watch_delistings_request),
+     .out = D(delisting_notice),
+     .open = api_watch_open,
+     .next = api_watch_next,
+     .close = api_watch_close,
+     .slots = 64},
+    UNARY("/tracecode.v1.VerifierService/AckDelisting", SVC_ROLE_PLATFORM, D(ack_delisting_request),
+          D(ack_delisting_response), api_ack_delisting, 8),
 
     /* IssuerService */
     UNARY("/tracecode.v1.IssuerService/RegisterProduct", SVC_ROLE_MANUFACTURER,
@@ -91,6 +105,11 @@ const rpc_method rpc_methods[] = {
      .push = api_import_push,
      .finish = api_import_finish,
      .slots = 2},
+
+    /* AuditService */
+    UNARY("/tracecode.v1.AuditService/GetDelistingCompliance", REGISTRY,
+          D(get_delisting_compliance_request), D(delisting_compliance), api_delisting_compliance,
+          2),
 
     /* gRPC protocol services, for everyone. */
     UNARY("/grpc.health.v1.Health/Check", SVC_ROLE_ANY,

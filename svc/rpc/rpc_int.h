@@ -24,7 +24,8 @@ typedef struct rpc_method {
     svc_unary_fn unary; /* RPC_UNARY, RPC_BIDI */
     svc_open_fn open;   /* RPC_SERVER_STREAM */
     svc_next_fn next;
-    svc_push_fn push; /* RPC_CLIENT_STREAM */
+    svc_close_fn close; /* optional, after open() succeeded */
+    svc_push_fn push;   /* RPC_CLIENT_STREAM */
     svc_finish_fn finish;
     unsigned slots; /* armed per worker queue */
     /* Optional hand-written codecs (fastpb.c) for the hot messages. */

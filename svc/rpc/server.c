@@ -7,6 +7,12 @@
  * `close` for RECV_CLOSE_ON_SERVER of streaming calls, which completes when
  * the call ends or the client cancels. A slot is released when both are
  * idle and the call is finished.
+ *
+ * A server stream whose handler has nothing to send yet (a delisting
+ * watcher) parks its slot in P_WAITING with no batch outstanding; the
+ * handler's wake, from any thread, resumes it under the slot's mutex. The
+ * slot's generation, bumped at every release, keeps a late wake from
+ * touching the next call in the slot.
  */
 #include "rpc.h"
 #include "arena.h"
@@ -40,6 +46,7 @@ typedef enum phase {
     P_SENDING,   /* a server-stream message or a bidi response in flight */
     P_RECEIVING, /* waiting for a client message */
     P_FINISHING, /* the status batch in flight */
+    P_WAITING,   /* a server stream with nothing to send yet */
 } phase;
 
 struct slot {
@@ -61,6 +68,7 @@ struct slot {
     svc_ctx ctx;
     void *hstate;
     int stream_done;
+    uint64_t gen; /* call generation, for wakes */
 };
 
 struct rpc_worker {
@@ -150,6 +158,9 @@ static void release(slot *s)
     if (s->call)
         grpc_call_unref(s->call);
     s->call = NULL;
+    if (s->hstate && s->m && s->m->close)
+        s->m->close(&s->ctx, s->hstate);
+    s->gen++;
     arena_reset(&s->call_mem);
     arena_reset(&s->msg_mem);
     s->hstate = NULL;
@@ -409,6 +420,7 @@ static int64_t deadline_ms(gpr_timespec d)
 /* --- the call state machine --------------------------------------------- */
 
 static void stream_continue(slot *s);
+static void stream_wake(void *call, uint64_t gen, svc_code code, const char *msg);
 
 static void begin_call(slot *s)
 {
@@ -432,6 +444,9 @@ static void begin_call(slot *s)
     s->ctx.deadline_ms = deadline_ms(s->deadline);
     s->ctx.alloc = ctx_alloc;
     s->ctx.arena = &s->call_mem;
+    s->ctx.wake = stream_wake;
+    s->ctx.wake_call = s;
+    s->ctx.wake_gen = s->gen;
     identity(s);
     if (s->m->kind != RPC_UNARY)
         watch_close(s);
@@ -458,8 +473,10 @@ static void begin_call(slot *s)
         return;
     case RPC_SERVER_STREAM:
         req = decode(s, s->payload, &st);
-        if (!req || s->m->open(&s->ctx, req, &s->hstate, &st) != SVC_OK)
+        if (!req || s->m->open(&s->ctx, req, &s->hstate, &st) != SVC_OK) {
+            s->hstate = NULL;
             goto fail;
+        }
         s->ctx.arena = &s->msg_mem; /* what next() allocates lives until it is sent */
         stream_continue(s);
         return;
@@ -501,7 +518,33 @@ static void stream_continue(slot *s)
         finish(s, st.code, st.msg, NULL);
         return;
     }
+    if (s->stream_done == SVC_STREAM_WAIT) {
+        s->stream_done = 0;
+        s->phase = P_WAITING;
+        return;
+    }
     send_message(s, encode(s, resp));
+}
+
+/* From the handler, any thread: continue a waiting stream, or end it. */
+static void stream_wake(void *call, uint64_t gen, svc_code code, const char *msg)
+{
+    slot *s = call;
+
+    pthread_mutex_lock(&s->mu);
+    if (s->gen == gen && s->call && !s->finished) {
+        if (code == SVC_OK) {
+            if (s->phase == P_WAITING)
+                stream_continue(s);
+        } else if (s->phase == P_WAITING) {
+            s->finished = 1;
+            finish(s, code, msg, NULL);
+        } else if (s->phase == P_SENDING) {
+            /* a message is stuck with a peer that does not read */
+            grpc_call_cancel_with_status(s->call, (grpc_status_code)code, msg, NULL);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* A client message arrived (or the client closed its side). */
@@ -570,6 +613,8 @@ static void on_event_locked(tag *t, int ok)
 
     if (t->close) {
         s->close_busy = 0;
+        if (s->phase == P_WAITING) /* cancelled, or past its deadline, while idle */
+            s->finished = 1;
         maybe_release(s);
         return;
     }
@@ -607,6 +652,8 @@ static void on_event_locked(tag *t, int ok)
         break;
     case P_FINISHING:
         s->finished = 1;
+        break;
+    case P_WAITING: /* no batch is outstanding while waiting */
         break;
     }
     maybe_release(s);

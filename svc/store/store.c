@@ -3,6 +3,7 @@
  * writes through Lua, snapshot loading, change-stream tailing.
  */
 #include "store.h"
+#include "store_int.h"
 
 #include <errno.h>
 #include <hiredis/adapters/libevent.h>
@@ -23,9 +24,6 @@
 #define K_STREAM "{tc}:changes"
 #define K_SEQ_PRODUCT "{tc}:seq:product"
 #define K_SEQ_BATCH "{tc}:seq:batch"
-#define POOL_MAX 16
-#define TIMEOUT_MS 2000
-#define ARGV_MAX 64
 
 const char *store_strerror(store_err err)
 {
@@ -46,14 +44,16 @@ const char *store_strerror(store_err err)
         return "unexpected reply from redis";
     case STORE_ERR_NOMEM:
         return "out of memory";
+    case STORE_ERR_RANGE:
+        return "out of range";
     }
     return "unknown error";
 }
 
-static store_err fail(store_err e, char *err, size_t cap, const char *fmt, ...)
+store_err st_fail(store_err e, char *err, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static store_err fail(store_err e, char *err, size_t cap, const char *fmt, ...)
+store_err st_fail(store_err e, char *err, size_t cap, const char *fmt, ...)
 {
     va_list ap;
 
@@ -67,14 +67,7 @@ static store_err fail(store_err e, char *err, size_t cap, const char *fmt, ...)
 
 /* --- the address --------------------------------------------------------- */
 
-typedef struct addr {
-    char host[256];
-    int port;
-    char path[256]; /* unix socket when set */
-    int db;
-} addr;
-
-static int parse_url(const char *url, addr *a)
+int st_parse_url(const char *url, st_addr *a)
 {
     const char *p, *q;
     char *end;
@@ -124,14 +117,7 @@ static int parse_url(const char *url, addr *a)
 
 /* --- the pool of blocking connections ------------------------------------ */
 
-struct store {
-    addr a;
-    pthread_mutex_t mu;
-    redisContext *idle[POOL_MAX];
-    int nidle;
-};
-
-static redisContext *dial(const addr *a, char *err, size_t cap)
+redisContext *st_dial(const st_addr *a, char *err, size_t cap)
 {
     struct timeval tv = {TIMEOUT_MS / 1000, (TIMEOUT_MS % 1000) * 1000};
     redisContext *c = a->path[0] ? redisConnectUnixWithTimeout(a->path, tv)
@@ -139,8 +125,8 @@ static redisContext *dial(const addr *a, char *err, size_t cap)
     redisReply *r;
 
     if (!c || c->err) {
-        fail(STORE_ERR_UNAVAILABLE, err, cap, "cannot connect to redis at %s: %s",
-             a->path[0] ? a->path : a->host, c ? c->errstr : "out of memory");
+        st_fail(STORE_ERR_UNAVAILABLE, err, cap, "cannot connect to redis at %s: %s",
+                a->path[0] ? a->path : a->host, c ? c->errstr : "out of memory");
         if (c)
             redisFree(c);
         return NULL;
@@ -149,7 +135,7 @@ static redisContext *dial(const addr *a, char *err, size_t cap)
     if (a->db) {
         r = redisCommand(c, "SELECT %d", a->db);
         if (!r || r->type == REDIS_REPLY_ERROR) {
-            fail(STORE_ERR_UNAVAILABLE, err, cap, "cannot select redis db %d", a->db);
+            st_fail(STORE_ERR_UNAVAILABLE, err, cap, "cannot select redis db %d", a->db);
             if (r)
                 freeReplyObject(r);
             redisFree(c);
@@ -170,7 +156,7 @@ static redisContext *pool_get(store *s, int *reused, char *err, size_t cap)
         c = s->idle[--s->nidle];
     pthread_mutex_unlock(&s->mu);
     *reused = c != NULL;
-    return c ? c : dial(&s->a, err, cap);
+    return c ? c : st_dial(&s->a, err, cap);
 }
 
 static void pool_put(store *s, redisContext *c)
@@ -197,14 +183,16 @@ store_err store_open(const char *url, store **out, char *err, size_t errcap)
     *out = NULL;
     s = calloc(1, sizeof(*s));
     if (!s)
-        return fail(STORE_ERR_NOMEM, err, errcap, "out of memory");
-    if (parse_url(url, &s->a) != 0) {
+        return st_fail(STORE_ERR_NOMEM, err, errcap, "out of memory");
+    if (st_parse_url(url, &s->a) != 0) {
         free(s);
-        return fail(STORE_ERR_ARG, err, errcap,
-                    "cannot parse redis url '%s': want redis://host:port[/db] or unix:/path", url);
+        return st_fail(STORE_ERR_ARG, err, errcap,
+                       "cannot parse redis url '%s': want redis://host:port[/db] or unix:/path",
+                       url);
     }
     pthread_mutex_init(&s->mu, NULL);
-    c = dial(&s->a, err, errcap);
+    s->notice_retention_ms = STORE_NOTICE_RETENTION_MS;
+    c = st_dial(&s->a, err, errcap);
     if (!c) {
         pthread_mutex_destroy(&s->mu);
         free(s);
@@ -213,6 +201,11 @@ store_err store_open(const char *url, store **out, char *err, size_t errcap)
     pool_put(s, c);
     *out = s;
     return STORE_OK;
+}
+
+void store_set_notice_retention(store *s, int64_t ms)
+{
+    s->notice_retention_ms = ms > 0 ? ms : STORE_NOTICE_RETENTION_MS;
 }
 
 void store_free(store *s)
@@ -230,8 +223,8 @@ void store_free(store *s)
  * with a word naming the store_err (NOTFOUND, PRECONDITION, DENIED, ARG);
  * the rest is the message. Caller frees the reply with freeReplyObject.
  */
-static store_err run(store *s, int argc, const char **argv, const size_t *lens, redisReply **out,
-                     char *err, size_t cap)
+store_err st_run(store *s, int argc, const char **argv, const size_t *lens, redisReply **out,
+                 char *err, size_t cap)
 {
     static const struct {
         const char *word;
@@ -255,13 +248,13 @@ static store_err run(store *s, int argc, const char **argv, const size_t *lens, 
          * once more on a new one. Every command here may run twice safely:
          * scripts rewrite the same contents; at worst an id is skipped. */
         redisFree(c);
-        c = dial(&s->a, err, cap);
+        c = st_dial(&s->a, err, cap);
         if (!c)
             return STORE_ERR_UNAVAILABLE;
         r = redisCommandArgv(c, argc, argv, lens);
     }
     if (!r) {
-        store_err e = fail(STORE_ERR_UNAVAILABLE, err, cap, "redis: %s", c->errstr);
+        store_err e = st_fail(STORE_ERR_UNAVAILABLE, err, cap, "redis: %s", c->errstr);
         pool_put(s, c);
         return e;
     }
@@ -270,7 +263,7 @@ static store_err run(store *s, int argc, const char **argv, const size_t *lens, 
         for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
             size_t n = strlen(words[i].word);
             if (r->len > n && strncmp(r->str, words[i].word, n) == 0) {
-                store_err e = fail(words[i].e, err, cap, "%s", r->str + n);
+                store_err e = st_fail(words[i].e, err, cap, "%s", r->str + n);
                 freeReplyObject(r);
                 return e;
             }
@@ -278,11 +271,12 @@ static store_err run(store *s, int argc, const char **argv, const size_t *lens, 
         /* Transient states of a server that is starting or failing over. */
         if (strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "BUSY", 4) == 0 ||
             strncmp(r->str, "MASTERDOWN", 10) == 0 || strncmp(r->str, "TRYAGAIN", 8) == 0) {
-            store_err e = fail(STORE_ERR_UNAVAILABLE, err, cap, "redis is not ready: %s", r->str);
+            store_err e =
+                st_fail(STORE_ERR_UNAVAILABLE, err, cap, "redis is not ready: %s", r->str);
             freeReplyObject(r);
             return e;
         }
-        fail(STORE_ERR_PROTOCOL, err, cap, "redis: %s", r->str);
+        st_fail(STORE_ERR_PROTOCOL, err, cap, "redis: %s", r->str);
         freeReplyObject(r);
         return STORE_ERR_PROTOCOL;
     }
@@ -294,48 +288,40 @@ store_err store_ping(store *s, char *err, size_t errcap)
 {
     const char *argv[] = {"PING"};
     redisReply *r;
-    store_err e = run(s, 1, argv, NULL, &r, err, errcap);
+    store_err e = st_run(s, 1, argv, NULL, &r, err, errcap);
 
     if (r)
         freeReplyObject(r);
     return e;
 }
 
-/* An argv under construction: strings with explicit lengths. */
-typedef struct args {
-    int n;
-    const char *v[ARGV_MAX];
-    size_t len[ARGV_MAX];
-    char num[ARGV_MAX][24]; /* storage for formatted numbers */
-} args;
-
-static void arg(args *a, const char *s)
+void st_arg(st_args *a, const char *s)
 {
     a->v[a->n] = s;
     a->len[a->n++] = strlen(s);
 }
 
-static void arg_bin(args *a, const void *p, size_t n)
+void st_arg_bin(st_args *a, const void *p, size_t n)
 {
     a->v[a->n] = p;
     a->len[a->n++] = n;
 }
 
-static void arg_i64(args *a, int64_t x)
+void st_arg_i64(st_args *a, int64_t x)
 {
     snprintf(a->num[a->n], sizeof(a->num[0]), "%" PRId64, x);
-    arg(a, a->num[a->n]);
+    st_arg(a, a->num[a->n]);
 }
 
-static void arg_u64(args *a, uint64_t x)
+void st_arg_u64(st_args *a, uint64_t x)
 {
     snprintf(a->num[a->n], sizeof(a->num[0]), "%" PRIu64, x);
-    arg(a, a->num[a->n]);
+    st_arg(a, a->num[a->n]);
 }
 
-static store_err run_args(store *s, args *a, redisReply **r, char *err, size_t cap)
+store_err st_run_args(store *s, st_args *a, redisReply **r, char *err, size_t cap)
 {
-    return run(s, a->n, a->v, a->len, r, err, cap);
+    return st_run(s, a->n, a->v, a->len, r, err, cap);
 }
 
 static store_err int_reply(redisReply *r, uint64_t *v, char *err, size_t cap)
@@ -345,7 +331,7 @@ static store_err int_reply(redisReply *r, uint64_t *v, char *err, size_t cap)
     if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0)
         *v = (uint64_t)r->integer;
     else
-        e = fail(STORE_ERR_PROTOCOL, err, cap, "redis: want an integer reply");
+        e = st_fail(STORE_ERR_PROTOCOL, err, cap, "redis: want an integer reply");
     freeReplyObject(r);
     return e;
 }
@@ -353,22 +339,41 @@ static store_err int_reply(redisReply *r, uint64_t *v, char *err, size_t cap)
 /* --- scripts ------------------------------------------------------------- */
 
 /*
+ * Lua shared by the scripts that write delisting notices: one notice on
+ * the platform's stream (trimmed to the retention window by stream id
+ * time), its entry in the platform's notice log (never trimmed: the
+ * compliance record) and its acknowledgement state "listings acked
+ * complete_ms delisted_unix".
+ */
+#define LUA_NOTICE                                                                                 \
+    "local function notice(plat, cert, batch, status, reason, when, rev, ids, i, last, keep)\n"    \
+    "  local t = redis.call('TIME')\n"                                                             \
+    "  local minid = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(keep)\n" \
+    "  if minid < 0 then minid = 0 end\n"                                                          \
+    "  local id = redis.call('XADD', '{tc}:notices:' .. plat, 'MINID', '~', minid, '*',\n"         \
+    "    'platform', plat, 'cert', cert, 'batch', batch, 'status', status, 'reason', reason,\n"    \
+    "    'effective', when, 'rev', rev, 'listings', table.concat(ids, '\\n', i, last))\n"          \
+    "  redis.call('ZADD', '{tc}:notice-log:' .. plat, tonumber(string.match(id, '^%d+')), id)\n"   \
+    "  redis.call('HSET', '{tc}:notice-state:' .. plat, id, (last - i + 1) .. ' 0 0 0')\n"         \
+    "end\n"
+
+/*
  * Write a record's fields and log its full new contents on the stream.
  * For a certificate whose status goes to SUSPENDED or REVOKED, or back to
  * VALID from one of them, also write one delisting notice per platform
  * with listings under it (at most STORE_NOTICE_LISTINGS ids a notice) on
  * that platform's notice stream - in the same atomic step as the change.
- * KEYS: record, rev, stream. ARGV: type, id, maxlen, must_exist, f1, v1, ...
- * Returns {revision, notices}.
+ * KEYS: record, rev, stream. ARGV: type, id, maxlen, must_exist,
+ * notice_retention_ms, f1, v1, ... Returns {revision, notices}.
  */
-static const char lua_put[] =
+static const char lua_put[] = LUA_NOTICE
     "if ARGV[4] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then\n"
     "  return redis.error_reply('NOTFOUND ' .. ARGV[1] .. ' ' .. ARGV[2] .. ' does not exist')\n"
     "end\n"
     "local before = redis.call('HGET', KEYS[1], 'status')\n"
     "local rev = redis.call('INCR', KEYS[2])\n"
     "local kv = {}\n"
-    "for i = 5, #ARGV do kv[#kv + 1] = ARGV[i] end\n"
+    "for i = 6, #ARGV do kv[#kv + 1] = ARGV[i] end\n"
     "redis.call('HSET', KEYS[1], 'rev', rev, unpack(kv))\n"
     "local all = redis.call('HGETALL', KEYS[1])\n"
     "redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'type', ARGV[1], 'id', ARGV[2],\n"
@@ -387,10 +392,7 @@ static const char lua_put[] =
     "      table.sort(ids)\n"
     "      for i = 1, #ids, " STORE_NOTICE_LISTINGS_STR " do\n"
     "        local last = math.min(i + " STORE_NOTICE_LISTINGS_STR " - 1, #ids)\n"
-    "        redis.call('XADD', '{tc}:notices:' .. plat, 'MAXLEN', '~', ARGV[3], '*',\n"
-    "          'platform', plat, 'cert', cert, 'batch', '0', 'status', after,\n"
-    "          'reason', reason, 'effective', when, 'rev', rev,\n"
-    "          'listings', table.concat(ids, '\\n', i, last))\n"
+    "        notice(plat, cert, '0', after, reason, when, rev, ids, i, last, ARGV[5])\n"
     "        notices = notices + 1\n"
     "      end\n"
     "    end\n"
@@ -409,7 +411,7 @@ static store_err put_reply(redisReply *r, uint64_t *rev, uint32_t *notices, char
         if (notices)
             *notices = (uint32_t)r->element[1]->integer;
     } else {
-        e = fail(STORE_ERR_PROTOCOL, err, cap, "redis: want {revision, notices}");
+        e = st_fail(STORE_ERR_PROTOCOL, err, cap, "redis: want {revision, notices}");
     }
     freeReplyObject(r);
     return e;
@@ -477,10 +479,10 @@ static const char lua_batch[] =
     "return {1, tonumber(ARGV[2]), rev}\n";
 
 /* KEYS: batch, recalls, rev, stream.
- * ARGV: maxlen, batch_id, caller, first, last, reason, now
+ * ARGV: maxlen, batch_id, caller, first, last, reason, now, notice_retention_ms
  * Also writes, in the same step, one notice per platform whose listings
  * carry recalled serials of the batch. Returns {revision, notices}. */
-static const char lua_recall[] =
+static const char lua_recall[] = LUA_NOTICE
     "local b = redis.call('HMGET', KEYS[1], 'issuer', 'quantity', 'cert')\n"
     "if not b[1] then return redis.error_reply('NOTFOUND batch ' .. ARGV[2] ..\n"
     "  ' does not exist') end\n"
@@ -504,10 +506,7 @@ static const char lua_recall[] =
     "  table.sort(hit)\n"
     "  for i = 1, #hit, " STORE_NOTICE_LISTINGS_STR " do\n"
     "    local e = math.min(i + " STORE_NOTICE_LISTINGS_STR " - 1, #hit)\n"
-    "    redis.call('XADD', '{tc}:notices:' .. plat, 'MAXLEN', '~', ARGV[1], '*',\n"
-    "      'platform', plat, 'cert', b[3], 'batch', ARGV[2], 'status', status,\n"
-    "      'reason', ARGV[6], 'effective', ARGV[7], 'rev', rev,\n"
-    "      'listings', table.concat(hit, '\\n', i, e))\n"
+    "    notice(plat, b[3], ARGV[2], status, ARGV[6], ARGV[7], rev, hit, i, e, ARGV[8])\n"
     "    notices = notices + 1\n"
     "  end\n"
     "end\n"
@@ -557,12 +556,12 @@ static void key_of(char *out, size_t cap, const char *type, const char *id)
     snprintf(out, cap, "{tc}:%s:%s", type, id);
 }
 
-static void script(args *a, const char *lua, int nkeys)
+void st_script(st_args *a, const char *lua, int nkeys)
 {
     a->n = 0;
-    arg(a, "EVAL");
-    arg(a, lua);
-    arg_i64(a, nkeys);
+    st_arg(a, "EVAL");
+    st_arg(a, lua);
+    st_arg_i64(a, nkeys);
 }
 
 /* --- writes -------------------------------------------------------------- */
@@ -571,24 +570,25 @@ store_err store_put_mfr(store *s, const char *credit_code, const char *name, int
                         uint64_t *rev, char *err, size_t errcap)
 {
     char key[128];
-    args a;
+    st_args a;
     redisReply *r;
     store_err e;
 
     key_of(key, sizeof(key), "mfr", credit_code);
-    script(&a, lua_put, 3);
-    arg(&a, key);
-    arg(&a, K_REV);
-    arg(&a, K_STREAM);
-    arg(&a, "mfr");
-    arg(&a, credit_code);
-    arg_i64(&a, STORE_STREAM_MAXLEN);
-    arg(&a, "0");
-    arg(&a, "name");
-    arg(&a, name);
-    arg(&a, "status");
-    arg_i64(&a, status);
-    e = run_args(s, &a, &r, err, errcap);
+    st_script(&a, lua_put, 3);
+    st_arg(&a, key);
+    st_arg(&a, K_REV);
+    st_arg(&a, K_STREAM);
+    st_arg(&a, "mfr");
+    st_arg(&a, credit_code);
+    st_arg_i64(&a, STORE_STREAM_MAXLEN);
+    st_arg(&a, "0");
+    st_arg_i64(&a, s->notice_retention_ms);
+    st_arg(&a, "name");
+    st_arg(&a, name);
+    st_arg(&a, "status");
+    st_arg_i64(&a, status);
+    e = st_run_args(s, &a, &r, err, errcap);
     return e ? e : put_reply(r, rev, NULL, err, errcap);
 }
 
@@ -609,35 +609,36 @@ store_err store_put_cert(store *s, const rep_cert_fields *f, uint64_t *rev, uint
                          char *err, size_t errcap)
 {
     char key[128], cats[REP_CATEGORIES_MAX * (REP_CATEGORY_MAX + 1) + 1];
-    args a;
+    st_args a;
     redisReply *r;
     store_err e;
 
     key_of(key, sizeof(key), "cert", f->number);
     join_cats(f, cats, sizeof(cats));
-    script(&a, lua_put, 3);
-    arg(&a, key);
-    arg(&a, K_REV);
-    arg(&a, K_STREAM);
-    arg(&a, "cert");
-    arg(&a, f->number);
-    arg_i64(&a, STORE_STREAM_MAXLEN);
-    arg(&a, "0");
-    arg(&a, "kind");
-    arg_i64(&a, f->kind);
-    arg(&a, "holder");
-    arg(&a, f->holder);
-    arg(&a, "cats");
-    arg(&a, cats);
-    arg(&a, "status");
-    arg_i64(&a, f->status);
-    arg(&a, "reason");
-    arg(&a, f->reason);
-    arg(&a, "valid_until");
-    arg_i64(&a, f->valid_until);
-    arg(&a, "updated");
-    arg_i64(&a, f->updated);
-    e = run_args(s, &a, &r, err, errcap);
+    st_script(&a, lua_put, 3);
+    st_arg(&a, key);
+    st_arg(&a, K_REV);
+    st_arg(&a, K_STREAM);
+    st_arg(&a, "cert");
+    st_arg(&a, f->number);
+    st_arg_i64(&a, STORE_STREAM_MAXLEN);
+    st_arg(&a, "0");
+    st_arg_i64(&a, s->notice_retention_ms);
+    st_arg(&a, "kind");
+    st_arg_i64(&a, f->kind);
+    st_arg(&a, "holder");
+    st_arg(&a, f->holder);
+    st_arg(&a, "cats");
+    st_arg(&a, cats);
+    st_arg(&a, "status");
+    st_arg_i64(&a, f->status);
+    st_arg(&a, "reason");
+    st_arg(&a, f->reason);
+    st_arg(&a, "valid_until");
+    st_arg_i64(&a, f->valid_until);
+    st_arg(&a, "updated");
+    st_arg_i64(&a, f->updated);
+    e = st_run_args(s, &a, &r, err, errcap);
     return e ? e : put_reply(r, rev, notices, err, errcap);
 }
 
@@ -646,26 +647,27 @@ store_err store_set_cert_status(store *s, const char *number, int status, const 
                                 size_t errcap)
 {
     char key[128];
-    args a;
+    st_args a;
     redisReply *r;
     store_err e;
 
     key_of(key, sizeof(key), "cert", number);
-    script(&a, lua_put, 3);
-    arg(&a, key);
-    arg(&a, K_REV);
-    arg(&a, K_STREAM);
-    arg(&a, "cert");
-    arg(&a, number);
-    arg_i64(&a, STORE_STREAM_MAXLEN);
-    arg(&a, "1");
-    arg(&a, "status");
-    arg_i64(&a, status);
-    arg(&a, "reason");
-    arg(&a, reason);
-    arg(&a, "updated");
-    arg_i64(&a, now);
-    e = run_args(s, &a, &r, err, errcap);
+    st_script(&a, lua_put, 3);
+    st_arg(&a, key);
+    st_arg(&a, K_REV);
+    st_arg(&a, K_STREAM);
+    st_arg(&a, "cert");
+    st_arg(&a, number);
+    st_arg_i64(&a, STORE_STREAM_MAXLEN);
+    st_arg(&a, "1");
+    st_arg_i64(&a, s->notice_retention_ms);
+    st_arg(&a, "status");
+    st_arg_i64(&a, status);
+    st_arg(&a, "reason");
+    st_arg(&a, reason);
+    st_arg(&a, "updated");
+    st_arg_i64(&a, now);
+    e = st_run_args(s, &a, &r, err, errcap);
     return e ? e : put_reply(r, rev, notices, err, errcap);
 }
 
@@ -673,7 +675,7 @@ static store_err incr(store *s, const char *key, uint64_t *v, char *err, size_t 
 {
     const char *argv[] = {"INCR", key};
     redisReply *r;
-    store_err e = run(s, 2, argv, NULL, &r, err, errcap);
+    store_err e = st_run(s, 2, argv, NULL, &r, err, errcap);
 
     return e ? e : int_reply(r, v, err, errcap);
 }
@@ -684,7 +686,7 @@ store_err store_register_product(store *s, const store_product_req *q,
 {
     char kp[128], kc[128], km[128];
     uint64_t n = 0;
-    args a;
+    st_args a;
     redisReply *r;
     store_err e = incr(s, K_SEQ_PRODUCT, &n, err, errcap);
 
@@ -694,22 +696,22 @@ store_err store_register_product(store *s, const store_product_req *q,
     key_of(kp, sizeof(kp), "product", product_id);
     key_of(kc, sizeof(kc), "cert", q->cert_number);
     key_of(km, sizeof(km), "mfr", q->caller);
-    script(&a, lua_product, 5);
-    arg(&a, kp);
-    arg(&a, kc);
-    arg(&a, km);
-    arg(&a, K_REV);
-    arg(&a, K_STREAM);
-    arg_i64(&a, STORE_STREAM_MAXLEN);
-    arg(&a, product_id);
-    arg(&a, q->caller);
-    arg(&a, q->cert_number);
-    arg(&a, q->category);
-    arg(&a, q->brand);
-    arg(&a, q->model);
-    arg(&a, q->gtin ? q->gtin : "");
-    arg_i64(&a, q->now);
-    e = run_args(s, &a, &r, err, errcap);
+    st_script(&a, lua_product, 5);
+    st_arg(&a, kp);
+    st_arg(&a, kc);
+    st_arg(&a, km);
+    st_arg(&a, K_REV);
+    st_arg(&a, K_STREAM);
+    st_arg_i64(&a, STORE_STREAM_MAXLEN);
+    st_arg(&a, product_id);
+    st_arg(&a, q->caller);
+    st_arg(&a, q->cert_number);
+    st_arg(&a, q->category);
+    st_arg(&a, q->brand);
+    st_arg(&a, q->model);
+    st_arg(&a, q->gtin ? q->gtin : "");
+    st_arg_i64(&a, q->now);
+    e = st_run_args(s, &a, &r, err, errcap);
     return e ? e : int_reply(r, rev, err, errcap);
 }
 
@@ -718,7 +720,7 @@ store_err store_next_batch_id(store *s, uint64_t *id, char *err, size_t errcap)
     store_err e = incr(s, K_SEQ_BATCH, id, err, errcap);
 
     if (!e && *id > REP_BATCH_ID_MAX)
-        e = fail(STORE_ERR_PRECONDITION, err, errcap, "batch ids exhausted (%" PRIu64 ")", *id);
+        e = st_fail(STORE_ERR_PRECONDITION, err, errcap, "batch ids exhausted (%" PRIu64 ")", *id);
     return e;
 }
 
@@ -726,7 +728,7 @@ store_err store_create_batch(store *s, store_batch *b, int *existing, uint64_t *
                              size_t errcap)
 {
     char kb[128], kp[128], kr[256], kc[128], km[128], id[24];
-    args a;
+    st_args a;
     redisReply *r;
     store_err e;
 
@@ -737,34 +739,34 @@ store_err store_create_batch(store *s, store_batch *b, int *existing, uint64_t *
     snprintf(kr, sizeof(kr), "{tc}:req:%s:%s", b->issuer, b->request_id);
     key_of(kc, sizeof(kc), "cert", b->cert_number);
     key_of(km, sizeof(km), "mfr", b->issuer);
-    script(&a, lua_batch, 7);
-    arg(&a, kb);
-    arg(&a, kp);
-    arg(&a, kr);
-    arg(&a, K_REV);
-    arg(&a, K_STREAM);
-    arg(&a, kc);
-    arg(&a, km);
-    arg_i64(&a, STORE_STREAM_MAXLEN);
-    arg(&a, id);
-    arg(&a, b->issuer);
-    arg(&a, b->product_id);
-    arg_i64(&a, b->quantity);
-    arg_i64(&a, b->key_id);
-    arg_i64(&a, b->profile);
-    arg_i64(&a, b->issued);
-    arg_bin(&a, b->manifest, b->manifest_len);
-    arg_bin(&a, b->signature, sizeof(b->signature));
-    arg_i64(&a, b->manifest_key_id);
-    arg(&a, b->request_id);
-    e = run_args(s, &a, &r, err, errcap);
+    st_script(&a, lua_batch, 7);
+    st_arg(&a, kb);
+    st_arg(&a, kp);
+    st_arg(&a, kr);
+    st_arg(&a, K_REV);
+    st_arg(&a, K_STREAM);
+    st_arg(&a, kc);
+    st_arg(&a, km);
+    st_arg_i64(&a, STORE_STREAM_MAXLEN);
+    st_arg(&a, id);
+    st_arg(&a, b->issuer);
+    st_arg(&a, b->product_id);
+    st_arg_i64(&a, b->quantity);
+    st_arg_i64(&a, b->key_id);
+    st_arg_i64(&a, b->profile);
+    st_arg_i64(&a, b->issued);
+    st_arg_bin(&a, b->manifest, b->manifest_len);
+    st_arg_bin(&a, b->signature, sizeof(b->signature));
+    st_arg_i64(&a, b->manifest_key_id);
+    st_arg(&a, b->request_id);
+    e = st_run_args(s, &a, &r, err, errcap);
     if (e)
         return e;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
         r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER ||
         r->element[2]->type != REDIS_REPLY_INTEGER) {
         freeReplyObject(r);
-        return fail(STORE_ERR_PROTOCOL, err, errcap, "redis: unexpected reply to batch script");
+        return st_fail(STORE_ERR_PROTOCOL, err, errcap, "redis: unexpected reply to batch script");
     }
     if (r->element[0]->integer == 0) {
         uint64_t prior = (uint64_t)r->element[1]->integer;
@@ -818,12 +820,12 @@ store_err store_get_batch(store *s, uint64_t id, store_batch *b, char *err, size
 
     snprintf(sid, sizeof(sid), "%" PRIu64, id);
     key_of(key, sizeof(key), "batch", sid);
-    e = run(s, 2, argv, NULL, &r, err, errcap);
+    e = st_run(s, 2, argv, NULL, &r, err, errcap);
     if (e)
         return e;
     if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
         freeReplyObject(r);
-        return fail(STORE_ERR_NOTFOUND, err, errcap, "batch %" PRIu64 " does not exist", id);
+        return st_fail(STORE_ERR_NOTFOUND, err, errcap, "batch %" PRIu64 " does not exist", id);
     }
     memset(b, 0, sizeof(*b));
     b->id = id;
@@ -853,29 +855,30 @@ store_err store_recall(store *s, const char *caller, uint64_t batch_id, uint32_t
                        uint32_t *notices, char *err, size_t errcap)
 {
     char kb[64], kr[64], id[24];
-    args a;
+    st_args a;
     redisReply *r;
     store_err e;
 
     if (first > last)
-        return fail(STORE_ERR_ARG, err, errcap, "first_serial %u is after last_serial %u", first,
-                    last);
+        return st_fail(STORE_ERR_ARG, err, errcap, "first_serial %u is after last_serial %u", first,
+                       last);
     snprintf(id, sizeof(id), "%" PRIu64, batch_id);
     key_of(kb, sizeof(kb), "batch", id);
     key_of(kr, sizeof(kr), "recalls", id);
-    script(&a, lua_recall, 4);
-    arg(&a, kb);
-    arg(&a, kr);
-    arg(&a, K_REV);
-    arg(&a, K_STREAM);
-    arg_i64(&a, STORE_STREAM_MAXLEN);
-    arg(&a, id);
-    arg(&a, caller);
-    arg_u64(&a, first);
-    arg_u64(&a, last);
-    arg(&a, reason);
-    arg_i64(&a, now);
-    e = run_args(s, &a, &r, err, errcap);
+    st_script(&a, lua_recall, 4);
+    st_arg(&a, kb);
+    st_arg(&a, kr);
+    st_arg(&a, K_REV);
+    st_arg(&a, K_STREAM);
+    st_arg_i64(&a, STORE_STREAM_MAXLEN);
+    st_arg(&a, id);
+    st_arg(&a, caller);
+    st_arg_u64(&a, first);
+    st_arg_u64(&a, last);
+    st_arg(&a, reason);
+    st_arg_i64(&a, now);
+    st_arg_i64(&a, s->notice_retention_ms);
+    e = st_run_args(s, &a, &r, err, errcap);
     return e ? e : put_reply(r, rev, notices, err, errcap);
 }
 
@@ -891,7 +894,8 @@ store_err store_bind_listings(store *s, const char *platform, store_binding *b, 
     if (n == 0)
         return STORE_OK;
     if (n > STORE_BINDINGS_MAX)
-        return fail(STORE_ERR_ARG, err, errcap, "at most %d bindings per call", STORE_BINDINGS_MAX);
+        return st_fail(STORE_ERR_ARG, err, errcap, "at most %d bindings per call",
+                       STORE_BINDINGS_MAX);
     argv = malloc(argc * sizeof(*argv));
     lens = malloc(argc * sizeof(*lens));
     nums = malloc(n * sizeof(*nums));
@@ -899,7 +903,7 @@ store_err store_bind_listings(store *s, const char *platform, store_binding *b, 
         free(argv);
         free(lens);
         free(nums);
-        return fail(STORE_ERR_NOMEM, err, errcap, "out of memory");
+        return st_fail(STORE_ERR_NOMEM, err, errcap, "out of memory");
     }
     argv[0] = "EVAL";
     argv[1] = lua_bind;
@@ -917,7 +921,7 @@ store_err store_bind_listings(store *s, const char *platform, store_binding *b, 
     }
     for (i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
-    e = run(s, (int)argc, argv, lens, &r, err, errcap);
+    e = st_run(s, (int)argc, argv, lens, &r, err, errcap);
     free(argv);
     free(lens);
     free(nums);
@@ -925,7 +929,7 @@ store_err store_bind_listings(store *s, const char *platform, store_binding *b, 
         return e;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 * n) {
         freeReplyObject(r);
-        return fail(STORE_ERR_PROTOCOL, err, errcap, "redis: unexpected reply to bind script");
+        return st_fail(STORE_ERR_PROTOCOL, err, errcap, "redis: unexpected reply to bind script");
     }
     for (i = 0; i < n; i++) {
         b[i].other_listings = (uint32_t)r->element[2 * i]->integer;
@@ -1023,8 +1027,8 @@ static store_err load_type(store *s, rep *r, const char *type, char *err, size_t
             if (sc)
                 freeReplyObject(sc);
             pool_put(s, c);
-            return fail(STORE_ERR_UNAVAILABLE, err, errcap, "redis scan failed: %s",
-                        c->err ? c->errstr : "bad reply");
+            return st_fail(STORE_ERR_UNAVAILABLE, err, errcap, "redis scan failed: %s",
+                           c->err ? c->errstr : "bad reply");
         }
         snprintf(cursor, sizeof(cursor), "%s", sc->element[0]->str);
         for (i = 0; i < sc->element[1]->elements; i++)
@@ -1040,7 +1044,7 @@ static store_err load_type(store *s, rep *r, const char *type, char *err, size_t
             if (redisGetReply(c, (void **)&h) != REDIS_OK || !h) {
                 freeReplyObject(sc);
                 pool_put(s, c);
-                return fail(STORE_ERR_UNAVAILABLE, err, errcap, "redis: %s", c->errstr);
+                return st_fail(STORE_ERR_UNAVAILABLE, err, errcap, "redis: %s", c->errstr);
             }
             if (strcmp(type, "recalls") == 0) {
                 size_t j;
@@ -1059,8 +1063,8 @@ static store_err load_type(store *s, rep *r, const char *type, char *err, size_t
             if (re) {
                 freeReplyObject(sc);
                 pool_put(s, c);
-                return fail(STORE_ERR_PROTOCOL, err, errcap, "cannot load %s: %s", key,
-                            rep_strerror(re));
+                return st_fail(STORE_ERR_PROTOCOL, err, errcap, "cannot load %s: %s", key,
+                               rep_strerror(re));
             }
         }
         freeReplyObject(sc);
@@ -1080,7 +1084,7 @@ store_err store_snapshot(store *s, rep *r, char *stream_id, size_t idcap, uint64
     size_t i;
 
     /* Where the stream stands, then the revision, then the records. */
-    e = run(s, 6, last, NULL, &x, err, errcap);
+    e = st_run(s, 6, last, NULL, &x, err, errcap);
     if (e)
         return e;
     if (x->type == REDIS_REPLY_ARRAY && x->elements == 1)
@@ -1088,7 +1092,7 @@ store_err store_snapshot(store *s, rep *r, char *stream_id, size_t idcap, uint64
     else
         snprintf(stream_id, idcap, "0-0");
     freeReplyObject(x);
-    e = run(s, 2, getrev, NULL, &x, err, errcap);
+    e = st_run(s, 2, getrev, NULL, &x, err, errcap);
     if (e)
         return e;
     *rev = x->type == REDIS_REPLY_STRING ? strtoull(x->str, NULL, 10) : 0;
@@ -1105,7 +1109,7 @@ store_err store_snapshot(store *s, rep *r, char *stream_id, size_t idcap, uint64
 /* --- tailing the change stream (libevent + hiredis async) ---------------- */
 
 struct store_tail {
-    addr a;
+    st_addr a;
     char url[512];
     rep *r;
     struct event_base *base;
@@ -1266,7 +1270,7 @@ store_tail *store_tail_new(const char *url, rep *r, struct event_base *base, con
 
     if (!t)
         return NULL;
-    if (parse_url(url, &t->a) != 0 || strlen(url) >= sizeof(t->url)) {
+    if (st_parse_url(url, &t->a) != 0 || strlen(url) >= sizeof(t->url)) {
         free(t);
         return NULL;
     }

@@ -33,6 +33,7 @@ typedef enum store_err {
     STORE_ERR_ARG = 5,
     STORE_ERR_PROTOCOL = 6, /* Redis answered something unexpected */
     STORE_ERR_NOMEM = 7,
+    STORE_ERR_RANGE = 8, /* a cursor outside what is retained */
 } store_err;
 
 const char *store_strerror(store_err err);
@@ -41,6 +42,7 @@ const char *store_strerror(store_err err);
 #define STORE_STREAM_MAXLEN 1000000 /* change stream entries kept (approximate) */
 #define STORE_NOTICE_LISTINGS 10000 /* listing ids in one delisting notice */
 #define STORE_NOTICE_LISTINGS_STR "10000"
+#define STORE_NOTICE_RETENTION_MS (7LL * 24 * 3600 * 1000) /* default */
 
 typedef struct store store;
 
@@ -51,6 +53,9 @@ typedef struct store store;
  */
 store_err store_open(const char *url, store **out, char *err, size_t errcap);
 void store_free(store *s);
+/* How long delisting notices stay on a platform's stream (ms; <= 0 means
+ * the default, STORE_NOTICE_RETENTION_MS). Set before serving. */
+void store_set_notice_retention(store *s, int64_t ms);
 store_err store_ping(store *s, char *err, size_t errcap);
 
 /* --- writes: each returns the registry revision it produced ----------- */
@@ -148,6 +153,92 @@ typedef struct store_binding {
  */
 store_err store_bind_listings(store *s, const char *platform, store_binding *b, size_t n, char *err,
                               size_t errcap);
+
+/* --- delisting notices (notices.c) ---------------------------------------- */
+
+/*
+ * Per platform P, all written by the scripts above in the same step as the
+ * change that caused them:
+ *   {tc}:notices:P        stream of notices; the entry id ("ms-seq") is the
+ *                         notice id and the watcher's cursor; trimmed to
+ *                         the retention window
+ *   {tc}:notice-log:P     sorted set id -> ms: every notice ever sent (the
+ *                         compliance record, never trimmed)
+ *   {tc}:notice-state:P   hash id -> "listings acked complete_ms delisted"
+ */
+
+#define STORE_CURSOR_MAX 41 /* "ms-seq", two 20-digit numbers */
+#define STORE_PLATFORM_MAX 64
+
+/* A notice as stored. One allocation: free() it. */
+typedef struct store_notice {
+    char id[STORE_CURSOR_MAX + 1];
+    uint64_t id_ms, id_seq;
+    char platform[STORE_PLATFORM_MAX + 1];
+    char cert[REP_NUMBER_MAX + 1];
+    uint64_t batch; /* recalls; 0 otherwise */
+    int status;     /* the certificate's status after the change */
+    int64_t effective;
+    uint64_t rev;
+    const char *reason;
+    size_t nlistings;
+    char **listings;
+    size_t bytes; /* the allocation's size */
+} store_notice;
+
+/* Parse a cursor "ms-seq" strictly (decimal, no sign). 0 when it is one. */
+int store_cursor_parse(const char *s, uint64_t *ms, uint64_t *seq);
+
+/* Up to max notices of platform after cursor ("" = the oldest retained),
+ * oldest first; *out is a malloc'd array (free each, then it). */
+store_err store_notices_after(store *s, const char *platform, const char *cursor, size_t max,
+                              store_notice ***out, size_t *n, char *err, size_t errcap);
+
+/* STORE_OK when every notice after cursor is still retained; otherwise
+ * STORE_ERR_RANGE with the cursor that is (oldest) in a message. */
+store_err store_notices_check(store *s, const char *platform, const char *cursor, char *err,
+                              size_t errcap);
+
+typedef struct store_ack {
+    uint32_t listings, acked; /* of the notice, and acknowledged so far */
+    int complete;
+} store_ack;
+
+/* Acknowledge listings of a notice of platform (n = 0: all of them). Ids
+ * must be the notice's; acknowledging again changes nothing. */
+store_err store_ack_notice(store *s, const char *platform, const char *notice_id,
+                           const char *const *listings, size_t n, int64_t delisted_unix,
+                           store_ack *res, char *err, size_t errcap);
+
+typedef struct store_compliance {
+    uint64_t notices, acked, listings;
+    double p50_s, p99_s; /* notice written -> acknowledged in full */
+    char (*unacked)[STORE_CURSOR_MAX + 1];
+    size_t nunacked;
+} store_compliance;
+
+/* Over the notices platform was sent in [from_unix, to_unix] (to 0: now);
+ * at most max_unacked ids listed. Free with store_compliance_free. */
+store_err store_compliance_get(store *s, const char *platform, int64_t from_unix, int64_t to_unix,
+                               size_t max_unacked, store_compliance *out, char *err, size_t errcap);
+void store_compliance_free(store_compliance *c);
+
+/*
+ * A dedicated connection that waits for new notices (XREAD BLOCK) on the
+ * streams of several platforms at once; one thread uses it. Reconnects by
+ * itself on the next wait after a failure.
+ */
+typedef struct store_reader store_reader;
+
+store_err store_reader_open(const char *url, store_reader **out, char *err, size_t errcap);
+void store_reader_free(store_reader *rd);
+/* Wait up to block_ms (< 2000) for notices after after[i] on platforms[i];
+ * *out as for store_notices_after (NULL, 0 on timeout or interrupt). */
+store_err store_reader_wait(store_reader *rd, const char *const *platforms,
+                            const char *const *after, size_t n, int block_ms, store_notice ***out,
+                            size_t *nout, char *err, size_t errcap);
+/* Any thread: end a wait in progress now (CLIENT UNBLOCK). 1 if one was. */
+int store_reader_interrupt(store *s, store_reader *rd);
 
 /* --- replication -------------------------------------------------------- */
 

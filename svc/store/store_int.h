@@ -1,0 +1,62 @@
+/*
+ * store_int.h - private to svc/store/: what store.c and notices.c share.
+ * The only header besides the .c files that names hiredis.
+ */
+#ifndef TC_STORE_INT_H
+#define TC_STORE_INT_H
+
+#include "store.h"
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+
+#define POOL_MAX 16
+#define TIMEOUT_MS 2000
+#define ARGV_MAX 64
+
+typedef struct st_addr {
+    char host[256];
+    int port;
+    char path[256]; /* unix socket when set */
+    int db;
+} st_addr;
+
+struct store {
+    st_addr a;
+    pthread_mutex_t mu;
+    redisContext *idle[POOL_MAX];
+    int nidle;
+    int64_t notice_retention_ms;
+};
+
+store_err st_fail(store_err e, char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int st_parse_url(const char *url, st_addr *a);
+/* A blocking connection with the store's timeout, on the selected db. */
+redisContext *st_dial(const st_addr *a, char *err, size_t cap);
+
+/*
+ * One command on a pooled connection. Error replies from our scripts start
+ * with a word naming the store_err (NOTFOUND, PRECONDITION, DENIED, ARG);
+ * the rest is the message. Caller frees the reply with freeReplyObject.
+ */
+store_err st_run(store *s, int argc, const char **argv, const size_t *lens, redisReply **out,
+                 char *err, size_t cap);
+
+/* An argv under construction: strings with explicit lengths. */
+typedef struct st_args {
+    int n;
+    const char *v[ARGV_MAX];
+    size_t len[ARGV_MAX];
+    char num[ARGV_MAX][24]; /* storage for formatted numbers */
+} st_args;
+
+void st_arg(st_args *a, const char *s);
+void st_arg_bin(st_args *a, const void *p, size_t n);
+void st_arg_i64(st_args *a, int64_t x);
+void st_arg_u64(st_args *a, uint64_t x);
+/* Start a as EVAL of lua with nkeys keys. */
+void st_script(st_args *a, const char *lua, int nkeys);
+store_err st_run_args(store *s, st_args *a, redisReply **r, char *err, size_t cap);
+
+#endif
