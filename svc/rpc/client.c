@@ -112,6 +112,11 @@ rpc_client *rpc_client_new(const rpc_client_opts *o, char *err, size_t errcap)
     return c;
 }
 
+void rpc_client_set_timeout(rpc_client *c, int timeout_s)
+{
+    c->timeout_s = timeout_s;
+}
+
 void rpc_client_free(rpc_client *c)
 {
     size_t i;
@@ -177,8 +182,10 @@ typedef struct call {
 
 static int start_call(rpc_client *c, call *k, const char *path)
 {
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-                                         gpr_time_from_seconds(c->timeout_s, GPR_TIMESPAN));
+    gpr_timespec deadline = c->timeout_s > 0
+                                ? gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+                                               gpr_time_from_seconds(c->timeout_s, GPR_TIMESPAN))
+                                : gpr_inf_future(GPR_CLOCK_REALTIME);
     grpc_slice method = grpc_slice_from_copied_string(path);
 
     memset(k, 0, sizeof(*k));

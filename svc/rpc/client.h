@@ -17,7 +17,7 @@ typedef struct rpc_client_opts {
     const char *ca;      /* TLS: PEM file of the server's CA */
     const char *cert;    /* TLS: client certificate (names role and subject) */
     const char *key;
-    int timeout_s; /* per call; streams get it per message */
+    int timeout_s; /* per call, streams included; default 30 */
 } rpc_client_opts;
 
 typedef struct rpc_result {
@@ -29,6 +29,8 @@ typedef struct rpc_client rpc_client;
 
 rpc_client *rpc_client_new(const rpc_client_opts *o, char *err, size_t errcap);
 void rpc_client_free(rpc_client *c);
+/* Calls started from now on get timeout_s (<= 0: no deadline, for watches). */
+void rpc_client_set_timeout(rpc_client *c, int timeout_s);
 
 /* Unary call. *resp (caller frees with rpc_msg_free) is set only when the
  * status is OK. Returns r->code. */

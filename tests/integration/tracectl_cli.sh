@@ -111,6 +111,36 @@ printf 'listing_id,code\nB-1,%s\n' "$(sed -n 30p "$dir/codes.txt")" > "$dir/copy
 check "a copy on another platform" 0 $ctl --role platform --subject shop-b listings register "$dir/copy.csv"
 has "copy counted" "$dir/out" "code also on 1 other listing(s), 1 other platform(s)"
 
+# Delisting: the platform watches (cursor file, --exec hook), the regulator
+# acts, the platform acknowledges, the regulator reads the compliance report.
+check "restore" 0 $ctl $reg cert status CERT-1 valid --reason "re-inspected"
+check "watch" 0 $ctl $plat watch --count 1 --cursor-file "$dir/cursor" \
+    --exec "cat > '$dir/hook.txt'; echo \$TC_STATUS \$TC_CERTIFICATE \$TC_LISTINGS > '$dir/hook.env'"
+has "notice printed" "$dir/out" "^notice [0-9]*-[0-9]*  VALID  certificate CERT-1  2 listings  reason: re-inspected"
+has "hook read the listings" "$dir/hook.txt" "^L-4$"
+has "hook environment" "$dir/hook.env" "^VALID CERT-1 2$"
+first=$(cat "$dir/cursor")
+check "suspend" 0 $ctl $reg cert status CERT-1 suspended --reason audit
+check "watch resumes from the cursor file" 0 $ctl $plat --json watch --count 1 --cursor-file "$dir/cursor"
+has "only the new notice" "$dir/out" '"new_status":"SUSPENDED","reason":"audit".*"listing_ids":\["L-1","L-4"\]}'
+[ "$(wc -l < "$dir/out")" -eq 1 ] || { echo "FAIL: watch printed more than one notice"; fails=$((fails + 1)); }
+second=$(cat "$dir/cursor")
+[ "$second" != "$first" ] || { echo "FAIL: the cursor file did not move"; fails=$((fails + 1)); }
+check "a failing hook" 1 $ctl $plat watch --count 1 --cursor-file "$dir/cursor2" --exec "exit 3"
+has "hook failure said" "$dir/err" "exec failed for notice $first"
+[ ! -e "$dir/cursor2" ] || { echo "FAIL: a failed hook advanced the cursor"; fails=$((fails + 1)); }
+check "ack whole" 0 $ctl $plat ack "$first"
+has "ack said" "$dir/out" "acknowledged notice $first"
+check "ack part" 0 $ctl $plat ack "$second" L-1
+check "ack a listing not in it" 1 $ctl $plat ack "$second" L-9
+has "ack refusal" "$dir/err" "INVALID_ARGUMENT: listing L-9 is not in notice $second"
+check "compliance" 0 $ctl $reg compliance shop-a
+has "compliance line" "$dir/out" "platform shop-a: 2 notices (4 listings), 1 acknowledged"
+has "unacknowledged listed" "$dir/out" "unacknowledged: $second"
+check "compliance json" 0 $ctl $reg --json compliance shop-b
+has "other platform" "$dir/out" '"notices":2,"acked":0,"listings":2'
+check "compliance needs the regulator" 1 $ctl $plat compliance shop-a
+
 check "wrong role" 1 $ctl $plat cert get CERT-1
 has "role said" "$dir/err" "PERMISSION_DENIED: role platform may not call tracecode.v1.RegistryService"
 check "no identity" 2 $ctl manufacturer put X Y
