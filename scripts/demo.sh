@@ -5,7 +5,11 @@
 #   regulator     registers a manufacturer and its CCC certificate
 #   manufacturer  registers a product, gets 1,000 codes and a label sheet
 #   platform      verifies codes, a tampered one, a listing that lies
-#   regulator     suspends the certificate: the same code now says so
+#   platform      binds its listings and watches for delisting notices
+#   regulator     suspends the certificate: the notice reaches the platform,
+#                 whose delisting hook runs; the same code now says so; the
+#                 platform acknowledges; the regulator reads the compliance
+#                 report; restored, a second notice lets the listings return
 # and stops everything it started (by PID).
 set -eu
 cd "$(dirname "$0")/.."
@@ -18,7 +22,9 @@ bin=$PWD/build/bin
 work=$(mktemp -d "${TMPDIR:-/tmp}/tracecode-demo.XXXXXX")
 redis_pid=
 svc_pid=
+watch_pid=
 stop() {
+    [ -n "$watch_pid" ] && kill -TERM "$watch_pid" 2>/dev/null && wait "$watch_pid" 2>/dev/null || true
     [ -n "$svc_pid" ] && kill -TERM "$svc_pid" 2>/dev/null && wait "$svc_pid" 2>/dev/null || true
     [ -n "$redis_pid" ] && kill -TERM "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null || true
     rm -rf "$work/keys" "$work/redis"
@@ -87,14 +93,43 @@ run "$ctl" $platform verify "$forged" || true
 step "platform: a listing that claims another brand for a genuine code"
 run "$ctl" $platform verify --listing-brand Bcme "$code" || true
 
+step "platform: its listings, bound to the codes it sells"
+printf 'listing_id,code\nSKU-1001,%s\nSKU-1002,%s\nSKU-1003,%s\n' "$code" \
+    "$(sed -n 43p "$work/codes.txt")" "$(sed -n 44p "$work/codes.txt")" > "$work/listings.csv"
+run "$ctl" $platform listings register "$work/listings.csv"
+
+step "platform: watching for delisting notices in the background (cursor file, delisting hook)"
+# The hook is the platform's delisting job: listing ids on stdin, TC_* in the environment.
+hook='act="taking down"; [ "$TC_STATUS" = VALID ] && act="may relist"
+      printf "  [delisting job] %s %s, %s: " "$TC_STATUS" "$TC_CERTIFICATE" "$act"; tr "\n" " "; echo'
+printf '$ tracectl %s watch --cursor-file cursor --exec HOOK --count 2 &\n' "$platform"
+"$ctl" $platform watch --cursor-file "$work/cursor" --exec "$hook" --count 2 \
+    > "$work/watch.log" 2>&1 &
+watch_pid=$!
+
 step "regulator: the certificate is suspended"
 run "$ctl" $regulator cert status 2024010701000001 suspended --reason "failed factory inspection"
+for _ in $(seq 100); do [ -s "$work/cursor" ] && break; sleep 0.05; done
+echo "-- the platform's watcher received:"
+cat "$work/watch.log"
 
 step "platform: the same genuine code now says so"
 run "$ctl" $platform verify "$code" || true
 
-step "regulator: restored"
+step "platform: acknowledges the notice (the listings are down)"
+run "$ctl" $platform ack "$(cat "$work/cursor")"
+
+step "regulator: the platform's compliance"
+run "$ctl" $regulator compliance shop-a
+
+step "regulator: restored - a notice lets the listings return"
 run "$ctl" $regulator cert status 2024010701000001 valid --reason "re-inspected"
+for _ in $(seq 200); do kill -0 "$watch_pid" 2>/dev/null || break; sleep 0.05; done
+wait "$watch_pid" || true
+watch_pid=
+echo "-- the platform's watcher received:"
+cat "$work/watch.log"
 run "$ctl" $platform verify "$code"
+run "$ctl" $regulator compliance shop-a
 
 printf '\ndemo finished: codes and label sheets in %s\n' "$work"
