@@ -39,6 +39,8 @@ svc_code svc_store_fail(svc_status *st, store_err e, const char *err)
         return svc_fail(st, SVC_INVALID_ARGUMENT, "%s", err);
     case STORE_ERR_RANGE:
         return svc_fail(st, SVC_OUT_OF_RANGE, "%s", err);
+    case STORE_ERR_TIMEOUT:
+        return svc_fail(st, SVC_DEADLINE_EXCEEDED, "%s", err);
     case STORE_ERR_PROTOCOL:
     case STORE_ERR_NOMEM:
         break;

@@ -46,6 +46,8 @@ const char *store_strerror(store_err err)
         return "out of memory";
     case STORE_ERR_RANGE:
         return "out of range";
+    case STORE_ERR_TIMEOUT:
+        return "timed out";
     }
     return "unknown error";
 }
@@ -223,8 +225,20 @@ void store_free(store *s)
  * with a word naming the store_err (NOTFOUND, PRECONDITION, DENIED, ARG);
  * the rest is the message. Caller frees the reply with freeReplyObject.
  */
+/* hiredis 0.14 reports a read timeout as an I/O error with EAGAIN. */
+static int timed_out(const redisContext *c)
+{
+    return c->err == REDIS_ERR_IO && strstr(c->errstr, "temporarily unavailable") != NULL;
+}
+
 store_err st_run(store *s, int argc, const char **argv, const size_t *lens, redisReply **out,
                  char *err, size_t cap)
+{
+    return st_run_timeout(s, argc, argv, lens, out, TIMEOUT_MS, err, cap);
+}
+
+store_err st_run_timeout(store *s, int argc, const char **argv, const size_t *lens,
+                         redisReply **out, int timeout_ms, char *err, size_t cap)
 {
     static const struct {
         const char *word;
@@ -242,22 +256,33 @@ store_err st_run(store *s, int argc, const char **argv, const size_t *lens, redi
     c = pool_get(s, &reused, err, cap);
     if (!c)
         return STORE_ERR_UNAVAILABLE;
+    if (timeout_ms != TIMEOUT_MS)
+        redisSetTimeout(c, (struct timeval){timeout_ms / 1000, (timeout_ms % 1000) * 1000});
     r = redisCommandArgv(c, argc, argv, lens);
-    if (!r && reused && (c->err == REDIS_ERR_IO || c->err == REDIS_ERR_EOF)) {
+    if (!r && reused && !timed_out(c) && (c->err == REDIS_ERR_IO || c->err == REDIS_ERR_EOF)) {
         /* An idle connection that died with its server (Redis restarted):
-         * once more on a new one. Every command here may run twice safely:
-         * scripts rewrite the same contents; at worst an id is skipped. */
+         * once more on a new one. The command never reached that server. */
         redisFree(c);
         c = st_dial(&s->a, err, cap);
         if (!c)
             return STORE_ERR_UNAVAILABLE;
+        if (timeout_ms != TIMEOUT_MS)
+            redisSetTimeout(c, (struct timeval){timeout_ms / 1000, (timeout_ms % 1000) * 1000});
         r = redisCommandArgv(c, argc, argv, lens);
     }
     if (!r) {
-        store_err e = st_fail(STORE_ERR_UNAVAILABLE, err, cap, "redis: %s", c->errstr);
-        pool_put(s, c);
+        /* A timeout is not "nothing happened": the command may have run. */
+        store_err e = timed_out(c)
+                          ? st_fail(STORE_ERR_TIMEOUT, err, cap,
+                                    "redis did not answer within %d ms; the change may "
+                                    "or may not have been made: read it back",
+                                    timeout_ms)
+                          : st_fail(STORE_ERR_UNAVAILABLE, err, cap, "redis: %s", c->errstr);
+        pool_put(s, c); /* broken: freed, not pooled */
         return e;
     }
+    if (timeout_ms != TIMEOUT_MS)
+        redisSetTimeout(c, (struct timeval){TIMEOUT_MS / 1000, (TIMEOUT_MS % 1000) * 1000});
     pool_put(s, c);
     if (r->type == REDIS_REPLY_ERROR) {
         for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
@@ -321,7 +346,8 @@ void st_arg_u64(st_args *a, uint64_t x)
 
 store_err st_run_args(store *s, st_args *a, redisReply **r, char *err, size_t cap)
 {
-    return st_run(s, a->n, a->v, a->len, r, err, cap);
+    return st_run_timeout(s, a->n, a->v, a->len, r, a->timeout_ms ? a->timeout_ms : TIMEOUT_MS, err,
+                          cap);
 }
 
 static store_err int_reply(redisReply *r, uint64_t *v, char *err, size_t cap)
@@ -389,7 +415,6 @@ static const char lua_put[] = LUA_NOTICE
     "    local when = redis.call('HGET', KEYS[1], 'updated') or '0'\n"
     "    for _, plat in ipairs(redis.call('SMEMBERS', '{tc}:cert-platforms:' .. cert)) do\n"
     "      local ids = redis.call('SMEMBERS', '{tc}:cert-listings:' .. cert .. ':' .. plat)\n"
-    "      table.sort(ids)\n"
     "      for i = 1, #ids, " STORE_NOTICE_LISTINGS_STR " do\n"
     "        local last = math.min(i + " STORE_NOTICE_LISTINGS_STR " - 1, #ids)\n"
     "        notice(plat, cert, '0', after, reason, when, rev, ids, i, last, ARGV[5])\n"
@@ -503,7 +528,6 @@ static const char lua_recall[] = LUA_NOTICE
     "    local sn = tonumber(redis.call('HGET', '{tc}:listing:' .. plat .. ':' .. lid, 'serial'))\n"
     "    if sn and sn >= first and sn <= last then hit[#hit + 1] = lid end\n"
     "  end\n"
-    "  table.sort(hit)\n"
     "  for i = 1, #hit, " STORE_NOTICE_LISTINGS_STR " do\n"
     "    local e = math.min(i + " STORE_NOTICE_LISTINGS_STR " - 1, #hit)\n"
     "    notice(plat, b[3], ARGV[2], status, ARGV[6], ARGV[7], rev, hit, i, e, ARGV[8])\n"
@@ -559,6 +583,7 @@ static void key_of(char *out, size_t cap, const char *type, const char *id)
 void st_script(st_args *a, const char *lua, int nkeys)
 {
     a->n = 0;
+    a->timeout_ms = 0;
     st_arg(a, "EVAL");
     st_arg(a, lua);
     st_arg_i64(a, nkeys);
@@ -624,6 +649,7 @@ store_err store_put_cert(store *s, const rep_cert_fields *f, uint64_t *rev, uint
     st_arg_i64(&a, STORE_STREAM_MAXLEN);
     st_arg(&a, "0");
     st_arg_i64(&a, s->notice_retention_ms);
+    a.timeout_ms = FANOUT_TIMEOUT_MS;
     st_arg(&a, "kind");
     st_arg_i64(&a, f->kind);
     st_arg(&a, "holder");
@@ -661,6 +687,7 @@ store_err store_set_cert_status(store *s, const char *number, int status, const 
     st_arg_i64(&a, STORE_STREAM_MAXLEN);
     st_arg(&a, "1");
     st_arg_i64(&a, s->notice_retention_ms);
+    a.timeout_ms = FANOUT_TIMEOUT_MS;
     st_arg(&a, "status");
     st_arg_i64(&a, status);
     st_arg(&a, "reason");
@@ -878,6 +905,7 @@ store_err store_recall(store *s, const char *caller, uint64_t batch_id, uint32_t
     st_arg(&a, reason);
     st_arg_i64(&a, now);
     st_arg_i64(&a, s->notice_retention_ms);
+    a.timeout_ms = FANOUT_TIMEOUT_MS;
     e = st_run_args(s, &a, &r, err, errcap);
     return e ? e : put_reply(r, rev, notices, err, errcap);
 }

@@ -33,7 +33,8 @@ typedef enum store_err {
     STORE_ERR_ARG = 5,
     STORE_ERR_PROTOCOL = 6, /* Redis answered something unexpected */
     STORE_ERR_NOMEM = 7,
-    STORE_ERR_RANGE = 8, /* a cursor outside what is retained */
+    STORE_ERR_RANGE = 8,   /* a cursor outside what is retained */
+    STORE_ERR_TIMEOUT = 9, /* no answer in time: a write may or may not be done */
 } store_err;
 
 const char *store_strerror(store_err err);

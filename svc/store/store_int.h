@@ -13,6 +13,9 @@
 #define POOL_MAX 16
 #define TIMEOUT_MS 2000
 #define ARGV_MAX 64
+/* Writes that fan out delisting notices: a certificate with a million
+ * listings takes about a second of Redis time. */
+#define FANOUT_TIMEOUT_MS 30000
 
 typedef struct st_addr {
     char host[256];
@@ -42,6 +45,10 @@ redisContext *st_dial(const st_addr *a, char *err, size_t cap);
  */
 store_err st_run(store *s, int argc, const char **argv, const size_t *lens, redisReply **out,
                  char *err, size_t cap);
+/* The same with its own reply timeout. A timeout is STORE_ERR_TIMEOUT and
+ * is never retried: the command may have run. */
+store_err st_run_timeout(store *s, int argc, const char **argv, const size_t *lens,
+                         redisReply **out, int timeout_ms, char *err, size_t cap);
 
 /* An argv under construction: strings with explicit lengths. */
 typedef struct st_args {
@@ -49,6 +56,7 @@ typedef struct st_args {
     const char *v[ARGV_MAX];
     size_t len[ARGV_MAX];
     char num[ARGV_MAX][24]; /* storage for formatted numbers */
+    int timeout_ms;         /* 0: TIMEOUT_MS */
 } st_args;
 
 void st_arg(st_args *a, const char *s);

@@ -85,7 +85,8 @@ static int rf_start(rf *f)
         }
         execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", f->sock,
                "--unixsocketperm", "700", "--dir", f->dir, "--appendonly", "yes", "--appendfsync",
-               "always", "--save", "", "--daemonize", "no", (char *)NULL);
+               "always", "--save", "", "--daemonize", "no", "--enable-debug-command", "local",
+               (char *)NULL);
         _exit(127);
     }
     for (i = 0; i < 500; i++) {

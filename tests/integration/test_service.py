@@ -413,7 +413,7 @@ class Service(unittest.TestCase):
             number=number, status=T.REVOKED, reason="fire risk"), metadata=REG)
         self.assertEqual(r.notices, 2)  # one per platform, written with the change
         ids = self.redis.cli("--raw", "XREVRANGE", "{tc}:notices:" + a, "+", "-", "COUNT", "1")
-        self.assertIn("A1\nA2", ids)
+        self.assertEqual(sorted(ids.strip().split("\n")[-2:]), ["A1", "A2"])  # in set order
         self.assertIn("fire risk", ids)
         self.assertNotIn("B1", ids)  # a platform sees only its own listings
         self.assertIn("B1", self.redis.cli("--raw", "XRANGE", "{tc}:notices:" + b, "-", "+"))
@@ -436,7 +436,7 @@ class Service(unittest.TestCase):
             metadata=F.md("manufacturer", holder))
         self.assertEqual((r.affected, r.notices), (3, 1))
         note = self.redis.cli("--raw", "XRANGE", "{tc}:notices:" + a, "-", "+")
-        self.assertIn("A1\nA2\nA3", note)
+        self.assertEqual(sorted(note.strip().split("\n")[-3:]), ["A1", "A2", "A3"])
         self.assertNotIn("A0", note)
         self.assertNotIn("A4", note)
         self.assertIn("swelling", note)

@@ -108,6 +108,29 @@ static void test_write_rules(void **state)
     assert_string_equal(f->err, "manufacturer " MAKER " is suspended");
 }
 
+/* A write that gets no answer in time is not "nothing happened": it says it
+ * may have been made, is not sent again, and is indeed made once. */
+static void test_timeout_is_not_retried(void **state)
+{
+    fx *f = *state;
+    uint64_t rev = 0;
+
+    seed(f);
+    /* Redis busy for 3 s (longer than the store's 2 s timeout). */
+    assert_int_equal(rf_cli(&f->redis, "DEBUG SLEEP 3 > /dev/null &"), 0);
+    rf_sleep_ms(200);
+    assert_int_equal(
+        store_put_mfr(f->s, OTHER, "Renamed", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
+        STORE_ERR_TIMEOUT);
+    assert_non_null(strstr(f->err, "may or may not have been made"));
+    rf_sleep_ms(1500);
+    /* It ran, once: revision 4 (seed wrote 1..3), and the next write is 5. */
+    assert_int_equal(
+        store_put_mfr(f->s, OTHER, "Again", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
+        STORE_OK);
+    assert_int_equal(rev, 5);
+}
+
 static void make_batch(fx *f, const char *caller, const char *pid, const char *req, store_batch *b,
                        int *existing)
 {
@@ -320,6 +343,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_write_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_is_not_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_and_tail, setup, teardown),
         cmocka_unit_test(test_bad_url),
     };
