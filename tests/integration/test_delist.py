@@ -355,6 +355,22 @@ class Delisting(unittest.TestCase):
         w.cancel()
         self.assertEqual([m.notice_id for m in got], self.stream_ids(p))
 
+    def test_drain_ends_watchers_with_their_cursor(self):
+        number, codes = self.chain()
+        p = unique("shopz")
+        self.bind(p, [("Z1", codes[0])])
+        d = F.Service(WORK, "d", self.redis.url, self.keys, ["--heartbeat", "300"]).start()
+        w = Watch(Node(d.port), p)
+        self.set_status(number, T.SUSPENDED)
+        [m] = w.take(1)
+        t0 = time.time()
+        self.assertEqual(d.stop(), 0)
+        self.assertLess(time.time() - t0, 5)  # watchers do not hold the drain
+        w.done.wait(5)
+        self.assertEqual(w.error.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertIn('draining', w.error.details())
+        self.assertIn('resume from cursor "%s"' % m.notice_id, w.error.details())
+
     def test_ack_and_compliance(self):
         number, codes = self.chain()
         p, q = unique("shopc"), unique("shopd")
