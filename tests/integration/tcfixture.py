@@ -140,6 +140,15 @@ def md(role, subject):
     return (("tc-role", role), ("tc-subject", subject))
 
 
+def status_of(fn, *args, **kw):
+    """Call fn; its status code and details (OK and "" when it succeeds)."""
+    try:
+        fn(*args, **kw)
+    except grpc.RpcError as e:
+        return e.code(), e.details()
+    return grpc.StatusCode.OK, ""
+
+
 def wait_for(pred, timeout=10.0):
     end = time.time() + timeout
     while time.time() < end:

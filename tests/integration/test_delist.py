@@ -179,13 +179,6 @@ class Delisting(unittest.TestCase):
     def check_signature(self, m):
         self.pubkeys[m.key_id].verify(m.signature, notice_text(m))
 
-    def status_of(self, fn, *args, **kw):
-        try:
-            fn(*args, **kw)
-        except grpc.RpcError as e:
-            return e.code(), e.details()
-        return grpc.StatusCode.OK, ""
-
     # -- the loop -----------------------------------------------------------------
 
     def test_revoke_on_a_reaches_watcher_on_c(self):
@@ -413,7 +406,7 @@ class Delisting(unittest.TestCase):
                  plat(p), grpc.StatusCode.INVALID_ARGUMENT, "in the future"),
                 (V.AckDelistingRequest(notice_id=n2.notice_id), REG,
                  grpc.StatusCode.PERMISSION_DENIED, "")):
-            c, msg = self.status_of(ack, req, metadata=md)
+            c, msg = F.status_of(ack, req, metadata=md)
             self.assertEqual(c, code, msg)
             self.assertIn(words, msg)
         # Platform q's notices of the same changes are q's own (ids are per platform):
@@ -429,7 +422,7 @@ class Delisting(unittest.TestCase):
         rep = self.a.audit.GetDelistingCompliance(A.GetDelistingComplianceRequest(
             platform_id=p, from_unix=1, to_unix=2), metadata=REG)
         self.assertEqual((rep.notices, rep.acked, rep.p50_seconds), (0, 0, 0))
-        c, _ = self.status_of(self.a.audit.GetDelistingCompliance,
+        c, _ = F.status_of(self.a.audit.GetDelistingCompliance,
                               A.GetDelistingComplianceRequest(platform_id=p), metadata=plat(p))
         self.assertEqual(c, grpc.StatusCode.PERMISSION_DENIED)
 

@@ -115,13 +115,6 @@ class Service(unittest.TestCase):
         return node.ver.VerifyCode(V.VerifyRequest(code=code, listing=listing, view=view),
                                    metadata=PLATFORM)
 
-    def status_of(self, fn, *args, **kw):
-        try:
-            fn(*args, **kw)
-        except grpc.RpcError as e:
-            return e.code(), e.details()
-        return grpc.StatusCode.OK, ""
-
     # -- registry -------------------------------------------------------------
 
     def test_registry_rpcs(self):
@@ -136,15 +129,15 @@ class Service(unittest.TestCase):
             metadata=REG)
         self.assertEqual(r.certificate.status, T.SUSPENDED)
         self.assertEqual(r.certificate.status_reason, "audit")
-        code, msg = self.status_of(self.a.reg.GetCertificate,
+        code, msg = F.status_of(self.a.reg.GetCertificate,
                                    R.GetCertificateRequest(number="NOPE-1"), metadata=REG)
         self.assertEqual(code, grpc.StatusCode.NOT_FOUND)
         self.assertIn("NOPE-1", msg)
-        code, msg = self.status_of(
+        code, msg = F.status_of(
             self.a.reg.SetCertificateStatus,
             R.SetCertificateStatusRequest(number="NOPE-2", status=T.REVOKED), metadata=REG)
         self.assertEqual(code, grpc.StatusCode.NOT_FOUND)
-        code, msg = self.status_of(
+        code, msg = F.status_of(
             self.a.reg.UpsertCertificate,
             T.Certificate(number=unique("X"), kind=T.CCC, holder_credit_code="UNKNOWN9",
                           category_codes=["0704"]), metadata=REG)
@@ -183,13 +176,13 @@ class Service(unittest.TestCase):
             (holder, "NOT-THERE", "0704", "NOT-THERE is not registered"),
         ]
         for who, num, cat, want in cases:
-            code, msg = self.status_of(self.product, who, num, cat)
+            code, msg = F.status_of(self.product, who, num, cat)
             self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION, msg)
             self.assertIn(want, msg)
         self.a.reg.SetCertificateStatus(
             R.SetCertificateStatusRequest(number=number, status=T.REVOKED, reason="x"),
             metadata=REG)
-        code, msg = self.status_of(self.product, holder, number, "0704")
+        code, msg = F.status_of(self.product, holder, number, "0704")
         self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
         self.assertIn("is revoked", msg)
 
@@ -223,10 +216,10 @@ class Service(unittest.TestCase):
             got.manifest_signature, got.manifest)
         # Someone else's batch and product.
         other = self.maker()
-        code, _ = self.status_of(self.a.iss.GetBatch, I.GetBatchRequest(batch_id=batch.batch_id),
+        code, _ = F.status_of(self.a.iss.GetBatch, I.GetBatchRequest(batch_id=batch.batch_id),
                                  metadata=F.md("manufacturer", other))
         self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
-        code, _ = self.status_of(self.issue, other, p.product_id)
+        code, _ = F.status_of(self.issue, other, p.product_id)
         self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
 
     def test_issue_limits(self):
@@ -234,15 +227,15 @@ class Service(unittest.TestCase):
         p = self.product(holder, self.cert(holder))
         for q, want in ((0, "quantity must be 1 to 10000000, not 0"),
                         (10000001, "quantity must be 1 to 10000000, not 10000001")):
-            code, msg = self.status_of(self.issue, holder, p.product_id, quantity=q)
+            code, msg = F.status_of(self.issue, holder, p.product_id, quantity=q)
             self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
             self.assertIn(want, msg)
-        code, msg = self.status_of(self.issue, holder, p.product_id, chunk=65537)
+        code, msg = F.status_of(self.issue, holder, p.product_id, chunk=65537)
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("chunk_size must be at most 65536", msg)
-        code, msg = self.status_of(self.issue, holder, p.product_id, request_id="x" * 65)
+        code, msg = F.status_of(self.issue, holder, p.product_id, request_id="x" * 65)
         self.assertIn("request_id is longer than 64 bytes", msg)
-        code, msg = self.status_of(self.product, holder, "C" * 65)
+        code, msg = F.status_of(self.product, holder, "C" * 65)
         self.assertIn("certificate_number is longer than 64 bytes", msg)
 
     def test_sig_profile(self):
@@ -337,16 +330,16 @@ class Service(unittest.TestCase):
         self.assertTrue(all(x.product.brand == "Acme" for x in r.results[:300]))
         self.assertEqual(r.results[300].verdict, T.MALFORMED)
         big = [V.VerifyRequest(code=codes[0])] * 10001
-        code, msg = self.status_of(self.a.ver.VerifyBatch, V.VerifyBatchRequest(items=big),
+        code, msg = F.status_of(self.a.ver.VerifyBatch, V.VerifyBatchRequest(items=big),
                                    metadata=PLATFORM)
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("items holds 10001 codes, limit 10000", msg)
-        code, msg = self.status_of(self.a.ver.VerifyBatch, V.VerifyBatchRequest(),
+        code, msg = F.status_of(self.a.ver.VerifyBatch, V.VerifyBatchRequest(),
                                    metadata=PLATFORM)
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
         # Past the 4 MiB message bound: refused before it is decoded.
         huge = [V.VerifyRequest(code="X" * 500)] * 9000
-        code, msg = self.status_of(self.a.ver.VerifyBatch, V.VerifyBatchRequest(items=huge),
+        code, msg = F.status_of(self.a.ver.VerifyBatch, V.VerifyBatchRequest(items=huge),
                                    metadata=PLATFORM)
         self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED, msg)
         out = list(self.a.ver.VerifyStream(iter(V.VerifyRequest(code=c) for c in codes),
@@ -395,12 +388,12 @@ class Service(unittest.TestCase):
         self.assertEqual(r[0].verdict, T.CERT_REVOKED)
         self.assertEqual(self.redis.cli("EXISTS", "{tc}:listing:%s:L5" % a).strip(), "1")
         # Limits and role.
-        code, msg = self.status_of(self.bind, a, [("x" * 129, codes[0])])
+        code, msg = F.status_of(self.bind, a, [("x" * 129, codes[0])])
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("bindings[0].listing_id is longer than 128 bytes", msg)
-        code, msg = self.status_of(self.bind, a, [("L%d" % i, codes[0]) for i in range(10001)])
+        code, msg = F.status_of(self.bind, a, [("L%d" % i, codes[0]) for i in range(10001)])
         self.assertIn("bindings holds 10001 listings; send 1 to 10000", msg)
-        code, _ = self.status_of(self.a.ver.RegisterListings, V.RegisterListingsRequest(
+        code, _ = F.status_of(self.a.ver.RegisterListings, V.RegisterListingsRequest(
             bindings=[V.ListingBinding(listing_id="L1", code=codes[0])]), metadata=REG)
         self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
 
@@ -460,33 +453,33 @@ class Service(unittest.TestCase):
     # -- identity, roles, protocol ------------------------------------------------
 
     def test_roles_and_identity(self):
-        code, msg = self.status_of(self.a.ver.VerifyCode, V.VerifyRequest(code="x"))
+        code, msg = F.status_of(self.a.ver.VerifyCode, V.VerifyRequest(code="x"))
         self.assertEqual(code, grpc.StatusCode.UNAUTHENTICATED)
-        code, msg = self.status_of(self.a.ver.VerifyCode, V.VerifyRequest(code="x"),
+        code, msg = F.status_of(self.a.ver.VerifyCode, V.VerifyRequest(code="x"),
                                    metadata=(("tc-role", "platform"),))
         self.assertEqual(code, grpc.StatusCode.UNAUTHENTICATED)
-        code, msg = self.status_of(self.a.ver.VerifyCode, V.VerifyRequest(code="x"),
+        code, msg = F.status_of(self.a.ver.VerifyCode, V.VerifyRequest(code="x"),
                                    metadata=F.md("manufacturer", "M1"))
         self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
         self.assertIn("role manufacturer may not call tracecode.v1.VerifierService", msg)
-        code, _ = self.status_of(self.a.reg.UpsertManufacturer,
+        code, _ = F.status_of(self.a.reg.UpsertManufacturer,
                                  T.Manufacturer(credit_code="X1", name="n"), metadata=PLATFORM)
         self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
-        code, _ = self.status_of(self.a.iss.GetBatch, I.GetBatchRequest(batch_id=1),
+        code, _ = F.status_of(self.a.iss.GetBatch, I.GetBatchRequest(batch_id=1),
                                  metadata=REG)
         self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
-        code, msg = self.status_of(self.a.reg.UpsertManufacturer,
+        code, msg = F.status_of(self.a.reg.UpsertManufacturer,
                                    T.Manufacturer(credit_code="X" * 33, name="n"), metadata=REG)
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("credit_code is longer than 32 bytes", msg)
-        code, msg = self.status_of(self.a.reg.UpsertManufacturer,
+        code, msg = F.status_of(self.a.reg.UpsertManufacturer,
                                    T.Manufacturer(credit_code="X1", name="n" * 201),
                                    metadata=REG)
         self.assertIn("name is longer than 200 bytes", msg)
 
     def test_unimplemented_and_health(self):
         call = self.a.channel.unary_unary("/tracecode.v1.AuditService/GetTreeHead")
-        code, msg = self.status_of(call, b"", metadata=REG)
+        code, msg = F.status_of(call, b"", metadata=REG)
         self.assertEqual(code, grpc.StatusCode.UNIMPLEMENTED)
         self.assertIn("/tracecode.v1.AuditService/GetTreeHead", msg)
         from tcgrpc.health.v1 import health_pb2, health_pb2_grpc
@@ -496,7 +489,7 @@ class Service(unittest.TestCase):
         self.assertEqual(h.Check(health_pb2.HealthCheckRequest(
             service="tracecode.v1.VerifierService")).status,
             health_pb2.HealthCheckResponse.SERVING)
-        code, _ = self.status_of(h.Check, health_pb2.HealthCheckRequest(service="no.Such"))
+        code, _ = F.status_of(h.Check, health_pb2.HealthCheckRequest(service="no.Such"))
         self.assertEqual(code, grpc.StatusCode.NOT_FOUND)
 
     def test_reflection_without_our_protos(self):
@@ -592,7 +585,7 @@ class Nodes(unittest.TestCase):
             # Verification keeps answering from the replica, marked stale.
             self.assertTrue(F.wait_for(lambda: vb().stale, 5))
             self.assertEqual(vb().verdict, T.CERT_REVOKED)
-            code, msg = t.status_of(na.reg.SetCertificateStatus, R.SetCertificateStatusRequest(
+            code, msg = F.status_of(na.reg.SetCertificateStatus, R.SetCertificateStatusRequest(
                 number=number, status=T.VALID), metadata=REG)
             self.assertEqual(code, grpc.StatusCode.UNAVAILABLE)
             self.assertIn("registry unavailable, nothing was changed", msg)
