@@ -5,6 +5,7 @@
  *            [--insecure] [--tls-cert F --tls-key F --client-ca F]
  *            [--base-url URL] [--threads N] [--max-staleness SECONDS]
  *            [--notice-retention SECONDS] [--heartbeat MS] [--watch-buffer MIB]
+ *            [--copy-devices N] [--copy-regions N] [--copy-window SECONDS]
  *
  * Every flag also reads from TRACESVC_<FLAG> (upper case, '-' as '_');
  * flags win. Threads: N gRPC workers, one control thread (libevent) that
@@ -14,6 +15,7 @@
  */
 #include "api.h"
 #include "delist.h"
+#include "http.h"
 #include "rpc.h"
 #include "store.h"
 
@@ -34,6 +36,7 @@ typedef struct config {
     const char *redis, *grpc, *http, *keys, *tls_cert, *tls_key, *client_ca, *base_url;
     int insecure, threads;
     long max_staleness, retention_s, heartbeat_ms, watch_buffer_mib;
+    long copy_devices, copy_regions, copy_window;
 } config;
 
 static int usage(void)
@@ -42,6 +45,7 @@ static int usage(void)
           "                [--insecure] [--tls-cert F --tls-key F --client-ca F]\n"
           "                [--base-url URL] [--threads N] [--max-staleness SECONDS]\n"
           "                [--notice-retention SECONDS] [--heartbeat MS] [--watch-buffer MIB]\n"
+          "                [--copy-devices N] [--copy-regions N] [--copy-window SECONDS]\n"
           "  URL: redis://host:port[/db] or unix:/path; every flag also reads TRACESVC_<FLAG>\n",
           stderr);
     return 2;
@@ -83,6 +87,9 @@ static int configure(int argc, char **argv, config *c)
         {"notice-retention", required_argument, 0, 'N'},
         {"heartbeat", required_argument, 0, 'H'},
         {"watch-buffer", required_argument, 0, 'B'},
+        {"copy-devices", required_argument, 0, 'D'},
+        {"copy-regions", required_argument, 0, 'R'},
+        {"copy-window", required_argument, 0, 'W'},
         {"help", no_argument, 0, '?'},
         {0, 0, 0, 0},
     };
@@ -90,6 +97,8 @@ static int configure(int argc, char **argv, config *c)
     const char *ins = env("TRACESVC_INSECURE");
     const char *keep = env("TRACESVC_NOTICE_RETENTION"), *hb = env("TRACESVC_HEARTBEAT");
     const char *wbuf = env("TRACESVC_WATCH_BUFFER");
+    const char *cdev = env("TRACESVC_COPY_DEVICES"), *creg = env("TRACESVC_COPY_REGIONS");
+    const char *cwin = env("TRACESVC_COPY_WINDOW");
     long v;
     int o;
 
@@ -147,6 +156,15 @@ static int configure(int argc, char **argv, config *c)
         case 'B':
             wbuf = optarg;
             break;
+        case 'D':
+            cdev = optarg;
+            break;
+        case 'R':
+            creg = optarg;
+            break;
+        case 'W':
+            cwin = optarg;
+            break;
         default:
             return usage();
         }
@@ -192,6 +210,16 @@ static int configure(int argc, char **argv, config *c)
         fprintf(stderr, "tracesvc: --watch-buffer '%s' must be 1..4096 MiB\n", wbuf);
         return 2;
     }
+    c->copy_devices = 10;
+    c->copy_regions = 3;
+    c->copy_window = 7200;
+    if ((cdev && !parse_long(cdev, 1, 1000000, &c->copy_devices)) ||
+        (creg && !parse_long(creg, 1, 64, &c->copy_regions)) ||
+        (cwin && !parse_long(cwin, 0, 30L * 86400, &c->copy_window))) {
+        fprintf(stderr, "tracesvc: --copy-devices 1..1000000, --copy-regions 1..64, "
+                        "--copy-window 0..2592000 seconds\n");
+        return 2;
+    }
     if (!c->base_url)
         c->base_url = "https://tc.example.com";
     return 0;
@@ -220,6 +248,7 @@ int main(int argc, char **argv)
     store_tail *tail = NULL;
     rpc_server *srv = NULL;
     delist_hub *hub = NULL;
+    http_server *web = NULL;
     delist_config dc;
     pthread_t control;
     rpc_config rc;
@@ -271,6 +300,9 @@ int main(int argc, char **argv)
     node.max_staleness_ms = cfg.max_staleness * 1000;
     node.replica_lag_ms = lag;
     node.replica_lag_arg = tail;
+    node.copy_devices = (uint32_t)cfg.copy_devices;
+    node.copy_regions = (uint32_t)cfg.copy_regions;
+    node.copy_window_s = cfg.copy_window;
     dc.heartbeat_ms = cfg.heartbeat_ms;
     dc.buffer_bytes = (size_t)cfg.watch_buffer_mib << 20;
     hub = delist_hub_start(&node, cfg.redis, &dc, err, sizeof(err));
@@ -300,17 +332,24 @@ int main(int argc, char **argv)
                 "revision %llu with %zu batches\n",
                 cfg.grpc, rpc_port(srv), cfg.insecure ? "insecure, loopback only" : "mTLS",
                 cfg.threads, (unsigned long long)rev, rep_count_batches(replica));
-        if (cfg.http)
-            fprintf(stderr,
-                    "tracesvc: --http %s noted; the scan page and metrics are not "
-                    "served yet\n",
-                    cfg.http);
-        sigwait(&sigs, &sig);
+        if (cfg.http) {
+            web = http_start(cfg.http, &node, err, sizeof(err));
+            if (!web)
+                fprintf(stderr, "tracesvc: %s\n", err);
+            else
+                fprintf(stderr, "tracesvc: serving HTTP on %s http-port %d (scan pages, health)\n",
+                        cfg.http, http_port(web));
+        }
+        if (!cfg.http || web)
+            sigwait(&sigs, &sig);
+        else
+            sig = SIGTERM;
         fprintf(stderr, "tracesvc: %s: draining (up to %d ms)\n",
                 sig == SIGTERM ? "SIGTERM" : "SIGINT", DRAIN_MS);
+        http_stop(web);
         delist_hub_stop(hub); /* watchers never end by themselves */
         rpc_stop(srv, DRAIN_MS);
-        rc_exit = 0;
+        rc_exit = (cfg.http && !web) ? 1 : 0;
     }
     delist_hub_free(hub);
 stop_control:

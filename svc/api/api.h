@@ -61,6 +61,9 @@ typedef struct svc {
     int64_t (*replica_lag_ms)(void *arg);
     void *replica_lag_arg;
     struct delist_hub *hub; /* delist.h: the node's watchers */
+    /* Copy detection (scan.h): the thresholds. */
+    uint32_t copy_devices, copy_regions;
+    int64_t copy_window_s;
 } svc;
 
 /* One call's context. */
@@ -148,6 +151,9 @@ svc_code api_recall_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
 /* verify_api.c */
 svc_code api_verify_code(svc_ctx *c, const void *req, void *resp, svc_status *st);
 svc_code api_verify_batch(svc_ctx *c, const void *req, void *resp, svc_status *st);
+
+/* scan.c */
+svc_code api_scan(svc_ctx *c, const void *req, void *resp, svc_status *st);
 
 /* listings.c */
 svc_code api_register_listings(svc_ctx *c, const void *req, void *resp, svc_status *st);

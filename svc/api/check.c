@@ -82,3 +82,14 @@ int check_text(svc_status *st, const char *field, const char *s, size_t max, int
     }
     return 1;
 }
+
+int check_canonical_code(const char *in, char out[CODEC_MAX_TEXT_LEN + 1])
+{
+    size_t len = strlen(in);
+    codec_code c;
+    codec_err e = len != CODEC_MAC_TEXT_LEN && codec_url_has_path(in, len)
+                      ? codec_url_parse(in, len, &c, NULL, NULL)
+                      : codec_parse(in, len, &c, NULL);
+
+    return e == CODEC_OK && codec_text_encode(c.bin, c.len, out, CODEC_MAX_TEXT_LEN + 1) > 0;
+}

@@ -15,4 +15,9 @@ int check_id(svc_status *st, const char *field, const char *s, size_t max);
 /* Text: 0..max bytes (min 1 when required), valid UTF-8, no control bytes. */
 int check_text(svc_status *st, const char *field, const char *s, size_t max, int required);
 
+/* The canonical text of a code given as text or URL, any case (keys and
+ * dedup use the decoded code, never the string sent). 0 when it does not
+ * decode. */
+int check_canonical_code(const char *in, char out[CODEC_MAX_TEXT_LEN + 1]);
+
 #endif

@@ -16,19 +16,6 @@
 #define LISTING_ID_MAX 128
 #define PLATFORM_ID_MAX 64
 
-/* The canonical text of a code given as text or URL (dedup keys on the
- * decoded code, never on the string). 0 when it does not decode. */
-static int canonical(const char *in, char out[CODEC_MAX_TEXT_LEN + 1])
-{
-    size_t len = strlen(in);
-    codec_code c;
-    codec_err e = len != CODEC_MAC_TEXT_LEN && codec_url_has_path(in, len)
-                      ? codec_url_parse(in, len, &c, NULL, NULL)
-                      : codec_parse(in, len, &c, NULL);
-
-    return e == CODEC_OK && codec_text_encode(c.bin, c.len, out, CODEC_MAX_TEXT_LEN + 1) > 0;
-}
-
 static int bindable(int verdict)
 {
     return verdict != TC_MALFORMED && verdict != TC_FORGED && verdict != TC_UNKNOWN_BATCH;
@@ -75,7 +62,7 @@ svc_code api_register_listings(svc_ctx *c, const void *req, void *resp, svc_stat
         res[i].detail = v.detail[0] ? svc_strdup(c, v.detail) : (char *)"";
         if (bindable(v.verdict)) {
             char *text = svc_alloc(c, CODEC_MAX_TEXT_LEN + 1);
-            if (!text || !canonical(in->code, text))
+            if (!text || !check_canonical_code(in->code, text))
                 continue;
             bind[nb].listing_id = in->listing_id;
             bind[nb].code = text;

@@ -11,6 +11,7 @@
 #include "grpc/reflection/v1/reflection.pb-c.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
 #include "tracecode/v1/audit.pb-c.h"
+#include "tracecode/v1/consumer.pb-c.h"
 #include "tracecode/v1/issuer.pb-c.h"
 #include "tracecode/v1/registry.pb-c.h"
 #include "tracecode/v1/verifier.pb-c.h"
@@ -105,6 +106,10 @@ const rpc_method rpc_methods[] = {
      .push = api_import_push,
      .finish = api_import_finish,
      .slots = 2},
+
+    /* ConsumerService: platform-hosted scan pages (any platform). */
+    UNARY("/tracecode.v1.ConsumerService/Scan", SVC_ROLE_PLATFORM, D(scan_request),
+          D(scan_response), api_scan, 16),
 
     /* AuditService */
     UNARY("/tracecode.v1.AuditService/GetDelistingCompliance", REGISTRY,

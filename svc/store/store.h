@@ -241,6 +241,26 @@ store_err store_reader_wait(store_reader *rd, const char *const *platforms,
 /* Any thread: end a wait in progress now (CLIENT UNBLOCK). 1 if one was. */
 int store_reader_interrupt(store *s, store_reader *rd);
 
+/* --- consumer scans (scans.c) ----------------------------------------------- */
+
+#define STORE_REGION_MAX 12
+
+typedef struct store_scan {
+    uint64_t devices; /* distinct devices (HyperLogLog estimate) */
+    uint64_t scans;   /* every scan, devices or not */
+    int64_t first_ms; /* unix ms of the first scan */
+    char first_region[STORE_REGION_MAX + 1];
+    uint32_t regions;  /* distinct regions (up to 64 kept) */
+    uint32_t listings; /* listings bound to the code, any platform */
+    int fast_move;     /* two provinces within the window, ever */
+} store_scan;
+
+/* Record one scan of code (canonical text) and read what is known of its
+ * scans. region and device may be "". */
+store_err store_scan_record(store *s, const char *code, const char *region, const char *device,
+                            int64_t now_ms, int64_t window_ms, store_scan *out, char *err,
+                            size_t errcap);
+
 /* --- replication -------------------------------------------------------- */
 
 /*

@@ -17,6 +17,9 @@
  * listings takes about a second of Redis time. */
 #define FANOUT_TIMEOUT_MS 30000
 
+#define STORE_STR_(x) #x
+#define STORE_STR(x) STORE_STR_(x)
+
 typedef struct st_addr {
     char host[256];
     int port;

@@ -103,8 +103,10 @@ class Service:
             with open(self.log_path) as f:
                 text = f.read()
             m = re.search(r"port (\d+) ", text)
-            if m:
+            if m and ("--http" not in self.cmd or "http-port" in text):
                 self.port = int(m.group(1))
+                h = re.search(r"http-port (\d+)", text)
+                self.http_port = int(h.group(1)) if h else None
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError("tracesvc exited: " + text)

@@ -1,0 +1,214 @@
+/*
+ * scan.c - a consumer's scan: verdict, details, scan history, copy rules
+ * (see scan.h), and ConsumerService.Scan.
+ */
+#include "scan.h"
+#include "check.h"
+#include "tracecode/v1/consumer.pb-c.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define DEVICE_ID_MAX 128
+
+static void copy(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+/* The verdict and the details, read from the replica. */
+static void decide(const svc *s, int reader, const char *code, scan_view *v)
+{
+    tc_vres r;
+
+    rep_read_begin(s->replica, reader);
+    tc_verify(s->replica, s->ring, code, strlen(code), NULL, svc_now_unix(), &r);
+    v->verdict = r.verdict;
+    copy(v->detail, sizeof(v->detail), r.detail);
+    v->batch_id = r.batch_id;
+    v->serial = r.serial;
+    v->cert_status = r.cert_status;
+    if (r.batch) {
+        const rep_product *p = r.batch->product;
+        const rep_recalls *rc = atomic_load_explicit(&r.batch->recalls, memory_order_acquire);
+        const rep_range *rg = rc ? rep_recalled(rc, r.serial) : NULL;
+        copy(v->cert_number, sizeof(v->cert_number), p->cert->number);
+        copy(v->brand, sizeof(v->brand), p->brand);
+        copy(v->model, sizeof(v->model), p->model);
+        copy(v->category, sizeof(v->category), p->category);
+        copy(v->issuer_credit, sizeof(v->issuer_credit), p->mfr->credit_code);
+        copy(v->issuer_name, sizeof(v->issuer_name),
+             atomic_load_explicit(&p->mfr->v, memory_order_acquire)->name);
+        if (rg)
+            copy(v->recall_reason, sizeof(v->recall_reason), rg->reason);
+    }
+    rep_read_end(s->replica, reader);
+}
+
+static void why(scan_view *v, const char *rule)
+{
+    size_t n = strlen(v->copy_why);
+    snprintf(v->copy_why + n, sizeof(v->copy_why) - n, "%s%s", n ? "; " : "", rule);
+}
+
+void scan_code(const svc *s, int reader, const char *code, const char *region, const char *device,
+               scan_view *v)
+{
+    char err[STORE_ERR_MAX], rule[96];
+    const store_scan *h = &v->history;
+
+    memset(v, 0, sizeof(*v));
+    decide(s, reader, code, v);
+    /* Only codes we issued are counted: forged ones would fill Redis. */
+    if (v->verdict == TC_MALFORMED || v->verdict == TC_FORGED || v->verdict == TC_UNKNOWN_BATCH ||
+        !check_canonical_code(code, v->code))
+        return;
+    if (store_scan_record(s->store, v->code, region ? region : "", device ? device : "",
+                          svc_now_unix() * 1000, s->copy_window_s * 1000, &v->history, err,
+                          sizeof(err)) != STORE_OK)
+        return;
+    v->recorded = 1;
+    if (h->devices > s->copy_devices) {
+        snprintf(rule, sizeof(rule), "%llu distinct devices scanned it (more than %u)",
+                 (unsigned long long)h->devices, s->copy_devices);
+        why(v, rule);
+    }
+    if (h->regions > s->copy_regions) {
+        snprintf(rule, sizeof(rule), "scanned in %u regions (more than %u)", h->regions,
+                 s->copy_regions);
+        why(v, rule);
+    }
+    if (h->fast_move) {
+        snprintf(rule, sizeof(rule), "scanned in two provinces within %lld minutes",
+                 (long long)(s->copy_window_s / 60));
+        why(v, rule);
+    }
+    if (h->listings > 1) {
+        snprintf(rule, sizeof(rule), "bound to %u listings", h->listings);
+        why(v, rule);
+    }
+    v->suspected_copy = v->copy_why[0] != '\0';
+}
+
+const char *scan_label(const scan_view *v, int en)
+{
+    static const char *const zh[] = {"",           "正品",     "无法识别",      "疑似伪造",
+                                     "疑似伪造",   "已召回",   "证书已暂停",    "证书已撤销",
+                                     "证书已过期", "信息不符", "生产企业已暂停"};
+    static const char *const eng[] = {"",
+                                      "Genuine",
+                                      "Not a valid code",
+                                      "Suspected counterfeit",
+                                      "Suspected counterfeit",
+                                      "Recalled",
+                                      "Certificate suspended",
+                                      "Certificate revoked",
+                                      "Certificate expired",
+                                      "Does not match",
+                                      "Maker suspended"};
+
+    if (v->verdict == TC_GENUINE && v->suspected_copy)
+        return en ? "Suspected copy" : "疑似复制码";
+    if (v->verdict < 1 || v->verdict > 10)
+        return en ? "Unknown" : "未知";
+    return en ? eng[v->verdict] : zh[v->verdict];
+}
+
+void scan_message(const scan_view *v, int en, char *out, size_t cap)
+{
+    switch (v->verdict) {
+    case TC_GENUINE:
+        if (v->suspected_copy)
+            snprintf(
+                out, cap,
+                en ? "This code is genuine, but it looks copied (%s). A genuine code belongs "
+                     "to one item only: check with the seller before you buy."
+                   : "此码为正品码，但疑似被复制（%s）。正品码只对应一件商品，购买前请向卖家核实。",
+                v->copy_why);
+        else
+            snprintf(out, cap,
+                     en ? "Genuine: %s %s made by %s, under valid certificate %s."
+                        : "正品：%s %s，生产企业 %s，证书 %s 有效。",
+                     v->brand, v->model, v->issuer_name, v->cert_number);
+        return;
+    case TC_MALFORMED:
+        snprintf(out, cap,
+                 en ? "This is not a valid trace code (%s). Scan the label again, or type the "
+                      "code exactly as printed."
+                    : "这不是有效的追溯码（%s）。请重新扫描，或按标签原样输入。",
+                 v->detail);
+        return;
+    case TC_FORGED:
+    case TC_UNKNOWN_BATCH:
+        snprintf(out, cap,
+                 en ? "This code was not issued by the registry: the product may be counterfeit. "
+                      "Do not use it, and report the seller."
+                    : "此码不是由监管系统签发的，商品可能是假冒产品。请勿使用，并向平台举报卖家。");
+        return;
+    case TC_RECALLED:
+        snprintf(out, cap,
+                 en ? "Recalled by %s: %s. Stop using it and contact the maker."
+                    : "此商品已被 %s 召回：%s。请停止使用并联系生产企业。",
+                 v->issuer_name, v->recall_reason);
+        return;
+    case TC_CERT_SUSPENDED:
+    case TC_CERT_REVOKED:
+    case TC_CERT_EXPIRED:
+        snprintf(out, cap,
+                 en ? "The product's certificate %s is no longer valid (%s): it may not be sold."
+                    : "此商品的认证证书 %s 已失效（%s），不得销售。",
+                 v->cert_number, v->detail);
+        return;
+    case TC_ISSUER_SUSPENDED:
+        snprintf(out, cap,
+                 en ? "The maker %s is suspended by the regulator: this product may not be sold."
+                    : "生产企业 %s 已被监管部门暂停，此商品不得销售。",
+                 v->issuer_name);
+        return;
+    }
+    snprintf(out, cap, "%s", v->detail);
+}
+
+/* --- ConsumerService.Scan ------------------------------------------------- */
+
+svc_code api_scan(svc_ctx *c, const void *req, void *resp, svc_status *st)
+{
+    const Tracecode__V1__ScanRequest *q = req;
+    Tracecode__V1__ScanResponse *out = resp;
+    Tracecode__V1__Product *p;
+    char msg[1024];
+    scan_view *v = svc_alloc(c, sizeof(*v));
+
+    if (!v)
+        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+    if (strlen(q->code) > CODEC_BASE_URL_MAX + CODEC_MAX_TEXT_LEN + 4)
+        return svc_fail(st, SVC_INVALID_ARGUMENT, "code is longer than any code or scan URL");
+    if (q->region[0] && !check_id(st, "region", q->region, STORE_REGION_MAX))
+        return st->code;
+    if (q->device_id[0] && !check_id(st, "device_id", q->device_id, DEVICE_ID_MAX))
+        return st->code;
+    scan_code(c->svc, c->reader, q->code, q->region, q->device_id, v);
+    scan_message(v, 0, msg, sizeof(msg));
+    out->verdict = (Tracecode__V1__Verdict)v->verdict;
+    out->message = svc_strdup(c, msg);
+    out->issuer_name = v->issuer_name;
+    out->certificate_number = v->cert_number;
+    out->certificate_status = (Tracecode__V1__CertificateStatus)v->cert_status;
+    out->recall_reason = v->recall_reason;
+    out->scan_count = v->history.devices;
+    out->first_scan_unix = v->history.first_ms / 1000;
+    out->first_scan_region = v->history.first_region;
+    out->suspected_copy = v->suspected_copy;
+    if (v->brand[0] && (p = svc_alloc(c, sizeof(*p))) != NULL) {
+        tracecode__v1__product__init(p);
+        p->brand = v->brand;
+        p->model = v->model;
+        p->category_code = v->category;
+        p->certificate_number = v->cert_number;
+        p->issuer_credit_code = v->issuer_credit;
+        out->product = p;
+    }
+    if (!out->message)
+        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+    return SVC_OK;
+}

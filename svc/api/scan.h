@@ -1,0 +1,52 @@
+/*
+ * scan.h - what a consumer sees when scanning a code: the verdict, the
+ * product and its maker, the certificate, a recall, the code's scan
+ * history and whether it looks copied. Shared by ConsumerService.Scan and
+ * the HTTP scan page.
+ *
+ * Copy rules (thresholds in svc.scan, flags --copy-*; docs/SCANS.md):
+ *   devices   more distinct devices than copy_devices scanned the code
+ *   regions   scans from more than copy_regions distinct regions
+ *   travel    scans from two provinces within copy_window_s of each other
+ *   listings  the code is bound to more than one listing (any platform)
+ */
+#ifndef TC_SCAN_H
+#define TC_SCAN_H
+
+#include "api.h"
+#include "verify.h"
+
+#define SCAN_TEXT_MAX 256
+
+typedef struct scan_view {
+    int verdict; /* tracecode.v1.Verdict */
+    char detail[TC_DETAIL_MAX];
+    char code[CODEC_MAX_TEXT_LEN + 1]; /* canonical text, when it decodes */
+    uint64_t batch_id;
+    uint32_t serial;
+    int cert_status;
+    char cert_number[REP_NUMBER_MAX + 1];
+    char brand[SCAN_TEXT_MAX], model[SCAN_TEXT_MAX], category[REP_CATEGORY_MAX + 1];
+    char issuer_name[SCAN_TEXT_MAX], issuer_credit[REP_CREDIT_MAX + 1];
+    char recall_reason[SCAN_TEXT_MAX];
+    int recorded; /* the scan was counted (the code is one we issued) */
+    store_scan history;
+    int suspected_copy;
+    char copy_why[160]; /* which rules, in English words */
+} scan_view;
+
+/*
+ * Decide code (text or URL, any case), record the scan when the code is
+ * one we issued (its tag verifies and its batch exists), apply the copy
+ * rules. reader: the calling thread's replica reader slot. A failure to
+ * record (Redis away) still answers the verdict, with recorded = 0.
+ */
+void scan_code(const svc *s, int reader, const char *code, const char *region, const char *device,
+               scan_view *v);
+
+/* A short label ("正品", "Genuine") and a sentence in plain words for a
+ * consumer, in Chinese or (en) English. */
+const char *scan_label(const scan_view *v, int en);
+void scan_message(const scan_view *v, int en, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,20 @@
+/*
+ * http.h - the HTTP side of tracesvc (libevent evhttp): the consumer scan
+ * page, its JSON, QR images, /healthz and /readyz. See http.c for routes.
+ */
+#ifndef TC_HTTP_H
+#define TC_HTTP_H
+
+#include "api.h"
+
+#include <stddef.h>
+
+typedef struct http_server http_server;
+
+/* Listen on addr (HOST:PORT; port 0 picks one) and serve from a thread of
+ * its own. NULL with a message in err on failure. */
+http_server *http_start(const char *addr, svc *s, char *err, size_t errcap);
+int http_port(const http_server *h);
+void http_stop(http_server *h);
+
+#endif

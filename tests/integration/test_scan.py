@@ -1,0 +1,234 @@
+#!/usr/bin/python3
+"""Consumers: the HTTP scan page (zh / en), its JSON and QR images, health
+checks, ConsumerService.Scan, and copy detection by distinct devices,
+regions, travel and listings - against a real redis-server and tracesvc.
+"""
+import http.client
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tcfixture as F  # noqa: E402
+
+import grpc  # noqa: E402
+
+WORK = F.workdir()
+F.generate_stubs(os.path.join(WORK, "stubs"))
+
+from tracecode.v1 import consumer_pb2 as C  # noqa: E402
+from tracecode.v1 import consumer_pb2_grpc as CG  # noqa: E402
+from tracecode.v1 import issuer_pb2 as I  # noqa: E402
+from tracecode.v1 import issuer_pb2_grpc as IG  # noqa: E402
+from tracecode.v1 import registry_pb2 as R  # noqa: E402
+from tracecode.v1 import registry_pb2_grpc as RG  # noqa: E402
+from tracecode.v1 import types_pb2 as T  # noqa: E402
+from tracecode.v1 import verifier_pb2 as V  # noqa: E402
+from tracecode.v1 import verifier_pb2_grpc as VG  # noqa: E402
+
+REG = F.md("regulator", "SAMR")
+BASE = "https://tc.samr.example"
+_seq = itertools.count(1)
+
+
+def unique(prefix):
+    return "%s%05d" % (prefix, next(_seq))
+
+
+class Scan(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = F.Redis(WORK)
+        cls.redis.start()
+        cls.keys = F.keyring(WORK)
+        cls.svc = F.Service(WORK, "a", cls.redis.url, cls.keys, [
+            "--http", "127.0.0.1:0", "--base-url", BASE, "--copy-devices", "3",
+            "--copy-regions", "2", "--copy-window", "3600"]).start()
+        ch = grpc.insecure_channel("127.0.0.1:%d" % cls.svc.port)
+        cls.reg = RG.RegistryServiceStub(ch)
+        cls.iss = IG.IssuerServiceStub(ch)
+        cls.ver = VG.VerifierServiceStub(ch)
+        cls.con = CG.ConsumerServiceStub(ch)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.svc.stop()
+        cls.redis.stop()
+        if rc != 0:
+            raise AssertionError("tracesvc exited %s:\n%s" % (rc, cls.svc.output()[-4000:]))
+
+    def get(self, path, headers=None, method="GET"):
+        c = http.client.HTTPConnection("127.0.0.1", self.svc.http_port, timeout=10)
+        c.request(method, path, headers=headers or {})
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r.status, dict(r.getheaders()), body
+
+    def page(self, path, headers=None):
+        status, h, body = self.get(path, headers)
+        self.assertEqual(status, 200)
+        self.assertIn("text/html", h["Content-Type"])
+        text = re.sub(r"<style>.*?</style>|<[^>]+>", " ", body.decode())
+        return h, body.decode(), re.sub(r"\s+", " ", text)
+
+    def chain(self, quantity=10):
+        credit = unique("9131000MA")
+        self.reg.UpsertManufacturer(T.Manufacturer(credit_code=credit, name="安克电源",
+                                                   status=T.MANUFACTURER_ACTIVE), metadata=REG)
+        number = unique("CCC2026")
+        self.reg.UpsertCertificate(T.Certificate(number=number, kind=T.CCC,
+                                                 holder_credit_code=credit,
+                                                 category_codes=["0704"]), metadata=REG)
+        mf = F.md("manufacturer", credit)
+        p = self.iss.RegisterProduct(I.RegisterProductRequest(
+            certificate_number=number, category_code="0704", brand="Anker", model="PB-20K"),
+            metadata=mf)
+        codes = []
+        for m in self.iss.IssueCodes(I.IssueCodesRequest(product_id=p.product_id,
+                                                         quantity=quantity, profile=T.MAC),
+                                     metadata=mf):
+            codes += list(m.codes)
+        return credit, number, codes
+
+    def test_page_genuine_in_chinese_and_english(self):
+        _, number, codes = self.chain()
+        h, html, text = self.page("/C/" + codes[0])
+        self.assertIn('lang="zh-CN"', html)
+        self.assertIn('name="viewport"', html)
+        for words in ("正品", "Anker", "PB-20K", "安克电源", number, "有效", "扫码设备数 1"):
+            self.assertIn(words, text)
+        self.assertRegex(h["Set-Cookie"], r"^tcd=[0-9a-f]{32}; ")
+        _, _, text = self.page("/C/" + codes[0].lower() + "?lang=en")  # any case
+        self.assertIn("Genuine: Anker PB-20K made by 安克电源, under valid certificate", text)
+        _, _, text = self.page("/C/" + codes[0], {"Accept-Language": "en-GB,en;q=0.9"})
+        self.assertIn("Certificate status valid", text)
+
+    def test_forged_revoked_recalled_and_bad_codes(self):
+        credit, number, codes = self.chain()
+        code = codes[1]
+        forged = code[:20] + ("2" if code[20] != "2" else "3") + code[21:]
+        _, _, text = self.page("/C/" + forged)
+        self.assertIn("疑似伪造", text)
+        self.assertIn("不是由监管系统签发", text)
+        self.assertEqual(self.redis.cli("EXISTS", "{tc}:scan:" + forged).strip(), "0")
+        # Recalled, then the certificate revoked.
+        batch = self.iss.GetBatch(I.GetBatchRequest(batch_id=int(self.ver.VerifyCode(
+            V.VerifyRequest(code=code), metadata=F.md("platform", "p")).batch_id)),
+            metadata=F.md("manufacturer", credit))
+        self.iss.RecallBatch(I.RecallBatchRequest(batch_id=batch.batch_id, first_serial=0,
+                                                  last_serial=9, reason="电芯鼓包"),
+                             metadata=F.md("manufacturer", credit))
+        self.assertTrue(F.wait_for(lambda: "已召回" in self.page("/C/" + code)[2], 5))
+        self.assertIn("电芯鼓包", self.page("/C/" + code)[2])
+        self.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
+            number=number, status=T.REVOKED, reason="fire risk"), metadata=REG)
+        # Recall is decided first (verify.h order); a code without recall: revoked.
+        _, _, text = self.page("/C/" + code + "?lang=en")
+        self.assertIn("Recalled", text)
+        # Bad input: a page that explains, escaped, never an error dump.
+        _, html, text = self.page("/C/%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+        self.assertNotIn("<script", html)
+        self.assertIn("无法识别", text)
+        _, _, text = self.page("/C/ABC?lang=en")
+        self.assertIn("wrong length 3, want 34 or 120", text)
+        self.assertEqual(self.get("/C/" + "A" * 400)[0], 414)
+        self.assertEqual(self.get("/nope")[0], 404)
+        self.assertEqual(self.get("/C/" + code, method="POST")[0], 405)
+
+    def test_revoked_certificate(self):
+        _, number, codes = self.chain()
+        self.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
+            number=number, status=T.REVOKED, reason="fire risk"), metadata=REG)
+        self.assertTrue(F.wait_for(lambda: "证书已撤销" in self.page("/C/" + codes[2])[2], 5))
+        _, _, text = self.page("/C/" + codes[2] + "?lang=en")
+        self.assertIn("Certificate revoked", text)
+        self.assertIn("fire risk", text)
+
+    def test_copy_rules(self):
+        _, _, codes = self.chain()
+
+        def scan(code, device, region=None):
+            h = {"Cookie": "tcd=" + ("%032x" % device)}
+            if region:
+                h["X-Region"] = region
+            status, _, body = self.get("/api/v1/scan/" + code, h)
+            self.assertEqual(status, 200)
+            return json.loads(body)
+
+        # Devices: the same device many times is one; four devices > 3.
+        for _ in range(5):
+            j = scan(codes[3], 1)
+        self.assertEqual((j["scan_count"], j["suspected_copy"]), (1, False))
+        for d in (2, 3, 4):
+            j = scan(codes[3], d)
+        self.assertEqual(j["scan_count"], 4)
+        self.assertTrue(j["suspected_copy"])
+        self.assertIn("4 distinct devices", j["copy_reasons"])
+        self.assertEqual(j["verdict"], "GENUINE")
+        # Regions: a third distinct region (> 2); the same province only.
+        for r in ("110101", "110102"):
+            j = scan(codes[4], 10, r)
+        self.assertFalse(j["suspected_copy"], j["copy_reasons"])
+        self.assertEqual(j["first_scan_region"], "110101")
+        j = scan(codes[4], 10, "110105")
+        self.assertIn("scanned in 3 regions", j["copy_reasons"])
+        # Travel: Beijing, then Shenzhen within the hour.
+        scan(codes[5], 20, "110101")
+        j = scan(codes[5], 20, "440305")
+        self.assertIn("two provinces within 60 minutes", j["copy_reasons"])
+        # Listings: one code on two listings.
+        self.ver.RegisterListings(V.RegisterListingsRequest(bindings=[
+            V.ListingBinding(listing_id="X1", code=codes[6])]), metadata=F.md("platform", "p1"))
+        self.ver.RegisterListings(V.RegisterListingsRequest(bindings=[
+            V.ListingBinding(listing_id="Y1", code=codes[6])]), metadata=F.md("platform", "p2"))
+        j = scan(codes[6], 30)
+        self.assertIn("bound to 2 listings", j["copy_reasons"])
+        _, _, text = self.page("/C/" + codes[6])
+        self.assertIn("疑似复制码", text)
+
+    def test_scan_rpc(self):
+        _, number, codes = self.chain()
+        pm = F.md("platform", "shop-scan")
+        for dev in ("d1", "d1", "d2"):
+            r = self.con.Scan(C.ScanRequest(code=codes[7], region="310101", device_id=dev),
+                              metadata=pm)
+        self.assertEqual((r.verdict, r.scan_count, r.first_scan_region, r.suspected_copy),
+                         (T.GENUINE, 2, "310101", False))
+        self.assertEqual((r.product.brand, r.issuer_name, r.certificate_number),
+                         ("Anker", "安克电源", number))
+        self.assertIn("正品", r.message)
+        self.assertGreater(r.first_scan_unix, 0)
+        code, msg = F.status_of(self.con.Scan, C.ScanRequest(code=codes[7], region="bad region"),
+                                metadata=pm)
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        code, _ = F.status_of(self.con.Scan, C.ScanRequest(code=codes[7]), metadata=REG)
+        self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
+
+    def test_qr_images(self):
+        _, _, codes = self.chain()
+        status, h, png = self.get("/qr/%s.png" % codes[8].lower())
+        self.assertEqual((status, h["Content-Type"]), (200, "image/png"))
+        path = os.path.join(WORK, "qr.png")
+        with open(path, "wb") as f:
+            f.write(png)
+        out = subprocess.run(["zbarimg", "-q", "--raw", path], capture_output=True,
+                             text=True).stdout.strip()
+        self.assertEqual(out, (BASE + "/C/" + codes[8]).upper())
+        status, h, svg = self.get("/qr/%s.svg" % codes[8])
+        self.assertEqual((status, h["Content-Type"]), (200, "image/svg+xml"))
+        self.assertTrue(svg.startswith(b"<?xml") or svg.startswith(b"<svg"))
+        self.assertEqual(self.get("/qr/NOTACODE.png")[0], 404)
+
+    def test_health(self):
+        self.assertEqual(self.get("/healthz")[0], 200)
+        self.assertEqual(self.get("/readyz")[2], b"ready\n")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
