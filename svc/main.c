@@ -231,6 +231,25 @@ static void *control_main(void *arg)
     return NULL;
 }
 
+typedef struct metrics_src {
+    rpc_server *srv;
+    svc *node;
+} metrics_src;
+
+/* /metrics: the RPC layer's counters, then the node's. */
+static size_t metrics(void *arg, char *buf, size_t cap)
+{
+    metrics_src *m = arg;
+    size_t n = rpc_metrics(m->srv, buf, cap);
+
+    return n + svc_metrics(m->node, n < cap ? buf + n : NULL, n < cap ? cap - n : 0);
+}
+
+static int redis_up(void *arg)
+{
+    return store_tail_connected(arg);
+}
+
 static int64_t lag(void *arg)
 {
     return store_tail_lag_ms(arg);
@@ -249,6 +268,7 @@ int main(int argc, char **argv)
     rpc_server *srv = NULL;
     delist_hub *hub = NULL;
     http_server *web = NULL;
+    metrics_src mx;
     delist_config dc;
     pthread_t control;
     rpc_config rc;
@@ -300,6 +320,7 @@ int main(int argc, char **argv)
     node.max_staleness_ms = cfg.max_staleness * 1000;
     node.replica_lag_ms = lag;
     node.replica_lag_arg = tail;
+    node.redis_up = redis_up;
     node.copy_devices = (uint32_t)cfg.copy_devices;
     node.copy_regions = (uint32_t)cfg.copy_regions;
     node.copy_window_s = cfg.copy_window;
@@ -333,7 +354,9 @@ int main(int argc, char **argv)
                 cfg.grpc, rpc_port(srv), cfg.insecure ? "insecure, loopback only" : "mTLS",
                 cfg.threads, (unsigned long long)rev, rep_count_batches(replica));
         if (cfg.http) {
-            web = http_start(cfg.http, &node, err, sizeof(err));
+            mx.srv = srv;
+            mx.node = &node;
+            web = http_start(cfg.http, &node, metrics, &mx, err, sizeof(err));
             if (!web)
                 fprintf(stderr, "tracesvc: %s\n", err);
             else

@@ -11,6 +11,7 @@
 #include "replica.h"
 #include "store.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,9 @@ typedef struct svc {
     /* Copy detection (scan.h): the thresholds. */
     uint32_t copy_devices, copy_regions;
     int64_t copy_window_s;
+    /* Verdicts given (index: tracecode.v1.Verdict), for /metrics. */
+    _Atomic uint64_t verdicts[16];
+    int (*redis_up)(void *arg); /* the change-stream tail is connected */
 } svc;
 
 /* One call's context. */
@@ -110,6 +114,10 @@ int svc_wait_revision(const svc *s, uint64_t rev, int64_t timeout_ms);
 /* After a write: wait up to 2 s for this node to apply rev; otherwise
  * UNAVAILABLE saying the change is stored but not yet visible here. */
 svc_code svc_settle(svc_ctx *c, uint64_t rev, svc_status *st);
+
+/* The node's own metrics in Prometheus text (verdicts, replica, Redis,
+ * watchers); the bytes written, or the size needed when cap is short. */
+size_t svc_metrics(svc *s, char *buf, size_t cap);
 
 /* --- handler shapes ------------------------------------------------------ */
 

@@ -3,6 +3,7 @@
  * call memory, staleness, read-your-writes.
  */
 #include "api.h"
+#include "verify.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -140,4 +141,35 @@ svc_code svc_settle(svc_ctx *c, uint64_t rev, svc_status *st)
                         "within %d ms; read it again shortly",
                         (unsigned long long)rev, READ_OWN_WRITE_MS);
     return SVC_OK;
+}
+
+size_t svc_metrics(svc *s, char *buf, size_t cap)
+{
+    size_t n = 0;
+    int v, k;
+
+#define OUT(...)                                                                                   \
+    do {                                                                                           \
+        k = snprintf(n < cap ? buf + n : NULL, n < cap ? cap - n : 0, __VA_ARGS__);                \
+        n += k > 0 ? (size_t)k : 0;                                                                \
+    } while (0)
+    OUT("# HELP tracesvc_verdicts_total Verdicts given by VerifyCode, VerifyBatch, "
+        "VerifyStream.\n# TYPE tracesvc_verdicts_total counter\n");
+    for (v = 1; v <= 10; v++)
+        OUT("tracesvc_verdicts_total{verdict=\"%s\"} %llu\n", tc_verdict_name(v),
+            (unsigned long long)atomic_load_explicit(&s->verdicts[v], memory_order_relaxed));
+    OUT("# HELP tracesvc_replica_revision Registry revision the replica has applied.\n"
+        "# TYPE tracesvc_replica_revision gauge\ntracesvc_replica_revision %llu\n",
+        (unsigned long long)rep_revision(s->replica));
+    OUT("# HELP tracesvc_replica_lag_seconds Time since the replica last heard from Redis.\n"
+        "# TYPE tracesvc_replica_lag_seconds gauge\ntracesvc_replica_lag_seconds %.3f\n",
+        s->replica_lag_ms ? (double)s->replica_lag_ms(s->replica_lag_arg) / 1000.0 : 0.0);
+    OUT("# HELP tracesvc_replica_stale 1 when the lag is beyond --max-staleness.\n"
+        "# TYPE tracesvc_replica_stale gauge\ntracesvc_replica_stale %d\n",
+        svc_stale(s));
+    OUT("# HELP tracesvc_redis_up 1 while the change-stream tail is connected to Redis.\n"
+        "# TYPE tracesvc_redis_up gauge\ntracesvc_redis_up %d\n",
+        s->redis_up ? s->redis_up(s->replica_lag_arg) : 0);
+#undef OUT
+    return n;
 }

@@ -7,6 +7,7 @@
  *                               or ?lang=en)
  *   GET /api/v1/scan/{code}     the same as JSON
  *   GET /qr/{code}.svg|.png     the code's scan URL as a QR
+ *   GET /metrics                Prometheus text
  *   GET /healthz                alive
  *   GET /readyz                 replica fresh and Redis reachable
  *
@@ -43,6 +44,8 @@ struct http_server {
     pthread_t thread;
     int reader;
     int port;
+    http_metrics_fn metrics;
+    void *metrics_arg;
     uint8_t qr[QR_MAX]; /* one request at a time on this thread */
 };
 
@@ -368,6 +371,34 @@ static void on_qr(http_server *h, struct evhttp_request *req, const char *code, 
     evbuffer_free(b);
 }
 
+static void on_metrics(http_server *h, struct evhttp_request *req)
+{
+    size_t cap = 64 * 1024, n;
+    char *buf = NULL;
+    struct evbuffer *b;
+
+    for (;;) {
+        char *nb = realloc(buf, cap);
+        if (!nb)
+            break;
+        buf = nb;
+        n = h->metrics(h->metrics_arg, buf, cap);
+        if (n < cap)
+            break;
+        cap = n + 1;
+    }
+    b = buf ? evbuffer_new() : NULL;
+    if (!b) {
+        free(buf);
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    evbuffer_add(b, buf, n);
+    free(buf);
+    reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
+    evbuffer_free(b);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     http_server *h = arg;
@@ -387,7 +418,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     path = evhttp_uri_get_path(uri);
     if (!path)
         path = "/";
-    if (strcmp(path, "/healthz") == 0) {
+    if (strcmp(path, "/metrics") == 0) {
+        on_metrics(h, req);
+    } else if (strcmp(path, "/healthz") == 0) {
         text(req, 200, "OK", "ok");
     } else if (strcmp(path, "/readyz") == 0) {
         if (svc_stale(h->svc))
@@ -423,7 +456,8 @@ static void *http_main(void *arg)
     return NULL;
 }
 
-http_server *http_start(const char *addr, svc *s, char *err, size_t errcap)
+http_server *http_start(const char *addr, svc *s, http_metrics_fn metrics, void *metrics_arg,
+                        char *err, size_t errcap)
 {
     const char *colon = strrchr(addr, ':');
     char host[128];
@@ -450,6 +484,8 @@ http_server *http_start(const char *addr, svc *s, char *err, size_t errcap)
         goto fail;
     }
     h->svc = s;
+    h->metrics = metrics;
+    h->metrics_arg = metrics_arg;
     h->reader = rep_reader_register(s->replica);
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
     evhttp_set_max_headers_size(h->http, 16 * 1024);

@@ -22,31 +22,6 @@ struct rpc_client {
     int timeout_s;
 };
 
-const char *rpc_code_name(int code)
-{
-    static const char *const names[] = {
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    };
-
-    return code >= 0 && code <= 16 ? names[code] : "UNKNOWN";
-}
-
 static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "rb");

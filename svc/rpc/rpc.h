@@ -37,6 +37,9 @@ rpc_server *rpc_start(const rpc_config *cfg, svc *s, char *err, size_t errcap);
 int rpc_addr_is_loopback(const char *addr);
 /* The port actually bound (useful with port 0). */
 int rpc_port(const rpc_server *r);
+/* Calls by method and status and latency histograms, Prometheus text;
+ * returns the bytes written, or the size needed when cap is short. */
+size_t rpc_metrics(const rpc_server *r, char *buf, size_t cap);
 /* Stop accepting, let in-flight calls finish for up to grace_ms, cancel
  * what remains, join the workers, free everything. */
 void rpc_stop(rpc_server *r, int grace_ms);

@@ -32,6 +32,23 @@
 #include <string.h>
 
 #define GENERIC_SLOTS 4
+#define METHODS_MAX 64 /* and one row for methods we do not serve */
+#define CODES 17       /* gRPC status codes 0..16 */
+
+/* Latency histogram bounds, microseconds (Prometheus buckets, le=...). */
+static const int64_t bucket_us[] = {100,     250,     500,     1000,    2500,   5000,
+                                    10000,   25000,   50000,   100000,  250000, 500000,
+                                    1000000, 2500000, 5000000, 10000000};
+#define BUCKETS (sizeof(bucket_us) / sizeof(bucket_us[0]) + 1)
+
+/* Calls by method and status, and latency by method, per worker (summed
+ * for /metrics). Relaxed atomics: with a shared queue any thread may
+ * finish a slot's call. */
+typedef struct rpc_stats {
+    _Atomic uint64_t calls[METHODS_MAX + 1][CODES];
+    _Atomic uint64_t lat[METHODS_MAX + 1][BUCKETS];
+    _Atomic uint64_t lat_sum_us[METHODS_MAX + 1];
+} rpc_stats;
 
 typedef struct rpc_worker rpc_worker;
 typedef struct slot slot;
@@ -69,6 +86,7 @@ struct slot {
     void *hstate;
     int stream_done;
     uint64_t gen; /* call generation, for wakes */
+    int64_t t0_us;
 };
 
 struct rpc_worker {
@@ -78,6 +96,7 @@ struct rpc_worker {
     int reader;
     size_t nslots;
     slot *slots;
+    rpc_stats *stats;
 };
 
 struct rpc_server {
@@ -201,6 +220,29 @@ static void add_md(slot *s, grpc_op *ops, size_t *n)
     }
 }
 
+static int64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void count_call(slot *s, svc_code code)
+{
+    rpc_stats *st = s->w->stats;
+    size_t m = s->m ? (size_t)(s->m - rpc_methods) : METHODS_MAX, b = 0;
+    int64_t us = now_us() - s->t0_us;
+
+    while (b < BUCKETS - 1 && us > bucket_us[b])
+        b++;
+    atomic_fetch_add_explicit(&st->calls[m][(unsigned)code < CODES ? code : 2], 1,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->lat[m][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->lat_sum_us[m], (uint64_t)(us > 0 ? us : 0),
+                              memory_order_relaxed);
+}
+
 /* Send the final status (with a message when msg is not NULL), and for
  * unary calls the response and the close in the same batch. */
 static void finish(slot *s, svc_code code, const char *msg, grpc_byte_buffer *resp)
@@ -208,6 +250,7 @@ static void finish(slot *s, svc_code code, const char *msg, grpc_byte_buffer *re
     grpc_op ops[4];
     size_t n = 0;
 
+    count_call(s, code);
     memset(ops, 0, sizeof(ops));
     add_md(s, ops, &n);
     if (resp) {
@@ -427,6 +470,7 @@ static void begin_call(slot *s)
     svc_status st = {SVC_OK, ""};
     void *req = NULL, *resp;
 
+    s->t0_us = now_us();
     if (!s->m) {
         char method[256];
         size_t n = GRPC_SLICE_LENGTH(s->details.method);
@@ -826,6 +870,7 @@ rpc_server *rpc_start(const rpc_config *cfg, svc *sv, char *err, size_t errcap)
         rpc_worker *w = &r->workers[t];
         size_t k = 0, j;
         w->reader = rep_reader_register(sv->replica);
+        w->stats = calloc(1, sizeof(*w->stats));
         w->nslots = per_worker;
         w->slots = calloc(per_worker, sizeof(slot));
         for (i = 0; i < rpc_nmethods; i++)
@@ -891,8 +936,72 @@ void rpc_stop(rpc_server *r, int grace_ms)
             pthread_mutex_destroy(&w->slots[k].mu);
         }
         free(w->slots);
+        free(w->stats);
     }
     free(r->workers);
     free(r);
     grpc_shutdown();
+}
+
+/* One counter summed over the workers; field is worker 0's. */
+static uint64_t sum(const rpc_server *r, const _Atomic uint64_t *field)
+{
+    size_t off = (size_t)((const char *)field - (const char *)r->workers[0].stats);
+    uint64_t x = 0;
+    int t;
+
+    for (t = 0; t < r->nworkers; t++)
+        x += atomic_load_explicit(
+            (const _Atomic uint64_t *)((const char *)r->workers[t].stats + off),
+            memory_order_relaxed);
+    return x;
+}
+
+size_t rpc_metrics(const rpc_server *r, char *buf, size_t cap)
+{
+    size_t n = 0, m, c, b;
+    int k;
+
+#define OUT(...)                                                                                   \
+    do {                                                                                           \
+        k = snprintf(n < cap ? buf + n : NULL, n < cap ? cap - n : 0, __VA_ARGS__);                \
+        n += k > 0 ? (size_t)k : 0;                                                                \
+    } while (0)
+    OUT("# HELP tracesvc_rpc_calls_total gRPC calls finished, by method and status.\n"
+        "# TYPE tracesvc_rpc_calls_total counter\n");
+    for (m = 0; m <= rpc_nmethods && m <= METHODS_MAX; m++) {
+        const char *name = m < rpc_nmethods ? rpc_methods[m].path + 1 : "unimplemented";
+        for (c = 0; c < CODES; c++) {
+            uint64_t v =
+                sum(r, &r->workers[0].stats->calls[m == rpc_nmethods ? METHODS_MAX : m][c]);
+            if (v)
+                OUT("tracesvc_rpc_calls_total{method=\"%s\",code=\"%s\"} %llu\n", name,
+                    rpc_code_name((int)c), (unsigned long long)v);
+        }
+    }
+    OUT("# HELP tracesvc_rpc_latency_seconds gRPC call duration (streams: the whole call).\n"
+        "# TYPE tracesvc_rpc_latency_seconds histogram\n");
+    for (m = 0; m < rpc_nmethods && m < METHODS_MAX; m++) {
+        const char *name = rpc_methods[m].path + 1;
+        uint64_t cum = 0;
+        if (!sum(r, &r->workers[0].stats->lat_sum_us[m]) &&
+            !sum(r, &r->workers[0].stats->lat[m][0]) &&
+            !sum(r, &r->workers[0].stats->lat[m][BUCKETS - 1]))
+            continue;
+        for (b = 0; b < BUCKETS; b++) {
+            cum += sum(r, &r->workers[0].stats->lat[m][b]);
+            if (b < BUCKETS - 1)
+                OUT("tracesvc_rpc_latency_seconds_bucket{method=\"%s\",le=\"%g\"} %llu\n", name,
+                    (double)bucket_us[b] / 1e6, (unsigned long long)cum);
+            else
+                OUT("tracesvc_rpc_latency_seconds_bucket{method=\"%s\",le=\"+Inf\"} %llu\n", name,
+                    (unsigned long long)cum);
+        }
+        OUT("tracesvc_rpc_latency_seconds_sum{method=\"%s\"} %.6f\n", name,
+            (double)sum(r, &r->workers[0].stats->lat_sum_us[m]) / 1e6);
+        OUT("tracesvc_rpc_latency_seconds_count{method=\"%s\"} %llu\n", name,
+            (unsigned long long)cum);
+    }
+#undef OUT
+    return n;
 }

@@ -26,4 +26,7 @@ grpc_byte_buffer *wire_pack_with(const ProtobufCMessage *m,
                                  size_t (*size)(const ProtobufCMessage *),
                                  void (*enc)(const ProtobufCMessage *, uint8_t *));
 
+/* gRPC's name for a status code ("NOT_FOUND"); also declared in client.h. */
+const char *rpc_code_name(int code);
+
 #endif

@@ -225,9 +225,32 @@ class Scan(unittest.TestCase):
         self.assertTrue(svg.startswith(b"<?xml") or svg.startswith(b"<svg"))
         self.assertEqual(self.get("/qr/NOTACODE.png")[0], 404)
 
-    def test_health(self):
+    def test_health_and_metrics(self):
         self.assertEqual(self.get("/healthz")[0], 200)
         self.assertEqual(self.get("/readyz")[2], b"ready\n")
+        _, _, codes = self.chain()
+        pm = F.md("platform", "shop-m")
+        self.ver.VerifyCode(V.VerifyRequest(code=codes[9]), metadata=pm)
+        self.ver.VerifyCode(V.VerifyRequest(code=codes[9][:-1] + "0"), metadata=pm)
+        F.status_of(self.ver.VerifyCode, V.VerifyRequest(code="x"), metadata=REG)
+        status, h, body = self.get("/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn("text/plain; version=0.0.4", h["Content-Type"])
+        m = {}
+        for line in body.decode().splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                m[k] = float(v)
+        vc = 'method="tracecode.v1.VerifierService/VerifyCode"'
+        self.assertGreaterEqual(m['tracesvc_rpc_calls_total{%s,code="OK"}' % vc], 2)
+        self.assertGreaterEqual(m['tracesvc_rpc_calls_total{%s,code="PERMISSION_DENIED"}' % vc], 1)
+        self.assertGreaterEqual(m['tracesvc_verdicts_total{verdict="GENUINE"}'], 1)
+        self.assertGreaterEqual(m['tracesvc_verdicts_total{verdict="FORGED"}'], 1)
+        count = m['tracesvc_rpc_latency_seconds_count{%s}' % vc]
+        self.assertEqual(m['tracesvc_rpc_latency_seconds_bucket{%s,le="+Inf"}' % vc], count)
+        self.assertLessEqual(m['tracesvc_rpc_latency_seconds_bucket{%s,le="0.001"}' % vc], count)
+        self.assertEqual((m["tracesvc_redis_up"], m["tracesvc_replica_stale"]), (1, 0))
+        self.assertGreater(m["tracesvc_replica_revision"], 0)
 
 
 if __name__ == "__main__":
