@@ -48,14 +48,15 @@ done
 
 step "tracesvc on loopback"
 "$bin/tracesvc" --redis "unix:$work/redis/redis.sock" --grpc 127.0.0.1:0 --keys "$work/keys" \
-    --insecure --base-url https://tc.samr.example > "$work/tracesvc.log" 2>&1 &
+    --insecure --base-url https://tc.samr.example --http 127.0.0.1:0 > "$work/tracesvc.log" 2>&1 &
 svc_pid=$!
 for _ in $(seq 100); do
-    grep -q "port [0-9]" "$work/tracesvc.log" && break
+    grep -q "http-port [0-9]" "$work/tracesvc.log" && break
     sleep 0.05
 done
 cat "$work/tracesvc.log"
-TRACECTL_ADDR=127.0.0.1:$(grep -o "port [0-9]*" "$work/tracesvc.log" | cut -d' ' -f2)
+TRACECTL_ADDR=127.0.0.1:$(grep -o " port [0-9]*" "$work/tracesvc.log" | head -n 1 | cut -d' ' -f3)
+web=http://127.0.0.1:$(grep -o "http-port [0-9]*" "$work/tracesvc.log" | cut -d' ' -f2)
 TRACECTL_INSECURE=1
 export TRACECTL_ADDR TRACECTL_INSECURE
 ctl=$bin/tracectl
@@ -131,5 +132,10 @@ echo "-- the platform's watcher received:"
 cat "$work/watch.log"
 run "$ctl" $platform verify "$code"
 run "$ctl" $regulator compliance shop-a
+
+step "consumer: scans the label - the scan page (and its JSON)"
+curl -s -H 'Accept-Language: en' "$web/api/v1/scan/$code"
+echo "scan page (Chinese; ?lang=en for English): $web/C/$code"
+echo "its QR: $web/qr/$code.png   metrics: $web/metrics"
 
 printf '\ndemo finished: codes and label sheets in %s\n' "$work"
