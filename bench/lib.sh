@@ -45,7 +45,7 @@ bench_svc() {
         grep -q "port [0-9]" "$work/svc.log" && break
         sleep 0.05
     done
-    addr=127.0.0.1:$(grep -o "port [0-9]*" "$work/svc.log" | cut -d' ' -f2)
+    addr=127.0.0.1:$(grep -o " port [0-9]*" "$work/svc.log" | head -n 1 | cut -d' ' -f3)
 }
 
 # bench_codes N FILE: a maker, a certificate, a product, N codes in FILE.
