@@ -115,6 +115,11 @@ int svc_wait_revision(const svc *s, uint64_t rev, int64_t timeout_ms);
  * UNAVAILABLE saying the change is stored but not yet visible here. */
 svc_code svc_settle(svc_ctx *c, uint64_t rev, svc_status *st);
 
+/* printf at buf + n (within cap); returns n plus the length formatted,
+ * so a caller can size a buffer from a first pass with cap 0. */
+size_t svc_appendf(char *buf, size_t cap, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* The node's own metrics in Prometheus text (verdicts, replica, Redis,
  * watchers); the bytes written, or the size needed when cap is short. */
 size_t svc_metrics(svc *s, char *buf, size_t cap);

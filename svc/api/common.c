@@ -143,16 +143,24 @@ svc_code svc_settle(svc_ctx *c, uint64_t rev, svc_status *st)
     return SVC_OK;
 }
 
+size_t svc_appendf(char *buf, size_t cap, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    int k;
+
+    va_start(ap, fmt);
+    k = vsnprintf(n < cap ? buf + n : NULL, n < cap ? cap - n : 0, fmt, ap);
+    va_end(ap);
+    return n + (k > 0 ? (size_t)k : 0);
+}
+
+#define OUT(...) (n = svc_appendf(buf, cap, n, __VA_ARGS__))
+
 size_t svc_metrics(svc *s, char *buf, size_t cap)
 {
     size_t n = 0;
-    int v, k;
+    int v;
 
-#define OUT(...)                                                                                   \
-    do {                                                                                           \
-        k = snprintf(n < cap ? buf + n : NULL, n < cap ? cap - n : 0, __VA_ARGS__);                \
-        n += k > 0 ? (size_t)k : 0;                                                                \
-    } while (0)
     OUT("# HELP tracesvc_verdicts_total Verdicts given by VerifyCode, VerifyBatch, "
         "VerifyStream.\n# TYPE tracesvc_verdicts_total counter\n");
     for (v = 1; v <= 10; v++)
@@ -170,6 +178,6 @@ size_t svc_metrics(svc *s, char *buf, size_t cap)
     OUT("# HELP tracesvc_redis_up 1 while the change-stream tail is connected to Redis.\n"
         "# TYPE tracesvc_redis_up gauge\ntracesvc_redis_up %d\n",
         s->redis_up ? s->redis_up(s->replica_lag_arg) : 0);
-#undef OUT
     return n;
 }
+#undef OUT

@@ -960,13 +960,8 @@ static uint64_t sum(const rpc_server *r, const _Atomic uint64_t *field)
 size_t rpc_metrics(const rpc_server *r, char *buf, size_t cap)
 {
     size_t n = 0, m, c, b;
-    int k;
 
-#define OUT(...)                                                                                   \
-    do {                                                                                           \
-        k = snprintf(n < cap ? buf + n : NULL, n < cap ? cap - n : 0, __VA_ARGS__);                \
-        n += k > 0 ? (size_t)k : 0;                                                                \
-    } while (0)
+#define OUT(...) (n = svc_appendf(buf, cap, n, __VA_ARGS__))
     OUT("# HELP tracesvc_rpc_calls_total gRPC calls finished, by method and status.\n"
         "# TYPE tracesvc_rpc_calls_total counter\n");
     for (m = 0; m <= rpc_nmethods && m <= METHODS_MAX; m++) {
