@@ -29,27 +29,15 @@ import grpc  # noqa: E402
 WORK = F.workdir()
 F.generate_stubs(os.path.join(WORK, "stubs"))
 from tracecode.v1 import issuer_pb2 as I  # noqa: E402
-from tracecode.v1 import issuer_pb2_grpc as IG  # noqa: E402
 from tracecode.v1 import registry_pb2 as R  # noqa: E402
-from tracecode.v1 import registry_pb2_grpc as RG  # noqa: E402
 from tracecode.v1 import types_pb2 as T  # noqa: E402
 from tracecode.v1 import verifier_pb2 as V  # noqa: E402
-from tracecode.v1 import verifier_pb2_grpc as VG  # noqa: E402
 
 REG = F.md("regulator", "SAMR")
 MAKER = "91310000MABENCH01"
 MF = F.md("manufacturer", MAKER)
 PLAT = "bench-shop"
 PM = F.md("platform", PLAT)
-
-
-class Node:
-    def __init__(self, port):
-        ch = grpc.insecure_channel("127.0.0.1:%d" % port, options=[
-            ("grpc.max_receive_message_length", 64 << 20)])
-        self.reg = RG.RegistryServiceStub(ch)
-        self.iss = IG.IssuerServiceStub(ch)
-        self.ver = VG.VerifierServiceStub(ch)
 
 
 def pct(v, p):
@@ -103,7 +91,8 @@ def main():
     redis.start()
     keys = F.keyring(WORK)
     svcs = [F.Service(WORK, n, redis.url, keys).start() for n in "abc"]
-    a, b, c = nodes = [Node(s.port) for s in svcs]
+    a, b, c = nodes = [F.Node(s.port, options=[("grpc.max_receive_message_length", 64 << 20)])
+                       for s in svcs]
     try:
         a.reg.UpsertManufacturer(T.Manufacturer(credit_code=MAKER, name="Bench",
                                                 status=T.MANUFACTURER_ACTIVE), metadata=REG)

@@ -363,12 +363,11 @@ int main(int argc, char **argv)
                 fprintf(stderr, "tracesvc: serving HTTP on %s http-port %d (scan pages, health)\n",
                         cfg.http, http_port(web));
         }
-        if (!cfg.http || web)
+        if (!cfg.http || web) {
             sigwait(&sigs, &sig);
-        else
-            sig = SIGTERM;
-        fprintf(stderr, "tracesvc: %s: draining (up to %d ms)\n",
-                sig == SIGTERM ? "SIGTERM" : "SIGINT", DRAIN_MS);
+            fprintf(stderr, "tracesvc: %s: draining (up to %d ms)\n",
+                    sig == SIGTERM ? "SIGTERM" : "SIGINT", DRAIN_MS);
+        }
         http_stop(web);
         delist_hub_stop(hub); /* watchers never end by themselves */
         rpc_stop(srv, DRAIN_MS);

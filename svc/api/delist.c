@@ -87,6 +87,12 @@ typedef struct wake_item {
     svc_code code;
 } wake_item;
 
+/* Watchers to wake once the hub's mutex is released. */
+typedef struct wake_list {
+    wake_item *v;
+    size_t n, cap;
+} wake_list;
+
 /* --- small things ----------------------------------------------------------- */
 
 static int cursor_cmp(uint64_t ams, uint64_t aseq, uint64_t bms, uint64_t bseq)
@@ -285,18 +291,39 @@ static void watcher_unref_locked(watcher *w)
     free(w);
 }
 
-static void do_wakes(delist_hub *h, wake_item *v, size_t n)
+/* Take a reference on w to wake it (hub mutex held). 0 when out of memory:
+ * then w stays as it was (waiting, queued), for the next round. */
+static int add_wake(wake_list *k, watcher *w, svc_code code)
+{
+    if (k->n == k->cap) {
+        size_t nc = k->cap ? k->cap * 2 : 16;
+        wake_item *x = realloc(k->v, nc * sizeof(*x));
+        if (!x)
+            return 0;
+        k->v = x;
+        k->cap = nc;
+    }
+    w->refs++;
+    w->waiting = 0;
+    k->v[k->n].w = w;
+    k->v[k->n++].code = code;
+    return 1;
+}
+
+/* Wake the collected watchers (hub mutex not held), then drop the refs. */
+static void do_wakes(delist_hub *h, wake_list *k)
 {
     size_t i;
 
-    for (i = 0; i < n; i++) {
-        watcher *w = v[i].w;
-        w->wake(w->wake_call, w->wake_gen, v[i].code, w->end_msg);
+    for (i = 0; i < k->n; i++) {
+        watcher *w = k->v[i].w;
+        w->wake(w->wake_call, w->wake_gen, k->v[i].code, w->end_msg);
     }
     pthread_mutex_lock(&h->mu);
-    for (i = 0; i < n; i++)
-        watcher_unref_locked(v[i].w);
+    for (i = 0; i < k->n; i++)
+        watcher_unref_locked(k->v[i].w);
     pthread_mutex_unlock(&h->mu);
+    k->n = 0;
 }
 
 /* Make sure the hub reads a platform that just became live here: interrupt
@@ -384,11 +411,10 @@ void api_watch_close(svc_ctx *c, void *state)
     pthread_mutex_unlock(&h->mu);
 }
 
-static void fill(svc_ctx *c, watcher *w, const notice *n, Tracecode__V1__DelistingNotice *out)
+static void fill(watcher *w, const notice *n, Tracecode__V1__DelistingNotice *out)
 {
     const store_notice *sn = n->sn;
 
-    (void)c;
     out->notice_id = (char *)sn->id;
     out->platform_id = (char *)sn->platform;
     out->certificate_number = (char *)sn->cert;
@@ -463,7 +489,7 @@ svc_code api_watch_next(svc_ctx *c, void *state, void *resp, int *done, svc_stat
         }
         if ((n = pop(w)) != NULL) {
             w->current = n;
-            fill(c, w, n, out);
+            fill(w, n, out);
             pthread_mutex_unlock(&h->mu);
             return SVC_OK;
         }
@@ -513,87 +539,65 @@ svc_code api_watch_next(svc_ctx *c, void *state, void *resp, int *done, svc_stat
 /* --- the hub thread ------------------------------------------------------------ */
 
 /* Queue new notices for the live watchers of their platforms; collect the
- * watchers to wake. Takes ownership of v's notices. */
-static size_t deliver(delist_hub *h, store_notice **v, size_t n, wake_item **wakes, size_t *cap)
+ * watchers to wake. Takes ownership of v's notices. A notice that cannot
+ * be signed ends its platform's live watchers (they resume from their
+ * cursors and read it again), so none skips it. */
+static void deliver(delist_hub *h, store_notice **v, size_t n, wake_list *k)
 {
-    size_t i, nw = 0;
+    char platform[STORE_PLATFORM_MAX + 1], why[96];
+    size_t i;
 
     for (i = 0; i < n; i++) {
-        notice *nt = notice_new(h->svc, v[i]);
+        notice *nt;
         plat *p;
         watcher *w;
+        memcpy(platform, v[i]->platform, sizeof(platform));
+        nt = notice_new(h->svc, v[i]);
+        pthread_mutex_lock(&h->mu);
+        p = plat_find(h, platform);
         if (!nt) {
-            fprintf(stderr, "tracesvc: cannot sign notice; its watchers will be ended\n");
+            for (w = p ? p->live : NULL; w; w = w->next_live)
+                if (!w->end_code) {
+                    end_watcher(w, SVC_INTERNAL, "cannot sign a notice");
+                    add_wake(k, w, w->end_code);
+                }
+            pthread_mutex_unlock(&h->mu);
             continue;
         }
-        pthread_mutex_lock(&h->mu);
-        p = plat_find(h, nt->sn->platform);
         if (p && cursor_cmp(nt->sn->id_ms, nt->sn->id_seq, p->last_ms, p->last_seq) > 0) {
             set_cursor(p->last, &p->last_ms, &p->last_seq, nt->sn);
             for (w = p->live; w; w = w->next_live) {
-                int wake = 0;
                 if (w->end_code ||
                     cursor_cmp(nt->sn->id_ms, nt->sn->id_seq, w->last_ms, w->last_seq) <= 0)
                     continue;
                 if (w->qbytes + nt->sn->bytes > h->cfg.buffer_bytes || !push(w, nt)) {
-                    char why[96];
                     snprintf(why, sizeof(why),
                              "the watcher fell behind (%zu notices, %zu bytes buffered)", w->qn,
                              w->qbytes);
                     end_watcher(w, SVC_ABORTED, why);
-                    wake = 1;
-                } else {
-                    wake = w->waiting;
+                    add_wake(k, w, w->end_code);
+                } else if (w->waiting) {
+                    add_wake(k, w, SVC_OK);
                 }
-                if (!wake)
-                    continue;
-                w->waiting = 0;
-                if (nw == *cap) {
-                    size_t nc = *cap ? *cap * 2 : 16;
-                    wake_item *x = realloc(*wakes, nc * sizeof(*x));
-                    if (!x)
-                        continue; /* it stays queued; the next message or heartbeat sends it */
-                    *wakes = x;
-                    *cap = nc;
-                }
-                w->refs++;
-                (*wakes)[nw].w = w;
-                (*wakes)[nw++].code = w->end_code;
             }
         }
         pthread_mutex_unlock(&h->mu);
         notice_unref(nt);
     }
     free(v);
-    return nw;
 }
 
 /* Heartbeats for watchers idle for heartbeat_ms. */
-static size_t heartbeats(delist_hub *h, wake_item **wakes, size_t *cap, size_t nw)
+static void heartbeats(delist_hub *h, wake_list *k)
 {
     int64_t now = svc_now_ms();
     watcher *w;
 
     pthread_mutex_lock(&h->mu);
-    for (w = h->all; w; w = w->next_all) {
-        if (!w->waiting || now - w->last_sent_ms < h->cfg.heartbeat_ms)
-            continue;
-        if (nw == *cap) {
-            size_t nc = *cap ? *cap * 2 : 16;
-            wake_item *x = realloc(*wakes, nc * sizeof(*x));
-            if (!x)
-                break;
-            *wakes = x;
-            *cap = nc;
-        }
-        w->waiting = 0;
-        w->hb_due = 1;
-        w->refs++;
-        (*wakes)[nw].w = w;
-        (*wakes)[nw++].code = SVC_OK;
-    }
+    for (w = h->all; w; w = w->next_all)
+        if (w->waiting && now - w->last_sent_ms >= h->cfg.heartbeat_ms && add_wake(k, w, SVC_OK))
+            w->hb_due = 1;
     pthread_mutex_unlock(&h->mu);
-    return nw;
 }
 
 /* Where the hub reads a platform's stream from (a copy, for the wait). */
@@ -608,8 +612,8 @@ static void *hub_main(void *arg)
     char err[STORE_ERR_MAX];
     readpos *pos = NULL;
     const char **ptr = NULL;
-    size_t cap = 0, wcap = 0;
-    wake_item *wakes = NULL;
+    size_t cap = 0;
+    wake_list wakes = {NULL, 0, 0};
     int backoff = 100, warned = 0;
     int block =
         h->cfg.heartbeat_ms / 2 < WAIT_MAX_MS ? (int)(h->cfg.heartbeat_ms / 2) : WAIT_MAX_MS;
@@ -618,7 +622,7 @@ static void *hub_main(void *arg)
         block = 10;
     for (;;) {
         store_notice **v = NULL;
-        size_t n = 0, np = 0, nw = 0, i;
+        size_t n = 0, np = 0, i;
         store_err e = STORE_OK;
         plat *p;
 
@@ -674,13 +678,13 @@ static void *hub_main(void *arg)
             backoff = 100;
         }
         if (n)
-            nw = deliver(h, v, n, &wakes, &wcap);
-        nw = heartbeats(h, &wakes, &wcap, nw);
-        do_wakes(h, wakes, nw);
+            deliver(h, v, n, &wakes);
+        heartbeats(h, &wakes);
+        do_wakes(h, &wakes);
     }
     free(pos);
     free(ptr);
-    free(wakes);
+    free(wakes.v);
     return NULL;
 }
 
@@ -716,28 +720,21 @@ delist_hub *delist_hub_start(svc *s, const char *redis_url, const delist_config 
 
 void delist_hub_stop(delist_hub *h)
 {
-    wake_item *wakes = NULL;
-    size_t n = 0, i = 0;
+    wake_list wakes = {NULL, 0, 0};
     watcher *w;
 
     if (!h)
         return;
     pthread_mutex_lock(&h->mu);
     h->stopping = 1;
-    for (w = h->all; w; w = w->next_all)
-        n++;
-    wakes = calloc(n ? n : 1, sizeof(*wakes));
-    for (w = h->all; w && wakes; w = w->next_all) {
+    for (w = h->all; w; w = w->next_all) {
         end_watcher(w, SVC_UNAVAILABLE, "this node is draining; watch on another node");
-        w->refs++;
-        wakes[i].w = w;
-        wakes[i++].code = SVC_UNAVAILABLE;
+        add_wake(&wakes, w, SVC_UNAVAILABLE); /* if not, its next message ends it */
     }
     pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
-    if (wakes)
-        do_wakes(h, wakes, i);
-    free(wakes);
+    do_wakes(h, &wakes);
+    free(wakes.v);
     if (h->started) {
         store_reader_interrupt(h->svc->store, h->rd);
         pthread_join(h->thread, NULL);

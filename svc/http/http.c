@@ -228,7 +228,7 @@ static void row(struct evbuffer *b, const char *name, const char *value)
     evbuffer_add(b, "</dd>", 5);
 }
 
-static void page(struct evbuffer *b, const svc *s, const scan_view *v, const char *code, int en)
+static void page(struct evbuffer *b, const scan_view *v, const char *code, int en)
 {
     char msg[1200], num[64];
 
@@ -274,7 +274,6 @@ static void page(struct evbuffer *b, const svc *s, const scan_view *v, const cha
     row(b, en ? "Code" : "追溯码", code);
     evbuffer_add_printf(b, "</dl><p><a href=\"?lang=%s\">%s</a></p></main></body></html>\n",
                         en ? "zh" : "en", en ? "中文" : "English");
-    (void)s;
 }
 
 static void json(struct evbuffer *b, const scan_view *v, int en)
@@ -335,7 +334,7 @@ static void on_scan(http_server *h, struct evhttp_request *req, const struct evh
         json(b, v, en);
         reply(req, 200, "OK", "application/json", b);
     } else {
-        page(b, h->svc, v, code, en);
+        page(b, v, code, en);
         reply(req, 200, "OK", "text/html; charset=utf-8", b);
     }
     evbuffer_free(b);

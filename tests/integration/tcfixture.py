@@ -142,6 +142,21 @@ def md(role, subject):
     return (("tc-role", role), ("tc-subject", subject))
 
 
+class Node:
+    """A channel to one tracesvc and a stub for each of its services (the
+    stubs from generate_stubs, which must have run)."""
+
+    def __init__(self, port, options=()):
+        from tracecode.v1 import (audit_pb2_grpc, consumer_pb2_grpc, issuer_pb2_grpc,
+                                  registry_pb2_grpc, verifier_pb2_grpc)
+        self.channel = grpc.insecure_channel("127.0.0.1:%d" % port, options=list(options))
+        self.reg = registry_pb2_grpc.RegistryServiceStub(self.channel)
+        self.iss = issuer_pb2_grpc.IssuerServiceStub(self.channel)
+        self.ver = verifier_pb2_grpc.VerifierServiceStub(self.channel)
+        self.audit = audit_pb2_grpc.AuditServiceStub(self.channel)
+        self.con = consumer_pb2_grpc.ConsumerServiceStub(self.channel)
+
+
 def status_of(fn, *args, **kw):
     """Call fn; its status code and details (OK and "" when it succeeds)."""
     try:

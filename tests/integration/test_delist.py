@@ -27,14 +27,10 @@ WORK = F.workdir()
 F.generate_stubs(os.path.join(WORK, "stubs"))
 
 from tracecode.v1 import audit_pb2 as A  # noqa: E402
-from tracecode.v1 import audit_pb2_grpc as AG  # noqa: E402
 from tracecode.v1 import issuer_pb2 as I  # noqa: E402
-from tracecode.v1 import issuer_pb2_grpc as IG  # noqa: E402
 from tracecode.v1 import registry_pb2 as R  # noqa: E402
-from tracecode.v1 import registry_pb2_grpc as RG  # noqa: E402
 from tracecode.v1 import types_pb2 as T  # noqa: E402
 from tracecode.v1 import verifier_pb2 as V  # noqa: E402
-from tracecode.v1 import verifier_pb2_grpc as VG  # noqa: E402
 
 REG = F.md("regulator", "SAMR")
 _seq = itertools.count(1)
@@ -48,25 +44,16 @@ def plat(name):
     return F.md("platform", name)
 
 
-class Node:
-    def __init__(self, port):
-        self.channel = grpc.insecure_channel("127.0.0.1:%d" % port)
-        self.reg = RG.RegistryServiceStub(self.channel)
-        self.iss = IG.IssuerServiceStub(self.channel)
-        self.ver = VG.VerifierServiceStub(self.channel)
-        self.audit = AG.AuditServiceStub(self.channel)
-
-
 class Watch:
     """A WatchDelistings call drained by a thread into a queue; heartbeats
     (empty notice_id) are counted, not queued."""
 
-    def __init__(self, node, platform, cursor="", start=True, stub=None):
+    def __init__(self, node, platform, cursor="", start=True):
         self.q = queue.Queue()
         self.heartbeats = 0
         self.error = None
         self.done = threading.Event()
-        self.call = (stub or node.ver).WatchDelistings(V.WatchDelistingsRequest(cursor=cursor),
+        self.call = node.ver.WatchDelistings(V.WatchDelistingsRequest(cursor=cursor),
                                              metadata=plat(platform))
         self.thread = threading.Thread(target=self._run, daemon=True)
         if start:
@@ -121,7 +108,7 @@ class Delisting(unittest.TestCase):
                     for n in ("a", "b")]
         cls.svcs.append(F.Service(WORK, "c", cls.redis.url, cls.keys,
                                   extra + ["--watch-buffer", "1"]).start())
-        cls.a, cls.b, cls.c = (Node(s.port) for s in cls.svcs)
+        cls.a, cls.b, cls.c = (F.Node(s.port) for s in cls.svcs)
         pub = json.loads(subprocess.run([F.binary("tracekeys"), "export-public", "--dir",
                                          cls.keys], check=True, capture_output=True,
                                         text=True).stdout)
@@ -327,9 +314,9 @@ class Delisting(unittest.TestCase):
             self.bind(p, [("S%04d" % j, codes[j]) for j in range(i, i + 1000)])
         # A client that reads nothing for now, with small HTTP/2 windows (no BDP
         # probing), so what it does not read stays queued on the server.
-        ch = grpc.insecure_channel("127.0.0.1:%d" % self.svcs[2].port, options=[
-            ("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 65536)])
-        w = Watch(Node.__new__(Node), p, start=False, stub=VG.VerifierServiceStub(ch))
+        slow = F.Node(self.svcs[2].port, options=[("grpc.http2.bdp_probe", 0),
+                                                  ("grpc.http2.lookahead_bytes", 65536)])
+        w = Watch(slow, p, start=False)
         time.sleep(0.3)
         for i in range(120):  # ~12 KB a notice: far beyond C's 1 MiB bound
             self.set_status(number, (T.SUSPENDED, T.VALID)[i % 2])
@@ -353,7 +340,7 @@ class Delisting(unittest.TestCase):
         p = unique("shopz")
         self.bind(p, [("Z1", codes[0])])
         d = F.Service(WORK, "d", self.redis.url, self.keys, ["--heartbeat", "300"]).start()
-        w = Watch(Node(d.port), p)
+        w = Watch(F.Node(d.port), p)
         self.set_status(number, T.SUSPENDED)
         [m] = w.take(1)
         t0 = time.time()

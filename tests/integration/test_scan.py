@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -22,14 +21,10 @@ WORK = F.workdir()
 F.generate_stubs(os.path.join(WORK, "stubs"))
 
 from tracecode.v1 import consumer_pb2 as C  # noqa: E402
-from tracecode.v1 import consumer_pb2_grpc as CG  # noqa: E402
 from tracecode.v1 import issuer_pb2 as I  # noqa: E402
-from tracecode.v1 import issuer_pb2_grpc as IG  # noqa: E402
 from tracecode.v1 import registry_pb2 as R  # noqa: E402
-from tracecode.v1 import registry_pb2_grpc as RG  # noqa: E402
 from tracecode.v1 import types_pb2 as T  # noqa: E402
 from tracecode.v1 import verifier_pb2 as V  # noqa: E402
-from tracecode.v1 import verifier_pb2_grpc as VG  # noqa: E402
 
 REG = F.md("regulator", "SAMR")
 BASE = "https://tc.samr.example"
@@ -49,11 +44,8 @@ class Scan(unittest.TestCase):
         cls.svc = F.Service(WORK, "a", cls.redis.url, cls.keys, [
             "--http", "127.0.0.1:0", "--base-url", BASE, "--copy-devices", "3",
             "--copy-regions", "2", "--copy-window", "3600"]).start()
-        ch = grpc.insecure_channel("127.0.0.1:%d" % cls.svc.port)
-        cls.reg = RG.RegistryServiceStub(ch)
-        cls.iss = IG.IssuerServiceStub(ch)
-        cls.ver = VG.VerifierServiceStub(ch)
-        cls.con = CG.ConsumerServiceStub(ch)
+        node = F.Node(cls.svc.port)
+        cls.reg, cls.iss, cls.ver, cls.con = node.reg, node.iss, node.ver, node.con
 
     @classmethod
     def tearDownClass(cls):

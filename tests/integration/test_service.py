@@ -25,12 +25,9 @@ WORK = F.workdir()
 F.generate_stubs(os.path.join(WORK, "stubs"))
 
 from tracecode.v1 import issuer_pb2 as I  # noqa: E402
-from tracecode.v1 import issuer_pb2_grpc as IG  # noqa: E402
 from tracecode.v1 import registry_pb2 as R  # noqa: E402
-from tracecode.v1 import registry_pb2_grpc as RG  # noqa: E402
 from tracecode.v1 import types_pb2 as T  # noqa: E402
 from tracecode.v1 import verifier_pb2 as V  # noqa: E402
-from tracecode.v1 import verifier_pb2_grpc as VG  # noqa: E402
 
 REG = F.md("regulator", "SAMR")
 CERTIFIER = F.md("certifier", "CQC")
@@ -42,14 +39,6 @@ def unique(prefix):
     return "%s%05d" % (prefix, next(_seq))
 
 
-class Node:
-    def __init__(self, port):
-        self.channel = grpc.insecure_channel("127.0.0.1:%d" % port)
-        self.reg = RG.RegistryServiceStub(self.channel)
-        self.iss = IG.IssuerServiceStub(self.channel)
-        self.ver = VG.VerifierServiceStub(self.channel)
-
-
 class Service(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -57,7 +46,7 @@ class Service(unittest.TestCase):
         cls.redis.start()
         cls.keys = F.keyring(WORK)
         cls.svc = F.Service(WORK, "a", cls.redis.url, cls.keys, ["--max-staleness", "1"]).start()
-        cls.a = Node(cls.svc.port)
+        cls.a = F.Node(cls.svc.port)
 
     @classmethod
     def tearDownClass(cls):
@@ -571,7 +560,7 @@ class Nodes(unittest.TestCase):
         a = F.Service(work, "a", redis.url, keys, ["--max-staleness", "1"]).start()
         b = F.Service(work, "b", redis.url, keys, ["--max-staleness", "1"]).start()
         try:
-            na, nb = Node(a.port), Node(b.port)
+            na, nb = F.Node(a.port), F.Node(b.port)
             t = Service("test_verdicts")
             t.a = na
             holder, number, p, batch, codes = t.setup_chain(quantity=10)
