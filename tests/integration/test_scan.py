@@ -223,7 +223,10 @@ class Scan(unittest.TestCase):
         _, _, codes = self.chain()
         pm = F.md("platform", "shop-m")
         self.ver.VerifyCode(V.VerifyRequest(code=codes[9]), metadata=pm)
-        self.ver.VerifyCode(V.VerifyRequest(code=codes[9][:-1] + "0"), metadata=pm)
+        code = codes[9]
+        forged = code[:25] + ("2" if code[25] != "2" else "3") + code[25 + 1:]  # a tag symbol
+        self.assertEqual(self.ver.VerifyCode(V.VerifyRequest(code=forged), metadata=pm).verdict,
+                         T.FORGED)
         F.status_of(self.ver.VerifyCode, V.VerifyRequest(code="x"), metadata=REG)
         status, h, body = self.get("/metrics")
         self.assertEqual(status, 200)
