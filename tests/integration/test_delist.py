@@ -396,9 +396,9 @@ class Delisting(unittest.TestCase):
             c, msg = F.status_of(ack, req, metadata=md)
             self.assertEqual(c, code, msg)
             self.assertIn(words, msg)
-        # Platform q's notices of the same changes are q's own (ids are per platform):
-        # acknowledging one leaves p's untouched.
-        ack(V.AckDelistingRequest(notice_id=n2.notice_id), metadata=plat(q))
+        # Platform q's notices of the same changes are q's own (their ids come from
+        # q's stream): acknowledging q's second one leaves p's second one open.
+        ack(V.AckDelistingRequest(notice_id=self.stream_ids(q)[1]), metadata=plat(q))
         rep = self.a.audit.GetDelistingCompliance(A.GetDelistingComplianceRequest(
             platform_id=p), metadata=REG)
         self.assertEqual((rep.acked, list(rep.unacked)), (2, [n2.notice_id]))
