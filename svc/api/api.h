@@ -104,6 +104,10 @@ svc_code svc_store_fail(svc_status *st, store_err e, const char *err);
 void *svc_alloc(svc_ctx *c, size_t size);
 char *svc_strdup(svc_ctx *c, const char *s);
 
+/* The caller as the audit log names it: "role:subject". */
+#define SVC_ACTOR_MAX (16 + SVC_SUBJECT_MAX)
+void svc_actor(const svc_ctx *c, char *buf, size_t cap);
+
 int64_t svc_now_unix(void);
 int64_t svc_now_ms(void); /* CLOCK_MONOTONIC */
 /* Is the replica lagging beyond the configured bound? */

@@ -49,6 +49,11 @@ svc_code svc_store_fail(svc_status *st, store_err e, const char *err)
     return svc_fail(st, SVC_INTERNAL, "registry error: %s", err);
 }
 
+void svc_actor(const svc_ctx *c, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s:%s", svc_role_name(c->role), c->subject);
+}
+
 const char *svc_role_name(svc_role role)
 {
     switch (role) {

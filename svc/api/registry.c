@@ -22,7 +22,7 @@ svc_code api_upsert_manufacturer(svc_ctx *c, const void *req, void *resp, svc_st
     int status = m->status == TRACECODE__V1__MANUFACTURER_STATUS__MANUFACTURER_STATUS_UNSPECIFIED
                      ? REP_MFR_ACTIVE
                      : (int)m->status;
-    char err[STORE_ERR_MAX];
+    char err[STORE_ERR_MAX], actor[SVC_ACTOR_MAX];
     uint64_t rev;
     store_err e;
 
@@ -32,7 +32,9 @@ svc_code api_upsert_manufacturer(svc_ctx *c, const void *req, void *resp, svc_st
     if (status != REP_MFR_ACTIVE && status != REP_MFR_SUSPENDED)
         return svc_fail(st, SVC_INVALID_ARGUMENT, "status %d is not a ManufacturerStatus",
                         (int)m->status);
-    e = store_put_mfr(c->svc->store, m->credit_code, m->name, status, &rev, err, sizeof(err));
+    svc_actor(c, actor, sizeof(actor));
+    e = store_put_mfr(c->svc->store, actor, m->credit_code, m->name, status, &rev, err,
+                      sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
     if (svc_settle(c, rev, st))
@@ -121,13 +123,14 @@ static int cert_in(svc_ctx *c, const Certificate *m, rep_cert_fields *f, svc_sta
 
 static svc_code put_cert(svc_ctx *c, const Certificate *m, uint64_t *rev, svc_status *st)
 {
-    char err[STORE_ERR_MAX];
+    char err[STORE_ERR_MAX], actor[SVC_ACTOR_MAX];
     rep_cert_fields f;
     store_err e;
 
     if (!cert_in(c, m, &f, st))
         return st->code;
-    e = store_put_cert(c->svc->store, &f, rev, NULL, err, sizeof(err));
+    svc_actor(c, actor, sizeof(actor));
+    e = store_put_cert(c->svc->store, actor, &f, rev, NULL, err, sizeof(err));
     return e ? svc_store_fail(st, e, err) : SVC_OK;
 }
 
@@ -145,7 +148,7 @@ svc_code api_set_certificate_status(svc_ctx *c, const void *req, void *resp, svc
 {
     const Tracecode__V1__SetCertificateStatusRequest *q = req;
     Tracecode__V1__SetCertificateStatusResponse *out = resp;
-    char err[STORE_ERR_MAX];
+    char err[STORE_ERR_MAX], actor[SVC_ACTOR_MAX];
     uint32_t notices = 0;
     uint64_t rev;
     store_err e;
@@ -158,8 +161,9 @@ svc_code api_set_certificate_status(svc_ctx *c, const void *req, void *resp, svc
         return svc_fail(st, SVC_INVALID_ARGUMENT,
                         "status must be VALID, SUSPENDED, REVOKED or EXPIRED, not %d",
                         (int)q->status);
-    e = store_set_cert_status(c->svc->store, q->number, (int)q->status, q->reason, svc_now_unix(),
-                              &rev, &notices, err, sizeof(err));
+    svc_actor(c, actor, sizeof(actor));
+    e = store_set_cert_status(c->svc->store, actor, q->number, (int)q->status, q->reason,
+                              svc_now_unix(), &rev, &notices, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
     if (svc_settle(c, rev, st))

@@ -291,7 +291,7 @@ store_err store_notices_check(store *s, const char *platform, const char *cursor
  * ARGV: notice id, delisted_unix, listing ids... (none: the whole notice)
  * Returns {listings, acked, complete}.
  */
-static const char lua_ack[] =
+static const char lua_ack[] = LUA_AUDIT
     "local st = redis.call('HGET', KEYS[2], ARGV[1])\n"
     "if not st then return redis.error_reply('NOTFOUND notice ' .. ARGV[1] ..\n"
     "  ' was not sent to this platform') end\n"
@@ -327,6 +327,10 @@ static const char lua_ack[] =
     "end\n"
     "redis.call('HSET', KEYS[2], ARGV[1], total .. ' ' .. acked .. ' ' .. complete .. ' ' ..\n"
     "  ARGV[2])\n"
+    "local plat = string.match(KEYS[2], ':notice%-state:(.*)$')\n"
+    "audit('ack', 'platform:' .. plat, plat, 'notice ' .. ARGV[1] .. '\\nlistings ' .. total ..\n"
+    "  '\\nacked ' .. acked .. '\\ncomplete ' .. (complete > 0 and 'yes' or 'no') ..\n"
+    "  '\\ndelisted ' .. ARGV[2] .. '\\nthis_ack ' .. (#ARGV > 2 and (#ARGV - 2) or total))\n"
     "return {total, acked, complete > 0 and 1 or 0}\n";
 
 store_err store_ack_notice(store *s, const char *platform, const char *notice_id,

@@ -372,15 +372,21 @@ static store_err int_reply(redisReply *r, uint64_t *v, char *err, size_t cap)
  * complete_ms delisted_unix".
  */
 #define LUA_NOTICE                                                                                 \
-    "local function notice(plat, cert, batch, status, reason, when, rev, ids, i, last, keep)\n"    \
+    "local function notice(plat, cert, batch, status, reason, when, rev, ids, i, last, keep,\n"    \
+    "                      actor)\n"                                                               \
     "  local t = redis.call('TIME')\n"                                                             \
     "  local minid = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(keep)\n" \
     "  if minid < 0 then minid = 0 end\n"                                                          \
+    "  local listed = table.concat(ids, '\\n', i, last)\n"                                         \
     "  local id = redis.call('XADD', '{tc}:notices:' .. plat, 'MINID', '~', minid, '*',\n"         \
     "    'platform', plat, 'cert', cert, 'batch', batch, 'status', status, 'reason', reason,\n"    \
-    "    'effective', when, 'rev', rev, 'listings', table.concat(ids, '\\n', i, last))\n"          \
+    "    'effective', when, 'rev', rev, 'listings', listed)\n"                                     \
     "  redis.call('ZADD', '{tc}:notice-log:' .. plat, tonumber(string.match(id, '^%d+')), id)\n"   \
     "  redis.call('HSET', '{tc}:notice-state:' .. plat, id, (last - i + 1) .. ' 0 0 0')\n"         \
+    "  audit('delist', actor, cert, 'platform ' .. plat .. '\\nnotice ' .. id .. '\\nbatch ' ..\n" \
+    "    batch .. '\\nstatus ' .. status .. '\\neffective ' .. when .. '\\nreason ' .. reason "    \
+    "..\n"                                                                                         \
+    "    '\\nlistings ' .. (last - i + 1) .. '\\n' .. listed)\n"                                   \
     "end\n"
 
 /*
@@ -389,21 +395,26 @@ static store_err int_reply(redisReply *r, uint64_t *v, char *err, size_t cap)
  * VALID from one of them, also write one delisting notice per platform
  * with listings under it (at most STORE_NOTICE_LISTINGS ids a notice) on
  * that platform's notice stream - in the same atomic step as the change.
+ * The audit log gets the record's new contents, then its notices.
  * KEYS: record, rev, stream. ARGV: type, id, maxlen, must_exist,
- * notice_retention_ms, f1, v1, ... Returns {revision, notices}.
+ * notice_retention_ms, actor, f1, v1, ... Returns {revision, notices}.
  */
-static const char lua_put[] = LUA_NOTICE
+static const char lua_put[] = LUA_AUDIT LUA_NOTICE
     "if ARGV[4] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then\n"
     "  return redis.error_reply('NOTFOUND ' .. ARGV[1] .. ' ' .. ARGV[2] .. ' does not exist')\n"
     "end\n"
     "local before = redis.call('HGET', KEYS[1], 'status')\n"
     "local rev = redis.call('INCR', KEYS[2])\n"
     "local kv = {}\n"
-    "for i = 6, #ARGV do kv[#kv + 1] = ARGV[i] end\n"
+    "for i = 7, #ARGV do kv[#kv + 1] = ARGV[i] end\n"
     "redis.call('HSET', KEYS[1], 'rev', rev, unpack(kv))\n"
     "local all = redis.call('HGETALL', KEYS[1])\n"
     "redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'type', ARGV[1], 'id', ARGV[2],\n"
     "           unpack(all))\n"
+    "local lines = {}\n"
+    "for i = 1, #all, 2 do lines[#lines + 1] = all[i] .. ' ' .. all[i + 1] end\n"
+    "audit(ARGV[1] == 'mfr' and 'manufacturer' or ARGV[1], ARGV[6], ARGV[2],\n"
+    "  table.concat(lines, '\\n'))\n"
     "local notices = 0\n"
     "if ARGV[1] == 'cert' then\n"
     "  local after = redis.call('HGET', KEYS[1], 'status')\n"
@@ -417,7 +428,7 @@ static const char lua_put[] = LUA_NOTICE
     "      local ids = redis.call('SMEMBERS', '{tc}:cert-listings:' .. cert .. ':' .. plat)\n"
     "      for i = 1, #ids, " STORE_NOTICE_LISTINGS_STR " do\n"
     "        local last = math.min(i + " STORE_NOTICE_LISTINGS_STR " - 1, #ids)\n"
-    "        notice(plat, cert, '0', after, reason, when, rev, ids, i, last, ARGV[5])\n"
+    "        notice(plat, cert, '0', after, reason, when, rev, ids, i, last, ARGV[5], ARGV[6])\n"
     "        notices = notices + 1\n"
     "      end\n"
     "    end\n"
@@ -477,7 +488,7 @@ static const char lua_product[] =
 /* KEYS: batch, product, request, rev, stream, cert, mfr.
  * ARGV: maxlen, batch_id, caller, product_id, quantity, key_id, profile, issued,
  *       manifest, signature, manifest_kid, request_id */
-static const char lua_batch[] =
+static const char lua_batch[] = LUA_AUDIT
     "if ARGV[12] ~= '' then\n"
     "  local ex = redis.call('GET', KEYS[3])\n"
     "  if ex then return {0, tonumber(ex), 0} end\n"
@@ -501,13 +512,16 @@ static const char lua_batch[] =
     "redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*', 'type', 'batch', 'id', ARGV[2],\n"
     "  'rev', rev, 'product', ARGV[4], 'quantity', ARGV[5], 'key_id', ARGV[6],\n"
     "  'profile', ARGV[7], 'issued', ARGV[8])\n"
+    "audit('issue', 'manufacturer:' .. ARGV[3], ARGV[2], ARGV[9] .. '\\nsignature ' ..\n"
+    "  string.gsub(ARGV[10], '.', function(ch) return string.format('%02x', string.byte(ch)) end)\n"
+    "  .. '\\nsignature_key ' .. ARGV[11])\n"
     "return {1, tonumber(ARGV[2]), rev}\n";
 
 /* KEYS: batch, recalls, rev, stream.
  * ARGV: maxlen, batch_id, caller, first, last, reason, now, notice_retention_ms
  * Also writes, in the same step, one notice per platform whose listings
  * carry recalled serials of the batch. Returns {revision, notices}. */
-static const char lua_recall[] = LUA_NOTICE
+static const char lua_recall[] = LUA_AUDIT LUA_NOTICE
     "local b = redis.call('HMGET', KEYS[1], 'issuer', 'quantity', 'cert')\n"
     "if not b[1] then return redis.error_reply('NOTFOUND batch ' .. ARGV[2] ..\n"
     "  ' does not exist') end\n"
@@ -520,6 +534,9 @@ static const char lua_recall[] = LUA_NOTICE
     "redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'type', 'recall', 'id', ARGV[2],\n"
     "  'rev', rev, 'first', ARGV[4], 'last', ARGV[5], 'reason', ARGV[6])\n"
     "local first, last, notices = tonumber(ARGV[4]), tonumber(ARGV[5]), 0\n"
+    "local actor = 'manufacturer:' .. ARGV[3]\n"
+    "audit('recall', actor, ARGV[2], 'batch ' .. ARGV[2] .. '\\ncertificate ' .. b[3] ..\n"
+    "  '\\nfirst_serial ' .. ARGV[4] .. '\\nlast_serial ' .. ARGV[5] .. '\\nreason ' .. ARGV[6])\n"
     "local status = redis.call('HGET', '{tc}:cert:' .. b[3], 'status') or '0'\n"
     "for _, plat in ipairs(redis.call('SMEMBERS', '{tc}:cert-platforms:' .. b[3])) do\n"
     "  local hit = {}\n"
@@ -530,7 +547,7 @@ static const char lua_recall[] = LUA_NOTICE
     "  end\n"
     "  for i = 1, #hit, " STORE_NOTICE_LISTINGS_STR " do\n"
     "    local e = math.min(i + " STORE_NOTICE_LISTINGS_STR " - 1, #hit)\n"
-    "    notice(plat, b[3], ARGV[2], status, ARGV[6], ARGV[7], rev, hit, i, e, ARGV[8])\n"
+    "    notice(plat, b[3], ARGV[2], status, ARGV[6], ARGV[7], rev, hit, i, e, ARGV[8], actor)\n"
     "    notices = notices + 1\n"
     "  end\n"
     "end\n"
@@ -538,10 +555,11 @@ static const char lua_recall[] = LUA_NOTICE
 
 /* KEYS: {tc}:rev (only for routing; every key is under {tc}).
  * ARGV: platform, then per binding: listing_id, code, batch, cert, serial.
+ * Listings that change are one audit entry (subject: the platform).
  * Returns per binding {other_listings, other_platforms}. */
-static const char lua_bind[] =
+static const char lua_bind[] = LUA_AUDIT
     "local plat = ARGV[1]\n"
-    "local out = {}\n"
+    "local out, changed = {}, {}\n"
     "for i = 2, #ARGV, 5 do\n"
     "  local lid, code, batch, cert, serial = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],\n"
     "    ARGV[i + 4]\n"
@@ -559,6 +577,8 @@ static const char lua_bind[] =
     "    redis.call('SADD', '{tc}:cert-listings:' .. cert .. ':' .. plat, lid)\n"
     "    redis.call('SADD', '{tc}:batch-listings:' .. batch .. ':' .. plat, lid)\n"
     "    redis.call('SADD', '{tc}:cert-platforms:' .. cert, plat)\n"
+    "    changed[#changed + 1] = 'listing ' .. lid .. ' code ' .. code .. ' batch ' .. batch ..\n"
+    "      ' certificate ' .. cert .. ' serial ' .. serial\n"
     "  end\n"
     "  local others, plats = 0, {}\n"
     "  for _, m in ipairs(redis.call('SRANDMEMBER', '{tc}:code:' .. code, 1000)) do\n"
@@ -572,6 +592,9 @@ static const char lua_bind[] =
     "  for _ in pairs(plats) do np = np + 1 end\n"
     "  out[#out + 1] = others\n"
     "  out[#out + 1] = np\n"
+    "end\n"
+    "if #changed > 0 then audit('listing', 'platform:' .. plat, plat, table.concat(changed, "
+    "'\\n'))\n"
     "end\n"
     "return out\n";
 
@@ -591,8 +614,8 @@ void st_script(st_args *a, const char *lua, int nkeys)
 
 /* --- writes -------------------------------------------------------------- */
 
-store_err store_put_mfr(store *s, const char *credit_code, const char *name, int status,
-                        uint64_t *rev, char *err, size_t errcap)
+store_err store_put_mfr(store *s, const char *actor, const char *credit_code, const char *name,
+                        int status, uint64_t *rev, char *err, size_t errcap)
 {
     char key[128];
     st_args a;
@@ -609,6 +632,7 @@ store_err store_put_mfr(store *s, const char *credit_code, const char *name, int
     st_arg_i64(&a, STORE_STREAM_MAXLEN);
     st_arg(&a, "0");
     st_arg_i64(&a, s->notice_retention_ms);
+    st_arg(&a, actor);
     st_arg(&a, "name");
     st_arg(&a, name);
     st_arg(&a, "status");
@@ -630,8 +654,8 @@ static void join_cats(const rep_cert_fields *f, char *out, size_t cap)
     }
 }
 
-store_err store_put_cert(store *s, const rep_cert_fields *f, uint64_t *rev, uint32_t *notices,
-                         char *err, size_t errcap)
+store_err store_put_cert(store *s, const char *actor, const rep_cert_fields *f, uint64_t *rev,
+                         uint32_t *notices, char *err, size_t errcap)
 {
     char key[128], cats[REP_CATEGORIES_MAX * (REP_CATEGORY_MAX + 1) + 1];
     st_args a;
@@ -649,6 +673,7 @@ store_err store_put_cert(store *s, const rep_cert_fields *f, uint64_t *rev, uint
     st_arg_i64(&a, STORE_STREAM_MAXLEN);
     st_arg(&a, "0");
     st_arg_i64(&a, s->notice_retention_ms);
+    st_arg(&a, actor);
     a.timeout_ms = FANOUT_TIMEOUT_MS;
     st_arg(&a, "kind");
     st_arg_i64(&a, f->kind);
@@ -668,9 +693,9 @@ store_err store_put_cert(store *s, const rep_cert_fields *f, uint64_t *rev, uint
     return e ? e : put_reply(r, rev, notices, err, errcap);
 }
 
-store_err store_set_cert_status(store *s, const char *number, int status, const char *reason,
-                                int64_t now, uint64_t *rev, uint32_t *notices, char *err,
-                                size_t errcap)
+store_err store_set_cert_status(store *s, const char *actor, const char *number, int status,
+                                const char *reason, int64_t now, uint64_t *rev, uint32_t *notices,
+                                char *err, size_t errcap)
 {
     char key[128];
     st_args a;
@@ -687,6 +712,7 @@ store_err store_set_cert_status(store *s, const char *number, int status, const 
     st_arg_i64(&a, STORE_STREAM_MAXLEN);
     st_arg(&a, "1");
     st_arg_i64(&a, s->notice_retention_ms);
+    st_arg(&a, actor);
     a.timeout_ms = FANOUT_TIMEOUT_MS;
     st_arg(&a, "status");
     st_arg_i64(&a, status);

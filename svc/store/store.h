@@ -60,9 +60,11 @@ void store_set_notice_retention(store *s, int64_t ms);
 store_err store_ping(store *s, char *err, size_t errcap);
 
 /* --- writes: each returns the registry revision it produced ----------- */
+/* Each also appends what it changed to the audit log in the same atomic
+ * step (audit.h); actor is the caller as "role:subject". */
 
-store_err store_put_mfr(store *s, const char *credit_code, const char *name, int status,
-                        uint64_t *rev, char *err, size_t errcap);
+store_err store_put_mfr(store *s, const char *actor, const char *credit_code, const char *name,
+                        int status, uint64_t *rev, char *err, size_t errcap);
 /*
  * Certificate writes. When the status goes to SUSPENDED or REVOKED, or back
  * to VALID from one of them, the same atomic step writes one delisting
@@ -70,12 +72,12 @@ store_err store_put_mfr(store *s, const char *credit_code, const char *name, int
  * {tc}:notices:<platform> (listing ids split at STORE_NOTICE_LISTINGS a
  * notice); *notices (may be NULL) receives how many.
  */
-store_err store_put_cert(store *s, const rep_cert_fields *f, uint64_t *rev, uint32_t *notices,
-                         char *err, size_t errcap);
+store_err store_put_cert(store *s, const char *actor, const rep_cert_fields *f, uint64_t *rev,
+                         uint32_t *notices, char *err, size_t errcap);
 /* Status change of an existing certificate (STORE_ERR_NOTFOUND if none). */
-store_err store_set_cert_status(store *s, const char *number, int status, const char *reason,
-                                int64_t now, uint64_t *rev, uint32_t *notices, char *err,
-                                size_t errcap);
+store_err store_set_cert_status(store *s, const char *actor, const char *number, int status,
+                                const char *reason, int64_t now, uint64_t *rev, uint32_t *notices,
+                                char *err, size_t errcap);
 
 typedef struct store_product_req {
     const char *caller; /* manufacturer credit code */
@@ -240,6 +242,86 @@ store_err store_reader_wait(store_reader *rd, const char *const *platforms,
                             size_t *nout, char *err, size_t errcap);
 /* Any thread: end a wait in progress now (CLIENT UNBLOCK). 1 if one was. */
 int store_reader_interrupt(store *s, store_reader *rd);
+
+/* --- the audit log (audit.c) ------------------------------------------------ */
+
+/*
+ * Entries are appended by the write scripts above and by store_audit_append
+ * (any node); one node at a time, holding the lease, sequences them into
+ * the Merkle tree: it stores the hash of every complete subtree (level L,
+ * index i) and the signed tree head. See docs/AUDIT.md.
+ */
+#define STORE_AUDIT_FIELD_MAX 128  /* kind, actor, subject */
+#define STORE_AUDIT_BODY_MAX 65536 /* bodies written by store_audit_append */
+
+typedef struct store_audit_entry {
+    uint64_t index;
+    int64_t time_ms;
+    char kind[STORE_AUDIT_FIELD_MAX + 1];
+    char actor[STORE_AUDIT_FIELD_MAX + 1];
+    char subject[STORE_AUDIT_FIELD_MAX + 1];
+    const char *body; /* within text */
+    size_t body_len;
+    char *text; /* the canonical entry, as hashed (malloc'd) */
+    size_t len;
+} store_audit_entry;
+
+/* Parse a canonical entry (fields point into or copy from text). 0 when it
+ * is one; text must stay alive while body is used. */
+int store_audit_parse(const char *text, size_t len, store_audit_entry *e);
+void store_audit_entries_free(store_audit_entry *e, size_t n);
+
+store_err store_audit_append(store *s, const char *kind, const char *actor, const char *subject,
+                             const char *body, size_t len, uint64_t *index, char *err,
+                             size_t errcap);
+
+typedef struct store_audit_query {
+    const char *subject, *kind; /* "" = any */
+    int64_t from_ms, to_ms;     /* inclusive; 0 = open */
+    uint64_t start;             /* first index to consider (the page token) */
+    uint32_t limit;
+} store_audit_query;
+
+/* Entries matching q, oldest first (*out malloc'd: store_audit_entries_free);
+ * *next is the index to continue from, or UINT64_MAX when done. */
+store_err store_audit_query_run(store *s, const store_audit_query *q, store_audit_entry **out,
+                                size_t *n, uint64_t *next, char *err, size_t errcap);
+
+/* Entries [from, from + count) as stored, for the sequencer. */
+store_err store_audit_read(store *s, uint64_t from, size_t count, store_audit_entry **out,
+                           size_t *n, char *err, size_t errcap);
+/* How many entries have been appended. */
+store_err store_audit_count(store *s, uint64_t *n, char *err, size_t errcap);
+
+typedef struct store_tree_head {
+    uint64_t size;
+    uint8_t root[32];
+    int64_t time_unix;
+    uint32_t kid;
+    uint8_t sig[64];
+} store_tree_head;
+
+/* The latest signed head (size 0 and nothing else when there is none). */
+store_err store_audit_head(store *s, store_tree_head *h, char *err, size_t errcap);
+
+/* Hashes of complete subtrees: levels[i], indexes[i] -> out + 32 * i. */
+store_err store_audit_hashes(store *s, const unsigned *levels, const uint64_t *indexes, size_t n,
+                             uint8_t *out, char *err, size_t errcap);
+
+/* Take or keep the sequencing lease for ttl_ms: *held = 1 when token has it. */
+store_err store_audit_lease(store *s, const char *token, int64_t ttl_ms, int *held, char *err,
+                            size_t errcap);
+/* Give it up, if token holds it. */
+store_err store_audit_release(store *s, const char *token, char *err, size_t errcap);
+
+/* Grow the tree from old_size to h->size: level[L] holds the new complete
+ * subtree hashes of level L (len[L] bytes, in index order), nlevels of
+ * them, and h the new signed head. Only while token holds the lease
+ * (STORE_ERR_DENIED otherwise) and the stored head is at old_size
+ * (STORE_ERR_PRECONDITION otherwise). */
+store_err store_audit_commit(store *s, const char *token, uint64_t old_size,
+                             const store_tree_head *h, const uint8_t *const *level,
+                             const size_t *len, unsigned nlevels, char *err, size_t errcap);
 
 /* --- consumer scans (scans.c) ----------------------------------------------- */
 

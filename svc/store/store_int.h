@@ -17,6 +17,34 @@
  * listings takes about a second of Redis time. */
 #define FANOUT_TIMEOUT_MS 30000
 
+/*
+ * Lua shared by every script that writes something the audit log records:
+ * audit(kind, actor, subject, body) appends one entry in the same atomic
+ * step as the change it records. The entry is the canonical text below
+ * (what the Merkle tree hashes); its index comes from one counter, its
+ * time from Redis and never runs backwards. Kind, actor and subject are
+ * single-line (newlines become spaces); the body is length-prefixed.
+ * Indexes: by subject and by kind (sorted sets scored by index).
+ */
+#define LUA_AUDIT                                                                                  \
+    "local function audit(kind, actor, subject, body)\n"                                           \
+    "  local t = redis.call('TIME')\n"                                                             \
+    "  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                     \
+    "  local last = tonumber(redis.call('HGET', '{tc}:audit:meta', 'last_ms') or '0')\n"           \
+    "  if ms < last then ms = last end\n"                                                          \
+    "  local idx = redis.call('HINCRBY', '{tc}:audit:meta', 'n', 1) - 1\n"                         \
+    "  redis.call('HSET', '{tc}:audit:meta', 'last_ms', string.format('%d', ms))\n"                \
+    "  kind = string.gsub(kind, '[\\r\\n]', ' ')\n"                                                \
+    "  actor = string.gsub(actor, '[\\r\\n]', ' ')\n"                                              \
+    "  subject = string.gsub(subject, '[\\r\\n]', ' ')\n"                                          \
+    "  redis.call('HSET', '{tc}:audit:e', idx, 'tracecode-audit v1\\nindex ' ..\n"                 \
+    "    string.format('%d', idx) .. '\\ntime ' .. string.format('%d', ms) .. '\\nkind ' ..\n"     \
+    "    kind .. '\\nactor ' .. actor .. '\\nsubject ' .. subject .. '\\nbody ' .. #body ..\n"     \
+    "    ':' .. body)\n"                                                                           \
+    "  if subject ~= '' then redis.call('ZADD', '{tc}:audit:s:' .. subject, idx, idx) end\n"       \
+    "  redis.call('ZADD', '{tc}:audit:k:' .. kind, idx, idx)\n"                                    \
+    "end\n"
+
 #define STORE_STR_(x) #x
 #define STORE_STR(x) STORE_STR_(x)
 

@@ -20,6 +20,7 @@
 #define MAKER "91310000MA1FL0001X"
 #define OTHER "91440300MA5G00002Y"
 #define CERT "2024010701000001"
+#define ACTOR "regulator:test"
 
 typedef struct fx {
     rf redis;
@@ -55,14 +56,14 @@ static void seed(fx *f)
     rep_cert_fields c = {CERT, REP_KIND_CCC, MAKER, cats, 2, REP_CERT_VALID, "", 0, 1};
     uint64_t rev;
 
-    assert_int_equal(
-        store_put_mfr(f->s, MAKER, "Acme Power", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
-        STORE_OK);
+    assert_int_equal(store_put_mfr(f->s, ACTOR, MAKER, "Acme Power", REP_MFR_ACTIVE, &rev, f->err,
+                                   sizeof(f->err)),
+                     STORE_OK);
     assert_int_equal(rev, 1);
     assert_int_equal(
-        store_put_mfr(f->s, OTHER, "Other Co", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
+        store_put_mfr(f->s, ACTOR, OTHER, "Other Co", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
         STORE_OK);
-    assert_int_equal(store_put_cert(f->s, &c, &rev, NULL, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_put_cert(f->s, ACTOR, &c, &rev, NULL, f->err, sizeof(f->err)), STORE_OK);
     assert_int_equal(rev, 3);
 }
 
@@ -90,20 +91,20 @@ static void test_write_rules(void **state)
     assert_int_equal(product(f, MAKER, "NOPE", "0704", pid), STORE_ERR_PRECONDITION);
     assert_string_equal(f->err, "certificate NOPE is not registered");
 
-    assert_int_equal(store_set_cert_status(f->s, CERT, REP_CERT_SUSPENDED, "inspection", 5, &rev,
-                                           NULL, f->err, sizeof(f->err)),
+    assert_int_equal(store_set_cert_status(f->s, ACTOR, CERT, REP_CERT_SUSPENDED, "inspection", 5,
+                                           &rev, NULL, f->err, sizeof(f->err)),
                      STORE_OK);
     assert_int_equal(product(f, MAKER, CERT, "0704", pid), STORE_ERR_PRECONDITION);
     assert_string_equal(f->err, "certificate " CERT " is suspended");
-    assert_int_equal(store_set_cert_status(f->s, "NOPE", REP_CERT_VALID, "", 5, &rev, NULL, f->err,
-                                           sizeof(f->err)),
+    assert_int_equal(store_set_cert_status(f->s, ACTOR, "NOPE", REP_CERT_VALID, "", 5, &rev, NULL,
+                                           f->err, sizeof(f->err)),
                      STORE_ERR_NOTFOUND);
-    assert_int_equal(store_set_cert_status(f->s, CERT, REP_CERT_VALID, "", 6, &rev, NULL, f->err,
-                                           sizeof(f->err)),
+    assert_int_equal(store_set_cert_status(f->s, ACTOR, CERT, REP_CERT_VALID, "", 6, &rev, NULL,
+                                           f->err, sizeof(f->err)),
                      STORE_OK);
-    assert_int_equal(
-        store_put_mfr(f->s, MAKER, "Acme Power", REP_MFR_SUSPENDED, &rev, f->err, sizeof(f->err)),
-        STORE_OK);
+    assert_int_equal(store_put_mfr(f->s, ACTOR, MAKER, "Acme Power", REP_MFR_SUSPENDED, &rev,
+                                   f->err, sizeof(f->err)),
+                     STORE_OK);
     assert_int_equal(product(f, MAKER, CERT, "0704", pid), STORE_ERR_PRECONDITION);
     assert_string_equal(f->err, "manufacturer " MAKER " is suspended");
 }
@@ -120,13 +121,13 @@ static void test_timeout_is_not_retried(void **state)
     assert_int_equal(rf_cli(&f->redis, "DEBUG SLEEP 3 > /dev/null &"), 0);
     rf_sleep_ms(200);
     assert_int_equal(
-        store_put_mfr(f->s, OTHER, "Renamed", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
+        store_put_mfr(f->s, ACTOR, OTHER, "Renamed", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
         STORE_ERR_TIMEOUT);
     assert_non_null(strstr(f->err, "may or may not have been made"));
     rf_sleep_ms(1500);
     /* It ran, once: revision 4 (seed wrote 1..3), and the next write is 5. */
     assert_int_equal(
-        store_put_mfr(f->s, OTHER, "Again", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
+        store_put_mfr(f->s, ACTOR, OTHER, "Again", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
         STORE_OK);
     assert_int_equal(rev, 5);
 }
@@ -265,8 +266,8 @@ static void test_snapshot_and_tail(void **state)
     /* ...and then follows the change stream. */
     t = store_tail_new(f->redis.url, r, base, id, rev);
     assert_non_null(t);
-    assert_int_equal(store_set_cert_status(f->s, CERT, REP_CERT_REVOKED, "fire", 7, &rev, NULL,
-                                           f->err, sizeof(f->err)),
+    assert_int_equal(store_set_cert_status(f->s, ACTOR, CERT, REP_CERT_REVOKED, "fire", 7, &rev,
+                                           NULL, f->err, sizeof(f->err)),
                      STORE_OK);
     assert_true(pump(base, cert_is, &w));
     assert_string_equal(atomic_load(&rep_cert_find(r, CERT)->v)->reason, "fire");
@@ -284,16 +285,17 @@ static void test_snapshot_and_tail(void **state)
         }
     }
     assert_false(store_tail_connected(t));
-    assert_int_equal(store_put_mfr(f->s, MAKER, "x", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
-                     STORE_ERR_UNAVAILABLE);
+    assert_int_equal(
+        store_put_mfr(f->s, ACTOR, MAKER, "x", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
+        STORE_ERR_UNAVAILABLE);
     /* The replica still answers from what it has. */
     assert_int_equal(atomic_load(&rep_cert_find(r, CERT)->v)->status, REP_CERT_REVOKED);
 
     /* Back again (AOF kept everything): the tail reconnects, catches up. */
     assert_int_equal(rf_start(&f->redis), 0);
     w.want = REP_CERT_VALID;
-    assert_int_equal(store_set_cert_status(f->s, CERT, REP_CERT_VALID, "restored", 8, &rev, NULL,
-                                           f->err, sizeof(f->err)),
+    assert_int_equal(store_set_cert_status(f->s, ACTOR, CERT, REP_CERT_VALID, "restored", 8, &rev,
+                                           NULL, f->err, sizeof(f->err)),
                      STORE_OK);
     assert_true(pump(base, cert_is, &w));
     assert_true(store_tail_connected(t));
@@ -323,6 +325,111 @@ static void test_snapshot_and_tail(void **state)
     rep_free(r);
 }
 
+static int has(const char *body, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(body + i, needle, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* The audit log: the write scripts append entries in the same step as
+ * their change; queries by subject, kind, time and page; the sequencing
+ * lease is exclusive, and a commit needs the lease and the right size. */
+static void test_audit_log(void **state)
+{
+    fx *f = *state;
+    store_audit_entry *e = NULL;
+    store_audit_query q = {.subject = CERT, .kind = "", .limit = 100};
+    uint64_t n = 0, next, idx;
+    size_t k = 0;
+    int held = 0;
+
+    seed(f);
+    assert_int_equal(store_set_cert_status(f->s, ACTOR, CERT, REP_CERT_SUSPENDED, "inspection", 5,
+                                           &(uint64_t){0}, NULL, f->err, sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(store_audit_count(f->s, &n, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(n, 4); /* two makers, the certificate, its suspension */
+
+    /* by subject: the certificate's two entries, in order, whole */
+    assert_int_equal(store_audit_query_run(f->s, &q, &e, &k, &next, f->err, sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(k, 2);
+    assert_int_equal(next, UINT64_MAX);
+    assert_string_equal(e[1].kind, "cert");
+    assert_string_equal(e[1].actor, ACTOR);
+    assert_int_equal(e[1].index, 3);
+    assert_true(e[0].index < e[1].index && e[0].time_ms <= e[1].time_ms);
+    assert_true(has(e[1].body, e[1].body_len, "\nstatus 2\n"));
+    assert_true(has(e[1].body, e[1].body_len, "\nreason inspection\n"));
+    store_audit_entries_free(e, k);
+
+    /* by kind, paged one at a time */
+    q.subject = "";
+    q.kind = "manufacturer";
+    q.limit = 1;
+    assert_int_equal(store_audit_query_run(f->s, &q, &e, &k, &next, f->err, sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(k, 1);
+    assert_string_equal(e[0].subject, MAKER);
+    assert_int_not_equal(next, UINT64_MAX);
+    store_audit_entries_free(e, k);
+    q.start = next;
+    assert_int_equal(store_audit_query_run(f->s, &q, &e, &k, &next, f->err, sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(k, 1);
+    assert_string_equal(e[0].subject, OTHER);
+    store_audit_entries_free(e, k);
+
+    /* a time range after everything: nothing */
+    q = (store_audit_query){
+        .subject = "", .kind = "", .from_ms = INT64_C(4102444800000), .limit = 10};
+    assert_int_equal(store_audit_query_run(f->s, &q, &e, &k, &next, f->err, sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(k, 0);
+    store_audit_entries_free(e, k);
+
+    /* a direct append gets the next index; an oversized body is refused */
+    assert_int_equal(store_audit_append(f->s, "verify", "node:a", "plat-1", "total 3", 7, &idx,
+                                        f->err, sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(idx, 4);
+    assert_int_equal(store_audit_append(f->s, "verify", "node:a", "p", "", STORE_AUDIT_BODY_MAX + 1,
+                                        &idx, f->err, sizeof(f->err)),
+                     STORE_ERR_ARG);
+
+    /* the lease: one holder; a commit without it, or from the wrong size, fails */
+    assert_int_equal(store_audit_lease(f->s, "node-a", 5000, &held, f->err, sizeof(f->err)),
+                     STORE_OK);
+    assert_true(held);
+    assert_int_equal(store_audit_lease(f->s, "node-b", 5000, &held, f->err, sizeof(f->err)),
+                     STORE_OK);
+    assert_false(held);
+    {
+        store_tree_head h = {.size = 1, .time_unix = 5, .kid = 1};
+        const uint8_t *lv[1] = {h.root};
+        size_t len[1] = {32};
+        assert_int_equal(
+            store_audit_commit(f->s, "node-b", 0, &h, lv, len, 1, f->err, sizeof(f->err)),
+            STORE_ERR_DENIED);
+        assert_int_equal(
+            store_audit_commit(f->s, "node-a", 3, &h, lv, len, 1, f->err, sizeof(f->err)),
+            STORE_ERR_PRECONDITION);
+        assert_int_equal(
+            store_audit_commit(f->s, "node-a", 0, &h, lv, len, 1, f->err, sizeof(f->err)),
+            STORE_OK);
+        assert_int_equal(store_audit_head(f->s, &h, f->err, sizeof(f->err)), STORE_OK);
+        assert_int_equal(h.size, 1);
+    }
+    assert_int_equal(store_audit_release(f->s, "node-a", f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_audit_lease(f->s, "node-b", 5000, &held, f->err, sizeof(f->err)),
+                     STORE_OK);
+    assert_true(held);
+}
+
 static void test_bad_url(void **state)
 {
     store *s;
@@ -345,6 +452,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_is_not_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_and_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_log, setup, teardown),
         cmocka_unit_test(test_bad_url),
     };
     signal(SIGPIPE, SIG_IGN); /* as tracesvc does: see store.h */
