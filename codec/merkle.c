@@ -11,6 +11,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 void merkle_leaf_hash(const void *entry, size_t len, merkle_hash out)
@@ -275,4 +277,22 @@ void merkle_frontier_root(const merkle_frontier *f, merkle_hash out)
             have = 1;
         }
     }
+}
+
+size_t merkle_head_text(uint64_t size, const merkle_hash root, int64_t time_unix, unsigned kid,
+                        char *buf, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    char r[2 * MERKLE_HASH_BYTES + 1];
+    int n;
+
+    for (size_t i = 0; i < MERKLE_HASH_BYTES; i++) {
+        r[2 * i] = hex[root[i] >> 4];
+        r[2 * i + 1] = hex[root[i] & 15];
+    }
+    r[sizeof(r) - 1] = '\0';
+    n = snprintf(buf, buf ? cap : 0,
+                 "tracecode-tree-head v1\nkey %u\nsize %" PRIu64 "\nroot %s\ntime %" PRId64 "\n",
+                 kid, size, r, time_unix);
+    return n < 0 ? 0 : (size_t)n;
 }

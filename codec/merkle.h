@@ -67,4 +67,15 @@ int merkle_frontier_load(merkle_frontier *f, uint64_t size, merkle_get get, void
 void merkle_frontier_add(merkle_frontier *f, const merkle_hash leaf, merkle_emit emit, void *ctx);
 void merkle_frontier_root(const merkle_frontier *f, merkle_hash out);
 
+/*
+ * The text a signed tree head's Ed25519 signature covers:
+ *
+ *   tracecode-tree-head v1\nkey <kid>\nsize <n>\nroot <64 hex>\ntime <unix s>\n
+ *
+ * Returns its length (buf NULL or cap short: the length needed).
+ */
+#define MERKLE_HEAD_TEXT_MAX 160
+size_t merkle_head_text(uint64_t size, const merkle_hash root, int64_t time_unix, unsigned kid,
+                        char *buf, size_t cap);
+
 #endif

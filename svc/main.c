@@ -6,6 +6,7 @@
  *            [--base-url URL] [--threads N] [--max-staleness SECONDS]
  *            [--notice-retention SECONDS] [--heartbeat MS] [--watch-buffer MIB]
  *            [--copy-devices N] [--copy-regions N] [--copy-window SECONDS]
+ *            [--node-id NAME]
  *
  * Every flag also reads from TRACESVC_<FLAG> (upper case, '-' as '_');
  * flags win. Threads: N gRPC workers, one control thread (libevent) that
@@ -14,6 +15,7 @@
  * drains.
  */
 #include "api.h"
+#include "audit.h"
 #include "delist.h"
 #include "http.h"
 #include "rpc.h"
@@ -34,6 +36,8 @@
 
 typedef struct config {
     const char *redis, *grpc, *http, *keys, *tls_cert, *tls_key, *client_ca, *base_url;
+    const char *node_id;
+    char node_buf[72];
     int insecure, threads;
     long max_staleness, retention_s, heartbeat_ms, watch_buffer_mib;
     long copy_devices, copy_regions, copy_window;
@@ -46,6 +50,7 @@ static int usage(void)
           "                [--base-url URL] [--threads N] [--max-staleness SECONDS]\n"
           "                [--notice-retention SECONDS] [--heartbeat MS] [--watch-buffer MIB]\n"
           "                [--copy-devices N] [--copy-regions N] [--copy-window SECONDS]\n"
+          "                [--node-id NAME]\n"
           "  URL: redis://host:port[/db] or unix:/path; every flag also reads TRACESVC_<FLAG>\n",
           stderr);
     return 2;
@@ -90,6 +95,7 @@ static int configure(int argc, char **argv, config *c)
         {"copy-devices", required_argument, 0, 'D'},
         {"copy-regions", required_argument, 0, 'R'},
         {"copy-window", required_argument, 0, 'W'},
+        {"node-id", required_argument, 0, 'n'},
         {"help", no_argument, 0, '?'},
         {0, 0, 0, 0},
     };
@@ -111,6 +117,7 @@ static int configure(int argc, char **argv, config *c)
     c->tls_key = env("TRACESVC_TLS_KEY");
     c->client_ca = env("TRACESVC_CLIENT_CA");
     c->base_url = env("TRACESVC_BASE_URL");
+    c->node_id = env("TRACESVC_NODE_ID");
     c->insecure = ins && strcmp(ins, "0") != 0 && strcmp(ins, "false") != 0;
     while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (o) {
@@ -165,6 +172,9 @@ static int configure(int argc, char **argv, config *c)
         case 'W':
             cwin = optarg;
             break;
+        case 'n':
+            c->node_id = optarg;
+            break;
         default:
             return usage();
         }
@@ -208,6 +218,17 @@ static int configure(int argc, char **argv, config *c)
     c->watch_buffer_mib = (long)(DELIST_BUFFER_BYTES >> 20);
     if (wbuf && !parse_long(wbuf, 1, 4096, &c->watch_buffer_mib)) {
         fprintf(stderr, "tracesvc: --watch-buffer '%s' must be 1..4096 MiB\n", wbuf);
+        return 2;
+    }
+    if (!c->node_id) {
+        char host[64] = "node";
+        gethostname(host, sizeof(host) - 1);
+        host[sizeof(host) - 1] = '\0';
+        snprintf(c->node_buf, sizeof(c->node_buf), "%s-%ld", host, (long)getpid());
+        c->node_id = c->node_buf;
+    }
+    if (!*c->node_id || strlen(c->node_id) > 64 || strpbrk(c->node_id, " \t\r\n")) {
+        fprintf(stderr, "tracesvc: --node-id must be 1..64 characters without spaces\n");
         return 2;
     }
     c->copy_devices = 10;
@@ -332,6 +353,13 @@ int main(int argc, char **argv)
         goto stop_control;
     }
     node.hub = hub;
+    if (audit_note_keys(&node, cfg.node_id, err, sizeof(err)) != STORE_OK)
+        fprintf(stderr, "tracesvc: audit: cannot record the node's keys: %s\n", err);
+    node.audit = audit_start(&node, cfg.node_id, err, sizeof(err));
+    if (!node.audit) {
+        fprintf(stderr, "tracesvc: cannot start the audit log: %s\n", err);
+        goto stop_hub;
+    }
 
     memset(&rc, 0, sizeof(rc));
     rc.addr = cfg.grpc;
@@ -373,6 +401,8 @@ int main(int argc, char **argv)
         rpc_stop(srv, DRAIN_MS);
         rc_exit = (cfg.http && !web) ? 1 : 0;
     }
+    audit_stop(node.audit); /* after the server: the last minute's counts */
+stop_hub:
     delist_hub_free(hub);
 stop_control:
     event_base_loopexit(base, NULL);

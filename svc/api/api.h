@@ -68,6 +68,7 @@ typedef struct svc {
     /* Verdicts given (index: tracecode.v1.Verdict), for /metrics. */
     _Atomic uint64_t verdicts[16];
     int (*redis_up)(void *arg); /* the change-stream tail is connected */
+    struct audit_log *audit;    /* audit.h: sequencing, verification counts */
 } svc;
 
 /* One call's context. */
@@ -141,6 +142,8 @@ typedef svc_code (*svc_next_fn)(svc_ctx *c, void *state, void *resp, int *done, 
 /* next() sets *done to SVC_STREAM_WAIT when it has nothing to send now; it
  * then calls c->wake when it has. */
 #define SVC_STREAM_WAIT (-1)
+/* ... or to SVC_STREAM_END when it has nothing more (resp is not sent). */
+#define SVC_STREAM_END (-2)
 /* Called once when a call whose open() succeeded ends, however it ends. */
 typedef void (*svc_close_fn)(svc_ctx *c, void *state);
 

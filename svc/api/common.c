@@ -3,6 +3,7 @@
  * call memory, staleness, read-your-writes.
  */
 #include "api.h"
+#include "audit.h"
 #include "verify.h"
 
 #include <stdarg.h>
@@ -183,6 +184,12 @@ size_t svc_metrics(svc *s, char *buf, size_t cap)
     OUT("# HELP tracesvc_redis_up 1 while the change-stream tail is connected to Redis.\n"
         "# TYPE tracesvc_redis_up gauge\ntracesvc_redis_up %d\n",
         s->redis_up ? s->redis_up(s->replica_lag_arg) : 0);
+    OUT("# HELP tracesvc_audit_tree_size Entries in the audit log's latest signed tree head.\n"
+        "# TYPE tracesvc_audit_tree_size gauge\ntracesvc_audit_tree_size %llu\n",
+        (unsigned long long)audit_tree_size(s->audit));
+    OUT("# HELP tracesvc_audit_sequencing 1 while this node holds the audit sequencing lease.\n"
+        "# TYPE tracesvc_audit_sequencing gauge\ntracesvc_audit_sequencing %d\n",
+        audit_sequencing(s->audit));
     return n;
 }
 #undef OUT

@@ -8,6 +8,7 @@
  * wake, each with a reference, and wakes them after unlocking.
  */
 #include "delist.h"
+#include "audit.h"
 #include "check.h"
 #include "tracecode/v1/audit.pb-c.h"
 #include "tracecode/v1/verifier.pb-c.h"
@@ -804,7 +805,7 @@ svc_code api_delisting_compliance(svc_ctx *c, const void *req, void *resp, svc_s
 {
     const Tracecode__V1__GetDelistingComplianceRequest *q = req;
     Tracecode__V1__DelistingCompliance *out = resp;
-    char err[STORE_ERR_MAX];
+    char err[STORE_ERR_MAX], what[256];
     store_compliance r;
     store_err e;
     size_t i;
@@ -813,6 +814,11 @@ svc_code api_delisting_compliance(svc_ctx *c, const void *req, void *resp, svc_s
         return st->code;
     if (q->from_unix < 0 || q->to_unix < 0)
         return svc_fail(st, SVC_INVALID_ARGUMENT, "from_unix and to_unix must not be negative");
+    snprintf(what, sizeof(what),
+             "GetDelistingCompliance platform_id=%s from_unix=%" PRId64 " to_unix=%" PRId64,
+             q->platform_id, q->from_unix, q->to_unix);
+    if (audit_log_query(c, q->platform_id, what, st) != SVC_OK)
+        return st->code;
     e = store_compliance_get(c->svc->store, q->platform_id, q->from_unix, q->to_unix, UNACKED_MAX,
                              &r, err, sizeof(err));
     if (e)

@@ -6,6 +6,7 @@
  * records are never freed).
  */
 #include "api.h"
+#include "audit.h"
 #include "tracecode/v1/verifier.pb-c.h"
 #include "verify.h"
 
@@ -57,7 +58,7 @@ static void fill(svc_ctx *c, const tc_vres *v, int full, uint64_t rev, int stale
 }
 
 /* Counted per group: one atomic add per verdict seen, not per code. */
-static void count_verdicts(svc *s, const tc_vres *v, size_t n)
+static void count_verdicts(svc_ctx *c, const tc_vres *v, size_t n)
 {
     uint32_t k[16] = {0};
     size_t i;
@@ -66,7 +67,8 @@ static void count_verdicts(svc *s, const tc_vres *v, size_t n)
         k[v[i].verdict & 15]++;
     for (i = 0; i < 16; i++)
         if (k[i])
-            atomic_fetch_add_explicit(&s->verdicts[i], k[i], memory_order_relaxed);
+            atomic_fetch_add_explicit(&c->svc->verdicts[i], k[i], memory_order_relaxed);
+    audit_count(c->svc->audit, c->subject, k);
 }
 
 static void one(svc_ctx *c, const VerifyRequest *q, int full, int64_t now, uint64_t rev, int stale,
@@ -82,7 +84,7 @@ static void one(svc_ctx *c, const VerifyRequest *q, int full, int64_t now, uint6
         lp = &l;
     }
     tc_verify(c->svc->replica, c->svc->ring, q->code, strlen(q->code), lp, now, &v);
-    atomic_fetch_add_explicit(&c->svc->verdicts[v.verdict & 15], 1, memory_order_relaxed);
+    count_verdicts(c, &v, 1);
     fill(c, &v, full, rev, stale, out);
 }
 
@@ -145,7 +147,7 @@ svc_code api_verify_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
             }
         }
         tc_verify_many(c->svc->replica, c->svc->ring, items, k, now, vres, scratch);
-        count_verdicts(c->svc, vres, k);
+        count_verdicts(c, vres, k);
         for (i = 0; i < k; i++) {
             tracecode__v1__verify_response__init(&res[g + i]);
             fill(c, &vres[i], full, rev, stale, &res[g + i]);

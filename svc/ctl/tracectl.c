@@ -20,6 +20,10 @@
  *   watch [--cursor-file F] [--exec CMD] [--count N]     (platform)
  *   ack NOTICE_ID [LISTING_ID ...] [--delisted UNIX]      (platform)
  *   compliance PLATFORM_ID [--from UNIX] [--to UNIX]      (regulator)
+ *   audit head [--out FILE]                               (regulator, certifier)
+ *   audit query [SUBJECT] [--kind K] [--from UNIX] [--to UNIX] [--count N]
+ *   audit verify --public-keys FILE [--since HEADFILE] [--out HEADFILE]
+ *                [--index N]
  *
  * Connection: --addr HOST:PORT (TRACECTL_ADDR, default 127.0.0.1:50051) and
  * either --insecure --role R --subject S (TRACECTL_INSECURE, _ROLE,
@@ -31,6 +35,7 @@
 #include "client.h"
 #include "codec.h"
 #include "labels.h"
+#include "merkle.h"
 #include "tracecode/v1/audit.pb-c.h"
 #include "tracecode/v1/issuer.pb-c.h"
 #include "tracecode/v1/registry.pb-c.h"
@@ -56,7 +61,8 @@ typedef struct opts {
     int json, suspended, full;
     const char *holder, *categories, *kind, *status, *reason, *certificate, *category, *brand;
     const char *model, *gtin, *profile, *request_id, *out, *sheet, *base_url, *file;
-    const char *l_category, *l_brand, *l_model, *cursor_file, *exec;
+    const char *l_category, *l_brand, *l_model, *cursor_file, *exec, *public_keys, *since;
+    long long index;
     unsigned long count;
     long long delisted, from, to;
     long long valid_until;
@@ -82,7 +88,10 @@ static int usage(void)
           "  listings register FILE.csv     (header: listing_id,code)\n"
           "  watch [--cursor-file F] [--exec CMD] [--count N]\n"
           "  ack NOTICE_ID [LISTING_ID ...] [--delisted UNIX]\n"
-          "  compliance PLATFORM_ID [--from UNIX] [--to UNIX]\n",
+          "  compliance PLATFORM_ID [--from UNIX] [--to UNIX]\n"
+          "  audit head [--out FILE]\n"
+          "  audit query [SUBJECT] [--kind K] [--from UNIX] [--to UNIX] [--count N]\n"
+          "  audit verify --public-keys FILE [--since HEADFILE] [--out HEADFILE] [--index N]\n",
           stderr);
     return 2;
 }
@@ -1237,6 +1246,460 @@ static int cmd_compliance(rpc_client *cl, const opts *o, int argc, char **argv)
     return 0;
 }
 
+/* --- audit ------------------------------------------------------------------- */
+
+typedef struct head {
+    uint64_t size;
+    merkle_hash root;
+    int64_t time;
+    unsigned kid;
+    uint8_t sig[CODEC_SIG_BYTES];
+} head;
+
+static int unhex(const char *s, size_t slen, uint8_t *out, size_t n)
+{
+    if (slen != 2 * n)
+        return -1;
+    for (size_t i = 0; i < 2 * n; i++) {
+        int c = s[i], v = c >= '0' && c <= '9'   ? c - '0'
+                          : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                          : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                 : -1;
+        if (v < 0)
+            return -1;
+        if (i % 2)
+            out[i / 2] |= (uint8_t)v;
+        else
+            out[i / 2] = (uint8_t)(v << 4);
+    }
+    return 0;
+}
+
+static void hex(const uint8_t *p, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", p[i]);
+}
+
+/* A whole file, NUL-terminated (malloc'd), at most max bytes. */
+static char *slurp(const char *path, size_t max)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = f ? malloc(max + 1) : NULL;
+    size_t n = 0;
+
+    if (buf) {
+        n = fread(buf, 1, max + 1, f);
+        if (n > max || ferror(f)) {
+            free(buf);
+            buf = NULL;
+        } else {
+            buf[n] = '\0';
+        }
+    }
+    if (f)
+        fclose(f);
+    return buf;
+}
+
+/* The Ed25519 public key kid in `tracekeys export-public` JSON. */
+static int public_key(const char *json, unsigned kid, uint8_t pub[CODEC_PUB_BYTES])
+{
+    const char *p = json;
+
+    while ((p = strstr(p, "\"kid\":")) != NULL) {
+        const char *end = strchr(p, '}'), *k;
+        unsigned long id = strtoul(p + 6, NULL, 10);
+        p += 6;
+        if (!end)
+            return -1;
+        if (id != kid)
+            continue;
+        k = strstr(p, "\"public\":\"");
+        if (!k || k > end)
+            return -1;
+        k += 10;
+        return unhex(k, strcspn(k, "\""), pub, CODEC_PUB_BYTES);
+    }
+    return -1;
+}
+
+/* 0 when h is signed by its key in keys; else why not. */
+static int head_check(const char *keys, const head *h, const char *what)
+{
+    uint8_t pub[CODEC_PUB_BYTES];
+    char text[MERKLE_HEAD_TEXT_MAX];
+    size_t len = merkle_head_text(h->size, h->root, h->time, h->kid, text, sizeof(text));
+
+    if (public_key(keys, h->kid, pub) != 0) {
+        fprintf(stderr,
+                "tracectl: audit: %s is signed by key %u, which is not in the public keys\n", what,
+                h->kid);
+        return 1;
+    }
+    if (codec_ed25519_verify(pub, (const uint8_t *)text, len, h->sig) != CODEC_OK) {
+        fprintf(stderr,
+                "tracectl: audit: the signature of %s (size %" PRIu64 ") does not verify with "
+                "key %u\n",
+                what, h->size, h->kid);
+        return 1;
+    }
+    return 0;
+}
+
+static int get_head(rpc_client *cl, head *h)
+{
+    Tracecode__V1__GetTreeHeadRequest q = TRACECODE__V1__GET_TREE_HEAD_REQUEST__INIT;
+    Tracecode__V1__TreeHead *t;
+    ProtobufCMessage *resp;
+    rpc_result r;
+
+    if (rpc_call_unary(cl, "/tracecode.v1.AuditService/GetTreeHead", &q.base,
+                       &tracecode__v1__tree_head__descriptor, &resp, &r))
+        return rpc_failed(&r);
+    t = (void *)resp;
+    memset(h, 0, sizeof(*h));
+    if (t->root_hash.len != sizeof(h->root) || t->signature.len != sizeof(h->sig)) {
+        rpc_msg_free(resp);
+        fprintf(stderr, "tracectl: audit: the tree head's root or signature has the wrong size\n");
+        return 1;
+    }
+    h->size = t->size;
+    memcpy(h->root, t->root_hash.data, sizeof(h->root));
+    h->time = t->time_unix;
+    h->kid = t->key_id;
+    memcpy(h->sig, t->signature.data, sizeof(h->sig));
+    rpc_msg_free(resp);
+    return 0;
+}
+
+/* A head file: the signed text, then "signature HEX". */
+static int save_head(const char *path, const head *h)
+{
+    char text[MERKLE_HEAD_TEXT_MAX], sig[2 * CODEC_SIG_BYTES + 1], tmp[4096];
+    FILE *f;
+
+    merkle_head_text(h->size, h->root, h->time, h->kid, text, sizeof(text));
+    hex(h->sig, sizeof(h->sig), sig);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (!(f = fopen(tmp, "w")))
+        return -1;
+    fprintf(f, "%ssignature %s\n", text, sig);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    return rename(tmp, path);
+}
+
+static int read_head(const char *path, head *h)
+{
+    char *t = slurp(path, 4096), root[65], sig[129];
+    unsigned long long size;
+    long long time;
+    int ok;
+
+    if (!t)
+        return -1;
+    memset(h, 0, sizeof(*h));
+    ok = sscanf(t,
+                "tracecode-tree-head v1\nkey %u\nsize %llu\nroot %64s\ntime %lld\nsignature "
+                "%128s",
+                &h->kid, &size, root, &time, sig) == 5 &&
+         unhex(root, strlen(root), h->root, sizeof(h->root)) == 0 &&
+         unhex(sig, strlen(sig), h->sig, sizeof(h->sig)) == 0;
+    free(t);
+    h->size = size;
+    h->time = time;
+    return ok ? 0 : -1;
+}
+
+static void print_head(const opts *o, const head *h)
+{
+    char root[65], sig[129];
+
+    hex(h->root, sizeof(h->root), root);
+    hex(h->sig, sizeof(h->sig), sig);
+    if (o->json)
+        printf("{\"size\":%" PRIu64 ",\"root_hash\":\"%s\",\"time_unix\":%" PRId64
+               ",\"key_id\":%u,\"signature\":\"%s\"}\n",
+               h->size, root, h->time, h->kid, sig);
+    else
+        printf("tree head: size %" PRIu64 ", root %s, signed at %" PRId64 " by key %u\n", h->size,
+               root, h->time, h->kid);
+}
+
+typedef struct entries {
+    const opts *o;
+    uint64_t next, stop, count; /* next index expected; stop before; printed */
+    merkle_frontier f;
+    merkle_hash *leaf; /* verify: recomputed leaf hashes */
+    int verify, broken;
+} entries;
+
+static int on_entry(void *arg, const ProtobufCMessage *msg)
+{
+    entries *x = arg;
+    const Tracecode__V1__AuditEntry *e = (const void *)msg;
+
+    if (!x->verify) {
+        if (x->o->json) {
+            printf("{\"index\":%" PRIu64 ",\"time_unix\":%" PRId64 ",\"kind\":", e->index,
+                   e->time_unix);
+            jstr(e->kind);
+            printf(",\"actor\":");
+            jstr(e->actor);
+            printf(",\"subject\":");
+            jstr(e->subject);
+            printf("}\n");
+        } else {
+            printf("#%" PRIu64 " %" PRId64 " %s by %s, subject %s\n", e->index, e->time_unix,
+                   e->kind, e->actor, e->subject);
+        }
+        x->next = e->index + 1;
+        return ++x->count >= x->stop;
+    }
+    if (e->index != x->next) {
+        fprintf(stderr,
+                "tracectl: audit: entry %" PRIu64 " is missing (the log skips to %" PRIu64 ")\n",
+                x->next, e->index);
+        x->broken = 1;
+        return 1;
+    }
+    merkle_leaf_hash(e->body.data, e->body.len, x->leaf[x->next]);
+    merkle_frontier_add(&x->f, x->leaf[x->next], NULL, NULL);
+    x->next++;
+    return x->next >= x->stop;
+}
+
+/* Entries from x->next on, a page at a time, until x->stop (or the end). */
+static int fetch(rpc_client *cl, entries *x, const char *subject, uint64_t page)
+{
+    Tracecode__V1__QueryAuditRequest q = TRACECODE__V1__QUERY_AUDIT_REQUEST__INIT;
+    char token[24];
+    rpc_result r;
+
+    q.subject = (char *)subject;
+    q.kind = (char *)(x->verify || !x->o->kind ? "" : x->o->kind);
+    q.from_unix = x->verify ? 0 : x->o->from;
+    q.to_unix = x->verify ? 0 : x->o->to;
+    while (x->verify ? x->next < x->stop : x->count < x->stop) {
+        uint64_t before = x->next;
+        q.limit = (uint32_t)page;
+        snprintf(token, sizeof(token), "%" PRIu64, x->next);
+        q.page_token = x->next ? token : "";
+        rpc_call_server_stream(cl, "/tracecode.v1.AuditService/QueryAudit", &q.base,
+                               &tracecode__v1__audit_entry__descriptor, on_entry, x, &r);
+        if (x->broken)
+            return 1;
+        if (r.code != 0 && r.code != 1) /* 1: we cancelled, having enough */
+            return rpc_failed(&r);
+        if (x->next == before || (!x->verify && x->next - before < page))
+            break; /* no more */
+    }
+    if (x->verify && x->next < x->stop) {
+        fprintf(stderr,
+                "tracectl: audit: entries %" PRIu64 " .. %" PRIu64
+                " of the signed tree are missing\n",
+                x->next, x->stop - 1);
+        return 1;
+    }
+    return 0;
+}
+
+/* Inclusion of entry index (leaf) in the tree of h; 1 when it verifies. */
+static int included(rpc_client *cl, const head *h, uint64_t index, const merkle_hash leaf, int *rpc)
+{
+    Tracecode__V1__GetInclusionProofRequest q = TRACECODE__V1__GET_INCLUSION_PROOF_REQUEST__INIT;
+    merkle_hash proof[MERKLE_MAX_PROOF];
+    Tracecode__V1__Proof *p;
+    ProtobufCMessage *resp;
+    rpc_result r;
+    size_t n;
+    int ok;
+
+    q.index = index;
+    q.tree_size = h->size;
+    *rpc = 0;
+    if (rpc_call_unary(cl, "/tracecode.v1.AuditService/GetInclusionProof", &q.base,
+                       &tracecode__v1__proof__descriptor, &resp, &r)) {
+        *rpc = rpc_failed(&r);
+        return 0;
+    }
+    p = (void *)resp;
+    for (n = 0; n < p->n_hashes && n < MERKLE_MAX_PROOF; n++) {
+        if (p->hashes[n].len != MERKLE_HASH_BYTES)
+            break;
+        memcpy(proof[n], p->hashes[n].data, MERKLE_HASH_BYTES);
+    }
+    ok = n == p->n_hashes && merkle_verify_inclusion(leaf, index, h->size, proof, n, h->root);
+    rpc_msg_free(resp);
+    return ok;
+}
+
+static int consistent(rpc_client *cl, const head *old, const head *h)
+{
+    Tracecode__V1__GetConsistencyProofRequest q =
+        TRACECODE__V1__GET_CONSISTENCY_PROOF_REQUEST__INIT;
+    merkle_hash proof[MERKLE_MAX_PROOF];
+    Tracecode__V1__Proof *p;
+    ProtobufCMessage *resp;
+    rpc_result r;
+    size_t n;
+    int ok;
+
+    if (old->size > h->size) {
+        fprintf(stderr, "tracectl: audit: the log shrank from %" PRIu64 " to %" PRIu64 " entries\n",
+                old->size, h->size);
+        return 1;
+    }
+    q.from_size = old->size;
+    q.to_size = h->size;
+    if (rpc_call_unary(cl, "/tracecode.v1.AuditService/GetConsistencyProof", &q.base,
+                       &tracecode__v1__proof__descriptor, &resp, &r))
+        return rpc_failed(&r);
+    p = (void *)resp;
+    for (n = 0; n < p->n_hashes && n < MERKLE_MAX_PROOF; n++) {
+        if (p->hashes[n].len != MERKLE_HASH_BYTES)
+            break;
+        memcpy(proof[n], p->hashes[n].data, MERKLE_HASH_BYTES);
+    }
+    ok = n == p->n_hashes &&
+         merkle_verify_consistency(old->size, h->size, old->root, h->root, proof, n);
+    rpc_msg_free(resp);
+    if (!ok) {
+        fprintf(stderr,
+                "tracectl: audit: the log of %" PRIu64 " entries is not an extension of the saved "
+                "head of %" PRIu64 " entries: its history was rewritten\n",
+                h->size, old->size);
+        return 1;
+    }
+    printf("consistent with the saved head of size %" PRIu64 "\n", old->size);
+    return 0;
+}
+
+/* Say which entries no longer match the signed tree, and why. */
+static int locate(rpc_client *cl, const head *h, entries *x)
+{
+    unsigned bad = 0;
+    int rpc;
+
+    for (uint64_t i = 0; i < h->size && bad < 10; i++) {
+        if (included(cl, h, i, x->leaf[i], &rpc))
+            continue;
+        if (rpc)
+            return 1;
+        fprintf(stderr,
+                "tracectl: audit: entry %" PRIu64 " does not match the signed tree head: it was "
+                "changed after it was logged\n",
+                i);
+        bad++;
+    }
+    if (!bad)
+        fprintf(stderr, "tracectl: audit: the entries do not hash to the signed root, yet each "
+                        "one's inclusion proof verifies: the stored tree is inconsistent\n");
+    return 1;
+}
+
+static int audit_verify(rpc_client *cl, const opts *o)
+{
+    char *keys;
+    head h, old;
+    entries x;
+    merkle_hash root;
+    int rc = 1;
+
+    if (!o->public_keys)
+        return fail("audit verify needs --public-keys FILE (tracekeys export-public)");
+    if (!(keys = slurp(o->public_keys, 1 << 20)))
+        return fail("cannot read public keys %s", o->public_keys);
+    memset(&x, 0, sizeof(x));
+    if (get_head(cl, &h) || head_check(keys, &h, "the tree head"))
+        goto out;
+    printf("tree head: size %" PRIu64 ", signed at %" PRId64 " by key %u: signature ok\n", h.size,
+           h.time, h.kid);
+    if (o->since) {
+        if (read_head(o->since, &old) != 0) {
+            rc = fail("cannot read a tree head from %s", o->since);
+            goto out;
+        }
+        if (head_check(keys, &old, "the saved head") || consistent(cl, &old, &h))
+            goto out;
+    }
+    x.o = o;
+    x.verify = 1;
+    if (o->index >= 0) { /* one entry */
+        int rpc;
+        if ((uint64_t)o->index >= h.size) {
+            rc = fail("entry %lld is not in the signed tree of %" PRIu64 " entries", o->index,
+                      h.size);
+            goto out;
+        }
+        x.leaf = malloc(sizeof(*x.leaf) * ((size_t)o->index + 1));
+        x.next = (uint64_t)o->index;
+        x.stop = x.next + 1;
+        if (!x.leaf || fetch(cl, &x, "", 1))
+            goto out;
+        if (!included(cl, &h, x.stop - 1, x.leaf[x.stop - 1], &rpc)) {
+            if (!rpc)
+                fprintf(stderr,
+                        "tracectl: audit: entry %lld does not match the signed tree head: it was "
+                        "changed after it was logged\n",
+                        o->index);
+            goto out;
+        }
+        printf("entry %lld is in the tree: inclusion proof ok\n", o->index);
+    } else {
+        x.leaf = malloc(sizeof(*x.leaf) * (h.size ? h.size : 1));
+        x.stop = h.size;
+        if (!x.leaf || fetch(cl, &x, "", 1000))
+            goto out;
+        merkle_frontier_root(&x.f, root);
+        if (memcmp(root, h.root, sizeof(root)) != 0) {
+            locate(cl, &h, &x);
+            goto out;
+        }
+        printf("all %" PRIu64 " entries hash to the signed root\n", h.size);
+    }
+    if (o->out && save_head(o->out, &h) != 0) {
+        rc = fail("cannot save the tree head to %s: %s", o->out, strerror(errno));
+        goto out;
+    }
+    printf("audit log verified\n");
+    rc = 0;
+out:
+    free(x.leaf);
+    free(keys);
+    return rc;
+}
+
+static int cmd_audit(rpc_client *cl, const opts *o, int argc, char **argv)
+{
+    head h;
+
+    if (argc >= 1 && strcmp(argv[0], "head") == 0 && argc == 1) {
+        if (get_head(cl, &h))
+            return 1;
+        print_head(o, &h);
+        if (o->out && save_head(o->out, &h) != 0)
+            return fail("cannot save the tree head to %s: %s", o->out, strerror(errno));
+        return 0;
+    }
+    if (argc >= 1 && strcmp(argv[0], "query") == 0 && argc <= 2) {
+        entries x;
+        memset(&x, 0, sizeof(x));
+        x.o = o;
+        x.stop = o->count ? o->count : 100;
+        return fetch(cl, &x, argc == 2 ? argv[1] : "", x.stop < 1000 ? x.stop : 1000);
+    }
+    if (argc == 1 && strcmp(argv[0], "verify") == 0)
+        return audit_verify(cl, o);
+    return fail("usage: audit head [--out FILE] | audit query [SUBJECT] [--kind K] [--from UNIX] "
+                "[--to UNIX] [--count N] | audit verify --public-keys FILE [--since HEADFILE] "
+                "[--out HEADFILE] [--index N]");
+}
+
 /* --- main ---------------------------------------------------------------------- */
 
 static const char *env(const char *name)
@@ -1287,6 +1750,9 @@ static int parse_opts(int argc, char **argv, opts *o)
         O_DELISTED,
         O_FROM,
         O_TO,
+        O_PUBKEYS,
+        O_SINCE,
+        O_INDEX,
     };
     static const struct option lo[] = {
         {"addr", 1, 0, O_ADDR},
@@ -1328,6 +1794,9 @@ static int parse_opts(int argc, char **argv, opts *o)
         {"delisted", 1, 0, O_DELISTED},
         {"from", 1, 0, O_FROM},
         {"to", 1, 0, O_TO},
+        {"public-keys", 1, 0, O_PUBKEYS},
+        {"since", 1, 0, O_SINCE},
+        {"index", 1, 0, O_INDEX},
         {"help", 0, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -1336,6 +1805,7 @@ static int parse_opts(int argc, char **argv, opts *o)
     int c;
 
     memset(o, 0, sizeof(*o));
+    o->index = -1;
     o->conn.addr = env("TRACECTL_ADDR") ? env("TRACECTL_ADDR") : "127.0.0.1:50051";
     o->conn.insecure = ins && strcmp(ins, "0") != 0;
     o->conn.role = env("TRACECTL_ROLE");
@@ -1455,6 +1925,17 @@ static int parse_opts(int argc, char **argv, opts *o)
                             optarg);
             *(c == O_DELISTED ? &o->delisted : c == O_FROM ? &o->from : &o->to) = (long long)v;
             break;
+        case O_PUBKEYS:
+            o->public_keys = optarg;
+            break;
+        case O_SINCE:
+            o->since = optarg;
+            break;
+        case O_INDEX:
+            if (!parse_u64(optarg, INT64_MAX, &v))
+                return fail("--index '%s' must be an entry index", optarg);
+            o->index = (long long)v;
+            break;
         case O_TIMEOUT:
             if (!parse_u64(optarg, 86400, &v) || !v)
                 return fail("--timeout '%s' must be 1..86400 seconds", optarg);
@@ -1501,7 +1982,8 @@ int main(int argc, char **argv)
                 {"listings", cmd_listings},
                 {"watch", cmd_watch},
                 {"ack", cmd_ack},
-                {"compliance", cmd_compliance}};
+                {"compliance", cmd_compliance},
+                {"audit", cmd_audit}};
     char err[512];
     rpc_client *cl;
     opts o;

@@ -5,6 +5,7 @@
  * here answer UNIMPLEMENTED.
  */
 #include "rpc_int.h"
+#include "audit.h"
 #include "fastpb.h"
 
 #include "grpc/health/v1/health.pb-c.h"
@@ -111,7 +112,22 @@ const rpc_method rpc_methods[] = {
     UNARY("/tracecode.v1.ConsumerService/Scan", SVC_ROLE_PLATFORM, D(scan_request),
           D(scan_response), api_scan, 16),
 
-    /* AuditService */
+    /* AuditService: QueryAudit for regulators; heads and proofs (hashes
+     * only) for regulators and certification bodies. */
+    {.path = "/tracecode.v1.AuditService/QueryAudit",
+     .kind = RPC_SERVER_STREAM,
+     .roles = SVC_ROLE_REGULATOR,
+     .in = D(query_audit_request),
+     .out = D(audit_entry),
+     .open = api_query_audit_open,
+     .next = api_query_audit_next,
+     .slots = 2},
+    UNARY("/tracecode.v1.AuditService/GetTreeHead", REGISTRY, D(get_tree_head_request),
+          D(tree_head), api_get_tree_head, 2),
+    UNARY("/tracecode.v1.AuditService/GetInclusionProof", REGISTRY, D(get_inclusion_proof_request),
+          D(proof), api_get_inclusion_proof, 2),
+    UNARY("/tracecode.v1.AuditService/GetConsistencyProof", REGISTRY,
+          D(get_consistency_proof_request), D(proof), api_get_consistency_proof, 2),
     UNARY("/tracecode.v1.AuditService/GetDelistingCompliance", REGISTRY,
           D(get_delisting_compliance_request), D(delisting_compliance), api_delisting_compliance,
           2),

@@ -567,6 +567,11 @@ static void stream_continue(slot *s)
         s->phase = P_WAITING;
         return;
     }
+    if (s->stream_done == SVC_STREAM_END) {
+        s->finished = 1;
+        finish(s, SVC_OK, NULL, NULL);
+        return;
+    }
     send_message(s, encode(s, resp));
 }
 

@@ -76,6 +76,13 @@ static const char lua_query[] =
     "end\n"
     "return out\n";
 
+/* KEYS: meta. ARGV: actor, the public keys. */
+static const char lua_keys[] =
+    LUA_AUDIT "if redis.call('GET', '{tc}:audit:keys') == ARGV[2] then return 0 end\n"
+              "redis.call('SET', '{tc}:audit:keys', ARGV[2])\n"
+              "audit('key', ARGV[1], 'keys', ARGV[2])\n"
+              "return 1\n";
+
 /* KEYS: meta. ARGV: from, count. Returns the entries (nil where missing). */
 static const char lua_read[] = "local out = {}\n"
                                "for i = tonumber(ARGV[1]), tonumber(ARGV[1]) + ARGV[2] - 1 do\n"
@@ -264,6 +271,22 @@ store_err store_audit_append(store *s, const char *kind, const char *actor, cons
     else if (index)
         *index = (uint64_t)r->integer;
     freeReplyObject(r);
+    return e;
+}
+
+store_err store_audit_keys(store *s, const char *actor, const char *keys, size_t len, char *err,
+                           size_t errcap)
+{
+    st_args a;
+    redisReply *r;
+    store_err e;
+
+    st_script(&a, lua_keys, 1);
+    st_arg(&a, K_META);
+    st_arg(&a, actor);
+    st_arg_bin(&a, keys, len);
+    if ((e = st_run_args(s, &a, &r, err, errcap)) == STORE_OK)
+        freeReplyObject(r);
     return e;
 }
 

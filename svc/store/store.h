@@ -275,6 +275,11 @@ store_err store_audit_append(store *s, const char *kind, const char *actor, cons
                              const char *body, size_t len, uint64_t *index, char *err,
                              size_t errcap);
 
+/* Record the node's public keys; when they differ from the last recorded,
+ * a "key" entry (a rotation) is appended. */
+store_err store_audit_keys(store *s, const char *actor, const char *keys, size_t len, char *err,
+                           size_t errcap);
+
 typedef struct store_audit_query {
     const char *subject, *kind; /* "" = any */
     int64_t from_ms, to_ms;     /* inclusive; 0 = open */

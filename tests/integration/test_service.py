@@ -467,10 +467,10 @@ class Service(unittest.TestCase):
         self.assertIn("name is longer than 200 bytes", msg)
 
     def test_unimplemented_and_health(self):
-        call = self.a.channel.unary_unary("/tracecode.v1.AuditService/GetTreeHead")
+        call = self.a.channel.unary_unary("/tracecode.v1.AuditService/NoSuchMethod")
         code, msg = F.status_of(call, b"", metadata=REG)
         self.assertEqual(code, grpc.StatusCode.UNIMPLEMENTED)
-        self.assertIn("/tracecode.v1.AuditService/GetTreeHead", msg)
+        self.assertIn("/tracecode.v1.AuditService/NoSuchMethod", msg)
         from tcgrpc.health.v1 import health_pb2, health_pb2_grpc
         h = health_pb2_grpc.HealthStub(self.a.channel)
         self.assertEqual(h.Check(health_pb2.HealthCheckRequest()).status,
