@@ -24,8 +24,9 @@ bench_cleanup() {
 trap bench_cleanup EXIT
 
 bench_redis() {
+    # shellcheck disable=SC2086
     redis-server --port 0 --unixsocket "$work/redis.sock" --dir "$work" --save "" \
-        --appendonly yes --daemonize no > /dev/null 2>&1 &
+        --appendonly yes ${REDIS_EXTRA:-} --daemonize no > /dev/null 2>&1 &
     redis_pid=$!
     for _ in $(seq 200); do
         [ "$(redis-cli -s "$work/redis.sock" ping 2>/dev/null)" = PONG ] && return 0
