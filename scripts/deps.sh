@@ -8,7 +8,7 @@ PKGS="build-essential cmake ninja-build pkg-config git clang-format
       libssl-dev libqrencode-dev libpng-dev libcmocka-dev
       zbar-tools librsvg2-bin clang libclang-rt-14-dev python3 python3-cryptography
       protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
-      libhiredis-dev libevent-dev redis-server curl
+      libhiredis-dev libevent-dev redis-server curl chromium fonts-droid-fallback
       libgrpc-dev grpc-proto python3-grpcio python3-grpc-tools"
 
 missing=""
