@@ -135,7 +135,21 @@ run "$ctl" $regulator compliance shop-a
 
 step "consumer: scans the label - the scan page (and its JSON)"
 curl -s -H 'Accept-Language: en' "$web/api/v1/scan/$code"
+echo
+
+step "regulator: the audit log - what happened, and proof nothing was rewritten"
+"$bin/tracekeys" export-public --dir "$work/keys" > "$work/public-keys.json"
+for _ in $(seq 50); do
+    [ "$("$ctl" $regulator --json audit head 2>/dev/null | sed -n 's/.*"size":\([0-9]*\).*/\1/p')" \
+        -gt 10 ] 2>/dev/null && break
+    sleep 0.1
+done
+run "$ctl" $regulator audit query 2024010701000001
+run "$ctl" $regulator audit verify --public-keys "$work/public-keys.json" --out "$work/tree-head.txt"
+
 echo "scan page (Chinese; ?lang=en for English): $web/C/$code"
 echo "its QR: $web/qr/$code.png   metrics: $web/metrics"
+echo "audit tree head (signed; checked above with the exported public keys):"
+cat "$work/tree-head.txt"
 
 printf '\ndemo finished: codes and label sheets in %s\n' "$work"
