@@ -635,40 +635,55 @@ static svc_code proof_out(svc_ctx *c, want *w, int (*prove)(want *, merkle_hash 
     return SVC_OK;
 }
 
-typedef struct incl_want {
+typedef struct proof_want {
     want w; /* first: the prove functions get &x->w */
     uint64_t index, size, from;
-} incl_want;
+} proof_want;
 
 static int prove_inclusion(want *w, merkle_hash *p, size_t *n)
 {
-    incl_want *x = (incl_want *)w;
+    proof_want *x = (proof_want *)w;
     return merkle_inclusion_proof(want_get, w, x->index, x->size, p, n);
 }
 
 static int prove_consistency(want *w, merkle_hash *p, size_t *n)
 {
-    incl_want *x = (incl_want *)w;
+    proof_want *x = (proof_want *)w;
     return merkle_consistency_proof(want_get, w, x->from, x->size, p, n);
+}
+
+/* A proof's state for a tree of size (0: the signed head's), which must
+ * be within the signed head; NULL with st set otherwise. */
+static proof_want *proof_start(svc_ctx *c, uint64_t size, const char *field, svc_status *st)
+{
+    proof_want *x = svc_alloc(c, sizeof(*x));
+    store_tree_head h;
+
+    if (!x) {
+        svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+        return NULL;
+    }
+    if (head_of(c, &h, st))
+        return NULL;
+    memset(x, 0, sizeof(*x));
+    x->size = size ? size : h.size;
+    if (x->size > h.size) {
+        svc_fail(st, SVC_OUT_OF_RANGE,
+                 "%s %" PRIu64 " is beyond the signed tree (size %" PRIu64 ")", field, x->size,
+                 h.size);
+        return NULL;
+    }
+    return x;
 }
 
 svc_code api_get_inclusion_proof(svc_ctx *c, const void *req, void *resp, svc_status *st)
 {
     const Tracecode__V1__GetInclusionProofRequest *q = req;
-    incl_want *x = svc_alloc(c, sizeof(*x));
-    store_tree_head h;
+    proof_want *x = proof_start(c, q->tree_size, "tree_size", st);
 
     if (!x)
-        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
-    if (head_of(c, &h, st))
         return st->code;
-    memset(x, 0, sizeof(*x));
     x->index = q->index;
-    x->size = q->tree_size ? q->tree_size : h.size;
-    if (x->size > h.size)
-        return svc_fail(st, SVC_OUT_OF_RANGE,
-                        "tree_size %" PRIu64 " is beyond the signed tree (size %" PRIu64 ")",
-                        x->size, h.size);
     if (x->index >= x->size)
         return svc_fail(st, SVC_OUT_OF_RANGE, "index %" PRIu64 " is not in a tree of size %" PRIu64,
                         x->index, x->size);
@@ -678,23 +693,14 @@ svc_code api_get_inclusion_proof(svc_ctx *c, const void *req, void *resp, svc_st
 svc_code api_get_consistency_proof(svc_ctx *c, const void *req, void *resp, svc_status *st)
 {
     const Tracecode__V1__GetConsistencyProofRequest *q = req;
-    incl_want *x = svc_alloc(c, sizeof(*x));
-    store_tree_head h;
+    proof_want *x = proof_start(c, q->to_size, "to_size", st);
 
     if (!x)
-        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
-    if (head_of(c, &h, st))
         return st->code;
-    memset(x, 0, sizeof(*x));
     x->from = q->from_size;
-    x->size = q->to_size ? q->to_size : h.size;
     if (x->from == 0 || x->from > x->size)
         return svc_fail(st, SVC_INVALID_ARGUMENT,
                         "from_size must be 1 .. to_size (%" PRIu64 "), not %" PRIu64, x->size,
                         x->from);
-    if (x->size > h.size)
-        return svc_fail(st, SVC_OUT_OF_RANGE,
-                        "to_size %" PRIu64 " is beyond the signed tree (size %" PRIu64 ")", x->size,
-                        h.size);
     return proof_out(c, &x->w, prove_consistency, resp, st);
 }

@@ -1508,15 +1508,27 @@ static int fetch(rpc_client *cl, entries *x, const char *subject, uint64_t page)
     return 0;
 }
 
+/* The hashes of a Proof; -1 when it is not a list of SHA-256 hashes. */
+static long proof_of(const Tracecode__V1__Proof *p, merkle_hash out[MERKLE_MAX_PROOF])
+{
+    if (p->n_hashes > MERKLE_MAX_PROOF)
+        return -1;
+    for (size_t i = 0; i < p->n_hashes; i++) {
+        if (p->hashes[i].len != MERKLE_HASH_BYTES)
+            return -1;
+        memcpy(out[i], p->hashes[i].data, MERKLE_HASH_BYTES);
+    }
+    return (long)p->n_hashes;
+}
+
 /* Inclusion of entry index (leaf) in the tree of h; 1 when it verifies. */
 static int included(rpc_client *cl, const head *h, uint64_t index, const merkle_hash leaf, int *rpc)
 {
     Tracecode__V1__GetInclusionProofRequest q = TRACECODE__V1__GET_INCLUSION_PROOF_REQUEST__INIT;
     merkle_hash proof[MERKLE_MAX_PROOF];
-    Tracecode__V1__Proof *p;
     ProtobufCMessage *resp;
     rpc_result r;
-    size_t n;
+    long n;
     int ok;
 
     q.index = index;
@@ -1527,13 +1539,8 @@ static int included(rpc_client *cl, const head *h, uint64_t index, const merkle_
         *rpc = rpc_failed(&r);
         return 0;
     }
-    p = (void *)resp;
-    for (n = 0; n < p->n_hashes && n < MERKLE_MAX_PROOF; n++) {
-        if (p->hashes[n].len != MERKLE_HASH_BYTES)
-            break;
-        memcpy(proof[n], p->hashes[n].data, MERKLE_HASH_BYTES);
-    }
-    ok = n == p->n_hashes && merkle_verify_inclusion(leaf, index, h->size, proof, n, h->root);
+    n = proof_of((void *)resp, proof);
+    ok = n >= 0 && merkle_verify_inclusion(leaf, index, h->size, proof, (size_t)n, h->root);
     rpc_msg_free(resp);
     return ok;
 }
@@ -1543,10 +1550,9 @@ static int consistent(rpc_client *cl, const head *old, const head *h)
     Tracecode__V1__GetConsistencyProofRequest q =
         TRACECODE__V1__GET_CONSISTENCY_PROOF_REQUEST__INIT;
     merkle_hash proof[MERKLE_MAX_PROOF];
-    Tracecode__V1__Proof *p;
     ProtobufCMessage *resp;
     rpc_result r;
-    size_t n;
+    long n;
     int ok;
 
     if (old->size > h->size) {
@@ -1559,14 +1565,9 @@ static int consistent(rpc_client *cl, const head *old, const head *h)
     if (rpc_call_unary(cl, "/tracecode.v1.AuditService/GetConsistencyProof", &q.base,
                        &tracecode__v1__proof__descriptor, &resp, &r))
         return rpc_failed(&r);
-    p = (void *)resp;
-    for (n = 0; n < p->n_hashes && n < MERKLE_MAX_PROOF; n++) {
-        if (p->hashes[n].len != MERKLE_HASH_BYTES)
-            break;
-        memcpy(proof[n], p->hashes[n].data, MERKLE_HASH_BYTES);
-    }
-    ok = n == p->n_hashes &&
-         merkle_verify_consistency(old->size, h->size, old->root, h->root, proof, n);
+    n = proof_of((void *)resp, proof);
+    ok = n >= 0 &&
+         merkle_verify_consistency(old->size, h->size, old->root, h->root, proof, (size_t)n);
     rpc_msg_free(resp);
     if (!ok) {
         fprintf(stderr,
