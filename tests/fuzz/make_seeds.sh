@@ -43,4 +43,10 @@ open(sys.argv[2] + "/batch", "wb").write(b"".join(ld(1, r) for r in reqs) + b"\x
 open(sys.argv[2] + "/regress1", "wb").write(
     ld(1, ld(1, b"201ZZZZZZZZZZZZx24100000003G0000DE")) + bytes([0xd0, 0xb9, 0xbb, 0xac, 0x31]))
 PY
+# Audit entries in their canonical form (fuzz_audit).
+mkdir -p "$dir/audit"
+printf 'tracecode-audit v1\nindex 7\ntime 1795267936412\nkind cert\nactor regulator:SAMR\nsubject C1\nbody 8:status 2' \
+    > "$dir/audit/entry"
+printf 'tracecode-audit v1\nindex 0\ntime 0\nkind key\nactor node:a\nsubject keys\nbody 0:' \
+    > "$dir/audit/empty"
 rm -rf "$dir/ring" "$dir/codes"
