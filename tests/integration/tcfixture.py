@@ -157,6 +157,29 @@ class Node:
         self.con = consumer_pb2_grpc.ConsumerServiceStub(self.channel)
 
 
+def chain(node, credit, number, quantity, maker="Acme", brand="Acme", model="PB"):
+    """Through node, as regulator SAMR and then as the manufacturer: an
+    active maker, a valid CCC certificate for category 0704, a product and
+    a batch of MAC codes. Returns (batch id, codes)."""
+    from tracecode.v1 import issuer_pb2 as I, types_pb2 as T
+    reg = md("regulator", "SAMR")
+    node.reg.UpsertManufacturer(T.Manufacturer(credit_code=credit, name=maker,
+                                               status=T.MANUFACTURER_ACTIVE), metadata=reg)
+    node.reg.UpsertCertificate(T.Certificate(number=number, kind=T.CCC, holder_credit_code=credit,
+                                             category_codes=["0704"]), metadata=reg)
+    mf = md("manufacturer", credit)
+    p = node.iss.RegisterProduct(I.RegisterProductRequest(
+        certificate_number=number, category_code="0704", brand=brand, model=model), metadata=mf)
+    codes, batch = [], None
+    for m in node.iss.IssueCodes(I.IssueCodesRequest(product_id=p.product_id, quantity=quantity,
+                                                     profile=T.MAC, chunk_size=quantity),
+                                 metadata=mf):
+        codes += list(m.codes)
+        if m.HasField("batch"):
+            batch = m.batch.batch_id
+    return batch, codes
+
+
 def status_of(fn, *args, **kw):
     """Call fn; its status code and details (OK and "" when it succeeds)."""
     try:

@@ -136,24 +136,8 @@ class Audit(unittest.TestCase):
         return self.a if self.svcs[0].proc else self.b
 
     def chain(self, node, quantity=8):
-        credit = unique("9131000MA")
-        node.reg.UpsertManufacturer(T.Manufacturer(credit_code=credit, name="Acme",
-                                                   status=T.MANUFACTURER_ACTIVE), metadata=REG)
-        number = unique("CCC2025")
-        node.reg.UpsertCertificate(T.Certificate(number=number, kind=T.CCC,
-                                                 holder_credit_code=credit,
-                                                 category_codes=["0704"]), metadata=REG)
-        mf = F.md("manufacturer", credit)
-        p = node.iss.RegisterProduct(I.RegisterProductRequest(
-            certificate_number=number, category_code="0704", brand="Acme", model="PB"),
-            metadata=mf)
-        codes, batch = [], None
-        for m in node.iss.IssueCodes(I.IssueCodesRequest(
-                product_id=p.product_id, quantity=quantity, profile=T.MAC,
-                chunk_size=quantity), metadata=mf):
-            codes += list(m.codes)
-            if m.HasField("batch"):
-                batch = m.batch.batch_id
+        credit, number = unique("9131000MA"), unique("CCC2025")
+        batch, codes = F.chain(node, credit, number, quantity)
         return credit, number, batch, codes
 
     def head(self, node=None, min_size=0, timeout=10.0):

@@ -18,7 +18,6 @@ import tcfixture as F  # noqa: E402
 WORK = F.workdir()
 F.generate_stubs(os.path.join(WORK, "stubs"))
 
-from tracecode.v1 import issuer_pb2 as I  # noqa: E402
 from tracecode.v1 import registry_pb2 as R  # noqa: E402
 from tracecode.v1 import types_pb2 as T  # noqa: E402
 
@@ -45,8 +44,8 @@ class Browser(unittest.TestCase):
         cls.keys = F.keyring(WORK)
         cls.svc = F.Service(WORK, "a", cls.redis.url, cls.keys,
                             ["--http", "127.0.0.1:0"]).start()
-        node = F.Node(cls.svc.port)
-        cls.reg, cls.iss = node.reg, node.iss
+        cls.node = F.Node(cls.svc.port)
+        cls.reg = cls.node.reg
         cls.profile = tempfile.mkdtemp(prefix="tc-chromium-", dir=WORK)
 
     @classmethod
@@ -81,21 +80,9 @@ class Browser(unittest.TestCase):
         return dom
 
     def chain(self):
-        credit = unique("9131000MA")
-        self.reg.UpsertManufacturer(T.Manufacturer(credit_code=credit, name="安克电源",
-                                                   status=T.MANUFACTURER_ACTIVE), metadata=REG)
         number = unique("CCC2026")
-        self.reg.UpsertCertificate(T.Certificate(number=number, kind=T.CCC,
-                                                 holder_credit_code=credit,
-                                                 category_codes=["0704"]), metadata=REG)
-        mf = F.md("manufacturer", credit)
-        p = self.iss.RegisterProduct(I.RegisterProductRequest(
-            certificate_number=number, category_code="0704", brand="Anker", model="PB-20K"),
-            metadata=mf)
-        codes = []
-        for m in self.iss.IssueCodes(I.IssueCodesRequest(product_id=p.product_id, quantity=3,
-                                                         profile=T.MAC), metadata=mf):
-            codes += list(m.codes)
+        _, codes = F.chain(self.node, unique("9131000MA"), number, 3, maker="安克电源",
+                           brand="Anker", model="PB-20K")
         return number, codes
 
     def test_genuine_forged_revoked(self):
