@@ -84,6 +84,12 @@ static vslot *slot_of(audit_log *a, const char *platform)
     return &a->other;
 }
 
+void audit_count_one(audit_log *a, const char *platform, int verdict)
+{
+    if (a)
+        atomic_fetch_add_explicit(&slot_of(a, platform)->n[verdict & 15], 1, memory_order_relaxed);
+}
+
 void audit_count(audit_log *a, const char *platform, const uint32_t k[16])
 {
     vslot *v;
@@ -278,6 +284,7 @@ static void *run(void *arg)
 {
     audit_log *a = arg;
     char err[STORE_ERR_MAX];
+    unsigned ticks = 0;
 
     pthread_mutex_lock(&a->mu);
     while (!a->stop) {
@@ -298,9 +305,9 @@ static void *run(void *arg)
             a->loaded = 0;
             fprintf(stderr, "tracesvc: audit: %s sequencing the log\n", held ? "now" : "no longer");
         }
-        if (held)
+        if (held) {
             sequence(a);
-        else {
+        } else if (++ticks % (1000 / AUDIT_TICK_MS) == 0) { /* for /metrics: once a second */
             store_tree_head h;
             if (store_audit_head(a->svc->store, &h, err, sizeof(err)) == STORE_OK)
                 atomic_store(&a->size, h.size);
@@ -431,7 +438,6 @@ svc_code api_query_audit_open(svc_ctx *c, const void *req, void **state, svc_sta
     query_state *qs = svc_alloc(c, sizeof(*qs));
     uint32_t limit = q->limit ? q->limit : QUERY_LIMIT_DEFAULT;
     char err[STORE_ERR_MAX], what[512];
-    size_t cap = 0;
 
     if (!qs)
         return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
@@ -465,6 +471,8 @@ svc_code api_query_audit_open(svc_ctx *c, const void *req, void **state, svc_sta
              q->subject, q->kind, q->from_unix, q->to_unix, limit, q->page_token);
     if (audit_log_query(c, q->subject, what, st) != SVC_OK)
         return st->code;
+    if (!(qs->e = svc_alloc(c, limit * sizeof(*qs->e))))
+        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
 
     /* Fill one page: a short page means there is no more. */
     for (int round = 0; round < QUERY_ROUNDS && qs->n < limit; round++) {
@@ -476,32 +484,18 @@ svc_code api_query_audit_open(svc_ctx *c, const void *req, void **state, svc_sta
         se = store_audit_query_run(c->svc->store, &sq, &e, &n, &next, err, sizeof(err));
         if (se)
             return svc_store_fail(st, se, err);
-        if (n) {
-            store_audit_entry *v;
-            if (qs->n + n > cap) {
-                cap = qs->n + n;
-                v = svc_alloc(c, cap * sizeof(*v));
-                if (!v) {
-                    store_audit_entries_free(e, n);
-                    return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
-                }
-                if (qs->n)
-                    memcpy(v, qs->e, qs->n * sizeof(*v));
-                qs->e = v;
+        for (size_t i = 0; i < n && qs->n < limit; i++) { /* into the call's arena */
+            store_audit_entry *x = &qs->e[qs->n++];
+            *x = e[i];
+            x->text = svc_alloc(c, e[i].len + 1);
+            if (!x->text) {
+                store_audit_entries_free(e, n);
+                return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
             }
-            for (size_t i = 0; i < n; i++) {
-                store_audit_entry *x = &qs->e[qs->n++];
-                *x = e[i];
-                x->text = svc_alloc(c, e[i].len + 1);
-                if (!x->text) {
-                    store_audit_entries_free(e, n);
-                    return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
-                }
-                memcpy(x->text, e[i].text, e[i].len + 1);
-                x->body = e[i].body ? x->text + (e[i].body - e[i].text) : NULL;
-            }
-            store_audit_entries_free(e, n);
+            memcpy(x->text, e[i].text, e[i].len + 1);
+            x->body = e[i].body ? x->text + (e[i].body - e[i].text) : NULL;
         }
+        store_audit_entries_free(e, n);
         if (next == UINT64_MAX)
             break;
         sq.start = next;

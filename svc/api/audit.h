@@ -33,6 +33,7 @@ void audit_stop(audit_log *a);
 /* Count verdicts given to platform (k[v]: how many of verdict v). Hot
  * path: a hash probe and relaxed atomic adds. */
 void audit_count(audit_log *a, const char *platform, const uint32_t k[16]);
+void audit_count_one(audit_log *a, const char *platform, int verdict);
 
 /* The tree size this node last saw and whether it is the sequencer. */
 uint64_t audit_tree_size(const audit_log *a);

@@ -27,7 +27,6 @@ WORK = F.workdir()
 F.generate_stubs(os.path.join(WORK, "stubs"))
 
 from tracecode.v1 import audit_pb2 as A  # noqa: E402
-from tracecode.v1 import issuer_pb2 as I  # noqa: E402
 from tracecode.v1 import registry_pb2 as R  # noqa: E402
 from tracecode.v1 import types_pb2 as T  # noqa: E402
 from tracecode.v1 import verifier_pb2 as V  # noqa: E402
@@ -130,22 +129,8 @@ class Delisting(unittest.TestCase):
 
     def chain(self, quantity=20):
         """A manufacturer, a valid certificate, a product and a batch."""
-        credit = unique("9131000MA")
-        self.a.reg.UpsertManufacturer(T.Manufacturer(credit_code=credit, name="Acme",
-                                                     status=T.MANUFACTURER_ACTIVE), metadata=REG)
         number = unique("CCC2025")
-        self.a.reg.UpsertCertificate(T.Certificate(number=number, kind=T.CCC,
-                                                   holder_credit_code=credit,
-                                                   category_codes=["0704"]), metadata=REG)
-        mf = F.md("manufacturer", credit)
-        p = self.a.iss.RegisterProduct(I.RegisterProductRequest(
-            certificate_number=number, category_code="0704", brand="Acme", model="PB"),
-            metadata=mf)
-        codes = []
-        for m in self.a.iss.IssueCodes(I.IssueCodesRequest(
-                product_id=p.product_id, quantity=quantity, profile=T.MAC, chunk_size=quantity),
-                metadata=mf):
-            codes += list(m.codes)
+        _, codes = F.chain(self.a, unique("9131000MA"), number, quantity)
         return number, codes
 
     def bind(self, platform, pairs, node=None):

@@ -44,8 +44,9 @@ class Scan(unittest.TestCase):
         cls.svc = F.Service(WORK, "a", cls.redis.url, cls.keys, [
             "--http", "127.0.0.1:0", "--base-url", BASE, "--copy-devices", "3",
             "--copy-regions", "2", "--copy-window", "3600"]).start()
-        node = F.Node(cls.svc.port)
-        cls.reg, cls.iss, cls.ver, cls.con = node.reg, node.iss, node.ver, node.con
+        cls.node = F.Node(cls.svc.port)
+        cls.reg, cls.iss, cls.ver, cls.con = (cls.node.reg, cls.node.iss, cls.node.ver,
+                                              cls.node.con)
 
     @classmethod
     def tearDownClass(cls):
@@ -70,22 +71,9 @@ class Scan(unittest.TestCase):
         return h, body.decode(), re.sub(r"\s+", " ", text)
 
     def chain(self, quantity=10):
-        credit = unique("9131000MA")
-        self.reg.UpsertManufacturer(T.Manufacturer(credit_code=credit, name="安克电源",
-                                                   status=T.MANUFACTURER_ACTIVE), metadata=REG)
-        number = unique("CCC2026")
-        self.reg.UpsertCertificate(T.Certificate(number=number, kind=T.CCC,
-                                                 holder_credit_code=credit,
-                                                 category_codes=["0704"]), metadata=REG)
-        mf = F.md("manufacturer", credit)
-        p = self.iss.RegisterProduct(I.RegisterProductRequest(
-            certificate_number=number, category_code="0704", brand="Anker", model="PB-20K"),
-            metadata=mf)
-        codes = []
-        for m in self.iss.IssueCodes(I.IssueCodesRequest(product_id=p.product_id,
-                                                         quantity=quantity, profile=T.MAC),
-                                     metadata=mf):
-            codes += list(m.codes)
+        credit, number = unique("9131000MA"), unique("CCC2026")
+        _, codes = F.chain(self.node, credit, number, quantity, maker="安克电源", brand="Anker",
+                           model="PB-20K")
         return credit, number, codes
 
     def test_page_genuine_in_chinese_and_english(self):
