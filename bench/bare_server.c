@@ -95,7 +95,7 @@ static uint8_t verdict(const uint8_t *code, size_t len)
     return (tag[0] & 1) ? 2 : 1;
 }
 
-/* The code field (1) of a VerifyRequest, in place. */
+/* The code field (1) of a VerifyCodeRequest or VerifyItem, in place. */
 static int code_of(const uint8_t *p, const uint8_t *end, const uint8_t **code, size_t *len)
 {
     while (p < end) {
@@ -144,10 +144,8 @@ static size_t lookup_answer(const uint8_t *req, size_t len, uint8_t *out, size_t
             v = 1;
         if (r)
             freeReplyObject(r);
-        if (batch) {
-            out[o++] = 0x0a;
-            out[o++] = 2;
-        }
+        out[o++] = 0x0a; /* VerifyCodeResponse.result or VerifyBatchResponse.results */
+        out[o++] = 2;
         out[o++] = 0x08;
         out[o++] = v;
     }
@@ -165,7 +163,9 @@ static grpc_byte_buffer *answer(slot *s, const uint8_t *req, size_t len)
         o = lookup_answer(req, len, out, sizeof(out), s->batch);
     } else if (!s->batch) {
         if (code_of(p, end, &code, &clen)) {
-            out[o++] = 0x08; /* VerifyResponse.verdict */
+            out[o++] = 0x0a; /* VerifyCodeResponse.result */
+            out[o++] = 2;
+            out[o++] = 0x08; /* VerifyResult.verdict */
             out[o++] = verdict(code, clen);
         }
     } else {

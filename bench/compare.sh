@@ -17,7 +17,7 @@ out="$work/rows.json"
 bench_redis
 bench_svc
 bench_codes 100000 "$work/codes.txt"
-"$bin/tracectl" --addr "$addr" --insecure --role manufacturer --subject M1 issue P1 \
+"$bin/tracectl" --addr "$addr" --insecure --role manufacturer --subject 91310000MA1FL0001R issue P1 \
     --quantity 20000 --profile sig --out "$work/sig.txt" > /dev/null 2>&1
 # The lookup design stores every code.
 awk '{ printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\n1\r\n", length($1), $1 }' "$work/codes.txt" |

@@ -34,7 +34,7 @@ from tracecode.v1 import types_pb2 as T  # noqa: E402
 from tracecode.v1 import verifier_pb2 as V  # noqa: E402
 
 REG = F.md("regulator", "SAMR")
-MAKER = "91310000MABENCH01"
+MAKER = F.uscc(1)
 MF = F.md("manufacturer", MAKER)
 PLAT = "bench-shop"
 PM = F.md("platform", PLAT)
@@ -46,13 +46,15 @@ def pct(v, p):
 
 
 def cert_with_codes(node, number, quantity):
-    node.reg.UpsertCertificate(T.Certificate(number=number, kind=T.CCC, holder_credit_code=MAKER,
-                                             category_codes=["0704"]), metadata=REG)
+    node.reg.UpsertCertificate(F.cert_req(number=number, kind=T.CERTIFICATE_KIND_CCC,
+                                          holder_credit_code=MAKER, category_codes=["0704"]),
+                               metadata=REG)
     p = node.iss.RegisterProduct(I.RegisterProductRequest(
-        certificate_number=number, category_code="0704", brand="Bench", model="B"), metadata=MF)
+        certificate_number=number, category_code="0704", brand="Bench", model="B"),
+        metadata=MF).product
     codes = []
     for m in node.iss.IssueCodes(I.IssueCodesRequest(product_id=p.product_id, quantity=quantity,
-                                                     profile=T.MAC, chunk_size=10000),
+                                                     profile=T.CODE_PROFILE_MAC, chunk_size=10000),
                                  metadata=MF, timeout=600):
         codes += list(m.codes)
     return codes
@@ -74,8 +76,9 @@ class Watcher(threading.Thread):
 
     def run(self):
         try:
-            for m in self.call:
-                if m.notice_id:
+            for ev in self.call:
+                if ev.WhichOneof("event") == "notice":
+                    m = ev.notice
                     self.q.put((time.perf_counter(), m.certificate_number, len(m.listing_ids)))
         except grpc.RpcError:
             pass
@@ -94,8 +97,8 @@ def main():
     a, b, c = nodes = [F.Node(s.port, options=[("grpc.max_receive_message_length", 64 << 20)])
                        for s in svcs]
     try:
-        a.reg.UpsertManufacturer(T.Manufacturer(credit_code=MAKER, name="Bench",
-                                                status=T.MANUFACTURER_ACTIVE), metadata=REG)
+        a.reg.UpsertManufacturer(F.mfr_req(credit_code=MAKER, name="Bench",
+                                           status=T.MANUFACTURER_STATUS_ACTIVE), metadata=REG)
         # -- 1. N revocations --------------------------------------------------
         n = args.revocations
         t0 = time.time()
@@ -112,7 +115,7 @@ def main():
             number = "RV%05d" % i
             start = time.perf_counter()
             nodes[i % 3].reg.SetCertificateStatus(R.SetCertificateStatusRequest(
-                number=number, status=T.REVOKED, reason="bench"), metadata=REG)
+                number=number, status=T.CERTIFICATE_STATUS_REVOKED, reason="bench"), metadata=REG)
             sent[number] = (start, time.perf_counter())
         got = 0
         while got < n:
@@ -145,7 +148,7 @@ def main():
             time.sleep(0.5)
             start = time.perf_counter()
             r = a.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
-                number="BIG00001", status=T.REVOKED, reason="bench"), metadata=REG, timeout=120)
+                number="BIG00001", status=T.CERTIFICATE_STATUS_REVOKED, reason="bench"), metadata=REG, timeout=120)
             ret = time.perf_counter()
             listings, first = 0, None
             while listings < m:

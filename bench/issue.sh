@@ -8,7 +8,7 @@ bench_redis
 bench_svc
 bench_codes 1 /dev/null
 start=$(date +%s.%N)
-"$bin/tracectl" --addr "$addr" --insecure --role manufacturer --subject M1 --timeout 600 \
+"$bin/tracectl" --addr "$addr" --insecure --role manufacturer --subject 91310000MA1FL0001R --timeout 600 \
     issue P1 --quantity "$count" --chunk 65536 --out /dev/null > /dev/null 2>&1
 end=$(date +%s.%N)
 awk -v n="$count" -v s="$start" -v e="$end" \

@@ -52,9 +52,9 @@ bench_svc() {
 # bench_codes N FILE: a maker, a certificate, a product, N codes in FILE.
 bench_codes() {
     ctl="$bin/tracectl --addr $addr --insecure"
-    $ctl --role regulator --subject SAMR manufacturer put M1 "Bench Co" > /dev/null
-    $ctl --role regulator --subject SAMR cert put C1 --holder M1 --categories 0704 > /dev/null
-    $ctl --role manufacturer --subject M1 product register --certificate C1 --category 0704 \
+    $ctl --role regulator --subject SAMR manufacturer put 91310000MA1FL0001R "Bench Co" > /dev/null
+    $ctl --role regulator --subject SAMR cert put C1 --holder 91310000MA1FL0001R --categories 0704 > /dev/null
+    $ctl --role manufacturer --subject 91310000MA1FL0001R product register --certificate C1 --category 0704 \
         --brand Bench --model B1 > /dev/null
-    $ctl --role manufacturer --subject M1 issue P1 --quantity "$1" --out "$2" > /dev/null 2>&1
+    $ctl --role manufacturer --subject 91310000MA1FL0001R issue P1 --quantity "$1" --out "$2" > /dev/null 2>&1
 }

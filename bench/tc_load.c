@@ -205,11 +205,11 @@ int main(int argc, char **argv)
     np = PAYLOADS_MAX;
     pl = calloc(np, sizeof(*pl));
     for (i = 0; i < np; i++) {
-        Tracecode__V1__VerifyRequest *items = calloc((size_t)batch, sizeof(*items));
-        Tracecode__V1__VerifyRequest **ptrs = calloc((size_t)batch, sizeof(*ptrs));
+        Tracecode__V1__VerifyItem *items = calloc((size_t)batch, sizeof(*items));
+        Tracecode__V1__VerifyItem **ptrs = calloc((size_t)batch, sizeof(*ptrs));
         char **texts = calloc((size_t)batch, sizeof(char *));
         for (k = 0; k < (size_t)batch; k++) {
-            tracecode__v1__verify_request__init(&items[k]);
+            tracecode__v1__verify_item__init(&items[k]);
             texts[k] = strdup(pick(&g, &rv, mix, next++, buf));
             items[k].code = texts[k];
             ptrs[k] = &items[k];
@@ -220,7 +220,9 @@ int main(int argc, char **argv)
             q.items = ptrs;
             pl[i].data = rpc_msg_encode(&q.base, &pl[i].len);
         } else {
-            pl[i].data = rpc_msg_encode(&items[0].base, &pl[i].len);
+            Tracecode__V1__VerifyCodeRequest q = TRACECODE__V1__VERIFY_CODE_REQUEST__INIT;
+            q.code = items[0].code; /* VerifyStreamRequest: the same bytes */
+            pl[i].data = rpc_msg_encode(&q.base, &pl[i].len);
         }
         for (k = 0; k < (size_t)batch; k++)
             free(texts[k]);

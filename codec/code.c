@@ -275,7 +275,7 @@ codec_err codec_parse_human(const char *s, size_t len, codec_code *c, char *cano
                             codec_errinfo *ei)
 {
     char folded[CODEC_HUMAN_MAX_LEN], again[CODEC_MAX_TEXT_LEN + 1];
-    size_t i, n = 0;
+    size_t i, n = 0, last = 0;
     codec_err err;
 
     if (len > CODEC_HUMAN_MAX_LEN) {
@@ -297,18 +297,50 @@ codec_err codec_parse_human(const char *s, size_t len, codec_code *c, char *cano
             return CODEC_ERR_SYMBOL;
         }
         folded[n++] = (char)ch;
+        last = i;
     }
     err = codec_parse(folded, n, c, ei);
+    if (err == CODEC_ERR_PADDING && ei) {
+        ei->offset = last; /* in s, not in the folded text */
+        ei->sym = (unsigned char)s[last];
+    }
     if (err)
         return err;
     if (codec_text_encode(c->bin, c->len, again, sizeof(again)) != n ||
         memcmp(again, folded, n) != 0) {
-        seterr(ei, CODEC_ERR_PADDING, n - 1, 0, 0, folded[n - 1]);
+        seterr(ei, CODEC_ERR_PADDING, last, 0, 0, (unsigned char)s[last]);
         return CODEC_ERR_PADDING;
     }
     if (canon)
         memcpy(canon, again, n + 1);
     return CODEC_OK;
+}
+
+static int is_space(unsigned char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+codec_err codec_parse_any(const char *s, size_t len, codec_code *c, codec_errinfo *ei)
+{
+    size_t lead = 0;
+    codec_err err;
+
+    if ((len == CODEC_MAC_TEXT_LEN || len == CODEC_SIG_TEXT_LEN) &&
+        codec_parse(s, len, c, NULL) == CODEC_OK)
+        return CODEC_OK;
+    while (len && is_space((unsigned char)s[0])) {
+        s++;
+        len--;
+        lead++;
+    }
+    while (len && is_space((unsigned char)s[len - 1]))
+        len--;
+    err = codec_url_has_path(s, len) ? codec_url_parse(s, len, c, NULL, ei)
+                                     : codec_parse_human(s, len, c, NULL, ei);
+    if (err && ei)
+        ei->offset += lead;
+    return err;
 }
 
 size_t codec_text_group(const char *text, size_t len, size_t group, char sep, char *out, size_t cap)

@@ -145,6 +145,17 @@ codec_err codec_parse_human(const char *s, size_t len, codec_code *c, char *cano
                             codec_errinfo *ei);
 
 /*
+ * The one lenient path for a code from outside (a request field, a typed
+ * or scanned string): the canonical text is decoded strictly at once;
+ * anything else is trimmed of surrounding white space (space, tab, CR,
+ * LF), then read as a scan URL when it holds "/C/" (codec_url_parse) and
+ * otherwise as printed text (codec_parse_human: any case, '-' and ' '
+ * separators, I L O folded). ei offsets refer to s as given. Counts,
+ * caches and dedup must key on the decoded code, never on s.
+ */
+codec_err codec_parse_any(const char *s, size_t len, codec_code *c, codec_errinfo *ei);
+
+/*
  * Group a code's text for printing: groups of `group` symbols joined by
  * sep. Returns the length written (terminated), or 0 when it does not fit.
  */

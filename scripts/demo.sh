@@ -60,7 +60,7 @@ web=http://127.0.0.1:$(grep -o "http-port [0-9]*" "$work/tracesvc.log" | cut -d'
 TRACECTL_INSECURE=1
 export TRACECTL_ADDR TRACECTL_INSECURE
 ctl=$bin/tracectl
-maker=91310000MA1FL0001X
+maker=91310000MA1FL0001R
 regulator="--role regulator --subject SAMR"
 manufacturer="--role manufacturer --subject $maker"
 platform="--role platform --subject shop-a"

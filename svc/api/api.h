@@ -78,6 +78,11 @@ typedef struct svc_ctx {
     char subject[SVC_SUBJECT_MAX + 1]; /* credit code, platform id, body id */
     int reader;                        /* this thread's replica reader slot */
     int64_t deadline_ms;               /* CLOCK_MONOTONIC; INT64_MAX: none */
+    /* Writes: what the request (the current message of a client stream)
+     * asks, as SHA-256 over the method and the request with its
+     * request_id left out; has_fp when the request has a request_id field. */
+    uint8_t fp[32];
+    int has_fp;
     /* Call-lifetime memory (a bump arena, freed when the call ends). */
     void *(*alloc)(void *arena, size_t size);
     void *arena;
@@ -108,6 +113,12 @@ char *svc_strdup(svc_ctx *c, const char *s);
 /* The caller as the audit log names it: "role:subject". */
 #define SVC_ACTOR_MAX (16 + SVC_SUBJECT_MAX)
 void svc_actor(const svc_ctx *c, char *buf, size_t cap);
+
+/* A write's idempotency key from its request_id ("" or NULL: none): idem
+ * borrows request_id and scope (SVC_ACTOR_MAX bytes, filled here). 0 with
+ * INVALID_ARGUMENT in st when request_id is not up to 64 bytes of
+ * A-Z a-z 0-9 . _ - */
+int svc_idem(svc_ctx *c, const char *request_id, store_idem *idem, char *scope, svc_status *st);
 
 int64_t svc_now_unix(void);
 int64_t svc_now_ms(void); /* CLOCK_MONOTONIC */

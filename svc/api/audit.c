@@ -507,7 +507,8 @@ svc_code api_query_audit_open(svc_ctx *c, const void *req, void **state, svc_sta
 svc_code api_query_audit_next(svc_ctx *c, void *state, void *resp, int *done, svc_status *st)
 {
     query_state *qs = state;
-    Tracecode__V1__AuditEntry *out = resp;
+    Tracecode__V1__QueryAuditResponse *resp_ = resp;
+    Tracecode__V1__AuditEntry *out;
     store_audit_entry *e;
     uint8_t *leaf;
 
@@ -516,9 +517,12 @@ svc_code api_query_audit_next(svc_ctx *c, void *state, void *resp, int *done, sv
         return SVC_OK;
     }
     e = &qs->e[qs->next++];
+    /* At most a page (QUERY_LIMIT_MAX) of these per call. */
     leaf = svc_alloc(c, MERKLE_HASH_BYTES);
-    if (!leaf)
+    out = resp_->entry = svc_alloc(c, sizeof(*out));
+    if (!leaf || !out)
         return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+    tracecode__v1__audit_entry__init(out);
     merkle_leaf_hash(e->text, e->len, leaf);
     out->index = e->index;
     out->time_unix = e->time_ms / 1000;
@@ -549,12 +553,14 @@ static svc_code head_of(svc_ctx *c, store_tree_head *h, svc_status *st)
 
 svc_code api_get_tree_head(svc_ctx *c, const void *req, void *resp, svc_status *st)
 {
-    Tracecode__V1__TreeHead *out = resp;
+    Tracecode__V1__GetTreeHeadResponse *resp_ = resp;
+    Tracecode__V1__TreeHead *out = resp_->tree_head = svc_alloc(c, sizeof(*out));
     store_tree_head *h = svc_alloc(c, sizeof(*h));
 
     (void)req;
-    if (!h)
+    if (!h || !out)
         return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+    tracecode__v1__tree_head__init(out);
     if (head_of(c, h, st))
         return st->code;
     out->size = h->size;
@@ -598,10 +604,15 @@ static int want_get(void *ctx, unsigned level, uint64_t index, merkle_hash out)
     return 0;
 }
 
+/* The hashes of both proof responses (their messages differ only in name). */
+typedef struct proof_hashes {
+    size_t *n;
+    ProtobufCBinaryData **v;
+} proof_hashes;
+
 static svc_code proof_out(svc_ctx *c, want *w, int (*prove)(want *, merkle_hash *, size_t *),
-                          void *resp, svc_status *st)
+                          proof_hashes out, svc_status *st)
 {
-    Tracecode__V1__Proof *out = resp;
     char err[STORE_ERR_MAX];
     merkle_hash *p = svc_alloc(c, MERKLE_MAX_PROOF * sizeof(merkle_hash));
     size_t n = 0;
@@ -618,14 +629,14 @@ static svc_code proof_out(svc_ctx *c, want *w, int (*prove)(want *, merkle_hash 
     w->fetched = 1;
     if (prove(w, p, &n) != 0)
         return svc_fail(st, SVC_INTERNAL, "a stored subtree hash is missing");
-    out->hashes = svc_alloc(c, (n ? n : 1) * sizeof(*out->hashes));
-    if (!out->hashes)
+    *out.v = svc_alloc(c, (n ? n : 1) * sizeof(**out.v));
+    if (!*out.v)
         return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
     for (size_t i = 0; i < n; i++) {
-        out->hashes[i].data = p[i];
-        out->hashes[i].len = MERKLE_HASH_BYTES;
+        (*out.v)[i].data = p[i];
+        (*out.v)[i].len = MERKLE_HASH_BYTES;
     }
-    out->n_hashes = n;
+    *out.n = n;
     return SVC_OK;
 }
 
@@ -681,7 +692,8 @@ svc_code api_get_inclusion_proof(svc_ctx *c, const void *req, void *resp, svc_st
     if (x->index >= x->size)
         return svc_fail(st, SVC_OUT_OF_RANGE, "index %" PRIu64 " is not in a tree of size %" PRIu64,
                         x->index, x->size);
-    return proof_out(c, &x->w, prove_inclusion, resp, st);
+    Tracecode__V1__GetInclusionProofResponse *out = resp;
+    return proof_out(c, &x->w, prove_inclusion, (proof_hashes){&out->n_hashes, &out->hashes}, st);
 }
 
 svc_code api_get_consistency_proof(svc_ctx *c, const void *req, void *resp, svc_status *st)
@@ -696,5 +708,6 @@ svc_code api_get_consistency_proof(svc_ctx *c, const void *req, void *resp, svc_
         return svc_fail(st, SVC_INVALID_ARGUMENT,
                         "from_size must be 1 .. to_size (%" PRIu64 "), not %" PRIu64, x->size,
                         x->from);
-    return proof_out(c, &x->w, prove_consistency, resp, st);
+    Tracecode__V1__GetConsistencyProofResponse *out = resp;
+    return proof_out(c, &x->w, prove_consistency, (proof_hashes){&out->n_hashes, &out->hashes}, st);
 }

@@ -4,6 +4,7 @@
  */
 #include "api.h"
 #include "audit.h"
+#include "check.h"
 #include "verify.h"
 
 #include <stdarg.h>
@@ -43,6 +44,8 @@ svc_code svc_store_fail(svc_status *st, store_err e, const char *err)
         return svc_fail(st, SVC_OUT_OF_RANGE, "%s", err);
     case STORE_ERR_TIMEOUT:
         return svc_fail(st, SVC_DEADLINE_EXCEEDED, "%s", err);
+    case STORE_ERR_EXISTS:
+        return svc_fail(st, SVC_ALREADY_EXISTS, "%s", err);
     case STORE_ERR_PROTOCOL:
     case STORE_ERR_NOMEM:
         break;
@@ -53,6 +56,19 @@ svc_code svc_store_fail(svc_status *st, store_err e, const char *err)
 void svc_actor(const svc_ctx *c, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s:%s", svc_role_name(c->role), c->subject);
+}
+
+int svc_idem(svc_ctx *c, const char *request_id, store_idem *idem, char *scope, svc_status *st)
+{
+    memset(idem, 0, sizeof(*idem));
+    if (request_id && request_id[0] &&
+        !check_id(st, "request_id", request_id, STORE_REQUEST_ID_MAX))
+        return 0;
+    svc_actor(c, scope, SVC_ACTOR_MAX);
+    idem->scope = scope;
+    idem->request_id = request_id;
+    memcpy(idem->fp, c->fp, sizeof(idem->fp));
+    return 1;
 }
 
 const char *svc_role_name(svc_role role)

@@ -64,6 +64,9 @@ struct watcher {
     svc_code end_code; /* set: end the stream with this */
     char end_msg[200];
     int64_t last_sent_ms;
+    /* The event of the message being sent (one at a time per stream). */
+    Tracecode__V1__DelistingNotice out_notice;
+    Tracecode__V1__Heartbeat out_heartbeat;
     void (*wake)(void *call, uint64_t gen, svc_code code, const char *msg);
     void *wake_call;
     uint64_t wake_gen;
@@ -412,9 +415,14 @@ void api_watch_close(svc_ctx *c, void *state)
     pthread_mutex_unlock(&h->mu);
 }
 
-static void fill(watcher *w, const notice *n, Tracecode__V1__DelistingNotice *out)
+static void fill(watcher *w, const notice *n, Tracecode__V1__WatchDelistingsResponse *resp)
 {
     const store_notice *sn = n->sn;
+    Tracecode__V1__DelistingNotice *out = &w->out_notice;
+
+    tracecode__v1__delisting_notice__init(out);
+    resp->event_case = TRACECODE__V1__WATCH_DELISTINGS_RESPONSE__EVENT_NOTICE;
+    resp->notice = out;
 
     out->notice_id = (char *)sn->id;
     out->platform_id = (char *)sn->platform;
@@ -474,7 +482,7 @@ svc_code api_watch_next(svc_ctx *c, void *state, void *resp, int *done, svc_stat
 {
     watcher *w = state;
     delist_hub *h = w->h;
-    Tracecode__V1__DelistingNotice *out = resp;
+    Tracecode__V1__WatchDelistingsResponse *out = resp;
     notice *n;
     int tries, created;
 
@@ -525,8 +533,10 @@ svc_code api_watch_next(svc_ctx *c, void *state, void *resp, int *done, svc_stat
     }
     if (w->hb_due) {
         w->hb_due = 0;
-        out->platform_id = w->platform;
-        out->effective_unix = svc_now_unix();
+        tracecode__v1__heartbeat__init(&w->out_heartbeat);
+        w->out_heartbeat.sent_unix = svc_now_unix();
+        out->event_case = TRACECODE__V1__WATCH_DELISTINGS_RESPONSE__EVENT_HEARTBEAT;
+        out->heartbeat = &w->out_heartbeat;
         w->last_sent_ms = svc_now_ms();
         pthread_mutex_unlock(&h->mu);
         return SVC_OK;
@@ -765,7 +775,8 @@ void delist_hub_free(delist_hub *h)
 svc_code api_ack_delisting(svc_ctx *c, const void *req, void *resp, svc_status *st)
 {
     const Tracecode__V1__AckDelistingRequest *q = req;
-    char err[STORE_ERR_MAX], field[48];
+    char err[STORE_ERR_MAX], field[48], actor[SVC_ACTOR_MAX];
+    store_idem idem;
     int64_t now = svc_now_unix(), delisted = q->delisted_unix;
     uint64_t ms, seq;
     store_ack res;
@@ -773,7 +784,8 @@ svc_code api_ack_delisting(svc_ctx *c, const void *req, void *resp, svc_status *
     size_t i;
 
     (void)resp;
-    if (!check_id(st, "the caller's platform id", c->subject, PLATFORM_ID_MAX))
+    if (!check_id(st, "the caller's platform id", c->subject, PLATFORM_ID_MAX) ||
+        !svc_idem(c, q->request_id, &idem, actor, st))
         return st->code;
     if (strlen(q->notice_id) > STORE_CURSOR_MAX || store_cursor_parse(q->notice_id, &ms, &seq) != 0)
         return svc_fail(st, SVC_INVALID_ARGUMENT,
@@ -793,7 +805,7 @@ svc_code api_ack_delisting(svc_ctx *c, const void *req, void *resp, svc_status *
         return svc_fail(st, SVC_INVALID_ARGUMENT,
                         "delisted_unix %" PRId64 " is in the future (now %" PRId64 ")", delisted,
                         now);
-    e = store_ack_notice(c->svc->store, c->subject, q->notice_id,
+    e = store_ack_notice(c->svc->store, &idem, c->subject, q->notice_id,
                          (const char *const *)q->listing_ids, q->n_listing_ids, delisted, &res, err,
                          sizeof(err));
     return svc_store_fail(st, e, err);
@@ -804,7 +816,7 @@ svc_code api_ack_delisting(svc_ctx *c, const void *req, void *resp, svc_status *
 svc_code api_delisting_compliance(svc_ctx *c, const void *req, void *resp, svc_status *st)
 {
     const Tracecode__V1__GetDelistingComplianceRequest *q = req;
-    Tracecode__V1__DelistingCompliance *out = resp;
+    Tracecode__V1__GetDelistingComplianceResponse *out = resp;
     char err[STORE_ERR_MAX], what[256];
     store_compliance r;
     store_err e;

@@ -13,31 +13,32 @@
 #define QUANTITY_MAX 10000000u
 #define CHUNK_DEFAULT 8192u
 #define CHUNK_MAX 65536u
-#define REQUEST_ID_MAX 64
+/* Bytes of codes in one response message at most, whatever chunk_size
+ * says: each code costs its text plus a 2-byte field header, and the
+ * first message also carries the batch (under 2 KiB). Client libraries
+ * refuse messages over 4 MiB by default; 1 MiB leaves room for any. */
+#define CHUNK_BYTES_MAX (1u << 20)
 
 typedef Tracecode__V1__Batch Batch;
 
 svc_code api_register_product(svc_ctx *c, const void *req, void *resp, svc_status *st)
 {
     const Tracecode__V1__RegisterProductRequest *q = req;
-    Tracecode__V1__Product *out = resp;
-    char pid[REP_PRODUCT_ID_MAX + 1], err[STORE_ERR_MAX];
+    Tracecode__V1__RegisterProductResponse *resp_ = resp;
+    Tracecode__V1__Product *out;
+    char pid[REP_PRODUCT_ID_MAX + 1], err[STORE_ERR_MAX], actor[SVC_ACTOR_MAX];
     store_product_req sq;
+    store_idem idem;
+    int64_t registered;
     uint64_t rev;
     store_err e;
-    size_t i, n;
 
     if (!check_id(st, "certificate_number", q->certificate_number, REP_NUMBER_MAX) ||
-        !check_id(st, "category_code", q->category_code, REP_CATEGORY_MAX) ||
+        !check_category(st, "category_code", q->category_code) ||
         !check_text(st, "brand", q->brand, REP_BRAND_MAX, 1) ||
-        !check_text(st, "model", q->model, REP_MODEL_MAX, 1))
+        !check_text(st, "model", q->model, REP_MODEL_MAX, 1) || !check_gtin(st, "gtin", q->gtin) ||
+        !svc_idem(c, q->request_id, &idem, actor, st))
         return st->code;
-    n = strlen(q->gtin);
-    if (n && (n < 8 || n > REP_GTIN_MAX))
-        return svc_fail(st, SVC_INVALID_ARGUMENT, "gtin must have 8 to 14 digits, not %zu", n);
-    for (i = 0; i < n; i++)
-        if (q->gtin[i] < '0' || q->gtin[i] > '9')
-            return svc_fail(st, SVC_INVALID_ARGUMENT, "gtin must be digits only");
     sq.caller = c->subject;
     sq.cert_number = q->certificate_number;
     sq.category = q->category_code;
@@ -45,11 +46,15 @@ svc_code api_register_product(svc_ctx *c, const void *req, void *resp, svc_statu
     sq.model = q->model;
     sq.gtin = q->gtin;
     sq.now = svc_now_unix();
-    e = store_register_product(c->svc->store, &sq, pid, &rev, err, sizeof(err));
+    e = store_register_product(c->svc->store, &idem, &sq, pid, &registered, &rev, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
     if (svc_settle(c, rev, st))
         return st->code;
+    out = resp_->product = svc_alloc(c, sizeof(*out));
+    if (!out)
+        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+    tracecode__v1__product__init(out);
     out->product_id = svc_strdup(c, pid);
     out->certificate_number = svc_strdup(c, q->certificate_number);
     out->category_code = svc_strdup(c, q->category_code);
@@ -57,7 +62,7 @@ svc_code api_register_product(svc_ctx *c, const void *req, void *resp, svc_statu
     out->model = svc_strdup(c, q->model);
     out->gtin = svc_strdup(c, q->gtin);
     out->issuer_credit_code = svc_strdup(c, c->subject);
-    out->registered_unix = sq.now;
+    out->registered_unix = registered;
     return SVC_OK;
 }
 
@@ -103,14 +108,25 @@ typedef struct issue_state {
     int sent_batch;
 } issue_state;
 
+/* Codes per message: what the caller asked, within CHUNK_BYTES_MAX. */
+static uint32_t chunk_of(uint32_t asked, int profile)
+{
+    size_t tlen = profile == REP_PROFILE_SIG ? CODEC_SIG_TEXT_LEN : CODEC_MAC_TEXT_LEN;
+    uint32_t fit = (uint32_t)(CHUNK_BYTES_MAX / (tlen + 2));
+
+    asked = asked ? asked : CHUNK_DEFAULT;
+    return asked < fit ? asked : fit;
+}
+
 svc_code api_issue_open(svc_ctx *c, const void *req, void **state, svc_status *st)
 {
     const Tracecode__V1__IssueCodesRequest *q = req;
-    char err[STORE_ERR_MAX];
+    char err[STORE_ERR_MAX], actor[SVC_ACTOR_MAX];
     issue_state *s;
     rep_product *p;
     store_batch *b;
-    int existing, profile;
+    store_idem idem;
+    int profile;
     unsigned kid;
     uint64_t rev;
     store_err e;
@@ -124,15 +140,16 @@ svc_code api_issue_open(svc_ctx *c, const void *req, void **state, svc_status *s
     if (q->chunk_size > CHUNK_MAX)
         return svc_fail(st, SVC_INVALID_ARGUMENT, "chunk_size must be at most %u, not %u",
                         CHUNK_MAX, q->chunk_size);
-    if (q->request_id[0] && !check_id(st, "request_id", q->request_id, REQUEST_ID_MAX))
+    if (!svc_idem(c, q->request_id, &idem, actor, st))
         return st->code;
     if (q->profile == TRACECODE__V1__CODE_PROFILE__CODE_PROFILE_UNSPECIFIED ||
-        q->profile == TRACECODE__V1__CODE_PROFILE__MAC)
+        q->profile == TRACECODE__V1__CODE_PROFILE__CODE_PROFILE_MAC)
         profile = REP_PROFILE_MAC;
-    else if (q->profile == TRACECODE__V1__CODE_PROFILE__SIG)
+    else if (q->profile == TRACECODE__V1__CODE_PROFILE__CODE_PROFILE_SIG)
         profile = REP_PROFILE_SIG;
     else
-        return svc_fail(st, SVC_INVALID_ARGUMENT, "profile %d is not a CodeProfile",
+        return svc_fail(st, SVC_INVALID_ARGUMENT,
+                        "profile %d is not a CodeProfile (CODE_PROFILE_MAC or CODE_PROFILE_SIG)",
                         (int)q->profile);
     p = rep_product_find(c->svc->replica, q->product_id);
     if (!p)
@@ -165,12 +182,12 @@ svc_code api_issue_open(svc_ctx *c, const void *req, void **state, svc_status *s
                                       b->signature, &b->manifest_key_id) != KEYS_OK)
         return svc_fail(st, SVC_INTERNAL, "cannot sign the batch manifest");
     /* Stored (with its signed manifest) before the first code is sent. */
-    e = store_create_batch(c->svc->store, b, &existing, &rev, err, sizeof(err));
+    e = store_create_batch(c->svc->store, &idem, b, &rev, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
     if (svc_settle(c, rev, st))
         return st->code;
-    s->chunk = q->chunk_size ? q->chunk_size : CHUNK_DEFAULT;
+    s->chunk = chunk_of(q->chunk_size, b->profile);
     *state = s;
     return SVC_OK;
 }
@@ -223,6 +240,7 @@ svc_code api_issue_next(svc_ctx *c, void *state, void *resp, int *done, svc_stat
 svc_code api_get_batch(svc_ctx *c, const void *req, void *resp, svc_status *st)
 {
     const Tracecode__V1__GetBatchRequest *q = req;
+    Tracecode__V1__GetBatchResponse *out = resp;
     char err[STORE_ERR_MAX];
     store_batch *b = svc_alloc(c, sizeof(*b));
     store_err e;
@@ -239,7 +257,11 @@ svc_code api_get_batch(svc_ctx *c, const void *req, void *resp, svc_status *st)
                         "batch %" PRIu64 " belongs to another "
                         "manufacturer",
                         q->batch_id);
-    batch_out(c, b, resp);
+    out->batch = svc_alloc(c, sizeof(*out->batch));
+    if (!out->batch)
+        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+    tracecode__v1__batch__init(out->batch);
+    batch_out(c, b, out->batch);
     return SVC_OK;
 }
 
@@ -268,9 +290,10 @@ svc_code api_recall_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
 {
     const Tracecode__V1__RecallBatchRequest *q = req;
     Tracecode__V1__RecallBatchResponse *out = resp;
-    char err[STORE_ERR_MAX];
+    char err[STORE_ERR_MAX], actor[SVC_ACTOR_MAX];
     uint64_t rev, fresh;
     uint32_t notices = 0;
+    store_idem idem;
     store_err e;
 
     if (q->batch_id == 0)
@@ -278,11 +301,12 @@ svc_code api_recall_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
     if (q->first_serial > q->last_serial)
         return svc_fail(st, SVC_INVALID_ARGUMENT, "first_serial %u is after last_serial %u",
                         q->first_serial, q->last_serial);
-    if (!check_text(st, "reason", q->reason, REP_REASON_MAX, 1))
+    if (!check_text(st, "reason", q->reason, REP_REASON_MAX, 1) ||
+        !svc_idem(c, q->request_id, &idem, actor, st))
         return st->code;
     fresh = not_yet_recalled(c, q->batch_id, q->first_serial, q->last_serial);
-    e = store_recall(c->svc->store, c->subject, q->batch_id, q->first_serial, q->last_serial,
-                     q->reason, svc_now_unix(), &rev, &notices, err, sizeof(err));
+    e = store_recall(c->svc->store, &idem, c->subject, q->batch_id, q->first_serial, q->last_serial,
+                     q->reason, svc_now_unix(), &fresh, &rev, &notices, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
     if (svc_settle(c, rev, st))

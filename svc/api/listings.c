@@ -28,11 +28,13 @@ svc_code api_register_listings(svc_ctx *c, const void *req, void *resp, svc_stat
     Tracecode__V1__ListingResult *res;
     store_binding *bind;
     size_t *slot, nb = 0, i;
-    char err[STORE_ERR_MAX], field[48];
+    char err[STORE_ERR_MAX], field[48], actor[SVC_ACTOR_MAX];
     int64_t now = svc_now_unix();
+    store_idem idem;
     store_err e;
 
-    if (!check_id(st, "the caller's platform id", c->subject, PLATFORM_ID_MAX))
+    if (!check_id(st, "the caller's platform id", c->subject, PLATFORM_ID_MAX) ||
+        !svc_idem(c, q->request_id, &idem, actor, st))
         return st->code;
     if (q->n_bindings == 0 || q->n_bindings > STORE_BINDINGS_MAX)
         return svc_fail(st, SVC_INVALID_ARGUMENT, "bindings holds %zu listings; send 1 to %d",
@@ -76,7 +78,7 @@ svc_code api_register_listings(svc_ctx *c, const void *req, void *resp, svc_stat
     }
     rep_read_end(c->svc->replica, c->reader);
 
-    e = store_bind_listings(c->svc->store, c->subject, bind, nb, err, sizeof(err));
+    e = store_bind_listings(c->svc->store, &idem, c->subject, bind, nb, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
     for (i = 0; i < nb; i++) {

@@ -71,11 +71,7 @@ static int decode_check(const keys_ring *ring, const char *code, size_t len, tc_
     int known;
 
     reset(out);
-    /* A 34-character text cannot hold "/C/" and a code: skip the scan in
-     * the common case. */
-    err = len != CODEC_MAC_TEXT_LEN && codec_url_has_path(code, len)
-              ? codec_url_parse(code, len, &c, NULL, &ei)
-              : codec_parse(code, len, &c, &ei);
+    err = codec_parse_any(code, len, &c, &ei);
     if (err) {
         codec_describe(&ei, code, len, out->detail, sizeof(out->detail));
         out->verdict = TC_MALFORMED;

@@ -1,6 +1,6 @@
 /*
- * verify_api.c - VerifierService.VerifyCode / VerifyBatch (and each
- * message of VerifyStream): the hot path. One replica read section and one
+ * verify_api.c - VerifierService.VerifyCode / VerifyBatch / VerifyStream
+ * (each message): the hot path. One replica read section and one
  * revision per request; no lock and no malloc per code (the response lives
  * in the call's arena; product strings point into the replica, whose
  * records are never freed).
@@ -10,16 +10,32 @@
 #include "tracecode/v1/verifier.pb-c.h"
 #include "verify.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #define BATCH_MAX 10000
 #define GROUP 128 /* codes staged together (see tc_verify_many) */
 
-typedef Tracecode__V1__VerifyRequest VerifyRequest;
-typedef Tracecode__V1__VerifyResponse VerifyResponse;
+typedef Tracecode__V1__VerifyResult VerifyResult;
 
-static void fill(svc_ctx *c, const tc_vres *v, int full, uint64_t rev, int stale,
-                 VerifyResponse *out)
+/* VerifyCode and VerifyStream carry the same fields under two names: one
+ * handler reads both. */
+_Static_assert(sizeof(Tracecode__V1__VerifyCodeRequest) ==
+                       sizeof(Tracecode__V1__VerifyStreamRequest) &&
+                   offsetof(Tracecode__V1__VerifyCodeRequest, code) ==
+                       offsetof(Tracecode__V1__VerifyStreamRequest, code) &&
+                   offsetof(Tracecode__V1__VerifyCodeRequest, listing) ==
+                       offsetof(Tracecode__V1__VerifyStreamRequest, listing) &&
+                   offsetof(Tracecode__V1__VerifyCodeRequest, view) ==
+                       offsetof(Tracecode__V1__VerifyStreamRequest, view),
+               "VerifyCodeRequest and VerifyStreamRequest must share their layout");
+_Static_assert(sizeof(Tracecode__V1__VerifyCodeResponse) ==
+                       sizeof(Tracecode__V1__VerifyStreamResponse) &&
+                   offsetof(Tracecode__V1__VerifyCodeResponse, result) ==
+                       offsetof(Tracecode__V1__VerifyStreamResponse, result),
+               "VerifyCodeResponse and VerifyStreamResponse must share their layout");
+
+static void fill(svc_ctx *c, const tc_vres *v, int full, uint64_t rev, int stale, VerifyResult *out)
 {
     out->verdict = (Tracecode__V1__Verdict)v->verdict;
     out->batch_id = v->batch_id;
@@ -71,8 +87,8 @@ static void count_verdicts(svc_ctx *c, const tc_vres *v, size_t n)
     audit_count(c->svc->audit, c->subject, k);
 }
 
-static void one(svc_ctx *c, const VerifyRequest *q, int full, int64_t now, uint64_t rev, int stale,
-                VerifyResponse *out)
+static void one(svc_ctx *c, const Tracecode__V1__VerifyCodeRequest *q, int full, int64_t now,
+                uint64_t rev, int stale, VerifyResult *out)
 {
     tc_listing l, *lp = NULL;
     tc_vres v;
@@ -91,14 +107,19 @@ static void one(svc_ctx *c, const VerifyRequest *q, int full, int64_t now, uint6
 
 svc_code api_verify_code(svc_ctx *c, const void *req, void *resp, svc_status *st)
 {
-    const VerifyRequest *q = req;
+    const Tracecode__V1__VerifyCodeRequest *q = req;
+    Tracecode__V1__VerifyCodeResponse *out = resp;
     uint64_t rev;
     int stale = svc_stale(c->svc);
 
-    (void)st;
+    out->result = c->alloc(c->arena, sizeof(*out->result));
+    if (!out->result)
+        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+    tracecode__v1__verify_result__init(out->result);
     rep_read_begin(c->svc->replica, c->reader);
     rev = rep_revision(c->svc->replica);
-    one(c, q, q->view == TRACECODE__V1__VERIFY_VIEW__FULL, svc_now_unix(), rev, stale, resp);
+    one(c, q, q->view == TRACECODE__V1__VERIFY_VIEW__VERIFY_VIEW_FULL, svc_now_unix(), rev, stale,
+        out->result);
     rep_read_end(c->svc->replica, c->reader);
     return SVC_OK;
 }
@@ -107,12 +128,12 @@ svc_code api_verify_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
 {
     const Tracecode__V1__VerifyBatchRequest *q = req;
     Tracecode__V1__VerifyBatchResponse *out = resp;
-    int full = q->view == TRACECODE__V1__VERIFY_VIEW__FULL, stale;
+    int full = q->view == TRACECODE__V1__VERIFY_VIEW__VERIFY_VIEW_FULL, stale;
     tc_listing listings[GROUP];
     tc_scratch scratch[GROUP];
     tc_item items[GROUP];
     tc_vres vres[GROUP];
-    VerifyResponse *res;
+    VerifyResult *res;
     int64_t now;
     uint64_t rev;
     size_t i, g, k;
@@ -136,7 +157,7 @@ svc_code api_verify_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
     for (g = 0; g < q->n_items; g += k) {
         k = q->n_items - g < GROUP ? q->n_items - g : GROUP;
         for (i = 0; i < k; i++) {
-            const Tracecode__V1__VerifyRequest *r = q->items[g + i];
+            const Tracecode__V1__VerifyItem *r = q->items[g + i];
             items[i].code = r->code;
             items[i].len = strlen(r->code);
             items[i].listing = NULL;
@@ -150,7 +171,7 @@ svc_code api_verify_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
         tc_verify_many(c->svc->replica, c->svc->ring, items, k, now, vres, scratch);
         count_verdicts(c, vres, k);
         for (i = 0; i < k; i++) {
-            tracecode__v1__verify_response__init(&res[g + i]);
+            tracecode__v1__verify_result__init(&res[g + i]);
             fill(c, &vres[i], full, rev, stale, &res[g + i]);
             out->results[g + i] = &res[g + i];
         }

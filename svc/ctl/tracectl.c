@@ -132,18 +132,26 @@ static void jstr(const char *s)
     putchar('"');
 }
 
+/* An enum value's name without its enum's prefix ("GENUINE", "VALID"):
+ * tracectl's own output, text and JSON, keeps the short names. */
+static const char *enum_name(const ProtobufCEnumDescriptor *d, int v, const char *prefix)
+{
+    const ProtobufCEnumValue *e = protobuf_c_enum_descriptor_get_value(d, v);
+    size_t n = strlen(prefix);
+
+    if (!e)
+        return "UNSPECIFIED";
+    return strncmp(e->name, prefix, n) == 0 ? e->name + n : e->name;
+}
+
 static const char *verdict_name(int v)
 {
-    const ProtobufCEnumValue *e =
-        protobuf_c_enum_descriptor_get_value(&tracecode__v1__verdict__descriptor, v);
-    return e ? e->name : "VERDICT_UNSPECIFIED";
+    return enum_name(&tracecode__v1__verdict__descriptor, v, "VERDICT_");
 }
 
 static const char *cert_status_name(int v)
 {
-    const ProtobufCEnumValue *e =
-        protobuf_c_enum_descriptor_get_value(&tracecode__v1__certificate_status__descriptor, v);
-    return e ? e->name : "CERTIFICATE_STATUS_UNSPECIFIED";
+    return enum_name(&tracecode__v1__certificate_status__descriptor, v, "CERTIFICATE_STATUS_");
 }
 
 static int parse_status(const char *s)
@@ -151,22 +159,22 @@ static int parse_status(const char *s)
     if (!s)
         return 0;
     if (!strcmp(s, "valid") || !strcmp(s, "VALID"))
-        return TRACECODE__V1__CERTIFICATE_STATUS__VALID;
+        return TRACECODE__V1__CERTIFICATE_STATUS__CERTIFICATE_STATUS_VALID;
     if (!strcmp(s, "suspended") || !strcmp(s, "SUSPENDED"))
-        return TRACECODE__V1__CERTIFICATE_STATUS__SUSPENDED;
+        return TRACECODE__V1__CERTIFICATE_STATUS__CERTIFICATE_STATUS_SUSPENDED;
     if (!strcmp(s, "revoked") || !strcmp(s, "REVOKED"))
-        return TRACECODE__V1__CERTIFICATE_STATUS__REVOKED;
+        return TRACECODE__V1__CERTIFICATE_STATUS__CERTIFICATE_STATUS_REVOKED;
     if (!strcmp(s, "expired") || !strcmp(s, "EXPIRED"))
-        return TRACECODE__V1__CERTIFICATE_STATUS__EXPIRED;
+        return TRACECODE__V1__CERTIFICATE_STATUS__CERTIFICATE_STATUS_EXPIRED;
     return -1;
 }
 
 static int parse_kind(const char *s)
 {
     if (!s || !strcmp(s, "ccc") || !strcmp(s, "CCC"))
-        return TRACECODE__V1__CERTIFICATE_KIND__CCC;
+        return TRACECODE__V1__CERTIFICATE_KIND__CERTIFICATE_KIND_CCC;
     if (!strcmp(s, "licence") || !strcmp(s, "PRODUCTION_LICENCE"))
-        return TRACECODE__V1__CERTIFICATE_KIND__PRODUCTION_LICENCE;
+        return TRACECODE__V1__CERTIFICATE_KIND__CERTIFICATE_KIND_PRODUCTION_LICENCE;
     return -1;
 }
 
@@ -232,26 +240,28 @@ static void print_cert(const opts *o, const Tracecode__V1__Certificate *c)
 
 static int cmd_manufacturer(rpc_client *cl, const opts *o, int argc, char **argv)
 {
+    Tracecode__V1__UpsertManufacturerRequest q = TRACECODE__V1__UPSERT_MANUFACTURER_REQUEST__INIT;
     Tracecode__V1__Manufacturer m = TRACECODE__V1__MANUFACTURER__INIT;
     ProtobufCMessage *resp;
     rpc_result r;
 
     if (argc != 3 || strcmp(argv[0], "put") != 0)
         return usage();
+    q.manufacturer = &m;
+    q.request_id = (char *)(o->request_id ? o->request_id : "");
     m.credit_code = argv[1];
     m.name = argv[2];
-    m.status = o->suspended ? TRACECODE__V1__MANUFACTURER_STATUS__MANUFACTURER_SUSPENDED
-                            : TRACECODE__V1__MANUFACTURER_STATUS__MANUFACTURER_ACTIVE;
-    if (rpc_call_unary(cl, "/tracecode.v1.RegistryService/UpsertManufacturer", &m.base,
-                       &tracecode__v1__manufacturer__descriptor, &resp, &r))
+    m.status = o->suspended ? TRACECODE__V1__MANUFACTURER_STATUS__MANUFACTURER_STATUS_SUSPENDED
+                            : TRACECODE__V1__MANUFACTURER_STATUS__MANUFACTURER_STATUS_ACTIVE;
+    if (rpc_call_unary(cl, "/tracecode.v1.RegistryService/UpsertManufacturer", &q.base,
+                       &tracecode__v1__upsert_manufacturer_response__descriptor, &resp, &r))
         return rpc_failed(&r);
     if (o->json) {
         printf("{\"credit_code\":");
         jstr(m.credit_code);
         printf(",\"name\":");
         jstr(m.name);
-        printf(",\"status\":\"%s\"}\n",
-               o->suspended ? "MANUFACTURER_SUSPENDED" : "MANUFACTURER_ACTIVE");
+        printf(",\"status\":\"%s\"}\n", o->suspended ? "SUSPENDED" : "ACTIVE");
     } else {
         printf("manufacturer %s (%s) %s\n", m.credit_code, m.name,
                o->suspended ? "suspended" : "active");
@@ -262,6 +272,7 @@ static int cmd_manufacturer(rpc_client *cl, const opts *o, int argc, char **argv
 
 static int cert_put(rpc_client *cl, const opts *o, const char *number)
 {
+    Tracecode__V1__UpsertCertificateRequest q = TRACECODE__V1__UPSERT_CERTIFICATE_REQUEST__INIT;
     Tracecode__V1__Certificate c = TRACECODE__V1__CERTIFICATE__INIT;
     char cats[4096], *list[64];
     ProtobufCMessage *resp;
@@ -285,10 +296,12 @@ static int cert_put(rpc_client *cl, const opts *o, const char *number)
     c.status = (Tracecode__V1__CertificateStatus)status;
     c.status_reason = (char *)(o->reason ? o->reason : "");
     c.valid_until_unix = o->have_valid_until ? o->valid_until : 0;
-    if (rpc_call_unary(cl, "/tracecode.v1.RegistryService/UpsertCertificate", &c.base,
-                       &tracecode__v1__certificate__descriptor, &resp, &r))
+    q.certificate = &c;
+    q.request_id = (char *)(o->request_id ? o->request_id : "");
+    if (rpc_call_unary(cl, "/tracecode.v1.RegistryService/UpsertCertificate", &q.base,
+                       &tracecode__v1__upsert_certificate_response__descriptor, &resp, &r))
         return rpc_failed(&r);
-    print_cert(o, (Tracecode__V1__Certificate *)resp);
+    print_cert(o, ((Tracecode__V1__UpsertCertificateResponse *)resp)->certificate);
     rpc_msg_free(resp);
     return 0;
 }
@@ -342,7 +355,9 @@ typedef struct import {
     size_t cap;
     char buf[CSV_LINE_MAX];
     char *cats[64];
-    Tracecode__V1__Certificate msg;
+    const char *request_id; /* in the first message */
+    Tracecode__V1__Certificate cert;
+    Tracecode__V1__ImportCertificatesRequest msg;
 } import;
 
 static const char *const csv_columns[] = {"number",          "kind",   "holder_credit_code",
@@ -419,15 +434,18 @@ static const ProtobufCMessage *import_next(void *arg)
             im->bad++;
             continue;
         }
-        im->msg = init;
-        im->msg.number = f[im->col[0]];
-        im->msg.kind = (Tracecode__V1__CertificateKind)kind;
-        im->msg.holder_credit_code = f[im->col[2]];
-        im->msg.n_category_codes = split(f[im->col[3]], ';', im->cats, 64);
-        im->msg.category_codes = im->cats;
-        im->msg.status = (Tracecode__V1__CertificateStatus)status;
-        im->msg.status_reason = im->col[5] >= 0 && im->col[5] < n ? f[im->col[5]] : (char *)"";
-        im->msg.valid_until_unix = (int64_t)vu;
+        im->cert = init;
+        im->cert.number = f[im->col[0]];
+        im->cert.kind = (Tracecode__V1__CertificateKind)kind;
+        im->cert.holder_credit_code = f[im->col[2]];
+        im->cert.n_category_codes = split(f[im->col[3]], ';', im->cats, 64);
+        im->cert.category_codes = im->cats;
+        im->cert.status = (Tracecode__V1__CertificateStatus)status;
+        im->cert.status_reason = im->col[5] >= 0 && im->col[5] < n ? f[im->col[5]] : (char *)"";
+        im->cert.valid_until_unix = (int64_t)vu;
+        tracecode__v1__import_certificates_request__init(&im->msg);
+        im->msg.certificate = &im->cert;
+        im->msg.request_id = (char *)(im->sent == 0 && im->request_id ? im->request_id : "");
         if (im->sent == im->cap) {
             size_t cap = im->cap ? im->cap * 2 : 1024;
             unsigned *p = realloc(im->line_of, cap * sizeof(*p));
@@ -454,6 +472,7 @@ static int cert_import(rpc_client *cl, const opts *o, const char *path)
     if (!im)
         return fail("out of memory");
     im->path = path;
+    im->request_id = o->request_id;
     im->in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!im->in) {
         free(im);
@@ -503,9 +522,9 @@ static int cmd_cert(rpc_client *cl, const opts *o, int argc, char **argv)
         Tracecode__V1__GetCertificateRequest q = TRACECODE__V1__GET_CERTIFICATE_REQUEST__INIT;
         q.number = argv[1];
         if (rpc_call_unary(cl, "/tracecode.v1.RegistryService/GetCertificate", &q.base,
-                           &tracecode__v1__certificate__descriptor, &resp, &r))
+                           &tracecode__v1__get_certificate_response__descriptor, &resp, &r))
             return rpc_failed(&r);
-        print_cert(o, (Tracecode__V1__Certificate *)resp);
+        print_cert(o, ((Tracecode__V1__GetCertificateResponse *)resp)->certificate);
         rpc_msg_free(resp);
         return 0;
     }
@@ -518,6 +537,7 @@ static int cmd_cert(rpc_client *cl, const opts *o, int argc, char **argv)
         q.number = argv[1];
         q.status = (Tracecode__V1__CertificateStatus)status;
         q.reason = (char *)(o->reason ? o->reason : "");
+        q.request_id = (char *)(o->request_id ? o->request_id : "");
         if (rpc_call_unary(cl, "/tracecode.v1.RegistryService/SetCertificateStatus", &q.base,
                            &tracecode__v1__set_certificate_status_response__descriptor, &resp, &r))
             return rpc_failed(&r);
@@ -544,10 +564,11 @@ static int cmd_product(rpc_client *cl, const opts *o, int argc, char **argv)
     q.brand = (char *)o->brand;
     q.model = (char *)o->model;
     q.gtin = (char *)(o->gtin ? o->gtin : "");
+    q.request_id = (char *)(o->request_id ? o->request_id : "");
     if (rpc_call_unary(cl, "/tracecode.v1.IssuerService/RegisterProduct", &q.base,
-                       &tracecode__v1__product__descriptor, &resp, &r))
+                       &tracecode__v1__register_product_response__descriptor, &resp, &r))
         return rpc_failed(&r);
-    p = (Tracecode__V1__Product *)resp;
+    p = ((Tracecode__V1__RegisterProductResponse *)resp)->product;
     if (o->json) {
         printf("{\"product_id\":");
         jstr(p->product_id);
@@ -620,8 +641,9 @@ static int cmd_issue(rpc_client *cl, const opts *o, int argc, char **argv)
     q.quantity = (uint32_t)o->quantity;
     q.chunk_size = (uint32_t)o->chunk;
     q.request_id = (char *)(o->request_id ? o->request_id : "");
-    q.profile = o->profile && !strcmp(o->profile, "sig") ? TRACECODE__V1__CODE_PROFILE__SIG
-                                                         : TRACECODE__V1__CODE_PROFILE__MAC;
+    q.profile = o->profile && !strcmp(o->profile, "sig")
+                    ? TRACECODE__V1__CODE_PROFILE__CODE_PROFILE_SIG
+                    : TRACECODE__V1__CODE_PROFILE__CODE_PROFILE_MAC;
     if (o->profile && strcmp(o->profile, "sig") && strcmp(o->profile, "mac"))
         return fail("--profile '%s' must be mac or sig", o->profile);
     if (o->sheet &&
@@ -665,9 +687,9 @@ static int cmd_batch(rpc_client *cl, const opts *o, int argc, char **argv)
         return fail("batch id '%s' is not a number", argv[1]);
     q.batch_id = id;
     if (rpc_call_unary(cl, "/tracecode.v1.IssuerService/GetBatch", &q.base,
-                       &tracecode__v1__batch__descriptor, &resp, &r))
+                       &tracecode__v1__get_batch_response__descriptor, &resp, &r))
         return rpc_failed(&r);
-    b = (Tracecode__V1__Batch *)resp;
+    b = ((Tracecode__V1__GetBatchResponse *)resp)->batch;
     if (o->json) {
         printf("{\"batch_id\":%" PRIu64 ",\"product_id\":", b->batch_id);
         jstr(b->product_id);
@@ -701,6 +723,7 @@ static int cmd_recall(rpc_client *cl, const opts *o, int argc, char **argv)
     q.first_serial = (uint32_t)first;
     q.last_serial = (uint32_t)last;
     q.reason = (char *)o->reason;
+    q.request_id = (char *)(o->request_id ? o->request_id : "");
     if (rpc_call_unary(cl, "/tracecode.v1.IssuerService/RecallBatch", &q.base,
                        &tracecode__v1__recall_batch_response__descriptor, &resp, &r))
         return rpc_failed(&r);
@@ -727,7 +750,7 @@ typedef struct verifier {
 static int verify_flush(verifier *v)
 {
     Tracecode__V1__VerifyBatchRequest q = TRACECODE__V1__VERIFY_BATCH_REQUEST__INIT;
-    Tracecode__V1__VerifyRequest items[VERIFY_CHUNK], *ptrs[VERIFY_CHUNK];
+    Tracecode__V1__VerifyItem items[VERIFY_CHUNK], *ptrs[VERIFY_CHUNK];
     Tracecode__V1__Listing listing = TRACECODE__V1__LISTING__INIT;
     Tracecode__V1__VerifyBatchResponse *b;
     ProtobufCMessage *resp;
@@ -740,7 +763,7 @@ static int verify_flush(verifier *v)
     listing.brand = (char *)(v->o->l_brand ? v->o->l_brand : "");
     listing.model = (char *)(v->o->l_model ? v->o->l_model : "");
     for (i = 0; i < v->n; i++) {
-        tracecode__v1__verify_request__init(&items[i]);
+        tracecode__v1__verify_item__init(&items[i]);
         items[i].code = v->codes[i];
         if (v->o->l_category || v->o->l_brand || v->o->l_model)
             items[i].listing = &listing;
@@ -748,7 +771,8 @@ static int verify_flush(verifier *v)
     }
     q.n_items = v->n;
     q.items = ptrs;
-    q.view = v->o->full ? TRACECODE__V1__VERIFY_VIEW__FULL : TRACECODE__V1__VERIFY_VIEW__BASIC;
+    q.view = v->o->full ? TRACECODE__V1__VERIFY_VIEW__VERIFY_VIEW_FULL
+                        : TRACECODE__V1__VERIFY_VIEW__VERIFY_VIEW_BASIC;
     if (rpc_call_unary(v->cl, "/tracecode.v1.VerifierService/VerifyBatch", &q.base,
                        &tracecode__v1__verify_batch_response__descriptor, &resp, &r)) {
         v->failed = 1;
@@ -756,8 +780,8 @@ static int verify_flush(verifier *v)
     }
     b = (Tracecode__V1__VerifyBatchResponse *)resp;
     for (i = 0; i < b->n_results && i < v->n; i++) {
-        const Tracecode__V1__VerifyResponse *x = b->results[i];
-        if (x->verdict != TRACECODE__V1__VERDICT__GENUINE)
+        const Tracecode__V1__VerifyResult *x = b->results[i];
+        if (x->verdict != TRACECODE__V1__VERDICT__VERDICT_GENUINE)
             v->all_genuine = 0;
         if (v->o->json) {
             printf("{\"code\":");
@@ -779,7 +803,7 @@ static int verify_flush(verifier *v)
             printf("}\n");
         } else {
             printf("%s\t%s", v->codes[i], verdict_name(x->verdict));
-            if (x->verdict == TRACECODE__V1__VERDICT__GENUINE)
+            if (x->verdict == TRACECODE__V1__VERDICT__VERDICT_GENUINE)
                 printf("\tbatch %" PRIu64 " serial %u", x->batch_id, x->serial);
             if (x->product)
                 printf(" - %s %s by %s, certificate %s", x->product->brand, x->product->model,
@@ -872,7 +896,8 @@ typedef struct binder {
     Tracecode__V1__ListingBinding b[BIND_CHUNK], *pb[BIND_CHUNK];
     unsigned line[BIND_CHUNK];
     size_t n;
-    unsigned bound, refused, copies;
+    unsigned bound, refused, copies, calls;
+    char request_id[96];
 } binder;
 
 static int bind_flush(binder *w)
@@ -887,15 +912,21 @@ static int bind_flush(binder *w)
         return 0;
     q.n_bindings = w->n;
     q.bindings = w->pb;
+    /* One id per call: --request-id ID names the file's calls ID.0, ID.1, ... */
+    w->request_id[0] = '\0';
+    if (w->o->request_id)
+        snprintf(w->request_id, sizeof(w->request_id), "%s.%u", w->o->request_id, w->calls);
+    w->calls++;
+    q.request_id = w->request_id;
     if (rpc_call_unary(w->cl, "/tracecode.v1.VerifierService/RegisterListings", &q.base,
                        &tracecode__v1__register_listings_response__descriptor, &resp, &res))
         return rpc_failed(&res);
     r = (Tracecode__V1__RegisterListingsResponse *)resp;
     for (i = 0; i < r->n_results && i < w->n; i++) {
         const Tracecode__V1__ListingResult *x = r->results[i];
-        int ok = x->verdict != TRACECODE__V1__VERDICT__MALFORMED &&
-                 x->verdict != TRACECODE__V1__VERDICT__FORGED &&
-                 x->verdict != TRACECODE__V1__VERDICT__UNKNOWN_BATCH;
+        int ok = x->verdict != TRACECODE__V1__VERDICT__VERDICT_MALFORMED &&
+                 x->verdict != TRACECODE__V1__VERDICT__VERDICT_FORGED &&
+                 x->verdict != TRACECODE__V1__VERDICT__VERDICT_UNKNOWN_BATCH;
         w->bound += ok;
         w->refused += !ok;
         w->copies += x->other_listings > 0;
@@ -908,7 +939,8 @@ static int bind_flush(binder *w)
                    x->other_platforms);
             jstr(x->detail);
             printf("}\n");
-        } else if (!ok || x->verdict != TRACECODE__V1__VERDICT__GENUINE || x->other_listings) {
+        } else if (!ok || x->verdict != TRACECODE__V1__VERDICT__VERDICT_GENUINE ||
+                   x->other_listings) {
             printf("%s line %u: listing %s: %s%s%s", w->path, w->line[i], x->listing_id,
                    verdict_name(x->verdict), x->detail[0] ? " - " : "", x->detail);
             if (x->other_listings)
@@ -1126,10 +1158,11 @@ static int run_hook(const char *cmd, const Tracecode__V1__DelistingNotice *m)
 
 static int on_notice(void *arg, const ProtobufCMessage *msg)
 {
-    const Tracecode__V1__DelistingNotice *m = (const void *)msg;
+    const Tracecode__V1__WatchDelistingsResponse *ev = (const void *)msg;
+    const Tracecode__V1__DelistingNotice *m = ev->notice;
     watching *w = arg;
 
-    if (!m->notice_id[0])
+    if (ev->event_case != TRACECODE__V1__WATCH_DELISTINGS_RESPONSE__EVENT_NOTICE || !m)
         return 0; /* a heartbeat */
     print_notice(w->o, m);
     if (w->o->exec && run_hook(w->o->exec, m) != 0) {
@@ -1166,7 +1199,8 @@ static int cmd_watch(rpc_client *cl, const opts *o, int argc, char **argv)
     for (;;) {
         q.cursor = w.cursor;
         rpc_call_server_stream(cl, "/tracecode.v1.VerifierService/WatchDelistings", &q.base,
-                               &tracecode__v1__delisting_notice__descriptor, on_notice, &w, &r);
+                               &tracecode__v1__watch_delistings_response__descriptor, on_notice, &w,
+                               &r);
         if (w.failed)
             return 1;
         if (o->count && w.seen >= o->count)
@@ -1194,6 +1228,7 @@ static int cmd_ack(rpc_client *cl, const opts *o, int argc, char **argv)
     q.listing_ids = argv + 1;
     q.n_listing_ids = (size_t)(argc - 1);
     q.delisted_unix = o->delisted;
+    q.request_id = (char *)(o->request_id ? o->request_id : "");
     if (rpc_call_unary(cl, "/tracecode.v1.VerifierService/AckDelisting", &q.base,
                        &tracecode__v1__ack_delisting_response__descriptor, &resp, &r))
         return rpc_failed(&r);
@@ -1212,7 +1247,7 @@ static int cmd_compliance(rpc_client *cl, const opts *o, int argc, char **argv)
 {
     Tracecode__V1__GetDelistingComplianceRequest q =
         TRACECODE__V1__GET_DELISTING_COMPLIANCE_REQUEST__INIT;
-    Tracecode__V1__DelistingCompliance *c;
+    Tracecode__V1__GetDelistingComplianceResponse *c;
     ProtobufCMessage *resp;
     rpc_result r;
     size_t i;
@@ -1223,7 +1258,7 @@ static int cmd_compliance(rpc_client *cl, const opts *o, int argc, char **argv)
     q.from_unix = o->from;
     q.to_unix = o->to;
     if (rpc_call_unary(cl, "/tracecode.v1.AuditService/GetDelistingCompliance", &q.base,
-                       &tracecode__v1__delisting_compliance__descriptor, &resp, &r))
+                       &tracecode__v1__get_delisting_compliance_response__descriptor, &resp, &r))
         return rpc_failed(&r);
     c = (void *)resp;
     if (o->json) {
@@ -1355,11 +1390,11 @@ static int get_head(rpc_client *cl, head *h)
     rpc_result r;
 
     if (rpc_call_unary(cl, "/tracecode.v1.AuditService/GetTreeHead", &q.base,
-                       &tracecode__v1__tree_head__descriptor, &resp, &r))
+                       &tracecode__v1__get_tree_head_response__descriptor, &resp, &r))
         return rpc_failed(&r);
-    t = (void *)resp;
+    t = ((Tracecode__V1__GetTreeHeadResponse *)resp)->tree_head;
     memset(h, 0, sizeof(*h));
-    if (t->root_hash.len != sizeof(h->root) || t->signature.len != sizeof(h->sig)) {
+    if (!t || t->root_hash.len != sizeof(h->root) || t->signature.len != sizeof(h->sig)) {
         rpc_msg_free(resp);
         fprintf(stderr, "tracectl: audit: the tree head's root or signature has the wrong size\n");
         return 1;
@@ -1441,8 +1476,10 @@ typedef struct entries {
 static int on_entry(void *arg, const ProtobufCMessage *msg)
 {
     entries *x = arg;
-    const Tracecode__V1__AuditEntry *e = (const void *)msg;
+    const Tracecode__V1__AuditEntry *e = ((const Tracecode__V1__QueryAuditResponse *)msg)->entry;
 
+    if (!e)
+        return 0;
     if (!x->verify) {
         if (x->o->json) {
             printf("{\"index\":%" PRIu64 ",\"time_unix\":%" PRId64 ",\"kind\":", e->index,
@@ -1490,7 +1527,7 @@ static int fetch(rpc_client *cl, entries *x, const char *subject, uint64_t page)
         snprintf(token, sizeof(token), "%" PRIu64, x->next);
         q.page_token = x->next ? token : "";
         rpc_call_server_stream(cl, "/tracecode.v1.AuditService/QueryAudit", &q.base,
-                               &tracecode__v1__audit_entry__descriptor, on_entry, x, &r);
+                               &tracecode__v1__query_audit_response__descriptor, on_entry, x, &r);
         if (x->broken)
             return 1;
         if (r.code != 0 && r.code != 1) /* 1: we cancelled, having enough */
@@ -1508,17 +1545,17 @@ static int fetch(rpc_client *cl, entries *x, const char *subject, uint64_t page)
     return 0;
 }
 
-/* The hashes of a Proof; -1 when it is not a list of SHA-256 hashes. */
-static long proof_of(const Tracecode__V1__Proof *p, merkle_hash out[MERKLE_MAX_PROOF])
+/* The hashes of a proof; -1 when they are not a list of SHA-256 hashes. */
+static long proof_of(size_t n, const ProtobufCBinaryData *hashes, merkle_hash out[MERKLE_MAX_PROOF])
 {
-    if (p->n_hashes > MERKLE_MAX_PROOF)
+    if (n > MERKLE_MAX_PROOF)
         return -1;
-    for (size_t i = 0; i < p->n_hashes; i++) {
-        if (p->hashes[i].len != MERKLE_HASH_BYTES)
+    for (size_t i = 0; i < n; i++) {
+        if (hashes[i].len != MERKLE_HASH_BYTES)
             return -1;
-        memcpy(out[i], p->hashes[i].data, MERKLE_HASH_BYTES);
+        memcpy(out[i], hashes[i].data, MERKLE_HASH_BYTES);
     }
-    return (long)p->n_hashes;
+    return (long)n;
 }
 
 /* Inclusion of entry index (leaf) in the tree of h; 1 when it verifies. */
@@ -1535,11 +1572,14 @@ static int included(rpc_client *cl, const head *h, uint64_t index, const merkle_
     q.tree_size = h->size;
     *rpc = 0;
     if (rpc_call_unary(cl, "/tracecode.v1.AuditService/GetInclusionProof", &q.base,
-                       &tracecode__v1__proof__descriptor, &resp, &r)) {
+                       &tracecode__v1__get_inclusion_proof_response__descriptor, &resp, &r)) {
         *rpc = rpc_failed(&r);
         return 0;
     }
-    n = proof_of((void *)resp, proof);
+    {
+        const Tracecode__V1__GetInclusionProofResponse *p = (const void *)resp;
+        n = proof_of(p->n_hashes, p->hashes, proof);
+    }
     ok = n >= 0 && merkle_verify_inclusion(leaf, index, h->size, proof, (size_t)n, h->root);
     rpc_msg_free(resp);
     return ok;
@@ -1563,9 +1603,12 @@ static int consistent(rpc_client *cl, const head *old, const head *h)
     q.from_size = old->size;
     q.to_size = h->size;
     if (rpc_call_unary(cl, "/tracecode.v1.AuditService/GetConsistencyProof", &q.base,
-                       &tracecode__v1__proof__descriptor, &resp, &r))
+                       &tracecode__v1__get_consistency_proof_response__descriptor, &resp, &r))
         return rpc_failed(&r);
-    n = proof_of((void *)resp, proof);
+    {
+        const Tracecode__V1__GetConsistencyProofResponse *p = (const void *)resp;
+        n = proof_of(p->n_hashes, p->hashes, proof);
+    }
     ok = n >= 0 &&
          merkle_verify_consistency(old->size, h->size, old->root, h->root, proof, (size_t)n);
     rpc_msg_free(resp);

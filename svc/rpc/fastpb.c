@@ -10,8 +10,9 @@
 
 #include <string.h>
 
-typedef Tracecode__V1__VerifyRequest VerifyRequest;
-typedef Tracecode__V1__VerifyResponse VerifyResponse;
+typedef Tracecode__V1__VerifyCodeRequest VerifyRequest;
+typedef Tracecode__V1__VerifyItem VerifyItem;
+typedef Tracecode__V1__VerifyResult VerifyResult;
 typedef Tracecode__V1__Product Product;
 typedef Tracecode__V1__Listing Listing;
 
@@ -154,47 +155,71 @@ static int decode_listing(rd *r, Listing *l, ProtobufCAllocator *al)
     return 1;
 }
 
-static int decode_request_into(rd *r, VerifyRequest *q, ProtobufCAllocator *al)
+/* Fields 1 (code) and 2 (listing) of a VerifyCodeRequest or a VerifyItem
+ * into *code and *listing; field 3 (view) into *view when view is not
+ * NULL (a VerifyItem has none: field 3 is then unknown and skipped). */
+static int decode_code_fields(rd *r, char **code, Listing **listing,
+                              Tracecode__V1__VerifyView *view, ProtobufCAllocator *al)
 {
     unsigned num, wt;
     uint64_t v;
     rd s;
 
-    tracecode__v1__verify_request__init(q);
     while (r->p < r->end) {
         if (!fastpb_next(r, &num, &wt, &s, &v))
             return 0;
         if (num == 1) {
-            if (wt != 2 || !(q->code = str(&s, al)))
+            if (wt != 2 || !(*code = str(&s, al)))
                 return 0;
         } else if (num == 2) {
             if (wt != 2)
                 return 0;
-            if (!q->listing) {
-                q->listing = al->alloc(al->allocator_data, sizeof(*q->listing));
-                if (!q->listing)
+            if (!*listing) {
+                *listing = al->alloc(al->allocator_data, sizeof(**listing));
+                if (!*listing)
                     return 0;
-                tracecode__v1__listing__init(q->listing);
+                tracecode__v1__listing__init(*listing);
             }
-            if (!decode_listing(&s, q->listing, al))
+            if (!decode_listing(&s, *listing, al))
                 return 0;
-        } else if (num == 3) {
+        } else if (num == 3 && view) {
             if (wt != 0)
                 return 0;
-            q->view = (Tracecode__V1__VerifyView)(int32_t)v;
+            *view = (Tracecode__V1__VerifyView)(int32_t)v;
         }
     }
     return 1;
 }
 
-ProtobufCMessage *fastpb_decode_verify_request(const uint8_t *buf, size_t len,
-                                               ProtobufCAllocator *al)
+static VerifyRequest *decode_request(const uint8_t *buf, size_t len, ProtobufCAllocator *al)
 {
     VerifyRequest *q = al->alloc(al->allocator_data, sizeof(*q));
     rd r = {buf, buf + len};
 
-    if (!q || !decode_request_into(&r, q, al))
+    if (!q)
         return NULL;
+    tracecode__v1__verify_code_request__init(q);
+    return decode_code_fields(&r, &q->code, &q->listing, &q->view, al) ? q : NULL;
+}
+
+ProtobufCMessage *fastpb_decode_verify_code_request(const uint8_t *buf, size_t len,
+                                                    ProtobufCAllocator *al)
+{
+    VerifyRequest *q = decode_request(buf, len, al);
+
+    return q ? &q->base : NULL;
+}
+
+/* A VerifyStreamRequest has a VerifyCodeRequest's fields and layout
+ * (asserted in verify_api.c): decoded the same, named as itself. */
+ProtobufCMessage *fastpb_decode_verify_stream_request(const uint8_t *buf, size_t len,
+                                                      ProtobufCAllocator *al)
+{
+    VerifyRequest *q = decode_request(buf, len, al);
+
+    if (!q)
+        return NULL;
+    q->base.descriptor = &tracecode__v1__verify_stream_request__descriptor;
     return &q->base;
 }
 
@@ -204,7 +229,7 @@ ProtobufCMessage *fastpb_decode_verify_batch_request(const uint8_t *buf, size_t 
     Tracecode__V1__VerifyBatchRequest *q = al->alloc(al->allocator_data, sizeof(*q));
     rd r = {buf, buf + len}, s;
     size_t n = 0, i = 0;
-    VerifyRequest *items;
+    VerifyItem *items;
     unsigned num, wt;
     uint64_t v;
 
@@ -237,7 +262,8 @@ ProtobufCMessage *fastpb_decode_verify_batch_request(const uint8_t *buf, size_t 
             return NULL;
         if (num != 1)
             continue;
-        if (!decode_request_into(&s, &items[i], al))
+        tracecode__v1__verify_item__init(&items[i]);
+        if (!decode_code_fields(&s, &items[i].code, &items[i].listing, NULL, al))
             return NULL;
         q->items[i] = &items[i];
         i++;
@@ -328,7 +354,7 @@ static uint8_t *put_product(uint8_t *p, const Product *m)
     return put_num(p, 8, (uint64_t)m->registered_unix);
 }
 
-static size_t response_size(const VerifyResponse *m)
+static size_t result_size(const VerifyResult *m)
 {
     size_t n = num_size((uint64_t)(int64_t)m->verdict) + str_size(m->detail) +
                num_size(m->batch_id) + num_size(m->serial) + str_size(m->certificate_number) +
@@ -343,7 +369,7 @@ static size_t response_size(const VerifyResponse *m)
     return n;
 }
 
-static uint8_t *put_response(uint8_t *p, const VerifyResponse *m, size_t product_len)
+static uint8_t *put_result(uint8_t *p, const VerifyResult *m, size_t product_len)
 {
     p = put_num(p, 1, (uint64_t)(int64_t)m->verdict);
     p = put_str(p, 2, m->detail);
@@ -366,16 +392,28 @@ static uint8_t *put_response(uint8_t *p, const VerifyResponse *m, size_t product
     return p;
 }
 
-size_t fastpb_size_verify_response(const ProtobufCMessage *m)
+/* VerifyCodeResponse and VerifyStreamResponse: field 1, the result
+ * (written when set, even empty, as protobuf-c does). */
+size_t fastpb_size_verify_code_response(const ProtobufCMessage *m)
 {
-    return response_size((const VerifyResponse *)m);
+    const VerifyResult *v = ((const Tracecode__V1__VerifyCodeResponse *)m)->result;
+    size_t n;
+
+    if (!v)
+        return 0;
+    n = result_size(v);
+    return 1 + varint_size(n) + n;
 }
 
-void fastpb_encode_verify_response(const ProtobufCMessage *m, uint8_t *out)
+void fastpb_encode_verify_code_response(const ProtobufCMessage *m, uint8_t *out)
 {
-    const VerifyResponse *v = (const VerifyResponse *)m;
+    const VerifyResult *v = ((const Tracecode__V1__VerifyCodeResponse *)m)->result;
 
-    put_response(out, v, v->product ? product_size(v->product) : 0);
+    if (!v)
+        return;
+    *out++ = KEY(1, 2);
+    out = put_varint(out, result_size(v));
+    put_result(out, v, v->product ? product_size(v->product) : 0);
 }
 
 /* The size pass leaves each item's size here for the encode pass that
@@ -391,7 +429,7 @@ size_t fastpb_size_verify_batch_response(const ProtobufCMessage *m)
     size_t n = 0, i;
 
     for (i = 0; i < b->n_results; i++) {
-        size_t s = response_size(b->results[i]);
+        size_t s = result_size(b->results[i]);
         if (i < SIZED_MAX)
             item_size[i] = (uint32_t)s;
         n += 1 + varint_size(s) + s;
@@ -406,10 +444,10 @@ void fastpb_encode_verify_batch_response(const ProtobufCMessage *m, uint8_t *out
     size_t i;
 
     for (i = 0; i < b->n_results; i++) {
-        const VerifyResponse *v = b->results[i];
+        const VerifyResult *v = b->results[i];
         *out++ = KEY(1, 2);
-        out = put_varint(out, sized == m && i < SIZED_MAX ? item_size[i] : response_size(v));
-        out = put_response(out, v, v->product ? product_size(v->product) : 0);
+        out = put_varint(out, sized == m && i < SIZED_MAX ? item_size[i] : result_size(v));
+        out = put_result(out, v, v->product ? product_size(v->product) : 0);
     }
     sized = NULL;
 }

@@ -1,7 +1,8 @@
 /*
  * fastpb.h - hand-written protobuf wire codecs for the hot messages of
- * VerifierService: VerifyRequest, VerifyBatchRequest (decode) and
- * VerifyResponse, VerifyBatchResponse (encode). protobuf-c interprets its
+ * VerifierService: VerifyCodeRequest, VerifyStreamRequest,
+ * VerifyBatchRequest (decode) and VerifyCodeResponse,
+ * VerifyStreamResponse, VerifyBatchResponse (encode). protobuf-c interprets its
  * descriptors field by field; on a 1,024-code batch that cost more than
  * the MACs. These produce and accept the same bytes (tested against
  * protobuf-c, and fuzzed differentially), filling the same generated
@@ -26,14 +27,17 @@ int fastpb_next(fastpb_rd *r, unsigned *num, unsigned *wt, fastpb_rd *sub, uint6
 
 /* Decode into structs allocated from al (strings copied and terminated).
  * NULL on malformed input or when al fails. Unknown fields are skipped. */
-ProtobufCMessage *fastpb_decode_verify_request(const uint8_t *buf, size_t len,
-                                               ProtobufCAllocator *al);
+ProtobufCMessage *fastpb_decode_verify_code_request(const uint8_t *buf, size_t len,
+                                                    ProtobufCAllocator *al);
+ProtobufCMessage *fastpb_decode_verify_stream_request(const uint8_t *buf, size_t len,
+                                                      ProtobufCAllocator *al);
 ProtobufCMessage *fastpb_decode_verify_batch_request(const uint8_t *buf, size_t len,
                                                      ProtobufCAllocator *al);
 
-/* Size, then bytes, of a VerifyResponse or VerifyBatchResponse. */
-size_t fastpb_size_verify_response(const ProtobufCMessage *m);
-void fastpb_encode_verify_response(const ProtobufCMessage *m, uint8_t *out);
+/* Size, then bytes, of a VerifyCodeResponse (or the same-shaped
+ * VerifyStreamResponse) or VerifyBatchResponse. */
+size_t fastpb_size_verify_code_response(const ProtobufCMessage *m);
+void fastpb_encode_verify_code_response(const ProtobufCMessage *m, uint8_t *out);
 size_t fastpb_size_verify_batch_response(const ProtobufCMessage *m);
 void fastpb_encode_verify_batch_response(const ProtobufCMessage *m, uint8_t *out);
 

@@ -16,6 +16,8 @@
  */
 #include "rpc.h"
 #include "arena.h"
+#include "check.h"
+#include "merkle.h"
 #include "rpc_int.h"
 #include "wire.h"
 
@@ -83,6 +85,7 @@ struct slot {
     int has_status_msg;
     arena call_mem, msg_mem;
     svc_ctx ctx;
+    char idwhy[160]; /* why the caller has no identity, when it has none */
     void *hstate;
     int stream_done;
     uint64_t gen; /* call generation, for wakes */
@@ -311,6 +314,39 @@ static void watch_close(slot *s)
 
 /* --- messages -------------------------------------------------------------- */
 
+/* A write request's fingerprint (svc_ctx.fp): SHA-256 (with the leaf
+ * prefix byte of merkle_leaf_hash, which changes nothing here) of the
+ * method path, a NUL, and the message re-packed by protobuf-c with its
+ * request_id left out, so the same request sent again with the same id
+ * hashes the same whatever the client's encoder did. Not on the verify
+ * path: only methods whose input has a request_id field. */
+static int fingerprint(slot *s, ProtobufCMessage *msg)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(s->m->in, "request_id");
+    size_t plen = strlen(s->m->path), n;
+    char **rid, *saved;
+    uint8_t *buf;
+
+    s->ctx.has_fp = 0;
+    if (!f || f->type != PROTOBUF_C_TYPE_STRING)
+        return 1;
+    rid = (char **)(void *)((char *)msg + f->offset);
+    saved = *rid;
+    *rid = (char *)"";
+    n = protobuf_c_message_get_packed_size(msg);
+    buf = malloc(plen + 1 + n);
+    if (buf) {
+        memcpy(buf, s->m->path, plen + 1);
+        protobuf_c_message_pack(msg, buf + plen + 1);
+        merkle_leaf_hash(buf, plen + 1 + n, s->ctx.fp);
+        free(buf);
+        s->ctx.has_fp = 1;
+    }
+    *rid = saved;
+    return buf != NULL;
+}
+
 /* Decode bb with the method's input type into the call arena. */
 static void *decode(slot *s, grpc_byte_buffer *bb, svc_status *st)
 {
@@ -331,9 +367,13 @@ static void *decode(slot *s, grpc_byte_buffer *bb, svc_status *st)
     } else {
         msg = wire_unpack(bb, s->m->in, &al);
     }
-    if (!msg)
+    if (!msg) {
         svc_fail(st, SVC_INVALID_ARGUMENT, "cannot read or decode the request as %s",
                  s->m->in->name);
+    } else if (!s->m->decode && !fingerprint(s, msg)) {
+        svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of memory reading the request");
+        return NULL;
+    }
     return msg;
 }
 
@@ -366,12 +406,48 @@ static int md_value(const grpc_metadata_array *md, const char *key, const char *
     return 0;
 }
 
-static void set_subject(svc_ctx *c, const char *v, size_t n)
+#define ROLES "manufacturer, platform, regulator, certifier"
+
+/* Take role and subject as sent (source names where they came from), or
+ * say in s->idwhy what is wrong with them: nothing is cut or guessed. */
+static void set_identity(slot *s, const char *role, size_t rn, const char *subj, size_t sn,
+                         const char *rsrc, const char *ssrc)
 {
-    if (n > SVC_SUBJECT_MAX)
-        n = SVC_SUBJECT_MAX;
-    memcpy(c->subject, v, n);
-    c->subject[n] = '\0';
+    svc_status st;
+    char tmp[SVC_SUBJECT_MAX + 1];
+
+    if (!role) {
+        snprintf(s->idwhy, sizeof(s->idwhy), "no identity: %s is missing (one of " ROLES ")", rsrc);
+        return;
+    }
+    s->ctx.role = svc_role_parse(role, rn);
+    if (s->ctx.role == SVC_ROLE_NONE) {
+        snprintf(s->idwhy, sizeof(s->idwhy), "unknown role '%.*s' in %s; valid roles: " ROLES,
+                 (int)(rn > 32 ? 32 : rn), role, rsrc);
+        return;
+    }
+    if (!subj || sn == 0) {
+        snprintf(s->idwhy, sizeof(s->idwhy),
+                 "no identity: %s is missing or empty (it names the caller: credit code, "
+                 "platform id or body id)",
+                 ssrc);
+        s->ctx.role = SVC_ROLE_NONE;
+        return;
+    }
+    if (sn > SVC_SUBJECT_MAX || memchr(subj, '\0', sn)) {
+        snprintf(s->idwhy, sizeof(s->idwhy), "%s is longer than %d bytes or holds a NUL byte", ssrc,
+                 SVC_SUBJECT_MAX);
+        s->ctx.role = SVC_ROLE_NONE;
+        return;
+    }
+    memcpy(tmp, subj, sn);
+    tmp[sn] = '\0';
+    if (!check_id(&st, ssrc, tmp, SVC_SUBJECT_MAX)) {
+        snprintf(s->idwhy, sizeof(s->idwhy), "%.*s", (int)sizeof(s->idwhy) - 1, st.msg);
+        s->ctx.role = SVC_ROLE_NONE;
+        return;
+    }
+    memcpy(s->ctx.subject, tmp, sn + 1);
 }
 
 /* TLS: OU of the client certificate's subject is the role, CN the subject. */
@@ -380,43 +456,53 @@ static void identity_tls(slot *s)
     grpc_auth_context *ac = grpc_call_auth_context(s->call);
     grpc_auth_property_iterator it;
     const grpc_auth_property *p;
+    const char *cn = NULL, *ou = NULL;
+    size_t cnn = 0, oun = 0;
 
-    if (!ac)
+    if (!ac) {
+        snprintf(s->idwhy, sizeof(s->idwhy),
+                 "no identity: present a client certificate naming role (OU) and subject (CN)");
         return;
+    }
     it = grpc_auth_context_find_properties_by_name(ac, GRPC_X509_CN_PROPERTY_NAME);
-    if ((p = grpc_auth_property_iterator_next(&it)) != NULL)
-        set_subject(&s->ctx, p->value, p->value_length);
+    if ((p = grpc_auth_property_iterator_next(&it)) != NULL) {
+        cn = p->value;
+        cnn = p->value_length;
+    }
     it = grpc_auth_context_find_properties_by_name(ac, GRPC_X509_SUBJECT_PROPERTY_NAME);
     if ((p = grpc_auth_property_iterator_next(&it)) != NULL) {
         const char *v = p->value, *end = v + p->value_length;
         while (v < end) {
             const char *comma = memchr(v, ',', (size_t)(end - v));
             const char *stop = comma ? comma : end;
-            if (stop - v > 3 && memcmp(v, "OU=", 3) == 0)
-                s->ctx.role = svc_role_parse(v + 3, (size_t)(stop - v - 3));
+            if (stop - v > 3 && memcmp(v, "OU=", 3) == 0) {
+                ou = v + 3;
+                oun = (size_t)(stop - v - 3);
+            }
             v = comma ? comma + 1 : end;
         }
     }
+    set_identity(s, ou, oun, cn, cnn, "the client certificate's OU", "the client certificate's CN");
     grpc_auth_context_release(ac);
 }
 
 static void identity(slot *s)
 {
-    const char *v;
-    size_t n;
+    const char *role = NULL, *subj = NULL;
+    size_t rn = 0, sn = 0;
 
     s->ctx.role = SVC_ROLE_NONE;
     s->ctx.subject[0] = '\0';
+    s->idwhy[0] = '\0';
     if (!s->w->srv->cfg.insecure) {
         identity_tls(s);
-    } else {
-        if (md_value(&s->md, "tc-role", &v, &n))
-            s->ctx.role = svc_role_parse(v, n);
-        if (md_value(&s->md, "tc-subject", &v, &n))
-            set_subject(&s->ctx, v, n);
+        return;
     }
-    if (s->ctx.role != SVC_ROLE_NONE && !s->ctx.subject[0])
-        s->ctx.role = SVC_ROLE_NONE;
+    if (!md_value(&s->md, "tc-role", &role, &rn))
+        role = NULL;
+    if (!md_value(&s->md, "tc-subject", &subj, &sn))
+        subj = NULL;
+    set_identity(s, role, rn, subj, sn, "metadata tc-role", "metadata tc-subject");
 }
 
 /* The service part of "/pkg.Service/Method", for messages. */
@@ -439,11 +525,7 @@ static svc_code authorize(slot *s, svc_status *st)
         return SVC_OK;
     service_of(s->m->path, service, sizeof(service));
     if (s->ctx.role == SVC_ROLE_NONE)
-        return svc_fail(st, SVC_UNAUTHENTICATED,
-                        s->w->srv->cfg.insecure
-                            ? "no identity: send metadata tc-role and tc-subject"
-                            : "no identity: present a client certificate naming role (OU) and "
-                              "subject (CN)");
+        return svc_fail(st, SVC_UNAUTHENTICATED, "%s", s->idwhy);
     if (!(s->m->roles & s->ctx.role))
         return svc_fail(st, SVC_PERMISSION_DENIED, "role %s may not call %s",
                         svc_role_name(s->ctx.role), service);

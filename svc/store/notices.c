@@ -291,7 +291,7 @@ store_err store_notices_check(store *s, const char *platform, const char *cursor
  * ARGV: notice id, delisted_unix, listing ids... (none: the whole notice)
  * Returns {listings, acked, complete}.
  */
-static const char lua_ack[] = LUA_AUDIT
+static const char lua_ack[] = LUA_AUDIT LUA_IDEM_BEGIN
     "local st = redis.call('HGET', KEYS[2], ARGV[1])\n"
     "if not st then return redis.error_reply('NOTFOUND notice ' .. ARGV[1] ..\n"
     "  ' was not sent to this platform') end\n"
@@ -331,13 +331,14 @@ static const char lua_ack[] = LUA_AUDIT
     "audit('ack', 'platform:' .. plat, plat, 'notice ' .. ARGV[1] .. '\\nlistings ' .. total ..\n"
     "  '\\nacked ' .. acked .. '\\ncomplete ' .. (complete > 0 and 'yes' or 'no') ..\n"
     "  '\\ndelisted ' .. ARGV[2] .. '\\nthis_ack ' .. (#ARGV > 2 and (#ARGV - 2) or total))\n"
-    "return {total, acked, complete > 0 and 1 or 0}\n";
+    "return {total, acked, complete > 0 and 1 or 0}\n" LUA_IDEM_END;
 
-store_err store_ack_notice(store *s, const char *platform, const char *notice_id,
+store_err store_ack_notice(store *s, store_idem *idem, const char *platform, const char *notice_id,
                            const char *const *listings, size_t n, int64_t delisted_unix,
                            store_ack *res, char *err, size_t errcap)
 {
-    char ks[128], kh[128], ka[256], nkeys[4] = "3", delisted[24];
+    char ks[128], kh[128], ka[256], nkeys[4] = "4", delisted[24];
+    char ik[STORE_IDEM_KEY_MAX], fp[65], ttl[24];
     const char **argv;
     size_t i, argc = 0;
     uint64_t ms, seq;
@@ -355,21 +356,27 @@ store_err store_ack_notice(store *s, const char *platform, const char *notice_id
     notices_key(kh, sizeof(kh), "notice-state", platform);
     snprintf(ka, sizeof(ka), "{tc}:notice-acked:%s:%s", platform, notice_id);
     snprintf(delisted, sizeof(delisted), "%" PRId64, delisted_unix);
-    argv = malloc((8 + n) * sizeof(*argv));
+    argv = malloc((11 + n) * sizeof(*argv)); /* 11 fixed: EVAL .. delisted */
     if (!argv)
         return st_fail(STORE_ERR_NOMEM, err, errcap, "out of memory");
+    st_idem_parts(idem, ik, fp, ttl);
     argv[argc++] = "EVAL";
     argv[argc++] = lua_ack;
     argv[argc++] = nkeys;
+    argv[argc++] = ik;
     argv[argc++] = ks;
     argv[argc++] = kh;
     argv[argc++] = ka;
+    argv[argc++] = fp;
+    argv[argc++] = ttl;
     argv[argc++] = notice_id;
     argv[argc++] = delisted;
     for (i = 0; i < n; i++)
         argv[argc++] = listings[i];
     e = st_run(s, (int)argc, argv, NULL, &r, err, errcap);
     free(argv);
+    if (!e)
+        e = st_idem_reply(&r, idem, err, errcap);
     if (e)
         return e;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {

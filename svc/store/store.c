@@ -48,6 +48,8 @@ const char *store_strerror(store_err err)
         return "out of range";
     case STORE_ERR_TIMEOUT:
         return "timed out";
+    case STORE_ERR_EXISTS:
+        return "request id already used";
     }
     return "unknown error";
 }
@@ -246,7 +248,8 @@ store_err st_run_timeout(store *s, int argc, const char **argv, const size_t *le
     } words[] = {{"NOTFOUND ", STORE_ERR_NOTFOUND},
                  {"PRECONDITION ", STORE_ERR_PRECONDITION},
                  {"DENIED ", STORE_ERR_DENIED},
-                 {"ARG ", STORE_ERR_ARG}};
+                 {"ARG ", STORE_ERR_ARG},
+                 {"EXISTS ", STORE_ERR_EXISTS}};
     redisContext *c;
     redisReply *r;
     size_t i;
@@ -399,7 +402,7 @@ static store_err int_reply(redisReply *r, uint64_t *v, char *err, size_t cap)
  * KEYS: record, rev, stream. ARGV: type, id, maxlen, must_exist,
  * notice_retention_ms, actor, f1, v1, ... Returns {revision, notices}.
  */
-static const char lua_put[] = LUA_AUDIT LUA_NOTICE
+static const char lua_put[] = LUA_AUDIT LUA_NOTICE LUA_IDEM_BEGIN
     "if ARGV[4] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then\n"
     "  return redis.error_reply('NOTFOUND ' .. ARGV[1] .. ' ' .. ARGV[2] .. ' does not exist')\n"
     "end\n"
@@ -434,7 +437,7 @@ static const char lua_put[] = LUA_AUDIT LUA_NOTICE
     "    end\n"
     "  end\n"
     "end\n"
-    "return {rev, notices}\n";
+    "return {rev, notices}\n" LUA_IDEM_END;
 
 /* {revision, notices} from lua_put. */
 static store_err put_reply(redisReply *r, uint64_t *rev, uint32_t *notices, char *err, size_t cap)
@@ -454,8 +457,9 @@ static store_err put_reply(redisReply *r, uint64_t *rev, uint32_t *notices, char
 }
 
 /* KEYS: product, cert, mfr, rev, stream.
- * ARGV: maxlen, product_id, caller, cert, category, brand, model, gtin, now */
-static const char lua_product[] =
+ * ARGV: maxlen, product_id, caller, cert, category, brand, model, gtin, now
+ * Returns {revision, product_id, registered}. */
+static const char lua_product[] = LUA_IDEM_BEGIN
     "local c = redis.call('HMGET', KEYS[2], 'status', 'holder', 'cats', 'valid_until')\n"
     "if not c[1] then return redis.error_reply('PRECONDITION certificate ' .. ARGV[4] ..\n"
     "  ' is not registered') end\n"
@@ -483,45 +487,42 @@ static const char lua_product[] =
     "  'brand', ARGV[6], 'model', ARGV[7], 'gtin', ARGV[8], 'registered', ARGV[9])\n"
     "redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*', 'type', 'product', 'id', ARGV[2],\n"
     "  unpack(redis.call('HGETALL', KEYS[1])))\n"
-    "return rev\n";
+    "return {rev, ARGV[2], tonumber(ARGV[9])}\n" LUA_IDEM_END;
 
-/* KEYS: batch, product, request, rev, stream, cert, mfr.
+/* KEYS: batch, product, rev, stream, cert, mfr.
  * ARGV: maxlen, batch_id, caller, product_id, quantity, key_id, profile, issued,
- *       manifest, signature, manifest_kid, request_id */
-static const char lua_batch[] = LUA_AUDIT
-    "if ARGV[12] ~= '' then\n"
-    "  local ex = redis.call('GET', KEYS[3])\n"
-    "  if ex then return {0, tonumber(ex), 0} end\n"
-    "end\n"
+ *       manifest, signature, manifest_kid, request_id
+ * Returns {batch_id, revision}. */
+static const char lua_batch[] = LUA_AUDIT LUA_IDEM_BEGIN
     "local p = redis.call('HMGET', KEYS[2], 'mfr', 'cert')\n"
     "if not p[1] then return redis.error_reply('NOTFOUND product ' .. ARGV[4] ..\n"
     "  ' does not exist') end\n"
     "if p[1] ~= ARGV[3] then return redis.error_reply('DENIED product ' .. ARGV[4] ..\n"
     "  ' belongs to another manufacturer') end\n"
-    "local cs = redis.call('HGET', KEYS[6], 'status')\n"
+    "local cs = redis.call('HGET', KEYS[5], 'status')\n"
     "if cs ~= '1' then return redis.error_reply('PRECONDITION certificate ' .. p[2] ..\n"
     "  ' is not valid') end\n"
-    "if redis.call('HGET', KEYS[7], 'status') ~= '1' then\n"
+    "if redis.call('HGET', KEYS[6], 'status') ~= '1' then\n"
     "  return redis.error_reply('PRECONDITION manufacturer ' .. ARGV[3] .. ' is suspended') end\n"
-    "local rev = redis.call('INCR', KEYS[4])\n"
+    "local rev = redis.call('INCR', KEYS[3])\n"
     "redis.call('HSET', KEYS[1], 'rev', rev, 'product', ARGV[4], 'issuer', ARGV[3],\n"
     "  'cert', p[2], 'quantity', ARGV[5], 'key_id', ARGV[6], 'profile', ARGV[7],\n"
     "  'issued', ARGV[8], 'manifest', ARGV[9], 'signature', ARGV[10],\n"
     "  'manifest_kid', ARGV[11], 'request_id', ARGV[12])\n"
-    "if ARGV[12] ~= '' then redis.call('SET', KEYS[3], ARGV[2]) end\n"
-    "redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*', 'type', 'batch', 'id', ARGV[2],\n"
+    "redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'type', 'batch', 'id', ARGV[2],\n"
     "  'rev', rev, 'product', ARGV[4], 'quantity', ARGV[5], 'key_id', ARGV[6],\n"
     "  'profile', ARGV[7], 'issued', ARGV[8])\n"
     "audit('issue', 'manufacturer:' .. ARGV[3], ARGV[2], ARGV[9] .. '\\nsignature ' ..\n"
     "  string.gsub(ARGV[10], '.', function(ch) return string.format('%02x', string.byte(ch)) end)\n"
     "  .. '\\nsignature_key ' .. ARGV[11])\n"
-    "return {1, tonumber(ARGV[2]), rev}\n";
+    "return {tonumber(ARGV[2]), rev}\n" LUA_IDEM_END;
 
 /* KEYS: batch, recalls, rev, stream.
- * ARGV: maxlen, batch_id, caller, first, last, reason, now, notice_retention_ms
+ * ARGV: maxlen, batch_id, caller, first, last, reason, now, notice_retention_ms,
+ *       affected (kept with the outcome)
  * Also writes, in the same step, one notice per platform whose listings
- * carry recalled serials of the batch. Returns {revision, notices}. */
-static const char lua_recall[] = LUA_AUDIT LUA_NOTICE
+ * carry recalled serials of the batch. Returns {revision, notices, affected}. */
+static const char lua_recall[] = LUA_AUDIT LUA_NOTICE LUA_IDEM_BEGIN
     "local b = redis.call('HMGET', KEYS[1], 'issuer', 'quantity', 'cert')\n"
     "if not b[1] then return redis.error_reply('NOTFOUND batch ' .. ARGV[2] ..\n"
     "  ' does not exist') end\n"
@@ -551,13 +552,13 @@ static const char lua_recall[] = LUA_AUDIT LUA_NOTICE
     "    notices = notices + 1\n"
     "  end\n"
     "end\n"
-    "return {rev, notices}\n";
+    "return {rev, notices, tonumber(ARGV[9])}\n" LUA_IDEM_END;
 
 /* KEYS: {tc}:rev (only for routing; every key is under {tc}).
  * ARGV: platform, then per binding: listing_id, code, batch, cert, serial.
  * Listings that change are one audit entry (subject: the platform).
  * Returns per binding {other_listings, other_platforms}. */
-static const char lua_bind[] = LUA_AUDIT
+static const char lua_bind[] = LUA_AUDIT LUA_IDEM_BEGIN
     "local plat = ARGV[1]\n"
     "local out, changed = {}, {}\n"
     "for i = 2, #ARGV, 5 do\n"
@@ -596,7 +597,69 @@ static const char lua_bind[] = LUA_AUDIT
     "if #changed > 0 then audit('listing', 'platform:' .. plat, plat, table.concat(changed, "
     "'\\n'))\n"
     "end\n"
-    "return out\n";
+    "return out\n" LUA_IDEM_END;
+
+/* --- idempotency ---------------------------------------------------------- */
+
+void st_idem_parts(const store_idem *idem, char *key, char fp[65], char ttl[24])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+
+    snprintf(ttl, 24, "%d", STORE_IDEM_TTL_S);
+    if (!idem || !idem->request_id || !idem->request_id[0]) {
+        snprintf(key, STORE_IDEM_KEY_MAX, "{tc}:idem:-");
+        fp[0] = '\0';
+        return;
+    }
+    snprintf(key, STORE_IDEM_KEY_MAX, "{tc}:idem:%s:%s", idem->scope, idem->request_id);
+    for (i = 0; i < 32; i++) {
+        fp[2 * i] = hex[idem->fp[i] >> 4];
+        fp[2 * i + 1] = hex[idem->fp[i] & 15];
+    }
+    fp[64] = '\0';
+}
+
+void st_script_idem(st_args *a, const char *lua, int nkeys, const store_idem *idem)
+{
+    st_idem_parts(idem, a->idem_key, a->idem_fp, a->idem_ttl);
+    st_script(a, lua, nkeys + 1);
+    st_arg(a, a->idem_key);
+}
+
+void st_idem_argv(st_args *a)
+{
+    st_arg(a, a->idem_fp);
+    st_arg(a, a->idem_ttl);
+}
+
+store_err st_idem_reply(redisReply **r, store_idem *idem, char *err, size_t cap)
+{
+    redisReply *w = *r, *out;
+
+    if (w->type != REDIS_REPLY_ARRAY || w->elements != 2 ||
+        w->element[0]->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(w);
+        *r = NULL;
+        return st_fail(STORE_ERR_PROTOCOL, err, cap, "redis: want {ran, outcome} from a write");
+    }
+    if (idem)
+        idem->replayed = w->element[0]->integer == 0;
+    out = w->element[1];
+    w->element[1] = NULL; /* detached: freed by the caller */
+    freeReplyObject(w);
+    *r = out;
+    return STORE_OK;
+}
+
+/* Run a wrapped write script and unwrap its outcome. */
+static store_err run_write(store *s, st_args *a, store_idem *idem, redisReply **r, char *err,
+                           size_t cap)
+{
+    store_err e = st_run_args(s, a, r, err, cap);
+
+    return e ? e : st_idem_reply(r, idem, err, cap);
+}
 
 static void key_of(char *out, size_t cap, const char *type, const char *id)
 {
@@ -614,8 +677,8 @@ void st_script(st_args *a, const char *lua, int nkeys)
 
 /* --- writes -------------------------------------------------------------- */
 
-store_err store_put_mfr(store *s, const char *actor, const char *credit_code, const char *name,
-                        int status, uint64_t *rev, char *err, size_t errcap)
+store_err store_put_mfr(store *s, store_idem *idem, const char *actor, const char *credit_code,
+                        const char *name, int status, uint64_t *rev, char *err, size_t errcap)
 {
     char key[128];
     st_args a;
@@ -623,10 +686,11 @@ store_err store_put_mfr(store *s, const char *actor, const char *credit_code, co
     store_err e;
 
     key_of(key, sizeof(key), "mfr", credit_code);
-    st_script(&a, lua_put, 3);
+    st_script_idem(&a, lua_put, 3, idem);
     st_arg(&a, key);
     st_arg(&a, K_REV);
     st_arg(&a, K_STREAM);
+    st_idem_argv(&a);
     st_arg(&a, "mfr");
     st_arg(&a, credit_code);
     st_arg_i64(&a, STORE_STREAM_MAXLEN);
@@ -637,7 +701,7 @@ store_err store_put_mfr(store *s, const char *actor, const char *credit_code, co
     st_arg(&a, name);
     st_arg(&a, "status");
     st_arg_i64(&a, status);
-    e = st_run_args(s, &a, &r, err, errcap);
+    e = run_write(s, &a, idem, &r, err, errcap);
     return e ? e : put_reply(r, rev, NULL, err, errcap);
 }
 
@@ -654,8 +718,8 @@ static void join_cats(const rep_cert_fields *f, char *out, size_t cap)
     }
 }
 
-store_err store_put_cert(store *s, const char *actor, const rep_cert_fields *f, uint64_t *rev,
-                         uint32_t *notices, char *err, size_t errcap)
+store_err store_put_cert(store *s, store_idem *idem, const char *actor, const rep_cert_fields *f,
+                         uint64_t *rev, uint32_t *notices, char *err, size_t errcap)
 {
     char key[128], cats[REP_CATEGORIES_MAX * (REP_CATEGORY_MAX + 1) + 1];
     st_args a;
@@ -664,10 +728,11 @@ store_err store_put_cert(store *s, const char *actor, const rep_cert_fields *f, 
 
     key_of(key, sizeof(key), "cert", f->number);
     join_cats(f, cats, sizeof(cats));
-    st_script(&a, lua_put, 3);
+    st_script_idem(&a, lua_put, 3, idem);
     st_arg(&a, key);
     st_arg(&a, K_REV);
     st_arg(&a, K_STREAM);
+    st_idem_argv(&a);
     st_arg(&a, "cert");
     st_arg(&a, f->number);
     st_arg_i64(&a, STORE_STREAM_MAXLEN);
@@ -689,13 +754,13 @@ store_err store_put_cert(store *s, const char *actor, const rep_cert_fields *f, 
     st_arg_i64(&a, f->valid_until);
     st_arg(&a, "updated");
     st_arg_i64(&a, f->updated);
-    e = st_run_args(s, &a, &r, err, errcap);
+    e = run_write(s, &a, idem, &r, err, errcap);
     return e ? e : put_reply(r, rev, notices, err, errcap);
 }
 
-store_err store_set_cert_status(store *s, const char *actor, const char *number, int status,
-                                const char *reason, int64_t now, uint64_t *rev, uint32_t *notices,
-                                char *err, size_t errcap)
+store_err store_set_cert_status(store *s, store_idem *idem, const char *actor, const char *number,
+                                int status, const char *reason, int64_t now, uint64_t *rev,
+                                uint32_t *notices, char *err, size_t errcap)
 {
     char key[128];
     st_args a;
@@ -703,10 +768,11 @@ store_err store_set_cert_status(store *s, const char *actor, const char *number,
     store_err e;
 
     key_of(key, sizeof(key), "cert", number);
-    st_script(&a, lua_put, 3);
+    st_script_idem(&a, lua_put, 3, idem);
     st_arg(&a, key);
     st_arg(&a, K_REV);
     st_arg(&a, K_STREAM);
+    st_idem_argv(&a);
     st_arg(&a, "cert");
     st_arg(&a, number);
     st_arg_i64(&a, STORE_STREAM_MAXLEN);
@@ -720,7 +786,7 @@ store_err store_set_cert_status(store *s, const char *actor, const char *number,
     st_arg(&a, reason);
     st_arg(&a, "updated");
     st_arg_i64(&a, now);
-    e = st_run_args(s, &a, &r, err, errcap);
+    e = run_write(s, &a, idem, &r, err, errcap);
     return e ? e : put_reply(r, rev, notices, err, errcap);
 }
 
@@ -733,9 +799,9 @@ static store_err incr(store *s, const char *key, uint64_t *v, char *err, size_t 
     return e ? e : int_reply(r, v, err, errcap);
 }
 
-store_err store_register_product(store *s, const store_product_req *q,
-                                 char product_id[REP_PRODUCT_ID_MAX + 1], uint64_t *rev, char *err,
-                                 size_t errcap)
+store_err store_register_product(store *s, store_idem *idem, const store_product_req *q,
+                                 char product_id[REP_PRODUCT_ID_MAX + 1], int64_t *registered,
+                                 uint64_t *rev, char *err, size_t errcap)
 {
     char kp[128], kc[128], km[128];
     uint64_t n = 0;
@@ -749,12 +815,13 @@ store_err store_register_product(store *s, const store_product_req *q,
     key_of(kp, sizeof(kp), "product", product_id);
     key_of(kc, sizeof(kc), "cert", q->cert_number);
     key_of(km, sizeof(km), "mfr", q->caller);
-    st_script(&a, lua_product, 5);
+    st_script_idem(&a, lua_product, 5, idem);
     st_arg(&a, kp);
     st_arg(&a, kc);
     st_arg(&a, km);
     st_arg(&a, K_REV);
     st_arg(&a, K_STREAM);
+    st_idem_argv(&a);
     st_arg_i64(&a, STORE_STREAM_MAXLEN);
     st_arg(&a, product_id);
     st_arg(&a, q->caller);
@@ -764,8 +831,22 @@ store_err store_register_product(store *s, const store_product_req *q,
     st_arg(&a, q->model);
     st_arg(&a, q->gtin ? q->gtin : "");
     st_arg_i64(&a, q->now);
-    e = st_run_args(s, &a, &r, err, errcap);
-    return e ? e : int_reply(r, rev, err, errcap);
+    e = run_write(s, &a, idem, &r, err, errcap);
+    if (e)
+        return e;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_STRING ||
+        r->element[1]->len > REP_PRODUCT_ID_MAX || r->element[2]->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(r);
+        return st_fail(STORE_ERR_PROTOCOL, err, errcap,
+                       "redis: unexpected reply to product script");
+    }
+    *rev = (uint64_t)r->element[0]->integer;
+    memcpy(product_id, r->element[1]->str, r->element[1]->len);
+    product_id[r->element[1]->len] = '\0';
+    *registered = r->element[2]->integer;
+    freeReplyObject(r);
+    return STORE_OK;
 }
 
 store_err store_next_batch_id(store *s, uint64_t *id, char *err, size_t errcap)
@@ -777,29 +858,28 @@ store_err store_next_batch_id(store *s, uint64_t *id, char *err, size_t errcap)
     return e;
 }
 
-store_err store_create_batch(store *s, store_batch *b, int *existing, uint64_t *rev, char *err,
+store_err store_create_batch(store *s, store_idem *idem, store_batch *b, uint64_t *rev, char *err,
                              size_t errcap)
 {
-    char kb[128], kp[128], kr[256], kc[128], km[128], id[24];
+    char kb[128], kp[128], kc[128], km[128], id[24];
     st_args a;
     redisReply *r;
     store_err e;
+    uint64_t first;
 
-    *existing = 0;
     snprintf(id, sizeof(id), "%" PRIu64, b->id);
     key_of(kb, sizeof(kb), "batch", id);
     key_of(kp, sizeof(kp), "product", b->product_id);
-    snprintf(kr, sizeof(kr), "{tc}:req:%s:%s", b->issuer, b->request_id);
     key_of(kc, sizeof(kc), "cert", b->cert_number);
     key_of(km, sizeof(km), "mfr", b->issuer);
-    st_script(&a, lua_batch, 7);
+    st_script_idem(&a, lua_batch, 6, idem);
     st_arg(&a, kb);
     st_arg(&a, kp);
-    st_arg(&a, kr);
     st_arg(&a, K_REV);
     st_arg(&a, K_STREAM);
     st_arg(&a, kc);
     st_arg(&a, km);
+    st_idem_argv(&a);
     st_arg_i64(&a, STORE_STREAM_MAXLEN);
     st_arg(&a, id);
     st_arg(&a, b->issuer);
@@ -812,25 +892,18 @@ store_err store_create_batch(store *s, store_batch *b, int *existing, uint64_t *
     st_arg_bin(&a, b->signature, sizeof(b->signature));
     st_arg_i64(&a, b->manifest_key_id);
     st_arg(&a, b->request_id);
-    e = st_run_args(s, &a, &r, err, errcap);
+    e = run_write(s, &a, idem, &r, err, errcap);
     if (e)
         return e;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER ||
-        r->element[2]->type != REDIS_REPLY_INTEGER) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER) {
         freeReplyObject(r);
         return st_fail(STORE_ERR_PROTOCOL, err, errcap, "redis: unexpected reply to batch script");
     }
-    if (r->element[0]->integer == 0) {
-        uint64_t prior = (uint64_t)r->element[1]->integer;
-        freeReplyObject(r);
-        *existing = 1;
-        *rev = 0;
-        return store_get_batch(s, prior, b, err, errcap);
-    }
-    *rev = (uint64_t)r->element[2]->integer;
+    first = (uint64_t)r->element[0]->integer;
+    *rev = (uint64_t)r->element[1]->integer;
     freeReplyObject(r);
-    return STORE_OK;
+    return first == b->id ? STORE_OK : store_get_batch(s, first, b, err, errcap);
 }
 
 /* Field lookup in a flat name/value array of replies. */
@@ -903,9 +976,10 @@ store_err store_get_batch(store *s, uint64_t id, store_batch *b, char *err, size
     return STORE_OK;
 }
 
-store_err store_recall(store *s, const char *caller, uint64_t batch_id, uint32_t first,
-                       uint32_t last, const char *reason, int64_t now, uint64_t *rev,
-                       uint32_t *notices, char *err, size_t errcap)
+store_err store_recall(store *s, store_idem *idem, const char *caller, uint64_t batch_id,
+                       uint32_t first, uint32_t last, const char *reason, int64_t now,
+                       uint64_t *affected, uint64_t *rev, uint32_t *notices, char *err,
+                       size_t errcap)
 {
     char kb[64], kr[64], id[24];
     st_args a;
@@ -918,11 +992,12 @@ store_err store_recall(store *s, const char *caller, uint64_t batch_id, uint32_t
     snprintf(id, sizeof(id), "%" PRIu64, batch_id);
     key_of(kb, sizeof(kb), "batch", id);
     key_of(kr, sizeof(kr), "recalls", id);
-    st_script(&a, lua_recall, 4);
+    st_script_idem(&a, lua_recall, 4, idem);
     st_arg(&a, kb);
     st_arg(&a, kr);
     st_arg(&a, K_REV);
     st_arg(&a, K_STREAM);
+    st_idem_argv(&a);
     st_arg_i64(&a, STORE_STREAM_MAXLEN);
     st_arg(&a, id);
     st_arg(&a, caller);
@@ -931,16 +1006,31 @@ store_err store_recall(store *s, const char *caller, uint64_t batch_id, uint32_t
     st_arg(&a, reason);
     st_arg_i64(&a, now);
     st_arg_i64(&a, s->notice_retention_ms);
+    st_arg_u64(&a, *affected);
     a.timeout_ms = FANOUT_TIMEOUT_MS;
-    e = st_run_args(s, &a, &r, err, errcap);
-    return e ? e : put_reply(r, rev, notices, err, errcap);
+    e = run_write(s, &a, idem, &r, err, errcap);
+    if (e)
+        return e;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER ||
+        r->element[2]->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(r);
+        return st_fail(STORE_ERR_PROTOCOL, err, errcap, "redis: unexpected reply to recall script");
+    }
+    *rev = (uint64_t)r->element[0]->integer;
+    if (notices)
+        *notices = (uint32_t)r->element[1]->integer;
+    *affected = (uint64_t)r->element[2]->integer;
+    freeReplyObject(r);
+    return STORE_OK;
 }
 
-store_err store_bind_listings(store *s, const char *platform, store_binding *b, size_t n, char *err,
-                              size_t errcap)
+store_err store_bind_listings(store *s, store_idem *idem, const char *platform, store_binding *b,
+                              size_t n, char *err, size_t errcap)
 {
+    char ik[STORE_IDEM_KEY_MAX], fp[65], ttl[24];
     const char **argv;
-    size_t *lens, argc = 5 + 5 * n, i, k;
+    size_t *lens, argc = 8 + 5 * n, i, k;
     char(*nums)[2][24];
     redisReply *r;
     store_err e;
@@ -959,12 +1049,16 @@ store_err store_bind_listings(store *s, const char *platform, store_binding *b, 
         free(nums);
         return st_fail(STORE_ERR_NOMEM, err, errcap, "out of memory");
     }
+    st_idem_parts(idem, ik, fp, ttl);
     argv[0] = "EVAL";
     argv[1] = lua_bind;
-    argv[2] = "1"; /* one key, so a cluster routes the script to the {tc} slot */
-    argv[3] = K_REV;
-    argv[4] = platform;
-    for (i = 0, k = 5; i < n; i++) {
+    argv[2] = "2"; /* keys under {tc}, so a cluster routes the script to that slot */
+    argv[3] = ik;
+    argv[4] = K_REV;
+    argv[5] = fp;
+    argv[6] = ttl;
+    argv[7] = platform;
+    for (i = 0, k = 8; i < n; i++) {
         snprintf(nums[i][0], sizeof(nums[i][0]), "%" PRIu64, b[i].batch);
         snprintf(nums[i][1], sizeof(nums[i][1]), "%" PRIu32, b[i].serial);
         argv[k++] = b[i].listing_id;
@@ -979,13 +1073,18 @@ store_err store_bind_listings(store *s, const char *platform, store_binding *b, 
     free(argv);
     free(lens);
     free(nums);
+    if (!e)
+        e = st_idem_reply(&r, idem, err, errcap);
     if (e)
         return e;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 * n) {
+    /* A replay answers with the first call's bindings, which are these
+     * unless a code became bindable in between: only what both hold. */
+    if (r->type != REDIS_REPLY_ARRAY ||
+        (r->elements != 2 * n && !(idem && idem->replayed && r->elements % 2 == 0))) {
         freeReplyObject(r);
         return st_fail(STORE_ERR_PROTOCOL, err, errcap, "redis: unexpected reply to bind script");
     }
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n && 2 * i + 1 < r->elements; i++) {
         b[i].other_listings = (uint32_t)r->element[2 * i]->integer;
         b[i].other_platforms = (uint32_t)r->element[2 * i + 1]->integer;
     }

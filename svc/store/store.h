@@ -35,6 +35,7 @@ typedef enum store_err {
     STORE_ERR_NOMEM = 7,
     STORE_ERR_RANGE = 8,   /* a cursor outside what is retained */
     STORE_ERR_TIMEOUT = 9, /* no answer in time: a write may or may not be done */
+    STORE_ERR_EXISTS = 10, /* a request id already used for another request */
 } store_err;
 
 const char *store_strerror(store_err err);
@@ -59,12 +60,34 @@ void store_free(store *s);
 void store_set_notice_retention(store *s, int64_t ms);
 store_err store_ping(store *s, char *err, size_t errcap);
 
+/* --- idempotent writes ----------------------------------------------------- */
+
+/*
+ * A write's idempotency key: the caller's request id, scoped to the caller,
+ * and the fingerprint of the request it names. Every write below takes one
+ * (NULL, or an empty request_id: none). Inside the write's own atomic step
+ * the script looks the key up: unused, it makes the change and records its
+ * outcome under the key (kept STORE_IDEM_TTL_S); used by the same request
+ * (same fingerprint), it changes nothing and returns the recorded outcome
+ * (replayed = 1); used by another request, STORE_ERR_EXISTS. A write that
+ * is refused (an error) records nothing: the id stays unused.
+ */
+typedef struct store_idem {
+    const char *scope;      /* the caller, "role:subject" (borrowed) */
+    const char *request_id; /* up to STORE_REQUEST_ID_MAX bytes (borrowed) */
+    uint8_t fp[32];         /* SHA-256 of what the request asks */
+    int replayed;           /* out */
+} store_idem;
+
+#define STORE_REQUEST_ID_MAX 64
+#define STORE_IDEM_TTL_S (24 * 3600)
+
 /* --- writes: each returns the registry revision it produced ----------- */
 /* Each also appends what it changed to the audit log in the same atomic
  * step (audit.h); actor is the caller as "role:subject". */
 
-store_err store_put_mfr(store *s, const char *actor, const char *credit_code, const char *name,
-                        int status, uint64_t *rev, char *err, size_t errcap);
+store_err store_put_mfr(store *s, store_idem *idem, const char *actor, const char *credit_code,
+                        const char *name, int status, uint64_t *rev, char *err, size_t errcap);
 /*
  * Certificate writes. When the status goes to SUSPENDED or REVOKED, or back
  * to VALID from one of them, the same atomic step writes one delisting
@@ -72,12 +95,12 @@ store_err store_put_mfr(store *s, const char *actor, const char *credit_code, co
  * {tc}:notices:<platform> (listing ids split at STORE_NOTICE_LISTINGS a
  * notice); *notices (may be NULL) receives how many.
  */
-store_err store_put_cert(store *s, const char *actor, const rep_cert_fields *f, uint64_t *rev,
-                         uint32_t *notices, char *err, size_t errcap);
+store_err store_put_cert(store *s, store_idem *idem, const char *actor, const rep_cert_fields *f,
+                         uint64_t *rev, uint32_t *notices, char *err, size_t errcap);
 /* Status change of an existing certificate (STORE_ERR_NOTFOUND if none). */
-store_err store_set_cert_status(store *s, const char *actor, const char *number, int status,
-                                const char *reason, int64_t now, uint64_t *rev, uint32_t *notices,
-                                char *err, size_t errcap);
+store_err store_set_cert_status(store *s, store_idem *idem, const char *actor, const char *number,
+                                int status, const char *reason, int64_t now, uint64_t *rev,
+                                uint32_t *notices, char *err, size_t errcap);
 
 typedef struct store_product_req {
     const char *caller; /* manufacturer credit code */
@@ -87,10 +110,11 @@ typedef struct store_product_req {
 
 /* Checks in Redis, atomically with the write: the certificate exists, is
  * VALID and unexpired, is held by caller, covers category; the caller is
- * an active manufacturer. product_id receives the new id. */
-store_err store_register_product(store *s, const store_product_req *q,
-                                 char product_id[REP_PRODUCT_ID_MAX + 1], uint64_t *rev, char *err,
-                                 size_t errcap);
+ * an active manufacturer. product_id receives the new id and *registered
+ * its time (the first call's, when replayed). */
+store_err store_register_product(store *s, store_idem *idem, const store_product_req *q,
+                                 char product_id[REP_PRODUCT_ID_MAX + 1], int64_t *registered,
+                                 uint64_t *rev, char *err, size_t errcap);
 
 /* Reserve the next batch id (ids are never reused; a reserved id that is
  * not used stays a gap). */
@@ -113,22 +137,24 @@ typedef struct store_batch {
 } store_batch;
 
 /*
- * Store batch b (id from store_next_batch_id) unless b->request_id was
- * used by this issuer before: then *existing is set and *b is replaced by
- * the stored batch. Checks the product is the caller's, its certificate
- * VALID and the manufacturer active, atomically with the write. *rev is
- * the revision of the new batch (0 when it existed).
+ * Store batch b (id from store_next_batch_id). Replayed (idem), *b is
+ * replaced by the batch the first request stored. Checks the product is
+ * the caller's, its certificate VALID and the manufacturer active,
+ * atomically with the write. *rev is the revision of the batch.
  */
-store_err store_create_batch(store *s, store_batch *b, int *existing, uint64_t *rev, char *err,
+store_err store_create_batch(store *s, store_idem *idem, store_batch *b, uint64_t *rev, char *err,
                              size_t errcap);
 store_err store_get_batch(store *s, uint64_t id, store_batch *b, char *err, size_t errcap);
 
 /* Recall serials first..last of the caller's batch; in the same step one
  * delisting notice per platform whose listings carry recalled serials
- * (*notices, may be NULL, receives how many). */
-store_err store_recall(store *s, const char *caller, uint64_t batch_id, uint32_t first,
-                       uint32_t last, const char *reason, int64_t now, uint64_t *rev,
-                       uint32_t *notices, char *err, size_t errcap);
+ * (*notices, may be NULL, receives how many). *affected is kept with the
+ * outcome: the caller's count of serials newly recalled, which a replay
+ * returns as the first call counted it. */
+store_err store_recall(store *s, store_idem *idem, const char *caller, uint64_t batch_id,
+                       uint32_t first, uint32_t last, const char *reason, int64_t now,
+                       uint64_t *affected, uint64_t *rev, uint32_t *notices, char *err,
+                       size_t errcap);
 
 /* --- listings (platforms) ------------------------------------------------ */
 
@@ -154,8 +180,8 @@ typedef struct store_binding {
  * listings, (batch, platform) -> listings; and code -> listings for copy
  * detection.
  */
-store_err store_bind_listings(store *s, const char *platform, store_binding *b, size_t n, char *err,
-                              size_t errcap);
+store_err store_bind_listings(store *s, store_idem *idem, const char *platform, store_binding *b,
+                              size_t n, char *err, size_t errcap);
 
 /* --- delisting notices (notices.c) ---------------------------------------- */
 
@@ -209,7 +235,7 @@ typedef struct store_ack {
 
 /* Acknowledge listings of a notice of platform (n = 0: all of them). Ids
  * must be the notice's; acknowledging again changes nothing. */
-store_err store_ack_notice(store *s, const char *platform, const char *notice_id,
+store_err store_ack_notice(store *s, store_idem *idem, const char *platform, const char *notice_id,
                            const char *const *listings, size_t n, int64_t delisted_unix,
                            store_ack *res, char *err, size_t errcap);
 

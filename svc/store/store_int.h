@@ -45,6 +45,38 @@
     "  redis.call('ZADD', '{tc}:audit:k:' .. kind, idx, idx)\n"                                    \
     "end\n"
 
+/*
+ * Every write script is its body between LUA_IDEM_BEGIN and LUA_IDEM_END:
+ * the wrapper takes the idempotency key off the front of KEYS and the
+ * fingerprint (hex, '' for none) and TTL off the front of ARGV, so the body
+ * sees its own KEYS and ARGV as if called alone. Used key, same
+ * fingerprint: the recorded outcome, nothing run. Other fingerprint:
+ * EXISTS. An error from the body is returned as it is and records
+ * nothing. The reply is {1, outcome} when the body ran, {0, outcome} when
+ * replayed (st_idem_reply unwraps it). Outcomes are numbers, strings and
+ * arrays of them (kept as JSON; numbers below 10^14 stay exact).
+ */
+#define LUA_IDEM_BEGIN "local function body()\n"
+#define LUA_IDEM_END                                                                               \
+    "end\n"                                                                                        \
+    "local ik = table.remove(KEYS, 1)\n"                                                           \
+    "local fp = table.remove(ARGV, 1)\n"                                                           \
+    "local ttl = table.remove(ARGV, 1)\n"                                                          \
+    "if fp ~= '' then\n"                                                                           \
+    "  local ex = redis.call('GET', ik)\n"                                                         \
+    "  if ex then\n"                                                                               \
+    "    if string.sub(ex, 1, 64) ~= fp then\n"                                                    \
+    "      return redis.error_reply('EXISTS request_id ' .. string.match(ik, '[^:]*$') ..\n"       \
+    "        ' was used for another request; use a new id for a new request')\n"                   \
+    "    end\n"                                                                                    \
+    "    return {0, cjson.decode(string.sub(ex, 65))}\n"                                           \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
+    "local res = body()\n"                                                                         \
+    "if type(res) == 'table' and res.err then return res end\n"                                    \
+    "if fp ~= '' then redis.call('SET', ik, fp .. cjson.encode(res), 'EX', ttl) end\n"             \
+    "return {1, res}\n"
+
 #define STORE_STR_(x) #x
 #define STORE_STR(x) STORE_STR_(x)
 
@@ -81,8 +113,11 @@ store_err st_run(store *s, int argc, const char **argv, const size_t *lens, redi
 store_err st_run_timeout(store *s, int argc, const char **argv, const size_t *lens,
                          redisReply **out, int timeout_ms, char *err, size_t cap);
 
+#define STORE_IDEM_KEY_MAX (32 + 2 * 128 + STORE_REQUEST_ID_MAX)
+
 /* An argv under construction: strings with explicit lengths. */
 typedef struct st_args {
+    char idem_key[STORE_IDEM_KEY_MAX], idem_fp[65], idem_ttl[24];
     int n;
     const char *v[ARGV_MAX];
     size_t len[ARGV_MAX];
@@ -97,5 +132,16 @@ void st_arg_u64(st_args *a, uint64_t x);
 /* Start a as EVAL of lua with nkeys keys. */
 void st_script(st_args *a, const char *lua, int nkeys);
 store_err st_run_args(store *s, st_args *a, redisReply **r, char *err, size_t cap);
+
+/* The idempotency key and fingerprint of a write script (LUA_IDEM_*): the
+ * key, into key (cap >= STORE_IDEM_KEY_MAX), goes first among KEYS; fp
+ * (65 bytes) and ttl (24) first among ARGV. */
+void st_idem_parts(const store_idem *idem, char *key, char fp[65], char ttl[24]);
+/* Start a as EVAL of a wrapped write script with nkeys keys of its own;
+ * the caller adds its keys, then st_idem_argv, then its ARGV. */
+void st_script_idem(st_args *a, const char *lua, int nkeys, const store_idem *idem);
+void st_idem_argv(st_args *a);
+/* Replace *r ({ran, outcome}) by its outcome, setting idem->replayed. */
+store_err st_idem_reply(redisReply **r, store_idem *idem, char *err, size_t cap);
 
 #endif

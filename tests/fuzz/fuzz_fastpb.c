@@ -28,15 +28,24 @@ static int same_str(const char *a, const char *b)
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-static int same_item(const Tracecode__V1__VerifyRequest *a, const Tracecode__V1__VerifyRequest *b)
+static int same_listing(const Tracecode__V1__Listing *a, const Tracecode__V1__Listing *b)
 {
-    if (!same_str(a->code, b->code) || a->view != b->view ||
-        (a->listing == NULL) != (b->listing == NULL))
+    if ((a == NULL) != (b == NULL))
         return 0;
-    return !a->listing || (same_str(a->listing->listing_id, b->listing->listing_id) &&
-                           same_str(a->listing->category_code, b->listing->category_code) &&
-                           same_str(a->listing->brand, b->listing->brand) &&
-                           same_str(a->listing->model, b->listing->model));
+    return !a || (same_str(a->listing_id, b->listing_id) &&
+                  same_str(a->category_code, b->category_code) && same_str(a->brand, b->brand) &&
+                  same_str(a->model, b->model));
+}
+
+static int same_item(const Tracecode__V1__VerifyItem *a, const Tracecode__V1__VerifyItem *b)
+{
+    return same_str(a->code, b->code) && same_listing(a->listing, b->listing);
+}
+
+static int same_request(const Tracecode__V1__VerifyCodeRequest *a,
+                        const Tracecode__V1__VerifyCodeRequest *b)
+{
+    return same_str(a->code, b->code) && a->view == b->view && same_listing(a->listing, b->listing);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -67,13 +76,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     arena_reset(&a);
 
-    ours = fastpb_decode_verify_request(data, size, &al);
-    theirs =
-        protobuf_c_message_unpack(&tracecode__v1__verify_request__descriptor, NULL, size, data);
+    ours = fastpb_decode_verify_code_request(data, size, &al);
+    theirs = protobuf_c_message_unpack(&tracecode__v1__verify_code_request__descriptor, NULL, size,
+                                       data);
     if ((ours == NULL) != (theirs == NULL))
         abort();
     if (ours) {
-        if (!same_item((void *)ours, (void *)theirs))
+        if (!same_request((void *)ours, (void *)theirs))
             abort();
         protobuf_c_message_free_unpacked(theirs, NULL);
     }

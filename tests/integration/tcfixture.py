@@ -142,6 +142,28 @@ def md(role, subject):
     return (("tc-role", role), ("tc-subject", subject))
 
 
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+def uscc(n, prefix="913100007"):
+    """A unified social credit code (GB 32100) whose check character
+    verifies: prefix, n in base 31 over the code's alphabet, the check."""
+    body = ""
+    for _ in range(17 - len(prefix)):
+        body = USCC_ALPHABET[n % 31] + body
+        n //= 31
+    body = prefix + body
+    weights = [pow(3, i, 31) for i in range(17)]
+    total = sum(USCC_ALPHABET.index(ch) * w for ch, w in zip(body, weights))
+    return body + USCC_ALPHABET[(31 - total % 31) % 31]
+
+
+def gtin(body):
+    """body (7, 11, 12 or 13 digits) with its GS1 check digit appended."""
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return body + str((10 - total % 10) % 10)
+
+
 class Node:
     """A channel to one tracesvc and a stub for each of its services (the
     stubs from generate_stubs, which must have run)."""
@@ -161,23 +183,45 @@ def chain(node, credit, number, quantity, maker="Acme", brand="Acme", model="PB"
     """Through node, as regulator SAMR and then as the manufacturer: an
     active maker, a valid CCC certificate for category 0704, a product and
     a batch of MAC codes. Returns (batch id, codes)."""
-    from tracecode.v1 import issuer_pb2 as I, types_pb2 as T
+    from tracecode.v1 import issuer_pb2 as I, registry_pb2 as R, types_pb2 as T
     reg = md("regulator", "SAMR")
-    node.reg.UpsertManufacturer(T.Manufacturer(credit_code=credit, name=maker,
-                                               status=T.MANUFACTURER_ACTIVE), metadata=reg)
-    node.reg.UpsertCertificate(T.Certificate(number=number, kind=T.CCC, holder_credit_code=credit,
-                                             category_codes=["0704"]), metadata=reg)
+    node.reg.UpsertManufacturer(R.UpsertManufacturerRequest(manufacturer=T.Manufacturer(
+        credit_code=credit, name=maker, status=T.MANUFACTURER_STATUS_ACTIVE)), metadata=reg)
+    node.reg.UpsertCertificate(R.UpsertCertificateRequest(certificate=T.Certificate(
+        number=number, kind=T.CERTIFICATE_KIND_CCC, holder_credit_code=credit,
+        category_codes=["0704"])), metadata=reg)
     mf = md("manufacturer", credit)
     p = node.iss.RegisterProduct(I.RegisterProductRequest(
-        certificate_number=number, category_code="0704", brand=brand, model=model), metadata=mf)
+        certificate_number=number, category_code="0704", brand=brand, model=model),
+        metadata=mf).product
     codes, batch = [], None
     for m in node.iss.IssueCodes(I.IssueCodesRequest(product_id=p.product_id, quantity=quantity,
-                                                     profile=T.MAC, chunk_size=quantity),
+                                                     profile=T.CODE_PROFILE_MAC,
+                                                     chunk_size=quantity),
                                  metadata=mf):
         codes += list(m.codes)
         if m.HasField("batch"):
             batch = m.batch.batch_id
     return batch, codes
+
+
+def mfr_req(request_id="", **kw):
+    """An UpsertManufacturerRequest for a Manufacturer of kw."""
+    from tracecode.v1 import registry_pb2 as R, types_pb2 as T
+    return R.UpsertManufacturerRequest(manufacturer=T.Manufacturer(**kw), request_id=request_id)
+
+
+def cert_req(request_id="", **kw):
+    """An UpsertCertificateRequest for a Certificate of kw."""
+    from tracecode.v1 import registry_pb2 as R, types_pb2 as T
+    return R.UpsertCertificateRequest(certificate=T.Certificate(**kw), request_id=request_id)
+
+
+def import_stream(certs, request_id=""):
+    """ImportCertificatesRequest messages for certs (request_id on the first)."""
+    from tracecode.v1 import registry_pb2 as R
+    for i, c in enumerate(certs):
+        yield R.ImportCertificatesRequest(certificate=c, request_id=request_id if i == 0 else "")
 
 
 def status_of(fn, *args, **kw):

@@ -136,7 +136,7 @@ class Audit(unittest.TestCase):
         return self.a if self.svcs[0].proc else self.b
 
     def chain(self, node, quantity=8):
-        credit, number = unique("9131000MA"), unique("CCC2025")
+        credit, number = F.uscc(next(_seq)), unique("CCC2025")
         batch, codes = F.chain(node, credit, number, quantity)
         return credit, number, batch, codes
 
@@ -146,7 +146,7 @@ class Audit(unittest.TestCase):
         end = time.time() + timeout
         while True:
             try:
-                h = n.audit.GetTreeHead(A.GetTreeHeadRequest(), metadata=REG)
+                h = n.audit.GetTreeHead(A.GetTreeHeadRequest(), metadata=REG).tree_head
                 if h.size >= min_size:
                     return h
             except grpc.RpcError as e:
@@ -160,8 +160,8 @@ class Audit(unittest.TestCase):
         return int(self.redis.cli("HGET", "{tc}:audit:meta", "n").strip() or 0)
 
     def query(self, node=None, **kw):
-        return list((node or self.node()).audit.QueryAudit(A.QueryAuditRequest(**kw),
-                                                           metadata=REG))
+        return [m.entry for m in (node or self.node()).audit.QueryAudit(
+            A.QueryAuditRequest(**kw), metadata=REG)]
 
     def tracectl(self, node_port, *args):
         return subprocess.run([F.binary("tracectl"), "--addr", "127.0.0.1:%d" % node_port,
@@ -184,7 +184,7 @@ class Audit(unittest.TestCase):
                                                reason="swelling"),
                           metadata=F.md("manufacturer", credit))
         n.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
-            number=number, status=T.SUSPENDED, reason="inspection"), metadata=REG)
+            number=number, status=T.CERTIFICATE_STATUS_SUSPENDED, reason="inspection"), metadata=REG)
         # two notices: the recall's (listing L1 holds serial 0) and the suspension's
         notices = [e for e in self.query(subject=number, kind="delist")]
         self.assertEqual(len(notices), 2)
@@ -228,7 +228,7 @@ class Audit(unittest.TestCase):
         credit, number, _, _ = self.chain(n)
         for i in range(5):
             n.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
-                number=number, status=T.SUSPENDED if i % 2 == 0 else T.VALID, reason="r%d" % i),
+                number=number, status=T.CERTIFICATE_STATUS_SUSPENDED if i % 2 == 0 else T.CERTIFICATE_STATUS_VALID, reason="r%d" % i),
                 metadata=REG)
         every = self.query(subject=number, kind="cert", limit=1000)
         self.assertEqual(len(every), 6)  # the upsert and five status changes
@@ -401,8 +401,8 @@ class Audit(unittest.TestCase):
         plat = unique("shop")
         _, _, _, codes = self.chain(n2)
         for c in codes[:3]:
-            n2.ver.VerifyCode(V.VerifyRequest(code=c), metadata=F.md("platform", plat))
-        n2.ver.VerifyCode(V.VerifyRequest(code="X" * 34), metadata=F.md("platform", plat))
+            n2.ver.VerifyCode(V.VerifyCodeRequest(code=c), metadata=F.md("platform", plat))
+        n2.ver.VerifyCode(V.VerifyCodeRequest(code="X" * 34), metadata=F.md("platform", plat))
         self.assertEqual(s.stop(), 0)
         s.start()
         n3 = F.Node(s.port)

@@ -81,7 +81,7 @@ class Browser(unittest.TestCase):
 
     def chain(self):
         number = unique("CCC2026")
-        _, codes = F.chain(self.node, unique("9131000MA"), number, 3, maker="安克电源",
+        _, codes = F.chain(self.node, F.uscc(next(_seq)), number, 3, maker="安克电源",
                            brand="Anker", model="PB-20K")
         return number, codes
 
@@ -100,7 +100,7 @@ class Browser(unittest.TestCase):
 
         revoked, other = self.chain()
         self.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
-            number=revoked, status=T.REVOKED, reason="fire risk"), metadata=REG)
+            number=revoked, status=T.CERTIFICATE_STATUS_REVOKED, reason="fire risk"), metadata=REG)
         dom = self.render("revoked", other[0])  # SetCertificateStatus returns once applied here
         self.assertIn("证书已撤销", dom)
         self.assertIn("fire risk", dom)

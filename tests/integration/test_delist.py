@@ -44,8 +44,8 @@ def plat(name):
 
 
 class Watch:
-    """A WatchDelistings call drained by a thread into a queue; heartbeats
-    (empty notice_id) are counted, not queued."""
+    """A WatchDelistings call drained by a thread into a queue of notices;
+    heartbeats (the other event of the oneof) are counted, not queued."""
 
     def __init__(self, node, platform, cursor="", start=True):
         self.q = queue.Queue()
@@ -61,13 +61,19 @@ class Watch:
     def _run(self):
         try:
             for m in self.call:
-                if m.notice_id:
-                    self.q.put(m)
+                if m.WhichOneof("event") == "notice":
+                    self.q.put(m.notice)
                 else:
+                    self.assertTrue_heartbeat(m)
                     self.heartbeats += 1
         except grpc.RpcError as e:
             self.error = e
         self.done.set()
+
+    @staticmethod
+    def assertTrue_heartbeat(m):
+        if m.WhichOneof("event") != "heartbeat" or m.heartbeat.sent_unix <= 0:
+            raise AssertionError("not a notice nor a heartbeat: %r" % m)
 
     def take(self, n, timeout=10.0):
         out = []
@@ -130,7 +136,7 @@ class Delisting(unittest.TestCase):
     def chain(self, quantity=20):
         """A manufacturer, a valid certificate, a product and a batch."""
         number = unique("CCC2025")
-        _, codes = F.chain(self.a, unique("9131000MA"), number, quantity)
+        _, codes = F.chain(self.a, F.uscc(next(_seq)), number, quantity)
         return number, codes
 
     def bind(self, platform, pairs, node=None):
@@ -161,13 +167,13 @@ class Delisting(unittest.TestCase):
         wp, wq = Watch(self.c, p), Watch(self.c, q)
         time.sleep(0.3)  # both watchers are live (caught up) on C
         t0 = time.time()
-        r = self.set_status(number, T.REVOKED, reason="fire risk")
+        r = self.set_status(number, T.CERTIFICATE_STATUS_REVOKED, reason="fire risk")
         self.assertEqual(r.notices, 2)
         [m] = wp.take(1)
         latency = time.time() - t0
         self.assertEqual(sorted(m.listing_ids), ["P%d" % i for i in range(5)])
         self.assertEqual((m.certificate_number, m.new_status, m.reason, m.platform_id),
-                         (number, T.REVOKED, "fire risk", p))
+                         (number, T.CERTIFICATE_STATUS_REVOKED, "fire risk", p))
         self.assertTrue(m.notice_id and m.effective_unix > 0)
         self.check_signature(m)
         [mq] = wq.take(1)
@@ -179,7 +185,8 @@ class Delisting(unittest.TestCase):
             self.check_signature(m)
         # Node B answers CERT_REVOKED (its replica follows the same change).
         self.assertTrue(F.wait_for(lambda: self.b.ver.VerifyCode(
-            V.VerifyRequest(code=codes[0]), metadata=plat(p)).verdict == T.CERT_REVOKED, 5))
+            V.VerifyCodeRequest(code=codes[0]), metadata=plat(p)).result.verdict ==
+            T.VERDICT_CERT_REVOKED, 5))
         self.assertLess(latency, 2.0)
         self.assertTrue(wp.q.empty() and wq.q.empty())
         wp.cancel()
@@ -190,20 +197,20 @@ class Delisting(unittest.TestCase):
         p = unique("shopr")
         self.bind(p, [("R1", codes[0]), ("R2", codes[1])])
         w = Watch(self.c, p)
-        self.set_status(number, T.SUSPENDED)
-        self.set_status(number, T.VALID)
+        self.set_status(number, T.CERTIFICATE_STATUS_SUSPENDED)
+        self.set_status(number, T.CERTIFICATE_STATUS_VALID)
         got = w.take(2)
-        self.assertEqual([m.new_status for m in got], [T.SUSPENDED, T.VALID])
+        self.assertEqual([m.new_status for m in got], [T.CERTIFICATE_STATUS_SUSPENDED, T.CERTIFICATE_STATUS_VALID])
         w.cancel()
         cursor = got[-1].notice_id
         # While nobody watches: four more, on two different nodes.
-        for i, status in enumerate((T.REVOKED, T.VALID, T.SUSPENDED, T.VALID)):
+        for i, status in enumerate((T.CERTIFICATE_STATUS_REVOKED, T.CERTIFICATE_STATUS_VALID, T.CERTIFICATE_STATUS_SUSPENDED, T.CERTIFICATE_STATUS_VALID)):
             self.set_status(number, status, node=(self.a, self.b)[i % 2])
         w = Watch(self.b, p, cursor=cursor)
         later = w.take(4)
         self.assertEqual([m.new_status for m in later],
-                         [T.REVOKED, T.VALID, T.SUSPENDED, T.VALID])
-        self.set_status(number, T.REVOKED)
+                         [T.CERTIFICATE_STATUS_REVOKED, T.CERTIFICATE_STATUS_VALID, T.CERTIFICATE_STATUS_SUSPENDED, T.CERTIFICATE_STATUS_VALID])
+        self.set_status(number, T.CERTIFICATE_STATUS_REVOKED)
         later += w.take(1)
         time.sleep(0.5)
         self.assertTrue(w.q.empty(), "a notice came twice")
@@ -226,7 +233,7 @@ class Delisting(unittest.TestCase):
         number, codes = self.chain()
         p = unique("shopt")
         self.bind(p, [("T1", codes[0])])
-        for status in (T.SUSPENDED, T.VALID, T.SUSPENDED):
+        for status in (T.CERTIFICATE_STATUS_SUSPENDED, T.CERTIFICATE_STATUS_VALID, T.CERTIFICATE_STATUS_SUSPENDED):
             self.set_status(number, status)
         ids = self.stream_ids(p)
         self.assertEqual(len(ids), 3)
@@ -253,7 +260,7 @@ class Delisting(unittest.TestCase):
         w = Watch(self.c, p)
         time.sleep(0.3)
         acked = []  # reasons of the changes the regulator was told were written
-        status = [T.SUSPENDED, T.VALID]
+        status = [T.CERTIFICATE_STATUS_SUSPENDED, T.CERTIFICATE_STATUS_VALID]
         stop = threading.Event()
 
         def regulator():
@@ -304,7 +311,7 @@ class Delisting(unittest.TestCase):
         w = Watch(slow, p, start=False)
         time.sleep(0.3)
         for i in range(120):  # ~12 KB a notice: far beyond C's 1 MiB bound
-            self.set_status(number, (T.SUSPENDED, T.VALID)[i % 2])
+            self.set_status(number, (T.CERTIFICATE_STATUS_SUSPENDED, T.CERTIFICATE_STATUS_VALID)[i % 2])
         time.sleep(0.5)
         w.thread.start()
         w.done.wait(20)
@@ -326,7 +333,7 @@ class Delisting(unittest.TestCase):
         self.bind(p, [("Z1", codes[0])])
         d = F.Service(WORK, "d", self.redis.url, self.keys, ["--heartbeat", "300"]).start()
         w = Watch(F.Node(d.port), p)
-        self.set_status(number, T.SUSPENDED)
+        self.set_status(number, T.CERTIFICATE_STATUS_SUSPENDED)
         [m] = w.take(1)
         t0 = time.time()
         self.assertEqual(d.stop(), 0)
@@ -342,9 +349,9 @@ class Delisting(unittest.TestCase):
         self.bind(p, [("C1", codes[0]), ("C2", codes[1]), ("C3", codes[2])])
         self.bind(q, [("D1", codes[3])])
         w = Watch(self.c, p)
-        self.set_status(number, T.SUSPENDED)
-        self.set_status(number, T.VALID)
-        self.set_status(number, T.REVOKED)
+        self.set_status(number, T.CERTIFICATE_STATUS_SUSPENDED)
+        self.set_status(number, T.CERTIFICATE_STATUS_VALID)
+        self.set_status(number, T.CERTIFICATE_STATUS_REVOKED)
         n1, n2, n3 = w.take(3)
         w.cancel()
         now = int(time.time())

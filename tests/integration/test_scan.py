@@ -71,7 +71,7 @@ class Scan(unittest.TestCase):
         return h, body.decode(), re.sub(r"\s+", " ", text)
 
     def chain(self, quantity=10):
-        credit, number = unique("9131000MA"), unique("CCC2026")
+        credit, number = F.uscc(next(_seq)), unique("CCC2026")
         _, codes = F.chain(self.node, credit, number, quantity, maker="安克电源", brand="Anker",
                            model="PB-20K")
         return credit, number, codes
@@ -99,15 +99,15 @@ class Scan(unittest.TestCase):
         self.assertEqual(self.redis.cli("EXISTS", "{tc}:scan:" + forged).strip(), "0")
         # Recalled, then the certificate revoked.
         batch = self.iss.GetBatch(I.GetBatchRequest(batch_id=int(self.ver.VerifyCode(
-            V.VerifyRequest(code=code), metadata=F.md("platform", "p")).batch_id)),
-            metadata=F.md("manufacturer", credit))
+            V.VerifyCodeRequest(code=code), metadata=F.md("platform", "p")).result.batch_id)),
+            metadata=F.md("manufacturer", credit)).batch
         self.iss.RecallBatch(I.RecallBatchRequest(batch_id=batch.batch_id, first_serial=0,
                                                   last_serial=9, reason="电芯鼓包"),
                              metadata=F.md("manufacturer", credit))
         self.assertTrue(F.wait_for(lambda: "已召回" in self.page("/C/" + code)[2], 5))
         self.assertIn("电芯鼓包", self.page("/C/" + code)[2])
         self.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
-            number=number, status=T.REVOKED, reason="fire risk"), metadata=REG)
+            number=number, status=T.CERTIFICATE_STATUS_REVOKED, reason="fire risk"), metadata=REG)
         # Recall is decided first (verify.h order); a code without recall: revoked.
         _, _, text = self.page("/C/" + code + "?lang=en")
         self.assertIn("Recalled", text)
@@ -124,7 +124,7 @@ class Scan(unittest.TestCase):
     def test_revoked_certificate(self):
         _, number, codes = self.chain()
         self.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
-            number=number, status=T.REVOKED, reason="fire risk"), metadata=REG)
+            number=number, status=T.CERTIFICATE_STATUS_REVOKED, reason="fire risk"), metadata=REG)
         self.assertTrue(F.wait_for(lambda: "证书已撤销" in self.page("/C/" + codes[2])[2], 5))
         _, _, text = self.page("/C/" + codes[2] + "?lang=en")
         self.assertIn("Certificate revoked", text)
@@ -179,7 +179,7 @@ class Scan(unittest.TestCase):
             r = self.con.Scan(C.ScanRequest(code=codes[7], region="310101", device_id=dev),
                               metadata=pm)
         self.assertEqual((r.verdict, r.scan_count, r.first_scan_region, r.suspected_copy),
-                         (T.GENUINE, 2, "310101", False))
+                         (T.VERDICT_GENUINE, 2, "310101", False))
         self.assertEqual((r.product.brand, r.issuer_name, r.certificate_number),
                          ("Anker", "安克电源", number))
         self.assertIn("正品", r.message)
@@ -210,12 +210,12 @@ class Scan(unittest.TestCase):
         self.assertEqual(self.get("/readyz")[2], b"ready\n")
         _, _, codes = self.chain()
         pm = F.md("platform", "shop-m")
-        self.ver.VerifyCode(V.VerifyRequest(code=codes[9]), metadata=pm)
+        self.ver.VerifyCode(V.VerifyCodeRequest(code=codes[9]), metadata=pm)
         code = codes[9]
         forged = code[:25] + ("2" if code[25] != "2" else "3") + code[25 + 1:]  # a tag symbol
-        self.assertEqual(self.ver.VerifyCode(V.VerifyRequest(code=forged), metadata=pm).verdict,
-                         T.FORGED)
-        F.status_of(self.ver.VerifyCode, V.VerifyRequest(code="x"), metadata=REG)
+        self.assertEqual(self.ver.VerifyCode(V.VerifyCodeRequest(code=forged), metadata=pm).result.verdict,
+                         T.VERDICT_FORGED)
+        F.status_of(self.ver.VerifyCode, V.VerifyCodeRequest(code="x"), metadata=REG)
         status, h, body = self.get("/metrics")
         self.assertEqual(status, 200)
         self.assertIn("text/plain; version=0.0.4", h["Content-Type"])

@@ -58,17 +58,17 @@ class Service(unittest.TestCase):
 
     # -- helpers ------------------------------------------------------------
 
-    def maker(self, status=T.MANUFACTURER_ACTIVE):
-        credit = unique("9131000MA")
-        self.a.reg.UpsertManufacturer(T.Manufacturer(credit_code=credit, name="Acme 电源",
+    def maker(self, status=T.MANUFACTURER_STATUS_ACTIVE):
+        credit = F.uscc(next(_seq))
+        self.a.reg.UpsertManufacturer(F.mfr_req(credit_code=credit, name="Acme 电源",
                                                      status=status), metadata=REG)
         return credit
 
     def cert(self, holder, cats=("0704",), valid_until=0):
         number = unique("CCC2024")
         self.a.reg.UpsertCertificate(
-            T.Certificate(number=number, kind=T.CCC, holder_credit_code=holder,
-                          category_codes=list(cats), valid_until_unix=valid_until),
+            F.cert_req(number=number, kind=T.CERTIFICATE_KIND_CCC, holder_credit_code=holder,
+                       category_codes=list(cats), valid_until_unix=valid_until),
             metadata=CERTIFIER)
         return number
 
@@ -76,9 +76,9 @@ class Service(unittest.TestCase):
         return self.a.iss.RegisterProduct(
             I.RegisterProductRequest(certificate_number=number, category_code=category,
                                      brand="Acme", model="PB-10000"),
-            metadata=F.md("manufacturer", holder))
+            metadata=F.md("manufacturer", holder)).product
 
-    def issue(self, holder, product_id, quantity=100, profile=T.MAC, request_id="", chunk=0,
+    def issue(self, holder, product_id, quantity=100, profile=T.CODE_PROFILE_MAC, request_id="", chunk=0,
               node=None):
         node = node or self.a
         batch, codes = None, []
@@ -92,31 +92,32 @@ class Service(unittest.TestCase):
             codes += list(m.codes)
         return batch, codes
 
-    def setup_chain(self, quantity=100, profile=T.MAC):
+    def setup_chain(self, quantity=100, profile=T.CODE_PROFILE_MAC):
         holder = self.maker()
         number = self.cert(holder)
         p = self.product(holder, number)
         batch, codes = self.issue(holder, p.product_id, quantity, profile)
         return holder, number, p, batch, codes
 
-    def verify(self, code, listing=None, view=T.BASIC, node=None):
+    def verify(self, code, listing=None, view=T.VERIFY_VIEW_BASIC, node=None):
         node = node or self.a
-        return node.ver.VerifyCode(V.VerifyRequest(code=code, listing=listing, view=view),
-                                   metadata=PLATFORM)
+        return node.ver.VerifyCode(V.VerifyCodeRequest(code=code, listing=listing, view=view),
+                                   metadata=PLATFORM).result
 
     # -- registry -------------------------------------------------------------
 
     def test_registry_rpcs(self):
         holder = self.maker()
         number = self.cert(holder, cats=("0704", "1201"))
-        c = self.a.reg.GetCertificate(R.GetCertificateRequest(number=number), metadata=REG)
-        self.assertEqual(c.status, T.VALID)
+        c = self.a.reg.GetCertificate(R.GetCertificateRequest(number=number),
+                                      metadata=REG).certificate
+        self.assertEqual(c.status, T.CERTIFICATE_STATUS_VALID)
         self.assertEqual(list(c.category_codes), ["0704", "1201"])
         self.assertEqual(c.holder_credit_code, holder)
         r = self.a.reg.SetCertificateStatus(
-            R.SetCertificateStatusRequest(number=number, status=T.SUSPENDED, reason="audit"),
+            R.SetCertificateStatusRequest(number=number, status=T.CERTIFICATE_STATUS_SUSPENDED, reason="audit"),
             metadata=REG)
-        self.assertEqual(r.certificate.status, T.SUSPENDED)
+        self.assertEqual(r.certificate.status, T.CERTIFICATE_STATUS_SUSPENDED)
         self.assertEqual(r.certificate.status_reason, "audit")
         code, msg = F.status_of(self.a.reg.GetCertificate,
                                    R.GetCertificateRequest(number="NOPE-1"), metadata=REG)
@@ -124,34 +125,34 @@ class Service(unittest.TestCase):
         self.assertIn("NOPE-1", msg)
         code, msg = F.status_of(
             self.a.reg.SetCertificateStatus,
-            R.SetCertificateStatusRequest(number="NOPE-2", status=T.REVOKED), metadata=REG)
+            R.SetCertificateStatusRequest(number="NOPE-2", status=T.CERTIFICATE_STATUS_REVOKED), metadata=REG)
         self.assertEqual(code, grpc.StatusCode.NOT_FOUND)
         code, msg = F.status_of(
             self.a.reg.UpsertCertificate,
-            T.Certificate(number=unique("X"), kind=T.CCC, holder_credit_code="UNKNOWN9",
-                          category_codes=["0704"]), metadata=REG)
+            F.cert_req(number=unique("X"), kind=T.CERTIFICATE_KIND_CCC,
+                       holder_credit_code=F.uscc(999999), category_codes=["0704"]), metadata=REG)
         self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
-        self.assertIn("UNKNOWN9 is not a registered manufacturer", msg)
+        self.assertIn(F.uscc(999999) + " is not a registered manufacturer", msg)
 
     def test_import_certificates(self):
         holder = self.maker()
-        good = [T.Certificate(number=unique("IMP"), kind=T.CCC, holder_credit_code=holder,
+        good = [T.Certificate(number=unique("IMP"), kind=T.CERTIFICATE_KIND_CCC, holder_credit_code=holder,
                               category_codes=["0704"]) for _ in range(5)]
-        bad = [T.Certificate(number="has space", kind=T.CCC, holder_credit_code=holder,
+        bad = [T.Certificate(number="has space", kind=T.CERTIFICATE_KIND_CCC, holder_credit_code=holder,
                              category_codes=["0704"]),
                T.Certificate(number=unique("IMP"), holder_credit_code=holder,
                              category_codes=["0704"]),
-               T.Certificate(number=unique("IMP"), kind=T.CCC, holder_credit_code=holder)]
+               T.Certificate(number=unique("IMP"), kind=T.CERTIFICATE_KIND_CCC, holder_credit_code=holder)]
         stream = [good[0], bad[0], good[1], bad[1], good[2], good[3], bad[2], good[4]]
-        r = self.a.reg.ImportCertificates(iter(stream), metadata=CERTIFIER)
+        r = self.a.reg.ImportCertificates(F.import_stream(stream), metadata=CERTIFIER)
         self.assertEqual(r.imported, 5)
         self.assertEqual([x.index for x in r.rejected], [1, 3, 6])
         self.assertIn("number has ' '", r.rejected[0].reason)
-        self.assertIn("kind is required", r.rejected[1].reason)
+        self.assertIn("certificate.kind 0 is not a CertificateKind", r.rejected[1].reason)
         self.assertIn("category_codes must hold 1 to 64", r.rejected[2].reason)
         for g in good:
             self.a.reg.GetCertificate(R.GetCertificateRequest(number=g.number), metadata=REG)
-        empty = self.a.reg.ImportCertificates(iter([]), metadata=CERTIFIER)
+        empty = self.a.reg.ImportCertificates(F.import_stream([]), metadata=CERTIFIER)
         self.assertEqual(empty.imported, 0)
 
     # -- issuance -------------------------------------------------------------
@@ -169,7 +170,7 @@ class Service(unittest.TestCase):
             self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION, msg)
             self.assertIn(want, msg)
         self.a.reg.SetCertificateStatus(
-            R.SetCertificateStatusRequest(number=number, status=T.REVOKED, reason="x"),
+            R.SetCertificateStatusRequest(number=number, status=T.CERTIFICATE_STATUS_REVOKED, reason="x"),
             metadata=REG)
         code, msg = F.status_of(self.product, holder, number, "0704")
         self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
@@ -186,14 +187,19 @@ class Service(unittest.TestCase):
         self.assertEqual(batch.quantity, 25000)
         self.assertEqual(batch.issuer_credit_code, holder)
         self.assertEqual(batch.certificate_number, number)
-        # The same request id: the same batch and the same codes, no second batch.
-        again, codes2 = self.issue(holder, p.product_id, quantity=25000, chunk=9999,
+        # The same request again: the same batch and the same codes, no second
+        # batch; the same id for another request: ALREADY_EXISTS naming it.
+        again, codes2 = self.issue(holder, p.product_id, quantity=25000, chunk=4096,
                                    request_id="order-77")
         self.assertEqual(again.batch_id, batch.batch_id)
         self.assertEqual(codes2, codes)
+        code, msg = F.status_of(self.issue, holder, p.product_id, quantity=24999, chunk=4096,
+                                request_id="order-77")
+        self.assertEqual(code, grpc.StatusCode.ALREADY_EXISTS)
+        self.assertIn("request_id order-77 was used for another request", msg)
         # The manifest is signed by the key export-public publishes.
         got = self.a.iss.GetBatch(I.GetBatchRequest(batch_id=batch.batch_id),
-                                  metadata=F.md("manufacturer", holder))
+                                  metadata=F.md("manufacturer", holder)).batch
         self.assertEqual(got.manifest, batch.manifest)
         self.assertIn(b"batch %d\n" % batch.batch_id, got.manifest)
         pub = json.loads(subprocess.run(
@@ -228,17 +234,17 @@ class Service(unittest.TestCase):
         self.assertIn("certificate_number is longer than 64 bytes", msg)
 
     def test_sig_profile(self):
-        _, _, _, batch, codes = self.setup_chain(quantity=5, profile=T.SIG)
-        self.assertEqual(batch.profile, T.SIG)
+        _, _, _, batch, codes = self.setup_chain(quantity=5, profile=T.CODE_PROFILE_SIG)
+        self.assertEqual(batch.profile, T.CODE_PROFILE_SIG)
         self.assertEqual(len(codes[0]), 120)
-        self.assertEqual(self.verify(codes[4]).verdict, T.GENUINE)
+        self.assertEqual(self.verify(codes[4]).verdict, T.VERDICT_GENUINE)
 
     # -- verification: every verdict -------------------------------------------
 
     def test_verdicts(self):
         holder, number, p, batch, codes = self.setup_chain(quantity=100)
-        v = self.verify(codes[7], view=T.FULL)
-        self.assertEqual(v.verdict, T.GENUINE)
+        v = self.verify(codes[7], view=T.VERIFY_VIEW_FULL)
+        self.assertEqual(v.verdict, T.VERDICT_GENUINE)
         self.assertEqual((v.batch_id, v.serial), (batch.batch_id, 7))
         self.assertEqual(v.product.model, "PB-10000")
         self.assertEqual(v.issuer_name, "Acme 电源")
@@ -249,76 +255,76 @@ class Service(unittest.TestCase):
         self.assertFalse(basic.HasField("product"))
         self.assertEqual(basic.issuer_name, "")
 
-        self.assertEqual(self.verify("nonsense").verdict, T.MALFORMED)
+        self.assertEqual(self.verify("nonsense").verdict, T.VERDICT_MALFORMED)
         tampered = codes[7][:20] + ("A" if codes[7][20] != "A" else "B") + codes[7][21:]
-        self.assertEqual(self.verify(tampered).verdict, T.FORGED)
+        self.assertEqual(self.verify(tampered).verdict, T.VERDICT_FORGED)
         # A genuine tag on a batch we never issued: mint locally with our keys.
         out = subprocess.run([F.binary("tracekeys"), "mint",
                               "--dir", self.keys, "--batch", "999999", "--count", "1"],
                              capture_output=True, text=True, check=True).stdout.strip()
-        self.assertEqual(self.verify(out).verdict, T.UNKNOWN_BATCH)
+        self.assertEqual(self.verify(out).verdict, T.VERDICT_UNKNOWN_BATCH)
         out = subprocess.run([F.binary("tracekeys"), "mint",
                               "--dir", self.keys, "--batch", str(batch.batch_id), "--first", "100",
                               "--count", "1"], capture_output=True, text=True,
                              check=True).stdout.strip()
         v = self.verify(out)
-        self.assertEqual(v.verdict, T.UNKNOWN_BATCH)
+        self.assertEqual(v.verdict, T.VERDICT_UNKNOWN_BATCH)
         self.assertIn("serial 100 is beyond", v.detail)
 
         r = self.a.iss.RecallBatch(I.RecallBatchRequest(batch_id=batch.batch_id, first_serial=10,
                                                         last_serial=19, reason="swelling"),
                                    metadata=F.md("manufacturer", holder))
         self.assertEqual(r.affected, 10)
-        self.assertEqual(self.verify(codes[12]).verdict, T.RECALLED)
-        self.assertEqual(self.verify(codes[20]).verdict, T.GENUINE)
+        self.assertEqual(self.verify(codes[12]).verdict, T.VERDICT_RECALLED)
+        self.assertEqual(self.verify(codes[20]).verdict, T.VERDICT_GENUINE)
         r = self.a.iss.RecallBatch(I.RecallBatchRequest(batch_id=batch.batch_id, first_serial=15,
                                                         last_serial=24, reason="more"),
                                    metadata=F.md("manufacturer", holder))
         self.assertEqual(r.affected, 5)
 
         mismatch = self.verify(codes[30], listing=T.Listing(listing_id="L1", brand="Other"))
-        self.assertEqual(mismatch.verdict, T.LISTING_MISMATCH)
+        self.assertEqual(mismatch.verdict, T.VERDICT_LISTING_MISMATCH)
         self.assertIn("brand 'Other'", mismatch.detail)
         ok = self.verify(codes[30], listing=T.Listing(listing_id="L1", brand="ACME",
                                                       category_code="0704"))
-        self.assertEqual(ok.verdict, T.GENUINE)
+        self.assertEqual(ok.verdict, T.VERDICT_GENUINE)
 
-        for status, verdict in ((T.SUSPENDED, T.CERT_SUSPENDED), (T.REVOKED, T.CERT_REVOKED),
-                                (T.EXPIRED, T.CERT_EXPIRED), (T.VALID, T.GENUINE)):
+        for status, verdict in ((T.CERTIFICATE_STATUS_SUSPENDED, T.VERDICT_CERT_SUSPENDED), (T.CERTIFICATE_STATUS_REVOKED, T.VERDICT_CERT_REVOKED),
+                                (T.CERTIFICATE_STATUS_EXPIRED, T.VERDICT_CERT_EXPIRED), (T.CERTIFICATE_STATUS_VALID, T.VERDICT_GENUINE)):
             self.a.reg.SetCertificateStatus(
                 R.SetCertificateStatusRequest(number=number, status=status, reason="r"),
                 metadata=REG)
             v = self.verify(codes[40])
             self.assertEqual(v.verdict, verdict, v.detail)
-        self.a.reg.UpsertManufacturer(T.Manufacturer(credit_code=holder, name="Acme 电源",
-                                                     status=T.MANUFACTURER_SUSPENDED),
+        self.a.reg.UpsertManufacturer(F.mfr_req(credit_code=holder, name="Acme 电源",
+                                                     status=T.MANUFACTURER_STATUS_SUSPENDED),
                                       metadata=REG)
-        self.assertEqual(self.verify(codes[40]).verdict, T.ISSUER_SUSPENDED)
+        self.assertEqual(self.verify(codes[40]).verdict, T.VERDICT_ISSUER_SUSPENDED)
 
     def test_expired_by_date(self):
         holder = self.maker()
         number = self.cert(holder, valid_until=int(time.time()) + 3600)
         p = self.product(holder, number)
         _, codes = self.issue(holder, p.product_id, quantity=3)
-        self.assertEqual(self.verify(codes[0]).verdict, T.GENUINE)
+        self.assertEqual(self.verify(codes[0]).verdict, T.VERDICT_GENUINE)
         self.a.reg.UpsertCertificate(
-            T.Certificate(number=number, kind=T.CCC, holder_credit_code=holder,
+            F.cert_req(number=number, kind=T.CERTIFICATE_KIND_CCC, holder_credit_code=holder,
                           category_codes=["0704"], valid_until_unix=int(time.time()) - 60),
             metadata=CERTIFIER)
         v = self.verify(codes[0])
-        self.assertEqual(v.verdict, T.CERT_EXPIRED)
+        self.assertEqual(v.verdict, T.VERDICT_CERT_EXPIRED)
         self.assertIn("expired on", v.detail)
 
     def test_verify_batch_and_stream(self):
         _, _, _, _, codes = self.setup_chain(quantity=300)
-        items = [V.VerifyRequest(code=c) for c in codes] + [V.VerifyRequest(code="bad")]
-        r = self.a.ver.VerifyBatch(V.VerifyBatchRequest(items=items, view=T.FULL),
+        items = [V.VerifyItem(code=c) for c in codes] + [V.VerifyItem(code="bad")]
+        r = self.a.ver.VerifyBatch(V.VerifyBatchRequest(items=items, view=T.VERIFY_VIEW_FULL),
                                    metadata=PLATFORM)
         self.assertEqual([x.serial for x in r.results[:300]], list(range(300)))
-        self.assertTrue(all(x.verdict == T.GENUINE for x in r.results[:300]))
+        self.assertTrue(all(x.verdict == T.VERDICT_GENUINE for x in r.results[:300]))
         self.assertTrue(all(x.product.brand == "Acme" for x in r.results[:300]))
-        self.assertEqual(r.results[300].verdict, T.MALFORMED)
-        big = [V.VerifyRequest(code=codes[0])] * 10001
+        self.assertEqual(r.results[300].verdict, T.VERDICT_MALFORMED)
+        big = [V.VerifyItem(code=codes[0])] * 10001
         code, msg = F.status_of(self.a.ver.VerifyBatch, V.VerifyBatchRequest(items=big),
                                    metadata=PLATFORM)
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
@@ -327,13 +333,13 @@ class Service(unittest.TestCase):
                                    metadata=PLATFORM)
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
         # Past the 4 MiB message bound: refused before it is decoded.
-        huge = [V.VerifyRequest(code="X" * 500)] * 9000
+        huge = [V.VerifyItem(code="X" * 500)] * 9000
         code, msg = F.status_of(self.a.ver.VerifyBatch, V.VerifyBatchRequest(items=huge),
                                    metadata=PLATFORM)
         self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED, msg)
-        out = list(self.a.ver.VerifyStream(iter(V.VerifyRequest(code=c) for c in codes),
+        out = list(self.a.ver.VerifyStream(iter(V.VerifyStreamRequest(code=c) for c in codes),
                                            metadata=PLATFORM))
-        self.assertEqual([x.serial for x in out], list(range(300)))
+        self.assertEqual([x.result.serial for x in out], list(range(300)))
 
     # -- listings ------------------------------------------------------------------
 
@@ -348,14 +354,14 @@ class Service(unittest.TestCase):
         a, b = unique("shopa"), unique("shopb")
         r = self.bind(a, [("L1", codes[0]), ("L2", codes[1])])
         self.assertEqual([(x.listing_id, x.verdict, x.other_listings) for x in r],
-                         [("L1", T.GENUINE, 0), ("L2", T.GENUINE, 0)])
+                         [("L1", T.VERDICT_GENUINE, 0), ("L2", T.VERDICT_GENUINE, 0)])
         # The same code on another platform: the classic copy, counted.
         r = self.bind(b, [("X9", codes[0])])
         self.assertEqual((r[0].other_listings, r[0].other_platforms), (1, 1))
         # Re-binding is idempotent; a URL form is the same code.
         r = self.bind(a, [("L1", "https://tc.samr.example/c/" + codes[0].lower())])
         self.assertEqual((r[0].verdict, r[0].other_listings, r[0].other_platforms),
-                         (T.GENUINE, 1, 1))
+                         (T.VERDICT_GENUINE, 1, 1))
         self.assertEqual(self.redis.cli("SCARD", "{tc}:code:" + codes[0]).strip(), "2")
         # Moving a listing to another code moves its index entries.
         self.bind(a, [("L2", codes[2])])
@@ -366,15 +372,17 @@ class Service(unittest.TestCase):
         self.assertIn(a, self.redis.cli("SMEMBERS", "{tc}:cert-platforms:" + number).split())
         # A forged or malformed code is answered, not bound.
         forged = codes[3][:20] + ("A" if codes[3][20] != "A" else "B") + codes[3][21:]
-        r = self.bind(a, [("L3", forged), ("L4", "junk")])
-        self.assertEqual([x.verdict for x in r], [T.FORGED, T.MALFORMED])
-        self.assertIn("wrong length 4", r[1].detail)
+        r = self.bind(a, [("L3", forged), ("L4", "junk"), ("L5", "1234")])
+        self.assertEqual([x.verdict for x in r],
+                         [T.VERDICT_FORGED, T.VERDICT_MALFORMED, T.VERDICT_MALFORMED])
+        self.assertIn("bad symbol 'u' at offset 1", r[1].detail)
+        self.assertIn("wrong length 4, want 34 or 120", r[2].detail)
         self.assertEqual(self.redis.cli("EXISTS", "{tc}:listing:%s:L3" % a).strip(), "0")
         # A revoked certificate's code is bound (delisting needs it) and says so.
         self.a.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
-            number=number, status=T.REVOKED, reason="x"), metadata=REG)
+            number=number, status=T.CERTIFICATE_STATUS_REVOKED, reason="x"), metadata=REG)
         r = self.bind(a, [("L5", codes[4])])
-        self.assertEqual(r[0].verdict, T.CERT_REVOKED)
+        self.assertEqual(r[0].verdict, T.VERDICT_CERT_REVOKED)
         self.assertEqual(self.redis.cli("EXISTS", "{tc}:listing:%s:L5" % a).strip(), "1")
         # Limits and role.
         code, msg = F.status_of(self.bind, a, [("x" * 129, codes[0])])
@@ -392,7 +400,7 @@ class Service(unittest.TestCase):
         self.bind(a, [("A1", codes[0]), ("A2", codes[1])])
         self.bind(b, [("B1", codes[2])])
         r = self.a.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
-            number=number, status=T.REVOKED, reason="fire risk"), metadata=REG)
+            number=number, status=T.CERTIFICATE_STATUS_REVOKED, reason="fire risk"), metadata=REG)
         self.assertEqual(r.notices, 2)  # one per platform, written with the change
         ids = self.redis.cli("--raw", "XREVRANGE", "{tc}:notices:" + a, "+", "-", "COUNT", "1")
         self.assertEqual(sorted(ids.strip().split("\n")[-2:]), ["A1", "A2"])  # in set order
@@ -401,10 +409,10 @@ class Service(unittest.TestCase):
         self.assertIn("B1", self.redis.cli("--raw", "XRANGE", "{tc}:notices:" + b, "-", "+"))
         # Revoked again: no change, no notice. Restored: a notice again.
         r = self.a.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
-            number=number, status=T.REVOKED, reason="still"), metadata=REG)
+            number=number, status=T.CERTIFICATE_STATUS_REVOKED, reason="still"), metadata=REG)
         self.assertEqual(r.notices, 0)
         r = self.a.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
-            number=number, status=T.VALID, reason="re-inspected"), metadata=REG)
+            number=number, status=T.CERTIFICATE_STATUS_VALID, reason="re-inspected"), metadata=REG)
         self.assertEqual(r.notices, 2)
         self.assertEqual(self.redis.cli("XLEN", "{tc}:notices:" + a).strip(), "2")
 
@@ -433,7 +441,7 @@ class Service(unittest.TestCase):
         self.bind(shop, [("L%05d" % i, c) for i, c in enumerate(codes[:10000])])
         self.bind(shop, [("L10000", codes[10000])])
         r = self.a.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
-            number=number, status=T.SUSPENDED, reason="audit"), metadata=REG)
+            number=number, status=T.CERTIFICATE_STATUS_SUSPENDED, reason="audit"), metadata=REG)
         self.assertEqual(r.notices, 2)
         lens = self.redis.cli("--raw", "XRANGE", "{tc}:notices:" + shop, "-", "+")
         self.assertEqual(lens.count("L0"), 10000)  # L00000..L09999 in the first notice
@@ -442,29 +450,96 @@ class Service(unittest.TestCase):
     # -- identity, roles, protocol ------------------------------------------------
 
     def test_roles_and_identity(self):
-        code, msg = F.status_of(self.a.ver.VerifyCode, V.VerifyRequest(code="x"))
+        code, msg = F.status_of(self.a.ver.VerifyCode, V.VerifyCodeRequest(code="x"))
         self.assertEqual(code, grpc.StatusCode.UNAUTHENTICATED)
-        code, msg = F.status_of(self.a.ver.VerifyCode, V.VerifyRequest(code="x"),
+        self.assertIn("metadata tc-role is missing (one of manufacturer, platform, regulator, "
+                      "certifier)", msg)
+        code, msg = F.status_of(self.a.ver.VerifyCode, V.VerifyCodeRequest(code="x"),
                                    metadata=(("tc-role", "platform"),))
         self.assertEqual(code, grpc.StatusCode.UNAUTHENTICATED)
-        code, msg = F.status_of(self.a.ver.VerifyCode, V.VerifyRequest(code="x"),
+        self.assertIn("metadata tc-subject is missing or empty", msg)
+        # An unknown role is named, with the valid ones (metadata was sent).
+        code, msg = F.status_of(self.a.ver.VerifyCode, V.VerifyCodeRequest(code="x"),
+                                metadata=F.md("Regulator", "SAMR"))
+        self.assertEqual(code, grpc.StatusCode.UNAUTHENTICATED)
+        self.assertEqual(msg, "unknown role 'Regulator' in metadata tc-role; valid roles: "
+                              "manufacturer, platform, regulator, certifier")
+        # A subject is never cut: too long, or outside its alphabet, refused.
+        for subject, why in (("p" * 65, "longer than 64 bytes"),
+                             ("shop a", "has ' ' at offset 4")):
+            code, msg = F.status_of(self.a.ver.VerifyCode, V.VerifyCodeRequest(code="x"),
+                                    metadata=F.md("platform", subject))
+            self.assertEqual(code, grpc.StatusCode.UNAUTHENTICATED, subject)
+            self.assertIn(why, msg)
+        code, msg = F.status_of(self.a.ver.VerifyCode, V.VerifyCodeRequest(code="x"),
                                    metadata=F.md("manufacturer", "M1"))
         self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
         self.assertIn("role manufacturer may not call tracecode.v1.VerifierService", msg)
         code, _ = F.status_of(self.a.reg.UpsertManufacturer,
-                                 T.Manufacturer(credit_code="X1", name="n"), metadata=PLATFORM)
+                                 F.mfr_req(credit_code="X1", name="n"), metadata=PLATFORM)
         self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
         code, _ = F.status_of(self.a.iss.GetBatch, I.GetBatchRequest(batch_id=1),
                                  metadata=REG)
         self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
         code, msg = F.status_of(self.a.reg.UpsertManufacturer,
-                                   T.Manufacturer(credit_code="X" * 33, name="n"), metadata=REG)
+                                   F.mfr_req(credit_code="X" * 33, name="n"), metadata=REG)
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
-        self.assertIn("credit_code is longer than 32 bytes", msg)
+        self.assertIn("manufacturer.credit_code must be an 18-character unified social credit "
+                      "code (GB 32100), not 19 or more characters", msg)
         code, msg = F.status_of(self.a.reg.UpsertManufacturer,
-                                   T.Manufacturer(credit_code="X1", name="n" * 201),
+                                   F.mfr_req(credit_code=F.uscc(7), name="n" * 201),
                                    metadata=REG)
-        self.assertIn("name is longer than 200 bytes", msg)
+        self.assertIn("manufacturer.name is longer than 200 bytes", msg)
+
+    def test_contract_validation(self):
+        """What the proto comments promise is what is checked."""
+        ok = F.uscc(4242)
+        bad_check = ok[:17] + ("0" if ok[17] != "0" else "1")
+        for credit, why in (("ACME-1", "not 6 characters"),
+                            (bad_check, "fails its check character"),
+                            (ok[:5] + "I" + ok[6:], "has 'I' at offset 5"),
+                            (ok[:10] + "o" + ok[11:], "has 'o' at offset 10")):
+            code, msg = F.status_of(self.a.reg.UpsertManufacturer,
+                                    F.mfr_req(credit_code=credit, name="n"), metadata=REG)
+            self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, credit)
+            self.assertIn(why, msg)
+        # A misspelt enum number is refused, never read as the default.
+        code, msg = F.status_of(self.a.reg.UpsertManufacturer,
+                                F.mfr_req(credit_code=ok, name="n", status=7), metadata=REG)
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("manufacturer.status 7 is not a ManufacturerStatus", msg)
+        holder = self.maker()
+        code, msg = F.status_of(self.a.reg.UpsertCertificate, F.cert_req(
+            number=unique("C"), kind=9, holder_credit_code=holder, category_codes=["0704"]),
+            metadata=REG)
+        self.assertIn("certificate.kind 9 is not a CertificateKind", msg)
+        for cat, why in (("7", "2 to 32 characters, not 1"), ("07 04", "has ' ' at offset 2"),
+                         ("-704", "has '-' at offset 0"), ("ab", "has 'a' at offset 0")):
+            code, msg = F.status_of(self.a.reg.UpsertCertificate, F.cert_req(
+                number=unique("C"), kind=T.CERTIFICATE_KIND_CCC, holder_credit_code=holder,
+                category_codes=["0704", cat]), metadata=REG)
+            self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, cat)
+            self.assertIn("certificate.category_codes[1]", msg)
+            self.assertIn(why, msg)
+        number = self.cert(holder)
+        good = F.gtin("690123456789")
+        for gtin, why in ((good[:-1] + str((int(good[-1]) + 1) % 10), "fails its GS1 check digit"),
+                          ("1234567890", "8, 12, 13 or 14 digits, not 10"),
+                          ("69012345678X", "digits only")):
+            code, msg = F.status_of(self.a.iss.RegisterProduct, I.RegisterProductRequest(
+                certificate_number=number, category_code="0704", brand="b", model="m",
+                gtin=gtin), metadata=F.md("manufacturer", holder))
+            self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, gtin)
+            self.assertIn(why, msg)
+        p = self.a.iss.RegisterProduct(I.RegisterProductRequest(
+            certificate_number=number, category_code="0704", brand="b", model="m", gtin=good),
+            metadata=F.md("manufacturer", holder)).product
+        self.assertEqual(p.gtin, good)
+        code, msg = F.status_of(self.a.iss.IssueCodes(I.IssueCodesRequest(
+            product_id=p.product_id, quantity=1, profile=5),
+            metadata=F.md("manufacturer", holder)).__next__)
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("profile 5 is not a CodeProfile", msg)
 
     def test_unimplemented_and_health(self):
         call = self.a.channel.unary_unary("/tracecode.v1.AuditService/NoSuchMethod")
@@ -521,10 +596,11 @@ class Service(unittest.TestCase):
         call = self.a.channel.unary_unary("/tracecode.v1.VerifierService/VerifyCode",
                                           request_serializer=lambda m: m.SerializeToString(),
                                           response_deserializer=resp_cls.FromString)
-        out = call(req_cls(code=codes[1]), metadata=PLATFORM)
+        out = call(req_cls(code=codes[1]), metadata=PLATFORM).result
         self.assertEqual(out.serial, 1)
-        self.assertEqual(method.output_type.fields_by_name["verdict"].enum_type
-                         .values_by_number[out.verdict].name, "GENUINE")
+        result_type = method.output_type.fields_by_name["result"].message_type
+        self.assertEqual(result_type.fields_by_name["verdict"].enum_type
+                         .values_by_number[out.verdict].name, "VERDICT_GENUINE")
 
     def test_deadline(self):
         """Calls that run past their deadline end with DEADLINE_EXCEEDED and
@@ -564,26 +640,26 @@ class Nodes(unittest.TestCase):
             t = Service("test_verdicts")
             t.a = na
             holder, number, p, batch, codes = t.setup_chain(quantity=10)
-            vb = lambda: nb.ver.VerifyCode(V.VerifyRequest(code=codes[3]), metadata=PLATFORM)
-            self.assertTrue(F.wait_for(lambda: vb().verdict == T.GENUINE))
+            vb = lambda: nb.ver.VerifyCode(V.VerifyCodeRequest(code=codes[3]), metadata=PLATFORM).result
+            self.assertTrue(F.wait_for(lambda: vb().verdict == T.VERDICT_GENUINE))
             na.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
-                number=number, status=T.REVOKED, reason="fire"), metadata=REG)
-            self.assertTrue(F.wait_for(lambda: vb().verdict == T.CERT_REVOKED, 5))
+                number=number, status=T.CERTIFICATE_STATUS_REVOKED, reason="fire"), metadata=REG)
+            self.assertTrue(F.wait_for(lambda: vb().verdict == T.VERDICT_CERT_REVOKED, 5))
 
             redis.stop()
             # Verification keeps answering from the replica, marked stale.
             self.assertTrue(F.wait_for(lambda: vb().stale, 5))
-            self.assertEqual(vb().verdict, T.CERT_REVOKED)
+            self.assertEqual(vb().verdict, T.VERDICT_CERT_REVOKED)
             code, msg = F.status_of(na.reg.SetCertificateStatus, R.SetCertificateStatusRequest(
-                number=number, status=T.VALID), metadata=REG)
+                number=number, status=T.CERTIFICATE_STATUS_VALID), metadata=REG)
             self.assertEqual(code, grpc.StatusCode.UNAVAILABLE)
             self.assertIn("registry unavailable, nothing was changed", msg)
 
             redis.start()
             self.assertTrue(F.wait_for(lambda: not vb().stale, 15))
             na.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
-                number=number, status=T.VALID, reason="restored"), metadata=REG)
-            self.assertTrue(F.wait_for(lambda: vb().verdict == T.GENUINE, 15))
+                number=number, status=T.CERTIFICATE_STATUS_VALID, reason="restored"), metadata=REG)
+            self.assertTrue(F.wait_for(lambda: vb().verdict == T.VERDICT_GENUINE, 15))
 
             # A graceful drain: SIGTERM while a long stream is in flight.
             stream = na.iss.IssueCodes(I.IssueCodesRequest(product_id=p.product_id,

@@ -17,10 +17,12 @@
 #include <event2/event.h>
 #include <string.h>
 
-#define MAKER "91310000MA1FL0001X"
-#define OTHER "91440300MA5G00002Y"
+#define MAKER "91310000MA1FL0001R"
+#define OTHER "91440300MA5G000020"
 #define CERT "2024010701000001"
 #define ACTOR "regulator:test"
+
+static uint64_t affected; /* recalls: kept with the outcome, unused here */
 
 typedef struct fx {
     rf redis;
@@ -56,14 +58,15 @@ static void seed(fx *f)
     rep_cert_fields c = {CERT, REP_KIND_CCC, MAKER, cats, 2, REP_CERT_VALID, "", 0, 1};
     uint64_t rev;
 
-    assert_int_equal(store_put_mfr(f->s, ACTOR, MAKER, "Acme Power", REP_MFR_ACTIVE, &rev, f->err,
-                                   sizeof(f->err)),
+    assert_int_equal(store_put_mfr(f->s, NULL, ACTOR, MAKER, "Acme Power", REP_MFR_ACTIVE, &rev,
+                                   f->err, sizeof(f->err)),
                      STORE_OK);
     assert_int_equal(rev, 1);
-    assert_int_equal(
-        store_put_mfr(f->s, ACTOR, OTHER, "Other Co", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
-        STORE_OK);
-    assert_int_equal(store_put_cert(f->s, ACTOR, &c, &rev, NULL, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(store_put_mfr(f->s, NULL, ACTOR, OTHER, "Other Co", REP_MFR_ACTIVE, &rev,
+                                   f->err, sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(store_put_cert(f->s, NULL, ACTOR, &c, &rev, NULL, f->err, sizeof(f->err)),
+                     STORE_OK);
     assert_int_equal(rev, 3);
 }
 
@@ -71,8 +74,9 @@ static store_err product(fx *f, const char *caller, const char *cert, const char
 {
     store_product_req q = {caller, cert, cat, "Acme", "PB-10000", "", 1800000000};
     uint64_t rev;
+    int64_t registered;
 
-    return store_register_product(f->s, &q, id, &rev, f->err, sizeof(f->err));
+    return store_register_product(f->s, NULL, &q, id, &registered, &rev, f->err, sizeof(f->err));
 }
 
 static void test_write_rules(void **state)
@@ -91,18 +95,18 @@ static void test_write_rules(void **state)
     assert_int_equal(product(f, MAKER, "NOPE", "0704", pid), STORE_ERR_PRECONDITION);
     assert_string_equal(f->err, "certificate NOPE is not registered");
 
-    assert_int_equal(store_set_cert_status(f->s, ACTOR, CERT, REP_CERT_SUSPENDED, "inspection", 5,
-                                           &rev, NULL, f->err, sizeof(f->err)),
+    assert_int_equal(store_set_cert_status(f->s, NULL, ACTOR, CERT, REP_CERT_SUSPENDED,
+                                           "inspection", 5, &rev, NULL, f->err, sizeof(f->err)),
                      STORE_OK);
     assert_int_equal(product(f, MAKER, CERT, "0704", pid), STORE_ERR_PRECONDITION);
     assert_string_equal(f->err, "certificate " CERT " is suspended");
-    assert_int_equal(store_set_cert_status(f->s, ACTOR, "NOPE", REP_CERT_VALID, "", 5, &rev, NULL,
-                                           f->err, sizeof(f->err)),
+    assert_int_equal(store_set_cert_status(f->s, NULL, ACTOR, "NOPE", REP_CERT_VALID, "", 5, &rev,
+                                           NULL, f->err, sizeof(f->err)),
                      STORE_ERR_NOTFOUND);
-    assert_int_equal(store_set_cert_status(f->s, ACTOR, CERT, REP_CERT_VALID, "", 6, &rev, NULL,
-                                           f->err, sizeof(f->err)),
+    assert_int_equal(store_set_cert_status(f->s, NULL, ACTOR, CERT, REP_CERT_VALID, "", 6, &rev,
+                                           NULL, f->err, sizeof(f->err)),
                      STORE_OK);
-    assert_int_equal(store_put_mfr(f->s, ACTOR, MAKER, "Acme Power", REP_MFR_SUSPENDED, &rev,
+    assert_int_equal(store_put_mfr(f->s, NULL, ACTOR, MAKER, "Acme Power", REP_MFR_SUSPENDED, &rev,
                                    f->err, sizeof(f->err)),
                      STORE_OK);
     assert_int_equal(product(f, MAKER, CERT, "0704", pid), STORE_ERR_PRECONDITION);
@@ -120,21 +124,25 @@ static void test_timeout_is_not_retried(void **state)
     /* Redis busy for 3 s (longer than the store's 2 s timeout). */
     assert_int_equal(rf_cli(&f->redis, "DEBUG SLEEP 3 > /dev/null &"), 0);
     rf_sleep_ms(200);
-    assert_int_equal(
-        store_put_mfr(f->s, ACTOR, OTHER, "Renamed", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
-        STORE_ERR_TIMEOUT);
+    assert_int_equal(store_put_mfr(f->s, NULL, ACTOR, OTHER, "Renamed", REP_MFR_ACTIVE, &rev,
+                                   f->err, sizeof(f->err)),
+                     STORE_ERR_TIMEOUT);
     assert_non_null(strstr(f->err, "may or may not have been made"));
     rf_sleep_ms(1500);
     /* It ran, once: revision 4 (seed wrote 1..3), and the next write is 5. */
-    assert_int_equal(
-        store_put_mfr(f->s, ACTOR, OTHER, "Again", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
-        STORE_OK);
+    assert_int_equal(store_put_mfr(f->s, NULL, ACTOR, OTHER, "Again", REP_MFR_ACTIVE, &rev, f->err,
+                                   sizeof(f->err)),
+                     STORE_OK);
     assert_int_equal(rev, 5);
 }
 
-static void make_batch(fx *f, const char *caller, const char *pid, const char *req, store_batch *b,
-                       int *existing)
+/* A batch under request id req (scope: the caller); fp names the request
+ * (its first byte is enough to tell two apart). *existing: replayed. */
+static void make_batch_fp(fx *f, const char *caller, const char *pid, const char *req, uint8_t fp,
+                          store_batch *b, int *existing)
 {
+    char scope[96];
+    store_idem idem = {scope, req, {fp}, 0};
     uint64_t rev;
 
     memset(b, 0, sizeof(*b));
@@ -152,7 +160,15 @@ static void make_batch(fx *f, const char *caller, const char *pid, const char *r
     memset(b->signature, 0xab, sizeof(b->signature));
     b->manifest_key_id = 2;
     f->err[0] = '\0';
-    (void)store_create_batch(f->s, b, existing, &rev, f->err, sizeof(f->err));
+    snprintf(scope, sizeof(scope), "manufacturer:%s", caller);
+    (void)store_create_batch(f->s, &idem, b, &rev, f->err, sizeof(f->err));
+    *existing = idem.replayed;
+}
+
+static void make_batch(fx *f, const char *caller, const char *pid, const char *req, store_batch *b,
+                       int *existing)
+{
+    make_batch_fp(f, caller, pid, req, 1, b, existing);
 }
 
 static void test_batches(void **state)
@@ -175,6 +191,16 @@ static void test_batches(void **state)
     assert_int_equal(again.id, 1);
     assert_int_equal(again.quantity, 1000);
     assert_memory_equal(again.manifest, "batch 1", 7);
+    /* The same id for another request: refused, nothing stored. */
+    make_batch_fp(f, MAKER, pid, "req-1", 2, &again, &existing);
+    assert_string_equal(f->err, "request_id req-1 was used for another request; use a new id for "
+                                "a new request");
+    assert_int_equal(store_get_batch(f->s, again.id, &got, f->err, sizeof(f->err)),
+                     STORE_ERR_NOTFOUND);
+    /* Another caller's id space is its own. */
+    make_batch(f, OTHER, pid, "req-1", &again, &existing);
+    assert_int_equal(existing, 0);
+    assert_string_equal(f->err, "product P1 belongs to another manufacturer");
     /* Another maker cannot issue for this product. */
     make_batch(f, OTHER, pid, "", &again, &existing);
     assert_string_equal(f->err, "product P1 belongs to another manufacturer");
@@ -185,17 +211,18 @@ static void test_batches(void **state)
     assert_int_equal(got.signature[63], 0xab);
     assert_int_equal(store_get_batch(f->s, 99, &got, f->err, sizeof(f->err)), STORE_ERR_NOTFOUND);
 
-    assert_int_equal(
-        store_recall(f->s, MAKER, 1, 10, 19, "swelling", 5, &rev, NULL, f->err, sizeof(f->err)),
-        STORE_OK);
-    assert_int_equal(
-        store_recall(f->s, OTHER, 1, 10, 19, "x", 5, &rev, NULL, f->err, sizeof(f->err)),
-        STORE_ERR_DENIED);
-    assert_int_equal(
-        store_recall(f->s, MAKER, 1, 10, 1000, "x", 5, &rev, NULL, f->err, sizeof(f->err)),
-        STORE_ERR_ARG);
+    assert_int_equal(store_recall(f->s, NULL, MAKER, 1, 10, 19, "swelling", 5, &affected, &rev,
+                                  NULL, f->err, sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(store_recall(f->s, NULL, OTHER, 1, 10, 19, "x", 5, &affected, &rev, NULL,
+                                  f->err, sizeof(f->err)),
+                     STORE_ERR_DENIED);
+    assert_int_equal(store_recall(f->s, NULL, MAKER, 1, 10, 1000, "x", 5, &affected, &rev, NULL,
+                                  f->err, sizeof(f->err)),
+                     STORE_ERR_ARG);
     assert_string_equal(f->err, "last_serial 1000 is beyond the batch quantity 1000");
-    assert_int_equal(store_recall(f->s, MAKER, 7, 1, 2, "x", 5, &rev, NULL, f->err, sizeof(f->err)),
+    assert_int_equal(store_recall(f->s, NULL, MAKER, 7, 1, 2, "x", 5, &affected, &rev, NULL, f->err,
+                                  sizeof(f->err)),
                      STORE_ERR_NOTFOUND);
 }
 
@@ -248,9 +275,9 @@ static void test_snapshot_and_tail(void **state)
     seed(f);
     assert_int_equal(product(f, MAKER, CERT, "0704", pid), STORE_OK);
     make_batch(f, MAKER, pid, "", &b, &existing);
-    assert_int_equal(
-        store_recall(f->s, MAKER, b.id, 3, 4, "swelling", 5, &rev, NULL, f->err, sizeof(f->err)),
-        STORE_OK);
+    assert_int_equal(store_recall(f->s, NULL, MAKER, b.id, 3, 4, "swelling", 5, &affected, &rev,
+                                  NULL, f->err, sizeof(f->err)),
+                     STORE_OK);
 
     /* A node starting now loads everything... */
     assert_int_equal(store_snapshot(f->s, r, id, sizeof(id), &rev, f->err, sizeof(f->err)),
@@ -266,8 +293,8 @@ static void test_snapshot_and_tail(void **state)
     /* ...and then follows the change stream. */
     t = store_tail_new(f->redis.url, r, base, id, rev);
     assert_non_null(t);
-    assert_int_equal(store_set_cert_status(f->s, ACTOR, CERT, REP_CERT_REVOKED, "fire", 7, &rev,
-                                           NULL, f->err, sizeof(f->err)),
+    assert_int_equal(store_set_cert_status(f->s, NULL, ACTOR, CERT, REP_CERT_REVOKED, "fire", 7,
+                                           &rev, NULL, f->err, sizeof(f->err)),
                      STORE_OK);
     assert_true(pump(base, cert_is, &w));
     assert_string_equal(atomic_load(&rep_cert_find(r, CERT)->v)->reason, "fire");
@@ -286,7 +313,7 @@ static void test_snapshot_and_tail(void **state)
     }
     assert_false(store_tail_connected(t));
     assert_int_equal(
-        store_put_mfr(f->s, ACTOR, MAKER, "x", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
+        store_put_mfr(f->s, NULL, ACTOR, MAKER, "x", REP_MFR_ACTIVE, &rev, f->err, sizeof(f->err)),
         STORE_ERR_UNAVAILABLE);
     /* The replica still answers from what it has. */
     assert_int_equal(atomic_load(&rep_cert_find(r, CERT)->v)->status, REP_CERT_REVOKED);
@@ -294,8 +321,8 @@ static void test_snapshot_and_tail(void **state)
     /* Back again (AOF kept everything): the tail reconnects, catches up. */
     assert_int_equal(rf_start(&f->redis), 0);
     w.want = REP_CERT_VALID;
-    assert_int_equal(store_set_cert_status(f->s, ACTOR, CERT, REP_CERT_VALID, "restored", 8, &rev,
-                                           NULL, f->err, sizeof(f->err)),
+    assert_int_equal(store_set_cert_status(f->s, NULL, ACTOR, CERT, REP_CERT_VALID, "restored", 8,
+                                           &rev, NULL, f->err, sizeof(f->err)),
                      STORE_OK);
     assert_true(pump(base, cert_is, &w));
     assert_true(store_tail_connected(t));
@@ -348,8 +375,9 @@ static void test_audit_log(void **state)
     int held = 0;
 
     seed(f);
-    assert_int_equal(store_set_cert_status(f->s, ACTOR, CERT, REP_CERT_SUSPENDED, "inspection", 5,
-                                           &(uint64_t){0}, NULL, f->err, sizeof(f->err)),
+    assert_int_equal(store_set_cert_status(f->s, NULL, ACTOR, CERT, REP_CERT_SUSPENDED,
+                                           "inspection", 5, &(uint64_t){0}, NULL, f->err,
+                                           sizeof(f->err)),
                      STORE_OK);
     assert_int_equal(store_audit_count(f->s, &n, f->err, sizeof(f->err)), STORE_OK);
     assert_int_equal(n, 4); /* two makers, the certificate, its suspension */

@@ -89,16 +89,16 @@ class Tls(unittest.TestCase):
 
     def test_identity_from_certificate(self):
         reg = RG.RegistryServiceStub(self.channel(self.regulator))
-        out = reg.UpsertManufacturer(T.Manufacturer(credit_code="91310000TLS0001X", name="T"),
-                                     timeout=10)
-        self.assertEqual(out.credit_code, "91310000TLS0001X")
+        out = reg.UpsertManufacturer(F.mfr_req(credit_code=F.uscc(1), name="T"),
+                                     timeout=10).manufacturer
+        self.assertEqual(out.credit_code, F.uscc(1))
         ver = VG.VerifierServiceStub(self.channel(self.platform))
-        self.assertEqual(ver.VerifyCode(V.VerifyRequest(code="x"), timeout=10).verdict,
-                         T.MALFORMED)
+        self.assertEqual(ver.VerifyCode(V.VerifyCodeRequest(code="x"), timeout=10).result.verdict,
+                         T.VERDICT_MALFORMED)
         # Metadata cannot claim another role in TLS mode.
         with self.assertRaises(grpc.RpcError) as ctx:
             RG.RegistryServiceStub(self.channel(self.platform)).UpsertManufacturer(
-                T.Manufacturer(credit_code="X1", name="n"),
+                F.mfr_req(credit_code=F.uscc(2), name="n"),
                 metadata=(("tc-role", "regulator"), ("tc-subject", "SAMR")), timeout=10)
         self.assertEqual(ctx.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
         self.assertIn("role platform may not call tracecode.v1.RegistryService",
@@ -107,15 +107,16 @@ class Tls(unittest.TestCase):
     def test_certificate_without_role(self):
         with self.assertRaises(grpc.RpcError) as ctx:
             VG.VerifierServiceStub(self.channel(self.norole)).VerifyCode(
-                V.VerifyRequest(code="x"), timeout=10)
+                V.VerifyCodeRequest(code="x"), timeout=10)
         self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
-        self.assertIn("client certificate naming role (OU)", ctx.exception.details())
+        self.assertIn("the client certificate's OU is missing (one of manufacturer, platform, "
+                      "regulator, certifier)", ctx.exception.details())
 
     def test_wrong_ca_and_no_certificate(self):
         for client in (self.stranger, None):
             with self.assertRaises(grpc.RpcError) as ctx:
                 VG.VerifierServiceStub(self.channel(client)).VerifyCode(
-                    V.VerifyRequest(code="x"), timeout=5)
+                    V.VerifyCodeRequest(code="x"), timeout=5)
             self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAVAILABLE)
 
     def test_tls_needs_its_files(self):

@@ -28,7 +28,7 @@ TRACECTL_ADDR=127.0.0.1:$(grep -o "port [0-9]*" "$dir/svc.log" | cut -d' ' -f2)
 TRACECTL_INSECURE=1
 export TRACECTL_ADDR TRACECTL_INSECURE
 ctl="$bin/tracectl"
-maker=91310000MA1FL0001X
+maker=91310000MA1FL0001R
 reg="--role regulator --subject SAMR"
 mfr="--role manufacturer --subject $maker"
 plat="--role platform --subject shop-a"

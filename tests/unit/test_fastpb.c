@@ -48,10 +48,10 @@ typedef struct strs {
     char s[12][64];
 } strs;
 
-static void rand_response(tu_rng *r, Tracecode__V1__VerifyResponse *v, Tracecode__V1__Product *p,
-                          strs *b)
+static void rand_result(tu_rng *r, Tracecode__V1__VerifyResult *v, Tracecode__V1__Product *p,
+                        strs *b)
 {
-    tracecode__v1__verify_response__init(v);
+    tracecode__v1__verify_result__init(v);
     v->verdict = (Tracecode__V1__Verdict)(tu_next(r) % 11);
     v->detail = rand_str(r, b->s[0], 64);
     v->batch_id = rand_u64(r);
@@ -84,8 +84,9 @@ static void test_encode_matches(void **state)
     (void)state;
     for (i = 0; i < N; i++) {
         size_t n = (size_t)(tu_next(&r) % 20), k;
-        Tracecode__V1__VerifyResponse *v = calloc(n + 1, sizeof(*v));
-        Tracecode__V1__VerifyResponse **pv = calloc(n + 1, sizeof(*pv));
+        Tracecode__V1__VerifyResult *v = calloc(n + 1, sizeof(*v));
+        Tracecode__V1__VerifyResult **pv = calloc(n + 1, sizeof(*pv));
+        Tracecode__V1__VerifyCodeResponse one = TRACECODE__V1__VERIFY_CODE_RESPONSE__INIT;
         Tracecode__V1__Product *p = calloc(n + 1, sizeof(*p));
         strs *b = calloc(n + 1, sizeof(*b));
         Tracecode__V1__VerifyBatchResponse batch = TRACECODE__V1__VERIFY_BATCH_RESPONSE__INIT;
@@ -93,17 +94,18 @@ static void test_encode_matches(void **state)
         size_t wn, gn;
 
         for (k = 0; k <= n; k++) {
-            rand_response(&r, &v[k], &p[k], &b[k]);
+            rand_result(&r, &v[k], &p[k], &b[k]);
             pv[k] = &v[k];
         }
-        /* One response alone. */
-        wn = protobuf_c_message_get_packed_size(&v[n].base);
-        gn = fastpb_size_verify_response(&v[n].base);
+        /* One response alone (sometimes without its result). */
+        one.result = i % 7 == 0 ? NULL : &v[n];
+        wn = protobuf_c_message_get_packed_size(&one.base);
+        gn = fastpb_size_verify_code_response(&one.base);
         assert_int_equal(gn, wn);
         want = malloc(wn + 1);
         got = malloc(gn + 1);
-        protobuf_c_message_pack(&v[n].base, want);
-        fastpb_encode_verify_response(&v[n].base, got);
+        protobuf_c_message_pack(&one.base, want);
+        fastpb_encode_verify_code_response(&one.base, got);
         assert_memory_equal(got, want, wn);
         free(want);
         free(got);
@@ -143,6 +145,26 @@ static void same_str(const char *a, const char *b)
     assert_string_equal(a ? a : "", b ? b : "");
 }
 
+static void same_listing(const Tracecode__V1__Listing *a, const Tracecode__V1__Listing *b)
+{
+    assert_int_equal(a == NULL, b == NULL);
+    if (a) {
+        same_str(a->listing_id, b->listing_id);
+        same_str(a->category_code, b->category_code);
+        same_str(a->brand, b->brand);
+        same_str(a->model, b->model);
+    }
+}
+
+static void rand_listing(tu_rng *r, Tracecode__V1__Listing *l, strs *b)
+{
+    tracecode__v1__listing__init(l);
+    l->listing_id = rand_str(r, b->s[1], 64);
+    l->category_code = rand_str(r, b->s[2], 64);
+    l->brand = rand_str(r, b->s[3], 64);
+    l->model = rand_str(r, b->s[4], 64);
+}
+
 /* Every known field equal (protobuf-c also keeps unknown fields, which
  * fastpb skips: the server has no use for them). */
 static void same_request(const Tracecode__V1__VerifyBatchRequest *x,
@@ -153,16 +175,9 @@ static void same_request(const Tracecode__V1__VerifyBatchRequest *x,
     assert_int_equal(x->view, y->view);
     assert_int_equal(x->n_items, y->n_items);
     for (i = 0; i < x->n_items; i++) {
-        const Tracecode__V1__VerifyRequest *a = x->items[i], *b = y->items[i];
+        const Tracecode__V1__VerifyItem *a = x->items[i], *b = y->items[i];
         same_str(a->code, b->code);
-        assert_int_equal(a->view, b->view);
-        assert_int_equal(a->listing == NULL, b->listing == NULL);
-        if (a->listing) {
-            same_str(a->listing->listing_id, b->listing->listing_id);
-            same_str(a->listing->category_code, b->listing->category_code);
-            same_str(a->listing->brand, b->listing->brand);
-            same_str(a->listing->model, b->listing->model);
-        }
+        same_listing(a->listing, b->listing);
     }
 }
 
@@ -179,7 +194,7 @@ static void test_decode_matches(void **state)
     arena_init(&a, 64 << 20);
     for (i = 0; i < N; i++) {
         Tracecode__V1__VerifyBatchRequest q = TRACECODE__V1__VERIFY_BATCH_REQUEST__INIT;
-        Tracecode__V1__VerifyRequest items[8], *pi[8];
+        Tracecode__V1__VerifyItem items[8], *pi[8];
         Tracecode__V1__Listing l[8];
         strs b[8];
         size_t n = (size_t)(tu_next(&r) % 8), k, len;
@@ -187,15 +202,10 @@ static void test_decode_matches(void **state)
         ProtobufCMessage *ours, *theirs;
 
         for (k = 0; k < n; k++) {
-            tracecode__v1__verify_request__init(&items[k]);
+            tracecode__v1__verify_item__init(&items[k]);
             items[k].code = rand_str(&r, b[k].s[0], 64);
-            items[k].view = (Tracecode__V1__VerifyView)(tu_next(&r) % 3);
             if (tu_next(&r) % 2) {
-                tracecode__v1__listing__init(&l[k]);
-                l[k].listing_id = rand_str(&r, b[k].s[1], 64);
-                l[k].category_code = rand_str(&r, b[k].s[2], 64);
-                l[k].brand = rand_str(&r, b[k].s[3], 64);
-                l[k].model = rand_str(&r, b[k].s[4], 64);
+                rand_listing(&r, &l[k], &b[k]);
                 items[k].listing = &l[k];
             }
             pi[k] = &items[k];
@@ -222,11 +232,68 @@ static void test_decode_matches(void **state)
     arena_release(&a);
 }
 
+/* VerifyCodeRequest and VerifyStreamRequest (one decoder): random ones,
+ * sometimes damaged, decode as protobuf-c decodes them. */
+static void test_decode_single_matches(void **state)
+{
+    tu_rng r = {13};
+    arena a;
+    ProtobufCAllocator al = {arena_fn, no_free, &a};
+    int i;
+
+    (void)state;
+    arena_init(&a, 16 << 20);
+    for (i = 0; i < N; i++) {
+        Tracecode__V1__VerifyCodeRequest q = TRACECODE__V1__VERIFY_CODE_REQUEST__INIT;
+        Tracecode__V1__Listing l;
+        strs b;
+        size_t len;
+        uint8_t *buf;
+        const Tracecode__V1__VerifyCodeRequest *x, *y;
+        ProtobufCMessage *ours, *stream, *theirs;
+
+        q.code = rand_str(&r, b.s[0], 64);
+        q.view = (Tracecode__V1__VerifyView)(tu_next(&r) % 3);
+        if (tu_next(&r) % 2) {
+            rand_listing(&r, &l, &b);
+            q.listing = &l;
+        }
+        len = protobuf_c_message_get_packed_size(&q.base);
+        buf = malloc(len + 1);
+        protobuf_c_message_pack(&q.base, buf);
+        if (i % 3 == 0 && len)
+            buf[tu_next(&r) % len] ^= (uint8_t)(1u << (tu_next(&r) % 8));
+        ours = fastpb_decode_verify_code_request(buf, len, &al);
+        stream = fastpb_decode_verify_stream_request(buf, len, &al);
+        theirs = protobuf_c_message_unpack(&tracecode__v1__verify_code_request__descriptor, NULL,
+                                           len, buf);
+        assert_true((ours == NULL) == (theirs == NULL));
+        assert_true((stream == NULL) == (theirs == NULL));
+        if (ours) {
+            assert_ptr_equal(ours->descriptor, &tracecode__v1__verify_code_request__descriptor);
+            assert_ptr_equal(stream->descriptor, &tracecode__v1__verify_stream_request__descriptor);
+            x = (const void *)ours;
+            y = (const void *)theirs;
+            same_str(x->code, y->code);
+            assert_int_equal(x->view, y->view);
+            same_listing(x->listing, y->listing);
+            x = (const void *)stream;
+            same_str(x->code, y->code);
+            same_listing(x->listing, y->listing);
+            protobuf_c_message_free_unpacked(theirs, NULL);
+        }
+        free(buf);
+        arena_reset(&a);
+    }
+    arena_release(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_matches),
         cmocka_unit_test(test_decode_matches),
+        cmocka_unit_test(test_decode_single_matches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,14 +21,14 @@ static rep *fill(void)
 {
     static const char *cats[] = {"0704", "1201"};
     rep_cert_fields cf = {
-        "2024010701000001", REP_KIND_CCC, "91310000MA1FL0001X", cats, 2, REP_CERT_VALID, "", 0, 1};
+        "2024010701000001", REP_KIND_CCC, "91310000MA1FL0001R", cats, 2, REP_CERT_VALID, "", 0, 1};
     rep_product_fields p = {"P1", "0704", "Acme", "PB-10000", "", 0};
     rep *r = rep_new();
 
     assert_non_null(r);
-    assert_int_equal(rep_put_mfr(r, "91310000MA1FL0001X", "Acme Power", REP_MFR_ACTIVE), REP_OK);
+    assert_int_equal(rep_put_mfr(r, "91310000MA1FL0001R", "Acme Power", REP_MFR_ACTIVE), REP_OK);
     assert_int_equal(rep_put_cert(r, &cf), REP_OK);
-    assert_int_equal(rep_put_product(r, &p, "2024010701000001", "91310000MA1FL0001X"), REP_OK);
+    assert_int_equal(rep_put_product(r, &p, "2024010701000001", "91310000MA1FL0001R"), REP_OK);
     assert_int_equal(rep_put_batch(r, 1, "P1", 1000, 1, REP_PROFILE_MAC, 5), REP_OK);
     return r;
 }
@@ -56,11 +56,11 @@ static void test_records(void **state)
     rep_read_end(r, slot);
 
     /* Replays of the same product or batch are accepted; changes are not. */
-    assert_int_equal(rep_put_product(r, &p, "2024010701000001", "91310000MA1FL0001X"), REP_OK);
+    assert_int_equal(rep_put_product(r, &p, "2024010701000001", "91310000MA1FL0001R"), REP_OK);
     p.model = "PB-20000";
-    assert_int_equal(rep_put_product(r, &p, "2024010701000001", "91310000MA1FL0001X"),
+    assert_int_equal(rep_put_product(r, &p, "2024010701000001", "91310000MA1FL0001R"),
                      REP_ERR_EXISTS);
-    assert_int_equal(rep_put_product(r, &p, "NOPE", "91310000MA1FL0001X"), REP_ERR_NOTFOUND);
+    assert_int_equal(rep_put_product(r, &p, "NOPE", "91310000MA1FL0001R"), REP_ERR_NOTFOUND);
     assert_int_equal(rep_put_batch(r, 1, "P1", 1000, 1, REP_PROFILE_MAC, 5), REP_OK);
     assert_int_equal(rep_put_batch(r, 1, "P1", 999, 1, REP_PROFILE_MAC, 5), REP_ERR_EXISTS);
     assert_int_equal(rep_put_batch(r, 2, "P9", 10, 1, REP_PROFILE_MAC, 5), REP_ERR_NOTFOUND);
@@ -75,7 +75,7 @@ static void test_records(void **state)
     {
         rep_cert_fields cf = {"2024010701000001",
                               REP_KIND_CCC,
-                              "91310000MA1FL0001X",
+                              "91310000MA1FL0001R",
                               NULL,
                               0,
                               REP_CERT_REVOKED,
@@ -201,7 +201,7 @@ static void test_concurrent_versions(void **state)
         char reason[64];
         rep_cert_fields cf = {"2024010701000001",
                               REP_KIND_CCC,
-                              "91310000MA1FL0001X",
+                              "91310000MA1FL0001R",
                               NULL,
                               0,
                               1 + i % 3,

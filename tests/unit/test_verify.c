@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #define CERT "2024010701000001"
-#define MAKER "91310000MA1FL0001X"
+#define MAKER "91310000MA1FL0001R"
 #define NOW 1800000000
 
 typedef struct fx {
@@ -140,13 +140,57 @@ static void test_malformed(void **state)
     size_t i;
 
     expect(f, "ABC", NULL, TC_MALFORMED, "wrong length 3, want 34 or 120");
-    mint(f->ring, 7, 1, CODEC_PROFILE_MAC, code);
-    /* The platform path is strict: lower case is not a code text. */
-    for (i = 0; code[i]; i++)
-        if (code[i] >= 'A' && code[i] <= 'Z')
-            code[i] = (char)(code[i] - 'A' + 'a');
-    expect(f, code, NULL, TC_MALFORMED, "bad symbol");
+    expect(f, "", NULL, TC_MALFORMED, "wrong length 0");
     expect(f, "https://x/C/123", NULL, TC_MALFORMED, "wrong length 3");
+    mint(f->ring, 7, 1, CODEC_PROFILE_MAC, code);
+    /* A symbol outside the alphabet, named with its offset in the input as
+     * sent (after the leading blanks). */
+    code[5] = 'U';
+    {
+        char in[CODEC_MAX_TEXT_LEN + 8];
+        snprintf(in, sizeof(in), "  %s", code);
+        expect(f, in, NULL, TC_MALFORMED, "bad symbol 'U' at offset 7");
+    }
+    code[5] = '#';
+    expect(f, code, NULL, TC_MALFORMED, "bad symbol '#' at offset 5");
+    /* One symbol short. */
+    mint(f->ring, 7, 1, CODEC_PROFILE_MAC, code);
+    code[33] = '\0';
+    expect(f, code, NULL, TC_MALFORMED, "wrong length 33, want 34 or 120");
+    (void)i;
+}
+
+/* Every form a consumer, a printer or a scanner produces reads as the same
+ * code (API: the lenient path). */
+static void test_accepted_forms(void **state)
+{
+    fx *f = *state;
+    char code[CODEC_MAX_TEXT_LEN + 1], in[256], grouped[64];
+    size_t i;
+
+    mint(f->ring, 7, 1, CODEC_PROFILE_MAC, code);
+    for (i = 0; code[i]; i++)
+        in[i] = (char)(code[i] >= 'A' && code[i] <= 'Z' ? code[i] - 'A' + 'a' : code[i]);
+    in[i] = '\0';
+    expect(f, in, NULL, TC_GENUINE, NULL); /* lower case */
+    assert_true(codec_text_group(code, strlen(code), 4, '-', grouped, sizeof(grouped)) > 0);
+    expect(f, grouped, NULL, TC_GENUINE, NULL); /* as printed on labels */
+    assert_true(codec_text_group(code, strlen(code), 4, ' ', grouped, sizeof(grouped)) > 0);
+    expect(f, grouped, NULL, TC_GENUINE, NULL);
+    snprintf(in, sizeof(in), "%s\n", code);
+    expect(f, in, NULL, TC_GENUINE, NULL); /* a trailing newline */
+    snprintf(in, sizeof(in), " \t%s \r\n", code);
+    expect(f, in, NULL, TC_GENUINE, NULL);
+    snprintf(in, sizeof(in), "  HTTPS://TC.SAMR.EXAMPLE/C/%s\n", code);
+    expect(f, in, NULL, TC_GENUINE, NULL); /* the QR's URL */
+    /* Crockford's look-alikes: O for 0, I and L for 1. */
+    snprintf(in, sizeof(in), "%s", code);
+    for (i = 0; in[i]; i++)
+        if (in[i] == '0')
+            in[i] = 'O';
+        else if (in[i] == '1')
+            in[i] = (i % 2) ? 'I' : 'l';
+    expect(f, in, NULL, TC_GENUINE, NULL);
 }
 
 static void test_forged(void **state)
@@ -311,6 +355,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_genuine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_accepted_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recalled, setup, teardown),
