@@ -10,6 +10,18 @@ PKGS="build-essential cmake ninja-build pkg-config git clang-format
       protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
       libhiredis-dev libevent-dev redis-server curl chromium fonts-droid-fallback
       libgrpc-dev grpc-proto python3-grpcio python3-grpc-tools"
+# Node.js and npm: the machine's own when it has them, else Debian's.
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
+
+# npm tools (buf, the Node example's gRPC), pinned by package-lock.json;
+# installed after the Debian packages, never used by the service itself.
+npm_tools() {
+    if [ ! -x node_modules/.bin/buf ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+        echo "deps.sh: npm ci (package-lock.json)"
+        npm ci --no-audit --no-fund --loglevel=error >/dev/null
+    fi
+}
+cd "$(dirname "$0")/.."
 
 missing=""
 for p in $PKGS; do
@@ -17,7 +29,10 @@ for p in $PKGS; do
         missing="$missing $p"
     fi
 done
-[ -z "$missing" ] && exit 0
+if [ -z "$missing" ]; then
+    npm_tools
+    exit 0
+fi
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -28,3 +43,4 @@ echo "deps.sh: installing:$missing"
 $sudo apt-get update -qq
 # shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+npm_tools
