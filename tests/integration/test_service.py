@@ -217,6 +217,27 @@ class Service(unittest.TestCase):
         code, _ = F.status_of(self.issue, other, p.product_id)
         self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
 
+    def test_issue_messages_fit_default_client_limits(self):
+        """chunk_size 65,536 of SIG codes was an 8 MB message that a client
+        with the default 4 MiB limit refused after the batch was stored:
+        messages are now bounded by bytes too (1 MiB), both profiles."""
+        holder = self.maker()
+        p = self.product(holder, self.cert(holder))
+        for profile, quantity in ((T.CODE_PROFILE_SIG, 20000), (T.CODE_PROFILE_MAC, 70000)):
+            # A fresh channel with gRPC's default receive limit (4 MiB).
+            n = F.Node(self.svc.port)
+            sizes, got = [], 0
+            for m in n.iss.IssueCodes(I.IssueCodesRequest(
+                    product_id=p.product_id, quantity=quantity, profile=profile,
+                    chunk_size=65536), metadata=F.md("manufacturer", holder)):
+                self.assertEqual(m.first_serial, got)
+                got += len(m.codes)
+                sizes.append(m.ByteSize())
+            n.channel.close()
+            self.assertEqual(got, quantity)
+            self.assertLessEqual(max(sizes), (1 << 20) + 4096, profile)
+            self.assertGreater(len(sizes), 1, profile)
+
     def test_issue_limits(self):
         holder = self.maker()
         p = self.product(holder, self.cert(holder))
