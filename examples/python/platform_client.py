@@ -119,7 +119,11 @@ def main():
     stub = G.VerifierServiceStub(ch)
     if args.cmd == "verify":
         codes = args.codes or [line.strip() for line in sys.stdin if line.strip()]
-        return verify(stub, T, V, md, codes)
+        try:
+            return verify(stub, T, V, md, codes)
+        except grpc.RpcError as e:
+            print("verify failed: %s: %s" % (e.code().name, e.details()), file=sys.stderr)
+            return 3
     return watch(stub, T, V, md, args.cursor, args.count)
 
 

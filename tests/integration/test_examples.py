@@ -112,6 +112,14 @@ class Examples(unittest.TestCase):
     def test_node_client(self):
         self.watch_notice(NODE)
 
+    def test_server_errors_exit_3(self):
+        for client in (PY, NODE):
+            p = subprocess.run(client + ["--addr", "127.0.0.1:%d" % self.svc.port, "--insecure",
+                                         "--platform", "bad id", "verify", "ABC"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 3, client)
+            self.assertIn("has ' ' at offset 3", p.stderr)
+
     def test_refuses_without_identity(self):
         for client in (PY, NODE):
             p = subprocess.run(client + ["--addr", "127.0.0.1:%d" % self.svc.port,
