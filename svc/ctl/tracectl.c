@@ -25,6 +25,11 @@
  *   audit verify --public-keys FILE [--since HEADFILE] [--out HEADFILE]
  *                [--index N]
  *
+ * Writes (manufacturer put, cert put/status/import, product register, issue,
+ * recall, listings register, ack) take --request-id ID: sent again with the
+ * same ID, the request returns its first outcome and writes nothing more
+ * (listings register sends ID.0, ID.1, ... one per call of its file).
+ *
  * Connection: --addr HOST:PORT (TRACECTL_ADDR, default 127.0.0.1:50051) and
  * either --insecure --role R --subject S (TRACECTL_INSECURE, _ROLE,
  * _SUBJECT) or --ca F --cert F --key F (TRACECTL_CA, _CERT, _KEY).
@@ -91,7 +96,9 @@ static int usage(void)
           "  compliance PLATFORM_ID [--from UNIX] [--to UNIX]\n"
           "  audit head [--out FILE]\n"
           "  audit query [SUBJECT] [--kind K] [--from UNIX] [--to UNIX] [--count N]\n"
-          "  audit verify --public-keys FILE [--since HEADFILE] [--out HEADFILE] [--index N]\n",
+          "  audit verify --public-keys FILE [--since HEADFILE] [--out HEADFILE] [--index N]\n"
+          "Writes take --request-id ID: the same ID again returns the first outcome and\n"
+          "writes nothing more.\n",
           stderr);
     return 2;
 }

@@ -85,8 +85,12 @@ has "malformed" "$dir/out" "MALFORMED"
 check "verify json" 0 $ctl $plat --json verify "$first"
 has "json verdict" "$dir/out" '"verdict":"GENUINE"'
 
-check "recall" 0 $ctl $mfr recall 1 0 9 --reason "battery swelling"
+check "recall" 0 $ctl $mfr recall 1 0 9 --reason "battery swelling" --request-id r-1
 has "recall count" "$dir/out" "recalled 10 serials of batch 1"
+check "recall retried" 0 $ctl $mfr recall 1 0 9 --reason "battery swelling" --request-id r-1
+has "retry answers the first count" "$dir/out" "recalled 10 serials of batch 1"
+check "request id reused" 1 $ctl $mfr recall 1 0 19 --reason "battery swelling" --request-id r-1
+has "reuse refused" "$dir/err" "ALREADY_EXISTS: request_id r-1 was used for another request"
 check "recalled code" 1 $ctl $plat verify "$first"
 has "recalled" "$dir/out" "RECALLED.*battery swelling"
 check "batch get" 0 $ctl $mfr batch get 1
