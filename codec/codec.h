@@ -145,6 +145,17 @@ codec_err codec_parse_human(const char *s, size_t len, codec_code *c, char *cano
                             codec_errinfo *ei);
 
 /*
+ * Text from outside: the length of the UTF-8 sequence at s (n bytes
+ * left), 0 when it is not one (overlong, surrogate, beyond U+10FFFF,
+ * truncated). codec_text_check looks at all of s: CODEC_TEXT_OK, or
+ * CODEC_TEXT_NUL / CODEC_TEXT_UTF8 with the byte offset in *bad. A NUL
+ * inside a string would cut it silently in C: callers refuse it.
+ */
+enum { CODEC_TEXT_OK = 0, CODEC_TEXT_NUL = 1, CODEC_TEXT_UTF8 = 2 };
+size_t codec_utf8_len(const uint8_t *s, size_t n);
+int codec_text_check(const uint8_t *s, size_t n, size_t *bad);
+
+/*
  * The one lenient path for a code from outside (a request field, a typed
  * or scanned string): the canonical text is decoded strictly at once;
  * anything else is trimmed of surrounding white space (space, tab, CR,

@@ -27,6 +27,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,10 +36,11 @@
 #define DRAIN_MS 10000
 
 typedef struct config {
-    const char *redis, *grpc, *http, *keys, *tls_cert, *tls_key, *client_ca, *base_url;
+    const char *redis, *grpc, *http, *keys, *tls_cert, *tls_key, *client_ca, *client_crl;
+    const char *base_url;
     const char *node_id;
     char node_buf[72];
-    int insecure, threads;
+    int insecure, threads, write_threads;
     long max_staleness, retention_s, heartbeat_ms, watch_buffer_mib;
     long copy_devices, copy_regions, copy_window;
 } config;
@@ -46,8 +48,9 @@ typedef struct config {
 static int usage(void)
 {
     fputs("usage: tracesvc --redis URL --grpc ADDR:PORT --http ADDR:PORT --keys DIR\n"
-          "                [--insecure] [--tls-cert F --tls-key F --client-ca F]\n"
-          "                [--base-url URL] [--threads N] [--max-staleness SECONDS]\n"
+          "                [--insecure] [--tls-cert F --tls-key F --client-ca F [--client-crl F]]\n"
+          "                [--base-url URL] [--threads N] [--write-threads N]\n"
+          "                [--max-staleness SECONDS]\n"
           "                [--notice-retention SECONDS] [--heartbeat MS] [--watch-buffer MIB]\n"
           "                [--copy-devices N] [--copy-regions N] [--copy-window SECONDS]\n"
           "                [--node-id NAME]\n"
@@ -86,8 +89,10 @@ static int configure(int argc, char **argv, config *c)
         {"tls-cert", required_argument, 0, 'c'},
         {"tls-key", required_argument, 0, 'K'},
         {"client-ca", required_argument, 0, 'a'},
+        {"client-crl", required_argument, 0, 'L'},
         {"base-url", required_argument, 0, 'b'},
         {"threads", required_argument, 0, 't'},
+        {"write-threads", required_argument, 0, 'w'},
         {"max-staleness", required_argument, 0, 's'},
         {"notice-retention", required_argument, 0, 'N'},
         {"heartbeat", required_argument, 0, 'H'},
@@ -100,6 +105,7 @@ static int configure(int argc, char **argv, config *c)
         {0, 0, 0, 0},
     };
     const char *threads = env("TRACESVC_THREADS"), *stale = env("TRACESVC_MAX_STALENESS");
+    const char *wthreads = env("TRACESVC_WRITE_THREADS");
     const char *ins = env("TRACESVC_INSECURE");
     const char *keep = env("TRACESVC_NOTICE_RETENTION"), *hb = env("TRACESVC_HEARTBEAT");
     const char *wbuf = env("TRACESVC_WATCH_BUFFER");
@@ -116,6 +122,7 @@ static int configure(int argc, char **argv, config *c)
     c->tls_cert = env("TRACESVC_TLS_CERT");
     c->tls_key = env("TRACESVC_TLS_KEY");
     c->client_ca = env("TRACESVC_CLIENT_CA");
+    c->client_crl = env("TRACESVC_CLIENT_CRL");
     c->base_url = env("TRACESVC_BASE_URL");
     c->node_id = env("TRACESVC_NODE_ID");
     c->insecure = ins && strcmp(ins, "0") != 0 && strcmp(ins, "false") != 0;
@@ -145,11 +152,17 @@ static int configure(int argc, char **argv, config *c)
         case 'a':
             c->client_ca = optarg;
             break;
+        case 'L':
+            c->client_crl = optarg;
+            break;
         case 'b':
             c->base_url = optarg;
             break;
         case 't':
             threads = optarg;
+            break;
+        case 'w':
+            wthreads = optarg;
             break;
         case 's':
             stale = optarg;
@@ -192,6 +205,14 @@ static int configure(int argc, char **argv, config *c)
             return 2;
         }
         c->threads = (int)v;
+    }
+    c->write_threads = 4; /* they mostly wait on Redis */
+    if (wthreads) {
+        if (!parse_long(wthreads, 1, 64, &v)) {
+            fprintf(stderr, "tracesvc: --write-threads '%s' must be 1..64\n", wthreads);
+            return 2;
+        }
+        c->write_threads = (int)v;
     }
     if (c->insecure && !rpc_addr_is_loopback(c->grpc)) {
         fprintf(stderr,
@@ -276,6 +297,37 @@ static int64_t lag(void *arg)
     return store_tail_lag_ms(arg);
 }
 
+/* Wait for SIGTERM or SIGINT; meanwhile put --client-crl in force again on
+ * SIGHUP or when the file changes (looked at once a second). */
+static int wait_for_stop(const sigset_t *sigs, rpc_server *srv, const char *crl)
+{
+    struct timespec tick = {1, 0}, seen = {0, 0};
+    struct stat sb;
+    char err[512];
+    size_t n;
+    int sig;
+
+    if (crl && stat(crl, &sb) == 0)
+        seen = sb.st_mtim;
+    for (;;) {
+        sig = sigtimedwait(sigs, NULL, &tick);
+        if (sig == SIGTERM || sig == SIGINT)
+            return sig;
+        if (!crl)
+            continue;
+        if (sig != SIGHUP && (stat(crl, &sb) != 0 || (sb.st_mtim.tv_sec == seen.tv_sec &&
+                                                      sb.st_mtim.tv_nsec == seen.tv_nsec)))
+            continue;
+        if (stat(crl, &sb) == 0)
+            seen = sb.st_mtim;
+        if (rpc_reload_crl(srv, &n, err, sizeof(err)) == 0)
+            fprintf(stderr, "tracesvc: client CRL %s in force: %zu certificates revoked\n", crl, n);
+        else
+            fprintf(stderr, "tracesvc: client CRL %s not reloaded, the previous list stays: %s\n",
+                    crl, err);
+    }
+}
+
 int main(int argc, char **argv)
 {
     char err[512], stream_id[64];
@@ -302,6 +354,7 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -367,7 +420,9 @@ int main(int argc, char **argv)
     rc.tls_cert = cfg.tls_cert;
     rc.tls_key = cfg.tls_key;
     rc.client_ca = cfg.client_ca;
+    rc.client_crl = cfg.client_crl;
     rc.threads = cfg.threads;
+    rc.write_threads = cfg.write_threads;
     rc.max_message = 4 << 20;
     rc.call_memory = 256 << 20;
     /* An experiment switch for bench/: one completion queue for all workers. */
@@ -377,10 +432,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "tracesvc: %s\n", err);
     } else {
         fprintf(stderr,
-                "tracesvc: serving gRPC on %s port %d (%s), %d worker threads, registry at "
-                "revision %llu with %zu batches\n",
+                "tracesvc: serving gRPC on %s port %d (%s), %d worker threads (+%d for "
+                "writes), registry at revision %llu with %zu batches\n",
                 cfg.grpc, rpc_port(srv), cfg.insecure ? "insecure, loopback only" : "mTLS",
-                cfg.threads, (unsigned long long)rev, rep_count_batches(replica));
+                cfg.threads, cfg.write_threads, (unsigned long long)rev,
+                rep_count_batches(replica));
         if (cfg.http) {
             mx.srv = srv;
             mx.node = &node;
@@ -392,7 +448,7 @@ int main(int argc, char **argv)
                         cfg.http, http_port(web));
         }
         if (!cfg.http || web) {
-            sigwait(&sigs, &sig);
+            sig = wait_for_stop(&sigs, srv, cfg.client_crl);
             fprintf(stderr, "tracesvc: %s: draining (up to %d ms)\n",
                     sig == SIGTERM ? "SIGTERM" : "SIGINT", DRAIN_MS);
         }

@@ -30,35 +30,6 @@ int check_id(svc_status *st, const char *field, const char *s, size_t max)
     return 1;
 }
 
-/* Length of the UTF-8 sequence at s (of n bytes left), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    size_t len, i;
-    unsigned cp;
-
-    if (s[0] < 0x80)
-        return 1;
-    if ((s[0] & 0xe0) == 0xc0)
-        len = 2, cp = s[0] & 0x1f;
-    else if ((s[0] & 0xf0) == 0xe0)
-        len = 3, cp = s[0] & 0x0f;
-    else if ((s[0] & 0xf8) == 0xf0)
-        len = 4, cp = s[0] & 0x07;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 int check_text(svc_status *st, const char *field, const char *s, size_t max, int required)
 {
     size_t n = s ? strnlen(s, max + 1) : 0, i = 0;
@@ -72,7 +43,7 @@ int check_text(svc_status *st, const char *field, const char *s, size_t max, int
         return 0;
     }
     while (i < n) {
-        size_t l = utf8_len((const unsigned char *)s + i, n - i);
+        size_t l = codec_utf8_len((const uint8_t *)s + i, n - i);
         if (l == 0 || (l == 1 && ((unsigned char)s[i] < 0x20 || s[i] == 0x7f))) {
             svc_fail(st, SVC_INVALID_ARGUMENT, "%s has an invalid or control byte at offset %zu",
                      field, i);

@@ -6,8 +6,10 @@
  */
 #include "fastpb.h"
 
+#include "codec.h"
 #include "tracecode/v1/verifier.pb-c.h"
 
+#include <stdio.h>
 #include <string.h>
 
 typedef Tracecode__V1__VerifyCodeRequest VerifyRequest;
@@ -117,10 +119,16 @@ int fastpb_next(rd *r, unsigned *num, unsigned *wt, rd *sub, uint64_t *val)
     }
 }
 
+/* A string field: refused (NULL) when it holds a NUL byte or is not UTF-8,
+ * as fastpb_check_strings says; the caller's error names which. */
 static char *str(const rd *s, ProtobufCAllocator *al)
 {
-    size_t n = (size_t)(s->end - s->p);
-    char *out = al->alloc(al->allocator_data, n + 1);
+    size_t n = (size_t)(s->end - s->p), bad;
+    char *out;
+
+    if (codec_text_check(s->p, n, &bad) != CODEC_TEXT_OK)
+        return NULL;
+    out = al->alloc(al->allocator_data, n + 1);
 
     if (out) {
         memcpy(out, s->p, n);
@@ -270,6 +278,61 @@ ProtobufCMessage *fastpb_decode_verify_batch_request(const uint8_t *buf, size_t 
     }
     q->n_items = n;
     return &q->base;
+}
+
+/* --- strings of any message ------------------------------------------------ */
+
+#define PATH_MAX_ 160
+
+static int check_level(const ProtobufCMessageDescriptor *d, rd *r, char *path, size_t plen,
+                       char *err, size_t cap)
+{
+    unsigned num, wt, seen[64] = {0};
+    uint64_t v;
+    rd sub;
+
+    while (r->p < r->end) {
+        const ProtobufCFieldDescriptor *f;
+        unsigned idx;
+        size_t n;
+        if (!fastpb_next(r, &num, &wt, &sub, &v))
+            return 0; /* framing: the decoder's to refuse */
+        f = protobuf_c_message_descriptor_get_field(d, num);
+        if (!f || wt != 2)
+            continue;
+        idx = (unsigned)(f - d->fields);
+        n = plen;
+        if (n < PATH_MAX_) {
+            int k = f->label == PROTOBUF_C_LABEL_REPEATED && idx < 64
+                        ? snprintf(path + n, PATH_MAX_ - n, "%s%s[%u]", n ? "." : "", f->name,
+                                   seen[idx]++)
+                        : snprintf(path + n, PATH_MAX_ - n, "%s%s", n ? "." : "", f->name);
+            n = k > 0 && n + (size_t)k < PATH_MAX_ ? n + (size_t)k : PATH_MAX_ - 1;
+        }
+        if (f->type == PROTOBUF_C_TYPE_STRING) {
+            size_t bad;
+            int e = codec_text_check(sub.p, (size_t)(sub.end - sub.p), &bad);
+            if (e != CODEC_TEXT_OK) {
+                snprintf(err, cap, "%s has %s at byte %zu; strings must be UTF-8 without NUL", path,
+                         e == CODEC_TEXT_NUL ? "a NUL byte" : "a byte that is not UTF-8", bad);
+                return -1;
+            }
+        } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            if (check_level(f->descriptor, &sub, path, n, err, cap) != 0)
+                return -1;
+        }
+        path[plen] = '\0';
+    }
+    return 0;
+}
+
+int fastpb_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                         char *err, size_t cap)
+{
+    char path[PATH_MAX_] = "";
+    rd r = {buf, buf + len};
+
+    return check_level(d, &r, path, 0, err, cap);
 }
 
 /* --- encoding ------------------------------------------------------------- */

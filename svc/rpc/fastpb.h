@@ -34,6 +34,16 @@ ProtobufCMessage *fastpb_decode_verify_stream_request(const uint8_t *buf, size_t
 ProtobufCMessage *fastpb_decode_verify_batch_request(const uint8_t *buf, size_t len,
                                                      ProtobufCAllocator *al);
 
+/*
+ * Every string field of a message of type d in buf, nested messages too:
+ * no NUL byte (C strings would cut there, silently) and valid UTF-8, as
+ * proto3 requires. 0 when all are; -1 with "FIELD.PATH has a NUL byte at
+ * byte N; ..." in err otherwise. Framing errors are left to the decoder.
+ * The decoders above refuse the same strings.
+ */
+int fastpb_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                         char *err, size_t cap);
+
 /* Size, then bytes, of a VerifyCodeResponse (or the same-shaped
  * VerifyStreamResponse) or VerifyBatchResponse. */
 size_t fastpb_size_verify_code_response(const ProtobufCMessage *m);

@@ -19,9 +19,16 @@
 
 #define REGISTRY (SVC_ROLE_REGULATOR | SVC_ROLE_CERTIFIER)
 #define D(name) &tracecode__v1__##name##__descriptor
+/* A unary method answered from memory (the replica, the keyring). */
 #define UNARY(p, role, i, o, h, n)                                                                 \
     {                                                                                              \
         .path = p, .kind = RPC_UNARY, .roles = role, .in = i, .out = o, .unary = h, .slots = n     \
+    }
+/* A unary method whose handler waits on Redis: the write workers serve it. */
+#define UNARY_REDIS(p, role, i, o, h, n)                                                           \
+    {                                                                                              \
+        .path = p, .kind = RPC_UNARY, .roles = role, .in = i, .out = o, .unary = h, .slots = n,    \
+        .blocking = 1                                                                              \
     }
 
 const rpc_method rpc_methods[] = {
@@ -57,8 +64,9 @@ const rpc_method rpc_methods[] = {
      .encoded_size = fastpb_size_verify_code_response,
      .encode = fastpb_encode_verify_code_response},
 
-    UNARY("/tracecode.v1.VerifierService/RegisterListings", SVC_ROLE_PLATFORM,
-          D(register_listings_request), D(register_listings_response), api_register_listings, 4),
+    UNARY_REDIS("/tracecode.v1.VerifierService/RegisterListings", SVC_ROLE_PLATFORM,
+                D(register_listings_request), D(register_listings_response), api_register_listings,
+                4),
     /* Watchers are long-lived and mostly idle: many slots, each parked
      * without a thread while it waits (see delist.h). */
     {.path = "/tracecode.v1.VerifierService/WatchDelistings",
@@ -69,13 +77,14 @@ const rpc_method rpc_methods[] = {
      .open = api_watch_open,
      .next = api_watch_next,
      .close = api_watch_close,
-     .slots = 64},
-    UNARY("/tracecode.v1.VerifierService/AckDelisting", SVC_ROLE_PLATFORM, D(ack_delisting_request),
-          D(ack_delisting_response), api_ack_delisting, 8),
+     .slots = 64,
+     .blocking = 1},
+    UNARY_REDIS("/tracecode.v1.VerifierService/AckDelisting", SVC_ROLE_PLATFORM,
+                D(ack_delisting_request), D(ack_delisting_response), api_ack_delisting, 8),
 
     /* IssuerService */
-    UNARY("/tracecode.v1.IssuerService/RegisterProduct", SVC_ROLE_MANUFACTURER,
-          D(register_product_request), D(register_product_response), api_register_product, 4),
+    UNARY_REDIS("/tracecode.v1.IssuerService/RegisterProduct", SVC_ROLE_MANUFACTURER,
+                D(register_product_request), D(register_product_response), api_register_product, 4),
     {.path = "/tracecode.v1.IssuerService/IssueCodes",
      .kind = RPC_SERVER_STREAM,
      .roles = SVC_ROLE_MANUFACTURER,
@@ -83,21 +92,23 @@ const rpc_method rpc_methods[] = {
      .out = D(issue_codes_response),
      .open = api_issue_open,
      .next = api_issue_next,
-     .slots = 4},
-    UNARY("/tracecode.v1.IssuerService/GetBatch", SVC_ROLE_MANUFACTURER, D(get_batch_request),
-          D(get_batch_response), api_get_batch, 4),
-    UNARY("/tracecode.v1.IssuerService/RecallBatch", SVC_ROLE_MANUFACTURER, D(recall_batch_request),
-          D(recall_batch_response), api_recall_batch, 4),
+     .slots = 4,
+     .blocking = 1},
+    UNARY_REDIS("/tracecode.v1.IssuerService/GetBatch", SVC_ROLE_MANUFACTURER, D(get_batch_request),
+                D(get_batch_response), api_get_batch, 4),
+    UNARY_REDIS("/tracecode.v1.IssuerService/RecallBatch", SVC_ROLE_MANUFACTURER,
+                D(recall_batch_request), D(recall_batch_response), api_recall_batch, 4),
 
     /* RegistryService */
-    UNARY("/tracecode.v1.RegistryService/UpsertManufacturer", REGISTRY,
-          D(upsert_manufacturer_request), D(upsert_manufacturer_response), api_upsert_manufacturer,
-          4),
-    UNARY("/tracecode.v1.RegistryService/UpsertCertificate", REGISTRY,
-          D(upsert_certificate_request), D(upsert_certificate_response), api_upsert_certificate, 4),
-    UNARY("/tracecode.v1.RegistryService/SetCertificateStatus", REGISTRY,
-          D(set_certificate_status_request), D(set_certificate_status_response),
-          api_set_certificate_status, 4),
+    UNARY_REDIS("/tracecode.v1.RegistryService/UpsertManufacturer", REGISTRY,
+                D(upsert_manufacturer_request), D(upsert_manufacturer_response),
+                api_upsert_manufacturer, 4),
+    UNARY_REDIS("/tracecode.v1.RegistryService/UpsertCertificate", REGISTRY,
+                D(upsert_certificate_request), D(upsert_certificate_response),
+                api_upsert_certificate, 4),
+    UNARY_REDIS("/tracecode.v1.RegistryService/SetCertificateStatus", REGISTRY,
+                D(set_certificate_status_request), D(set_certificate_status_response),
+                api_set_certificate_status, 4),
     UNARY("/tracecode.v1.RegistryService/GetCertificate", REGISTRY, D(get_certificate_request),
           D(get_certificate_response), api_get_certificate, 4),
     {.path = "/tracecode.v1.RegistryService/ImportCertificates",
@@ -107,11 +118,12 @@ const rpc_method rpc_methods[] = {
      .out = D(import_certificates_response),
      .push = api_import_push,
      .finish = api_import_finish,
-     .slots = 2},
+     .slots = 2,
+     .blocking = 1},
 
     /* ConsumerService: platform-hosted scan pages (any platform). */
-    UNARY("/tracecode.v1.ConsumerService/Scan", SVC_ROLE_PLATFORM, D(scan_request),
-          D(scan_response), api_scan, 16),
+    UNARY_REDIS("/tracecode.v1.ConsumerService/Scan", SVC_ROLE_PLATFORM, D(scan_request),
+                D(scan_response), api_scan, 16),
 
     /* AuditService: QueryAudit for regulators; heads and proofs (hashes
      * only) for regulators and certification bodies. */
@@ -122,17 +134,19 @@ const rpc_method rpc_methods[] = {
      .out = D(query_audit_response),
      .open = api_query_audit_open,
      .next = api_query_audit_next,
-     .slots = 2},
-    UNARY("/tracecode.v1.AuditService/GetTreeHead", REGISTRY, D(get_tree_head_request),
-          D(get_tree_head_response), api_get_tree_head, 2),
-    UNARY("/tracecode.v1.AuditService/GetInclusionProof", REGISTRY, D(get_inclusion_proof_request),
-          D(get_inclusion_proof_response), api_get_inclusion_proof, 2),
-    UNARY("/tracecode.v1.AuditService/GetConsistencyProof", REGISTRY,
-          D(get_consistency_proof_request), D(get_consistency_proof_response),
-          api_get_consistency_proof, 2),
-    UNARY("/tracecode.v1.AuditService/GetDelistingCompliance", REGISTRY,
-          D(get_delisting_compliance_request), D(get_delisting_compliance_response),
-          api_delisting_compliance, 2),
+     .slots = 2,
+     .blocking = 1},
+    UNARY_REDIS("/tracecode.v1.AuditService/GetTreeHead", REGISTRY, D(get_tree_head_request),
+                D(get_tree_head_response), api_get_tree_head, 2),
+    UNARY_REDIS("/tracecode.v1.AuditService/GetInclusionProof", REGISTRY,
+                D(get_inclusion_proof_request), D(get_inclusion_proof_response),
+                api_get_inclusion_proof, 2),
+    UNARY_REDIS("/tracecode.v1.AuditService/GetConsistencyProof", REGISTRY,
+                D(get_consistency_proof_request), D(get_consistency_proof_response),
+                api_get_consistency_proof, 2),
+    UNARY_REDIS("/tracecode.v1.AuditService/GetDelistingCompliance", REGISTRY,
+                D(get_delisting_compliance_request), D(get_delisting_compliance_response),
+                api_delisting_compliance, 2),
 
     /* gRPC protocol services, for everyone. */
     UNARY("/grpc.health.v1.Health/Check", SVC_ROLE_ANY,

@@ -23,10 +23,12 @@ typedef struct rpc_config {
     const char *tls_cert; /* PEM files, TLS mode */
     const char *tls_key;
     const char *client_ca;
-    int threads;        /* worker threads, >= 1 */
-    size_t max_message; /* largest request accepted, bytes */
-    size_t call_memory; /* per-call arena bound, bytes */
-    int shared_cq;      /* one completion queue for all workers (experiment) */
+    const char *client_crl; /* optional: revoked client certificates (PEM or DER) */
+    int threads;            /* verify worker threads, >= 1 */
+    int write_threads;      /* worker threads for methods that wait on Redis, >= 1 */
+    size_t max_message;     /* largest request accepted, bytes */
+    size_t call_memory;     /* per-call arena bound, bytes */
+    int shared_cq;          /* one completion queue for all workers (experiment) */
 } rpc_config;
 
 typedef struct rpc_server rpc_server;
@@ -35,6 +37,11 @@ typedef struct rpc_server rpc_server;
 rpc_server *rpc_start(const rpc_config *cfg, svc *s, char *err, size_t errcap);
 /* 127.x.x.x:port, localhost:port or [::1]:port: where --insecure may bind. */
 int rpc_addr_is_loopback(const char *addr);
+/* Read --client-crl again (SIGHUP, or the file changed) and put it in
+ * force for the calls that follow. 0 when it was (*entries: how many
+ * certificates it revokes) or there is none; -1 with a message in err when
+ * it cannot be read or verified: the list in force stays. */
+int rpc_reload_crl(rpc_server *r, size_t *entries, char *err, size_t errcap);
 /* The port actually bound (useful with port 0). */
 int rpc_port(const rpc_server *r);
 /* Calls by method and status and latency histograms, Prometheus text;

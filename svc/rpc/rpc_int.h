@@ -27,7 +27,11 @@ typedef struct rpc_method {
     svc_close_fn close; /* optional, after open() succeeded */
     svc_push_fn push;   /* RPC_CLIENT_STREAM */
     svc_finish_fn finish;
-    unsigned slots; /* armed per worker queue */
+    unsigned slots; /* armed per worker queue (of its kind) */
+    /* The handler waits on Redis (writes, reads of what the replica does
+     * not hold, read-your-writes): served only by the write workers, so
+     * that a slow or hung Redis never holds a thread that verifies. */
+    int blocking;
     /* Optional hand-written codecs (fastpb.c) for the hot messages. */
     ProtobufCMessage *(*decode)(const uint8_t *buf, size_t len, ProtobufCAllocator *al);
     size_t (*encoded_size)(const ProtobufCMessage *m);

@@ -16,8 +16,10 @@
  */
 #include "rpc.h"
 #include "arena.h"
+#include "fastpb.h"
 #include "check.h"
 #include "merkle.h"
+#include "peer.h"
 #include "rpc_int.h"
 #include "wire.h"
 
@@ -92,6 +94,21 @@ struct slot {
     int64_t t0_us;
 };
 
+/* A client certificate already read: reading one (a PEM decode and an
+ * X.509 parse) costs more than many calls, and a connection presents the
+ * same certificate on each of its calls. */
+#define PEER_CACHE 16
+#define PEER_PEM_MAX 4096 /* larger certificates are read on every call */
+
+typedef struct peer_entry {
+    uint64_t hash, crl_gen;
+    size_t len;
+    int ok, revoked;
+    keys_peer_id id;
+    char why[KEYS_PEER_WHY_MAX];
+    char pem[PEER_PEM_MAX];
+} peer_entry;
+
 struct rpc_worker {
     rpc_server *srv;
     grpc_completion_queue *cq;
@@ -100,11 +117,19 @@ struct rpc_worker {
     size_t nslots;
     slot *slots;
     rpc_stats *stats;
+    pthread_mutex_t peer_mu; /* a shared queue lets any worker thread use it */
+    peer_entry *peers;       /* PEER_CACHE, direct-mapped by hash */
+    int blocking;            /* serves the methods that wait on Redis */
+    int own_cq;              /* created its queue (shared_cq: only the first does) */
 };
 
 struct rpc_server {
     rpc_config cfg;
     svc *svc;
+    /* --client-crl: the list in force; crl_gen counts loads (0: none). */
+    pthread_rwlock_t crl_lock;
+    keys_crl *crl;
+    _Atomic uint64_t crl_gen;
     grpc_server *server;
     void *handles[64];
     int port;
@@ -351,29 +376,38 @@ static int fingerprint(slot *s, ProtobufCMessage *msg)
 static void *decode(slot *s, grpc_byte_buffer *bb, svc_status *st)
 {
     ProtobufCAllocator al = {pb_alloc, pb_free, &s->call_mem};
-    void *msg;
+    char why[SVC_MSG_MAX - 64];
+    const uint8_t *p;
+    grpc_slice sl;
+    void *msg = NULL;
+    size_t n;
 
     if (!bb) {
         svc_fail(st, SVC_INVALID_ARGUMENT, "the request has no message");
         return NULL;
     }
-    if (s->m->decode) {
-        grpc_slice sl;
-        msg = NULL;
-        if (wire_read(bb, &sl)) {
-            msg = s->m->decode(GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl), &al);
-            grpc_slice_unref(sl);
-        }
-    } else {
-        msg = wire_unpack(bb, s->m->in, &al);
-    }
-    if (!msg) {
-        svc_fail(st, SVC_INVALID_ARGUMENT, "cannot read or decode the request as %s",
-                 s->m->in->name);
-    } else if (!s->m->decode && !fingerprint(s, msg)) {
-        svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of memory reading the request");
+    if (!wire_read(bb, &sl)) {
+        svc_fail(st, SVC_INVALID_ARGUMENT, "cannot read the request (compression?)");
         return NULL;
     }
+    p = GRPC_SLICE_START_PTR(sl);
+    n = GRPC_SLICE_LENGTH(sl);
+    /* The hot path's decoders refuse bad strings themselves; other
+     * messages are checked before protobuf-c, which would keep them. */
+    if (s->m->decode)
+        msg = s->m->decode(p, n, &al);
+    else if (fastpb_check_strings(s->m->in, p, n, why, sizeof(why)) == 0)
+        msg = protobuf_c_message_unpack(s->m->in, &al, n, p);
+    if (!msg) {
+        if (fastpb_check_strings(s->m->in, p, n, why, sizeof(why)) != 0)
+            svc_fail(st, SVC_INVALID_ARGUMENT, "%s", why);
+        else
+            svc_fail(st, SVC_INVALID_ARGUMENT, "cannot decode the request as %s", s->m->in->name);
+    } else if (!s->m->decode && !fingerprint(s, msg)) {
+        svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of memory reading the request");
+        msg = NULL;
+    }
+    grpc_slice_unref(sl);
     return msg;
 }
 
@@ -450,40 +484,86 @@ static void set_identity(slot *s, const char *role, size_t rn, const char *subj,
     memcpy(s->ctx.subject, tmp, sn + 1);
 }
 
-/* TLS: OU of the client certificate's subject is the role, CN the subject. */
+static uint64_t fnv1a(const char *p, size_t n)
+{
+    uint64_t h = 14695981039346656037ULL;
+
+    while (n--) {
+        h ^= (unsigned char)*p++;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Read pem into e (identity, and revocation under the CRL of gen). */
+static void peer_read(rpc_server *r, const char *pem, size_t len, uint64_t gen, peer_entry *e)
+{
+    e->ok = keys_peer_identity(pem, len, &e->id, e->why, sizeof(e->why)) == 0;
+    e->revoked = 0;
+    if (e->ok && gen) {
+        pthread_rwlock_rdlock(&r->crl_lock);
+        e->revoked = r->crl && keys_crl_revoked(r->crl, pem, len) != 0;
+        gen = atomic_load(&r->crl_gen);
+        pthread_rwlock_unlock(&r->crl_lock);
+    }
+    e->crl_gen = gen;
+}
+
+/* TLS: the client certificate's subject attributes, read with the X509_NAME
+ * API (keys/peer.c): exactly one OU, the role, and one CN, the subject;
+ * refused when its certificate is on the CRL. */
 static void identity_tls(slot *s)
 {
     grpc_auth_context *ac = grpc_call_auth_context(s->call);
+    rpc_worker *w = s->w;
+    rpc_server *r = w->srv;
+    const grpc_auth_property *p = NULL;
     grpc_auth_property_iterator it;
-    const grpc_auth_property *p;
-    const char *cn = NULL, *ou = NULL;
-    size_t cnn = 0, oun = 0;
+    peer_entry *e, one;
+    uint64_t h, gen = atomic_load(&r->crl_gen);
+    int ok, revoked;
+    keys_peer_id id;
 
-    if (!ac) {
+    if (ac) {
+        it = grpc_auth_context_find_properties_by_name(ac, GRPC_X509_PEM_CERT_PROPERTY_NAME);
+        p = grpc_auth_property_iterator_next(&it);
+    }
+    if (!p || !p->value_length) {
         snprintf(s->idwhy, sizeof(s->idwhy),
                  "no identity: present a client certificate naming role (OU) and subject (CN)");
-        return;
+        goto out;
     }
-    it = grpc_auth_context_find_properties_by_name(ac, GRPC_X509_CN_PROPERTY_NAME);
-    if ((p = grpc_auth_property_iterator_next(&it)) != NULL) {
-        cn = p->value;
-        cnn = p->value_length;
+    h = fnv1a(p->value, p->value_length);
+    e = &w->peers[h % PEER_CACHE];
+    pthread_mutex_lock(&w->peer_mu);
+    if (p->value_length > PEER_PEM_MAX) {
+        e = &one;
+        peer_read(r, p->value, p->value_length, gen, e);
+    } else if (e->hash != h || e->len != p->value_length ||
+               memcmp(e->pem, p->value, p->value_length) != 0) {
+        e->hash = h;
+        e->len = p->value_length;
+        memcpy(e->pem, p->value, p->value_length);
+        peer_read(r, p->value, p->value_length, gen, e);
+    } else if (e->ok && e->crl_gen != gen) {
+        peer_read(r, p->value, p->value_length, gen, e); /* a new list is in force */
     }
-    it = grpc_auth_context_find_properties_by_name(ac, GRPC_X509_SUBJECT_PROPERTY_NAME);
-    if ((p = grpc_auth_property_iterator_next(&it)) != NULL) {
-        const char *v = p->value, *end = v + p->value_length;
-        while (v < end) {
-            const char *comma = memchr(v, ',', (size_t)(end - v));
-            const char *stop = comma ? comma : end;
-            if (stop - v > 3 && memcmp(v, "OU=", 3) == 0) {
-                ou = v + 3;
-                oun = (size_t)(stop - v - 3);
-            }
-            v = comma ? comma + 1 : end;
-        }
-    }
-    set_identity(s, ou, oun, cn, cnn, "the client certificate's OU", "the client certificate's CN");
-    grpc_auth_context_release(ac);
+    ok = e->ok;
+    revoked = e->revoked;
+    id = e->id;
+    if (!ok)
+        snprintf(s->idwhy, sizeof(s->idwhy), "%s", e->why);
+    pthread_mutex_unlock(&w->peer_mu);
+    if (ok && revoked)
+        snprintf(s->idwhy, sizeof(s->idwhy),
+                 "the client certificate (OU=%.32s, CN=%.64s) is revoked (--client-crl)", id.ou,
+                 id.cn);
+    else if (ok)
+        set_identity(s, id.ou, strlen(id.ou), id.cn, strlen(id.cn), "the client certificate's OU",
+                     "the client certificate's CN");
+out:
+    if (ac)
+        grpc_auth_context_release(ac);
 }
 
 static void identity(slot *s)
@@ -898,7 +978,7 @@ rpc_server *rpc_start(const rpc_config *cfg, svc *sv, char *err, size_t errcap)
     grpc_channel_args chargs;
     grpc_server_credentials *creds;
     rpc_server *r;
-    size_t i, per_worker = GENERIC_SLOTS;
+    size_t i;
     int t;
 
     if (cfg->insecure && !rpc_addr_is_loopback(cfg->addr)) {
@@ -911,11 +991,27 @@ rpc_server *rpc_start(const rpc_config *cfg, svc *sv, char *err, size_t errcap)
         snprintf(err, errcap, "too many methods");
         return NULL;
     }
+    if (cfg->client_crl && cfg->insecure) {
+        snprintf(err, errcap,
+                 "--client-crl revokes client certificates: it needs TLS, not "
+                 "--insecure");
+        return NULL;
+    }
     r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
     r->cfg = *cfg;
     r->svc = sv;
+    pthread_rwlock_init(&r->crl_lock, NULL);
+    if (cfg->client_crl) {
+        r->crl = keys_crl_load(cfg->client_crl, cfg->client_ca, err, errcap);
+        if (!r->crl) {
+            pthread_rwlock_destroy(&r->crl_lock);
+            free(r);
+            return NULL;
+        }
+        atomic_store(&r->crl_gen, 1);
+    }
     grpc_init();
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -929,16 +1025,20 @@ rpc_server *rpc_start(const rpc_config *cfg, svc *sv, char *err, size_t errcap)
         r->handles[i] = grpc_server_register_method(
             r->server, m->path, NULL,
             payload ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER : GRPC_SRM_PAYLOAD_NONE, 0);
-        per_worker += m->slots;
     }
-    r->nworkers = cfg->threads;
+    /* Verify workers first, then the write workers: a method whose handler
+     * waits on Redis is armed only on the write workers' queues, so a slow
+     * or hung Redis delays writes and never a verification. */
+    r->nworkers = cfg->threads + cfg->write_threads;
     r->workers = calloc((size_t)r->nworkers, sizeof(*r->workers));
     for (t = 0; t < r->nworkers; t++) {
         r->workers[t].srv = r;
-        if (cfg->shared_cq && t > 0) {
+        r->workers[t].blocking = t >= cfg->threads;
+        if (cfg->shared_cq && t > 0 && t < cfg->threads) {
             r->workers[t].cq = r->workers[0].cq;
             continue;
         }
+        r->workers[t].own_cq = 1;
         r->workers[t].cq = grpc_completion_queue_create_for_next(NULL);
         grpc_server_register_completion_queue(r->server, r->workers[t].cq, NULL);
     }
@@ -955,15 +1055,20 @@ rpc_server *rpc_start(const rpc_config *cfg, svc *sv, char *err, size_t errcap)
     r->shutdown_tag.s = NULL;
     for (t = 0; t < r->nworkers; t++) {
         rpc_worker *w = &r->workers[t];
-        size_t k = 0, j;
+        size_t k = 0, j, generic = w->blocking ? 0 : GENERIC_SLOTS;
         w->reader = rep_reader_register(sv->replica);
         w->stats = calloc(1, sizeof(*w->stats));
-        w->nslots = per_worker;
-        w->slots = calloc(per_worker, sizeof(slot));
+        pthread_mutex_init(&w->peer_mu, NULL);
+        w->peers = cfg->insecure ? NULL : calloc(PEER_CACHE, sizeof(*w->peers));
+        w->nslots = generic;
         for (i = 0; i < rpc_nmethods; i++)
-            for (j = 0; j < rpc_methods[i].slots; j++)
+            if (!rpc_methods[i].blocking == !w->blocking)
+                w->nslots += rpc_methods[i].slots;
+        w->slots = calloc(w->nslots, sizeof(slot));
+        for (i = 0; i < rpc_nmethods; i++)
+            for (j = 0; !rpc_methods[i].blocking == !w->blocking && j < rpc_methods[i].slots; j++)
                 init_slot(&w->slots[k++], w, &rpc_methods[i], r->handles[i], cfg->call_memory);
-        for (j = 0; j < GENERIC_SLOTS; j++)
+        for (j = 0; j < generic; j++)
             init_slot(&w->slots[k++], w, NULL, NULL, cfg->call_memory);
         for (k = 0; k < w->nslots; k++)
             arm(&w->slots[k]);
@@ -972,7 +1077,9 @@ rpc_server *rpc_start(const rpc_config *cfg, svc *sv, char *err, size_t errcap)
     return r;
 fail:
     grpc_server_destroy(r->server);
-    for (t = 0; t < (cfg->shared_cq ? 1 : r->nworkers); t++) {
+    for (t = 0; t < r->nworkers; t++) {
+        if (!r->workers[t].own_cq)
+            continue;
         grpc_completion_queue_shutdown(r->workers[t].cq);
         while (
             grpc_completion_queue_next(r->workers[t].cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
@@ -981,9 +1088,30 @@ fail:
         grpc_completion_queue_destroy(r->workers[t].cq);
     }
     free(r->workers);
+    keys_crl_free(r->crl);
+    pthread_rwlock_destroy(&r->crl_lock);
     free(r);
     grpc_shutdown();
     return NULL;
+}
+
+int rpc_reload_crl(rpc_server *r, size_t *entries, char *err, size_t errcap)
+{
+    keys_crl *crl, *old;
+
+    if (!r->cfg.client_crl)
+        return 0;
+    crl = keys_crl_load(r->cfg.client_crl, r->cfg.client_ca, err, errcap);
+    if (!crl)
+        return -1; /* the list in force stays */
+    *entries = keys_crl_count(crl);
+    pthread_rwlock_wrlock(&r->crl_lock);
+    old = r->crl;
+    r->crl = crl;
+    atomic_fetch_add(&r->crl_gen, 1);
+    pthread_rwlock_unlock(&r->crl_lock);
+    keys_crl_free(old);
+    return 0;
 }
 
 int rpc_port(const rpc_server *r)
@@ -1010,12 +1138,13 @@ void rpc_stop(rpc_server *r, int grace_ms)
             nanosleep(&nap, NULL);
     }
     grpc_server_destroy(r->server);
-    for (t = 0; t < (r->cfg.shared_cq ? 1 : r->nworkers); t++)
-        grpc_completion_queue_shutdown(r->workers[t].cq);
+    for (t = 0; t < r->nworkers; t++)
+        if (r->workers[t].own_cq)
+            grpc_completion_queue_shutdown(r->workers[t].cq);
     for (t = 0; t < r->nworkers; t++) {
         rpc_worker *w = &r->workers[t];
         pthread_join(w->thread, NULL);
-        if (!r->cfg.shared_cq || t == 0)
+        if (w->own_cq)
             grpc_completion_queue_destroy(w->cq);
         for (k = 0; k < w->nslots; k++) {
             arena_release(&w->slots[k].call_mem);
@@ -1024,8 +1153,12 @@ void rpc_stop(rpc_server *r, int grace_ms)
         }
         free(w->slots);
         free(w->stats);
+        free(w->peers);
+        pthread_mutex_destroy(&w->peer_mu);
     }
     free(r->workers);
+    keys_crl_free(r->crl);
+    pthread_rwlock_destroy(&r->crl_lock);
     free(r);
     grpc_shutdown();
 }

@@ -54,6 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static int ready;
     ProtobufCAllocator al = {arena_fn, no_free, &a};
     ProtobufCMessage *ours, *theirs;
+    char why[256];
+    int strings_ok;
     size_t i;
 
     if (!ready) {
@@ -63,8 +65,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ours = fastpb_decode_verify_batch_request(data, size, &al);
     theirs = protobuf_c_message_unpack(&tracecode__v1__verify_batch_request__descriptor, NULL, size,
                                        data);
-    if ((ours == NULL) != (theirs == NULL))
+    /* fastpb takes what protobuf-c takes, less strings with NUL or bad
+     * UTF-8, which fastpb_check_strings names. */
+    strings_ok = fastpb_check_strings(&tracecode__v1__verify_batch_request__descriptor, data, size,
+                                      why, sizeof(why)) == 0;
+    if ((ours != NULL) != (theirs != NULL && strings_ok))
         abort();
+    if (!strings_ok && !strstr(why, "; strings must be UTF-8 without NUL"))
+        abort();
+    if (theirs && !ours) {
+        protobuf_c_message_free_unpacked(theirs, NULL);
+        theirs = NULL;
+    }
     if (ours) {
         const Tracecode__V1__VerifyBatchRequest *x = (void *)ours, *y = (void *)theirs;
         if (x->view != y->view || x->n_items != y->n_items)
@@ -79,8 +91,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ours = fastpb_decode_verify_code_request(data, size, &al);
     theirs = protobuf_c_message_unpack(&tracecode__v1__verify_code_request__descriptor, NULL, size,
                                        data);
-    if ((ours == NULL) != (theirs == NULL))
+    strings_ok = fastpb_check_strings(&tracecode__v1__verify_code_request__descriptor, data, size,
+                                      why, sizeof(why)) == 0;
+    if ((ours != NULL) != (theirs != NULL && strings_ok))
         abort();
+    if (theirs && !ours) {
+        protobuf_c_message_free_unpacked(theirs, NULL);
+        theirs = NULL;
+    }
+    /* Any other message type: the checker never reads past the input. */
+    (void)fastpb_check_strings(&tracecode__v1__register_listings_request__descriptor, data, size,
+                               why, sizeof(why));
     if (ours) {
         if (!same_request((void *)ours, (void *)theirs))
             abort();

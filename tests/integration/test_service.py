@@ -512,6 +512,85 @@ class Service(unittest.TestCase):
                                    metadata=REG)
         self.assertIn("manufacturer.name is longer than 200 bytes", msg)
 
+    def test_hung_redis_never_slows_verification(self):
+        """Found: with Redis stopped (SIGSTOP) and a write every half second,
+        writes held the gRPC workers for their 2 s timeout and every
+        VerifyCode took 2.0 s. Writes now have workers of their own."""
+        _, _, _, _, codes = self.setup_chain(quantity=5)
+        pending, lat = [], []
+        self.redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            end = time.time() + 4
+            next_write = 0
+            while time.time() < end:
+                if time.time() >= next_write:
+                    pending.append(self.a.reg.UpsertManufacturer.future(
+                        F.mfr_req(credit_code=F.uscc(4444), name="w%d" % len(pending)),
+                        metadata=REG, timeout=10))
+                    next_write = time.time() + 0.5
+                t0 = time.perf_counter()
+                v = self.verify(codes[len(lat) % 5])
+                lat.append(time.perf_counter() - t0)
+                self.assertEqual(v.verdict, T.VERDICT_GENUINE)
+        finally:
+            self.redis.proc.send_signal(signal.SIGCONT)
+        lat.sort()
+        p99 = lat[int(len(lat) * 0.99)]
+        self.assertGreater(len(pending), 6)
+        self.assertLess(p99, 0.050, "VerifyCode p99 %.1f ms over %d calls while Redis hung"
+                        % (p99 * 1000, len(lat)))
+        # The writes end within their deadline, one way or the other, and
+        # writes work again once Redis does.
+        for f in pending:
+            try:
+                f.result()
+            except grpc.RpcError as e:
+                self.assertIn(e.code(), (grpc.StatusCode.DEADLINE_EXCEEDED,
+                                         grpc.StatusCode.UNAVAILABLE), e.details())
+        self.assertTrue(F.wait_for(lambda: F.status_of(
+            self.a.reg.UpsertManufacturer, F.mfr_req(credit_code=F.uscc(4445), name="after"),
+            metadata=REG)[0] == grpc.StatusCode.OK, 10))
+
+    def test_no_silent_truncation(self):
+        """Each string reached C as a NUL-terminated string and was cut at an
+        embedded NUL (name 'ab\\0cd' stored as 'ab', 'GENUINE\\0junk' answered
+        GENUINE, request id 'base-1\\0junk' replaying batch 'base-1'): now
+        refused, naming the field, and nothing is written."""
+        _, _, _, _, codes = self.setup_chain(quantity=2)
+        rev = self.redis.cli("GET", "{tc}:rev")
+        code, msg = F.status_of(self.a.reg.UpsertManufacturer,
+                                F.mfr_req(credit_code=F.uscc(31337), name="ab\0cd"), metadata=REG)
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(msg, "manufacturer.name has a NUL byte at byte 2; strings must be "
+                              "UTF-8 without NUL")
+        self.assertEqual(self.redis.cli("GET", "{tc}:rev"), rev)
+        for method, req, field in (
+                (self.a.ver.VerifyCode, V.VerifyCodeRequest(code=codes[0] + "\0junk"), "code"),
+                (self.a.ver.VerifyBatch, V.VerifyBatchRequest(items=[
+                    V.VerifyItem(code=codes[0]), V.VerifyItem(code=codes[1] + "\0")]),
+                 "items[1].code"),
+                (self.a.reg.SetCertificateStatus, R.SetCertificateStatusRequest(
+                    number="X", status=T.CERTIFICATE_STATUS_VALID, request_id="base-1\0junk"),
+                 "request_id")):
+            code, msg = F.status_of(method, req,
+                                    metadata=REG if field == "request_id" else PLATFORM)
+            self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, field)
+            self.assertTrue(msg.startswith(field + " has a NUL byte"), msg)
+        # Bytes that are not UTF-8 in a string field (a buggy client's encoder).
+        raw = self.a.channel.unary_unary("/tracecode.v1.VerifierService/VerifyCode")
+        code, msg = F.status_of(raw, b"\x0a\x03\xff\xfeA", metadata=PLATFORM)
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(msg, "code has a byte that is not UTF-8 at byte 0; strings must be "
+                              "UTF-8 without NUL")
+        raw = self.a.channel.unary_unary("/tracecode.v1.RegistryService/UpsertManufacturer")
+        code, msg = F.status_of(raw, b"\x0a\x04\x12\x02\xc3\x28", metadata=REG)
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("manufacturer.name has a byte that is not UTF-8 at byte 0", msg)
+        # A subject one byte over the limit is refused, not cut to another's.
+        code, msg = F.status_of(self.a.ver.VerifyCode, V.VerifyCodeRequest(code=codes[0]),
+                                metadata=F.md("platform", "p" * 64 + "x"))
+        self.assertEqual(code, grpc.StatusCode.UNAUTHENTICATED)
+
     def test_contract_validation(self):
         """What the proto comments promise is what is checked."""
         ok = F.uscc(4242)

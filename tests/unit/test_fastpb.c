@@ -200,6 +200,8 @@ static void test_decode_matches(void **state)
         size_t n = (size_t)(tu_next(&r) % 8), k, len;
         uint8_t *buf;
         ProtobufCMessage *ours, *theirs;
+        char why[256];
+        int ok;
 
         for (k = 0; k < n; k++) {
             tracecode__v1__verify_item__init(&items[k]);
@@ -221,7 +223,13 @@ static void test_decode_matches(void **state)
         ours = fastpb_decode_verify_batch_request(buf, len, &al);
         theirs = protobuf_c_message_unpack(&tracecode__v1__verify_batch_request__descriptor, NULL,
                                            len, buf);
-        assert_true((ours == NULL) == (theirs == NULL));
+        /* fastpb refuses what protobuf-c takes only for strings with NUL
+         * or bad UTF-8, which the checker names. */
+        ok = fastpb_check_strings(&tracecode__v1__verify_batch_request__descriptor, buf, len, why,
+                                  sizeof(why)) == 0;
+        assert_true((ours != NULL) == (theirs != NULL && ok));
+        if (theirs && !ours)
+            protobuf_c_message_free_unpacked(theirs, NULL);
         if (ours) {
             same_request((void *)ours, (void *)theirs);
             protobuf_c_message_free_unpacked(theirs, NULL);
@@ -251,6 +259,8 @@ static void test_decode_single_matches(void **state)
         uint8_t *buf;
         const Tracecode__V1__VerifyCodeRequest *x, *y;
         ProtobufCMessage *ours, *stream, *theirs;
+        char why[256];
+        int ok;
 
         q.code = rand_str(&r, b.s[0], 64);
         q.view = (Tracecode__V1__VerifyView)(tu_next(&r) % 3);
@@ -267,8 +277,12 @@ static void test_decode_single_matches(void **state)
         stream = fastpb_decode_verify_stream_request(buf, len, &al);
         theirs = protobuf_c_message_unpack(&tracecode__v1__verify_code_request__descriptor, NULL,
                                            len, buf);
-        assert_true((ours == NULL) == (theirs == NULL));
-        assert_true((stream == NULL) == (theirs == NULL));
+        ok = fastpb_check_strings(&tracecode__v1__verify_code_request__descriptor, buf, len, why,
+                                  sizeof(why)) == 0;
+        assert_true((ours != NULL) == (theirs != NULL && ok));
+        assert_true((stream != NULL) == (theirs != NULL && ok));
+        if (theirs && !ours)
+            protobuf_c_message_free_unpacked(theirs, NULL);
         if (ours) {
             assert_ptr_equal(ours->descriptor, &tracecode__v1__verify_code_request__descriptor);
             assert_ptr_equal(stream->descriptor, &tracecode__v1__verify_stream_request__descriptor);
@@ -288,12 +302,56 @@ static void test_decode_single_matches(void **state)
     arena_release(&a);
 }
 
+/* Known answers: where a bad string is and what is wrong with it. */
+static void test_check_strings(void **state)
+{
+    static const struct {
+        const char *bytes;
+        size_t len;
+        const char *want; /* NULL: acceptable */
+    } t[] = {
+        {"\x0a\x02\x0a\x00", 4, NULL}, /* items[0] { code "" } is fine */
+        {"\x0a\x05\x0a\x03"
+         "AB\0",
+         7, "items[0].code has a NUL byte at byte 2; strings must be UTF-8 without NUL"},
+        {"\x0a\x03\x0a\x01"
+         "A"
+         "\x0a\x04\x0a\x02\xc3\x28",
+         11,
+         "items[1].code has a byte that is not UTF-8 at byte 0; strings must be UTF-8 "
+         "without NUL"},
+        {"\x0a\x06\x12\x04\x0a\x02"
+         "\xed\xa0",
+         8, /* a surrogate, in a listing */
+         "items[0].listing.listing_id has a byte that is not UTF-8 at byte 0; strings must be "
+         "UTF-8 without NUL"},
+        {"\x0a\x06\x0a\x04\xe4\xb8\xad"
+         "A",
+         8, NULL}, /* UTF-8 Chinese is text */
+    };
+    char why[256];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        int rc = fastpb_check_strings(&tracecode__v1__verify_batch_request__descriptor,
+                                      (const uint8_t *)t[i].bytes, t[i].len, why, sizeof(why));
+        if (!t[i].want) {
+            assert_int_equal(rc, 0);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_string_equal(why, t[i].want);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_matches),
         cmocka_unit_test(test_decode_matches),
         cmocka_unit_test(test_decode_single_matches),
+        cmocka_unit_test(test_check_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
