@@ -18,6 +18,7 @@
 #include "audit.h"
 #include "delist.h"
 #include "http.h"
+#include "limit.h"
 #include "rpc.h"
 #include "store.h"
 
@@ -38,7 +39,9 @@
 typedef struct config {
     const char *redis, *grpc, *http, *keys, *tls_cert, *tls_key, *client_ca, *client_crl;
     const char *base_url;
-    const char *node_id;
+    const char *node_id, *limits_file;
+    const char *limit[64]; /* --limit, in order */
+    int nlimit;
     char node_buf[72];
     int insecure, threads, write_threads;
     long max_staleness, retention_s, heartbeat_ms, watch_buffer_mib;
@@ -53,7 +56,7 @@ static int usage(void)
           "                [--max-staleness SECONDS]\n"
           "                [--notice-retention SECONDS] [--heartbeat MS] [--watch-buffer MIB]\n"
           "                [--copy-devices N] [--copy-regions N] [--copy-window SECONDS]\n"
-          "                [--node-id NAME]\n"
+          "                [--node-id NAME] [--limits FILE] [--limit SCOPE:NAME=VALUE ...]\n"
           "  URL: redis://host:port[/db] or unix:/path; every flag also reads TRACESVC_<FLAG>\n",
           stderr);
     return 2;
@@ -101,6 +104,8 @@ static int configure(int argc, char **argv, config *c)
         {"copy-regions", required_argument, 0, 'R'},
         {"copy-window", required_argument, 0, 'W'},
         {"node-id", required_argument, 0, 'n'},
+        {"limits", required_argument, 0, 'l'},
+        {"limit", required_argument, 0, 'm'},
         {"help", no_argument, 0, '?'},
         {0, 0, 0, 0},
     };
@@ -125,6 +130,7 @@ static int configure(int argc, char **argv, config *c)
     c->client_crl = env("TRACESVC_CLIENT_CRL");
     c->base_url = env("TRACESVC_BASE_URL");
     c->node_id = env("TRACESVC_NODE_ID");
+    c->limits_file = env("TRACESVC_LIMITS");
     c->insecure = ins && strcmp(ins, "0") != 0 && strcmp(ins, "false") != 0;
     while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (o) {
@@ -187,6 +193,16 @@ static int configure(int argc, char **argv, config *c)
             break;
         case 'n':
             c->node_id = optarg;
+            break;
+        case 'l':
+            c->limits_file = optarg;
+            break;
+        case 'm':
+            if (c->nlimit == (int)(sizeof(c->limit) / sizeof(c->limit[0]))) {
+                fprintf(stderr, "tracesvc: at most 64 --limit flags; use --limits FILE\n");
+                return 2;
+            }
+            c->limit[c->nlimit++] = optarg;
             break;
         default:
             return usage();
@@ -347,7 +363,7 @@ int main(int argc, char **argv)
     rpc_config rc;
     uint64_t rev;
     svc node;
-    int rc_exit = 1, sig;
+    int rc_exit = 1, sig, i;
 
     /* Before any thread exists (gRPC starts its own): signals come to
      * sigwait below; a Redis that goes away must not kill us (SIGPIPE). */
@@ -414,6 +430,18 @@ int main(int argc, char **argv)
         goto stop_hub;
     }
 
+    node.limits = limits_new(rpc_share_slots(cfg.threads));
+    if (!node.limits ||
+        (cfg.limits_file && limits_load(node.limits, cfg.limits_file, err, sizeof(err)) != 0)) {
+        fprintf(stderr, "tracesvc: %s\n", node.limits ? err : "out of memory");
+        goto stop_audit;
+    }
+    for (i = 0; i < cfg.nlimit; i++)
+        if (limits_set(node.limits, cfg.limit[i], err, sizeof(err)) != 0) {
+            fprintf(stderr, "tracesvc: --limit: %s\n", err);
+            goto stop_audit;
+        }
+
     memset(&rc, 0, sizeof(rc));
     rc.addr = cfg.grpc;
     rc.insecure = cfg.insecure;
@@ -457,7 +485,9 @@ int main(int argc, char **argv)
         rpc_stop(srv, DRAIN_MS);
         rc_exit = (cfg.http && !web) ? 1 : 0;
     }
+stop_audit:
     audit_stop(node.audit); /* after the server: the last minute's counts */
+    limits_free(node.limits);
 stop_hub:
     delist_hub_free(hub);
 stop_control:

@@ -69,6 +69,7 @@ typedef struct svc {
     _Atomic uint64_t verdicts[16];
     int (*redis_up)(void *arg); /* the change-stream tail is connected */
     struct audit_log *audit;    /* audit.h: sequencing, verification counts */
+    struct limits *limits;      /* limit.h: fair shares and rates (NULL: none) */
 } svc;
 
 /* One call's context. */

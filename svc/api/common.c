@@ -5,6 +5,7 @@
 #include "api.h"
 #include "audit.h"
 #include "check.h"
+#include "limit.h"
 #include "verify.h"
 
 #include <stdarg.h>
@@ -68,7 +69,8 @@ int svc_idem(svc_ctx *c, const char *request_id, store_idem *idem, char *scope, 
     idem->scope = scope;
     idem->request_id = request_id;
     memcpy(idem->fp, c->fp, sizeof(idem->fp));
-    return 1;
+    /* Every write passes here: the caller's write_rate, if it has one. */
+    return limits_write(c->svc->limits, c, st) == SVC_OK;
 }
 
 const char *svc_role_name(svc_role role)
@@ -200,6 +202,12 @@ size_t svc_metrics(svc *s, char *buf, size_t cap)
     OUT("# HELP tracesvc_redis_up 1 while the change-stream tail is connected to Redis.\n"
         "# TYPE tracesvc_redis_up gauge\ntracesvc_redis_up %d\n",
         s->redis_up ? s->redis_up(s->replica_lag_arg) : 0);
+    OUT("# HELP tracesvc_limit_refusals_total Calls refused by a fair-share or rate limit.\n"
+        "# TYPE tracesvc_limit_refusals_total counter\n");
+    for (v = 0; v < LIMIT_NAMES; v++)
+        if (v != LIMIT_VERIFY_BURST && v != LIMIT_WRITE_BURST)
+            OUT("tracesvc_limit_refusals_total{limit=\"%s\"} %llu\n", limit_name_str((limit_name)v),
+                (unsigned long long)limits_refused(s->limits, (limit_name)v));
     OUT("# HELP tracesvc_audit_tree_size Entries in the audit log's latest signed tree head.\n"
         "# TYPE tracesvc_audit_tree_size gauge\ntracesvc_audit_tree_size %llu\n",
         (unsigned long long)audit_tree_size(s->audit));

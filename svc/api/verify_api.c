@@ -7,6 +7,7 @@
  */
 #include "api.h"
 #include "audit.h"
+#include "limit.h"
 #include "tracecode/v1/verifier.pb-c.h"
 #include "verify.h"
 
@@ -112,6 +113,8 @@ svc_code api_verify_code(svc_ctx *c, const void *req, void *resp, svc_status *st
     uint64_t rev;
     int stale = svc_stale(c->svc);
 
+    if (limits_verify(c->svc->limits, c, 1, st) != SVC_OK)
+        return st->code;
     out->result = c->alloc(c->arena, sizeof(*out->result));
     if (!out->result)
         return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
@@ -143,6 +146,8 @@ svc_code api_verify_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
     if (q->n_items > BATCH_MAX)
         return svc_fail(st, SVC_INVALID_ARGUMENT, "items holds %zu codes, limit %d", q->n_items,
                         BATCH_MAX);
+    if (limits_verify(c->svc->limits, c, (uint32_t)q->n_items, st) != SVC_OK)
+        return st->code;
     res = c->alloc(c->arena, q->n_items * sizeof(*res));
     out->results = c->alloc(c->arena, q->n_items * sizeof(*out->results));
     if (!res || !out->results)

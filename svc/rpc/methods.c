@@ -7,6 +7,7 @@
 #include "rpc_int.h"
 #include "audit.h"
 #include "fastpb.h"
+#include "limit.h"
 
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
@@ -18,6 +19,7 @@
 #include "tracecode/v1/verifier.pb-c.h"
 
 #define REGISTRY (SVC_ROLE_REGULATOR | SVC_ROLE_CERTIFIER)
+#define LIMIT(n) (1 + (n))
 #define D(name) &tracecode__v1__##name##__descriptor
 /* A unary method answered from memory (the replica, the keyring). */
 #define UNARY(p, role, i, o, h, n)                                                                 \
@@ -39,6 +41,7 @@ const rpc_method rpc_methods[] = {
      .in = D(verify_code_request),
      .out = D(verify_code_response),
      .unary = api_verify_code,
+     .limit = LIMIT(LIMIT_VERIFY_SHARE),
      .slots = 64,
      .decode = fastpb_decode_verify_code_request,
      .encoded_size = fastpb_size_verify_code_response,
@@ -49,6 +52,7 @@ const rpc_method rpc_methods[] = {
      .in = D(verify_batch_request),
      .out = D(verify_batch_response),
      .unary = api_verify_batch,
+     .limit = LIMIT(LIMIT_VERIFY_SHARE),
      .slots = 32,
      .decode = fastpb_decode_verify_batch_request,
      .encoded_size = fastpb_size_verify_batch_response,
@@ -59,6 +63,7 @@ const rpc_method rpc_methods[] = {
      .in = D(verify_stream_request),
      .out = D(verify_stream_response),
      .unary = api_verify_code, /* same fields and layout as VerifyCode */
+     .limit = LIMIT(LIMIT_VERIFY_SHARE),
      .slots = 16,
      .decode = fastpb_decode_verify_stream_request,
      .encoded_size = fastpb_size_verify_code_response,
@@ -77,6 +82,7 @@ const rpc_method rpc_methods[] = {
      .open = api_watch_open,
      .next = api_watch_next,
      .close = api_watch_close,
+     .limit = LIMIT(LIMIT_WATCH_STREAMS),
      .slots = 64,
      .blocking = 1},
     UNARY_REDIS("/tracecode.v1.VerifierService/AckDelisting", SVC_ROLE_PLATFORM,
@@ -92,6 +98,7 @@ const rpc_method rpc_methods[] = {
      .out = D(issue_codes_response),
      .open = api_issue_open,
      .next = api_issue_next,
+     .limit = LIMIT(LIMIT_ISSUE_STREAMS),
      .slots = 4,
      .blocking = 1},
     UNARY_REDIS("/tracecode.v1.IssuerService/GetBatch", SVC_ROLE_MANUFACTURER, D(get_batch_request),

@@ -37,6 +37,9 @@ typedef struct rpc_server rpc_server;
 rpc_server *rpc_start(const rpc_config *cfg, svc *s, char *err, size_t errcap);
 /* 127.x.x.x:port, localhost:port or [::1]:port: where --insecure may bind. */
 int rpc_addr_is_loopback(const char *addr);
+/* How many verifications threads verify workers serve at once: the whole
+ * that verify_share divides (limit.h). */
+unsigned rpc_share_slots(int threads);
 /* Read --client-crl again (SIGHUP, or the file changed) and put it in
  * force for the calls that follow. 0 when it was (*entries: how many
  * certificates it revokes) or there is none; -1 with a message in err when

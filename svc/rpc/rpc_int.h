@@ -32,6 +32,10 @@ typedef struct rpc_method {
      * not hold, read-your-writes): served only by the write workers, so
      * that a slow or hung Redis never holds a thread that verifies. */
     int blocking;
+    /* The fair share a call takes while it runs: 1 + a limit_name
+     * (limit.h: LIMIT_WATCH_STREAMS, _ISSUE_STREAMS, _VERIFY_SHARE); 0
+     * none. Refused calls end RESOURCE_EXHAUSTED before their handler. */
+    int limit;
     /* Optional hand-written codecs (fastpb.c) for the hot messages. */
     ProtobufCMessage *(*decode)(const uint8_t *buf, size_t len, ProtobufCAllocator *al);
     size_t (*encoded_size)(const ProtobufCMessage *m);

@@ -18,6 +18,7 @@
 #include "arena.h"
 #include "fastpb.h"
 #include "check.h"
+#include "limit.h"
 #include "merkle.h"
 #include "peer.h"
 #include "rpc_int.h"
@@ -87,6 +88,7 @@ struct slot {
     int has_status_msg;
     arena call_mem, msg_mem;
     svc_ctx ctx;
+    limit_hold hold; /* the caller's fair share this call takes (limit.h) */
     char idwhy[160]; /* why the caller has no identity, when it has none */
     void *hstate;
     int stream_done;
@@ -207,6 +209,7 @@ static void release(slot *s)
     s->call = NULL;
     if (s->hstate && s->m && s->m->close)
         s->m->close(&s->ctx, s->hstate);
+    limits_leave(s->w->srv->svc->limits, &s->hold);
     s->gen++;
     arena_reset(&s->call_mem);
     arena_reset(&s->msg_mem);
@@ -658,6 +661,9 @@ static void begin_call(slot *s)
         watch_close(s);
     if (authorize(s, &st))
         goto fail;
+    if (s->m->limit && limits_enter(s->w->srv->svc->limits, &s->ctx, (limit_name)(s->m->limit - 1),
+                                    &s->hold, &st) != SVC_OK)
+        goto fail;
     if (s->ctx.deadline_ms <= svc_now_ms()) {
         svc_fail(&st, SVC_DEADLINE_EXCEEDED, "the deadline passed before the call was handled");
         goto fail;
@@ -1093,6 +1099,17 @@ fail:
     free(r);
     grpc_shutdown();
     return NULL;
+}
+
+unsigned rpc_share_slots(int threads)
+{
+    unsigned n = 0;
+    size_t i;
+
+    for (i = 0; i < rpc_nmethods; i++)
+        if (rpc_methods[i].limit == 1 + LIMIT_VERIFY_SHARE)
+            n += rpc_methods[i].slots;
+    return n * (unsigned)(threads > 0 ? threads : 1);
 }
 
 int rpc_reload_crl(rpc_server *r, size_t *entries, char *err, size_t errcap)

@@ -599,6 +599,44 @@ static const char lua_bind[] = LUA_AUDIT LUA_IDEM_BEGIN
     "end\n"
     "return out\n" LUA_IDEM_END;
 
+/* --- rate limits ------------------------------------------------------------ */
+
+/* KEYS: the bucket. ARGV: interval_us, tolerance_us. Returns the wait in
+ * microseconds, 0 when the event was allowed (and counted). */
+static const char lua_gcra[] = "local t = redis.call('TIME')\n"
+                               "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+                               "local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+                               "if tat < now then tat = now end\n"
+                               "local new = tat + tonumber(ARGV[1])\n"
+                               "local wait = new - tonumber(ARGV[2]) - now\n"
+                               "if wait > 0 then return wait end\n"
+                               "redis.call('SET', KEYS[1], string.format('%d', new), 'PX',\n"
+                               "  math.floor((new - now) / 1000) + 1000)\n"
+                               "return 0\n";
+
+store_err store_gcra(store *s, const char *key, int64_t interval_us, int64_t tolerance_us,
+                     int64_t *retry_us, char *err, size_t errcap)
+{
+    st_args a;
+    redisReply *r;
+    store_err e;
+
+    st_script(&a, lua_gcra, 1);
+    st_arg(&a, key);
+    st_arg_i64(&a, interval_us);
+    st_arg_i64(&a, tolerance_us);
+    e = st_run_args(s, &a, &r, err, errcap);
+    if (e)
+        return e;
+    if (r->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(r);
+        return st_fail(STORE_ERR_PROTOCOL, err, errcap, "redis: unexpected reply to gcra script");
+    }
+    *retry_us = r->integer;
+    freeReplyObject(r);
+    return STORE_OK;
+}
+
 /* --- idempotency ---------------------------------------------------------- */
 
 void st_idem_parts(const store_idem *idem, char *key, char fp[65], char ttl[24])

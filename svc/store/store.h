@@ -354,6 +354,18 @@ store_err store_audit_commit(store *s, const char *token, uint64_t old_size,
                              const store_tree_head *h, const uint8_t *const *level,
                              const size_t *len, unsigned nlevels, char *err, size_t errcap);
 
+/* --- rate limits ------------------------------------------------------------ */
+
+/*
+ * One event against the GCRA bucket at key (generic cell rate algorithm,
+ * as Let's Encrypt's Boulder keeps it): one event per interval_us, up to
+ * tolerance_us ahead of time. Decided in one script with Redis' clock, so
+ * every node shares the bucket. *retry_us: 0 when allowed (and counted),
+ * else how long until it would be.
+ */
+store_err store_gcra(store *s, const char *key, int64_t interval_us, int64_t tolerance_us,
+                     int64_t *retry_us, char *err, size_t errcap);
+
 /* --- consumer scans (scans.c) ----------------------------------------------- */
 
 #define STORE_REGION_MAX 12
