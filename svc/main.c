@@ -46,6 +46,7 @@ typedef struct config {
     int insecure, threads, write_threads;
     long max_staleness, retention_s, heartbeat_ms, watch_buffer_mib;
     long copy_devices, copy_regions, copy_window;
+    long forgery_percent, forgery_min, forgery_window, forgery_throttle;
 } config;
 
 static int usage(void)
@@ -57,6 +58,8 @@ static int usage(void)
           "                [--notice-retention SECONDS] [--heartbeat MS] [--watch-buffer MIB]\n"
           "                [--copy-devices N] [--copy-regions N] [--copy-window SECONDS]\n"
           "                [--node-id NAME] [--limits FILE] [--limit SCOPE:NAME=VALUE ...]\n"
+          "                [--forgery-percent P] [--forgery-min N] [--forgery-window SECONDS]\n"
+          "                [--forgery-throttle CODES_PER_S]\n"
           "  URL: redis://host:port[/db] or unix:/path; every flag also reads TRACESVC_<FLAG>\n",
           stderr);
     return 2;
@@ -105,6 +108,10 @@ static int configure(int argc, char **argv, config *c)
         {"copy-window", required_argument, 0, 'W'},
         {"node-id", required_argument, 0, 'n'},
         {"limits", required_argument, 0, 'l'},
+        {"forgery-percent", required_argument, 0, 'P'},
+        {"forgery-min", required_argument, 0, 'M'},
+        {"forgery-window", required_argument, 0, 'O'},
+        {"forgery-throttle", required_argument, 0, 'T'},
         {"limit", required_argument, 0, 'm'},
         {"help", no_argument, 0, '?'},
         {0, 0, 0, 0},
@@ -116,6 +123,8 @@ static int configure(int argc, char **argv, config *c)
     const char *wbuf = env("TRACESVC_WATCH_BUFFER");
     const char *cdev = env("TRACESVC_COPY_DEVICES"), *creg = env("TRACESVC_COPY_REGIONS");
     const char *cwin = env("TRACESVC_COPY_WINDOW");
+    const char *fpct = env("TRACESVC_FORGERY_PERCENT"), *fmin = env("TRACESVC_FORGERY_MIN");
+    const char *fwin = env("TRACESVC_FORGERY_WINDOW"), *fthr = env("TRACESVC_FORGERY_THROTTLE");
     long v;
     int o;
 
@@ -197,6 +206,18 @@ static int configure(int argc, char **argv, config *c)
         case 'l':
             c->limits_file = optarg;
             break;
+        case 'P':
+            fpct = optarg;
+            break;
+        case 'M':
+            fmin = optarg;
+            break;
+        case 'O':
+            fwin = optarg;
+            break;
+        case 'T':
+            fthr = optarg;
+            break;
         case 'm':
             if (c->nlimit == (int)(sizeof(c->limit) / sizeof(c->limit[0]))) {
                 fprintf(stderr, "tracesvc: at most 64 --limit flags; use --limits FILE\n");
@@ -276,6 +297,18 @@ static int configure(int argc, char **argv, config *c)
         (cwin && !parse_long(cwin, 0, 30L * 86400, &c->copy_window))) {
         fprintf(stderr, "tracesvc: --copy-devices 1..1000000, --copy-regions 1..64, "
                         "--copy-window 0..2592000 seconds\n");
+        return 2;
+    }
+    c->forgery_percent = 50;
+    c->forgery_min = 1000;
+    c->forgery_window = 60;
+    c->forgery_throttle = 0;
+    if ((fpct && !parse_long(fpct, 0, 100, &c->forgery_percent)) ||
+        (fmin && !parse_long(fmin, 1, 1000000000, &c->forgery_min)) ||
+        (fwin && !parse_long(fwin, 1, 600, &c->forgery_window)) ||
+        (fthr && !parse_long(fthr, 0, 1000000000, &c->forgery_throttle))) {
+        fprintf(stderr, "tracesvc: --forgery-percent 0..100 (0: off), --forgery-min 1.., "
+                        "--forgery-window 1..600 seconds, --forgery-throttle codes/s (0: none)\n");
         return 2;
     }
     if (!c->base_url)
@@ -414,6 +447,10 @@ int main(int argc, char **argv)
     node.copy_devices = (uint32_t)cfg.copy_devices;
     node.copy_regions = (uint32_t)cfg.copy_regions;
     node.copy_window_s = cfg.copy_window;
+    node.forgery_percent = (uint32_t)cfg.forgery_percent;
+    node.forgery_min = (uint32_t)cfg.forgery_min;
+    node.forgery_window_s = (uint32_t)cfg.forgery_window;
+    node.forgery_throttle = (double)cfg.forgery_throttle;
     dc.heartbeat_ms = cfg.heartbeat_ms;
     dc.buffer_bytes = (size_t)cfg.watch_buffer_mib << 20;
     hub = delist_hub_start(&node, cfg.redis, &dc, err, sizeof(err));
@@ -424,23 +461,23 @@ int main(int argc, char **argv)
     node.hub = hub;
     if (audit_note_keys(&node, cfg.node_id, err, sizeof(err)) != STORE_OK)
         fprintf(stderr, "tracesvc: audit: cannot record the node's keys: %s\n", err);
+    node.limits = limits_new(rpc_share_slots(cfg.threads));
+    if (!node.limits ||
+        (cfg.limits_file && limits_load(node.limits, cfg.limits_file, err, sizeof(err)) != 0)) {
+        fprintf(stderr, "tracesvc: %s\n", node.limits ? err : "out of memory");
+        goto stop_hub;
+    }
+    for (i = 0; i < cfg.nlimit; i++)
+        if (limits_set(node.limits, cfg.limit[i], err, sizeof(err)) != 0) {
+            fprintf(stderr, "tracesvc: --limit: %s\n", err);
+            goto stop_hub;
+        }
+
     node.audit = audit_start(&node, cfg.node_id, err, sizeof(err));
     if (!node.audit) {
         fprintf(stderr, "tracesvc: cannot start the audit log: %s\n", err);
         goto stop_hub;
     }
-
-    node.limits = limits_new(rpc_share_slots(cfg.threads));
-    if (!node.limits ||
-        (cfg.limits_file && limits_load(node.limits, cfg.limits_file, err, sizeof(err)) != 0)) {
-        fprintf(stderr, "tracesvc: %s\n", node.limits ? err : "out of memory");
-        goto stop_audit;
-    }
-    for (i = 0; i < cfg.nlimit; i++)
-        if (limits_set(node.limits, cfg.limit[i], err, sizeof(err)) != 0) {
-            fprintf(stderr, "tracesvc: --limit: %s\n", err);
-            goto stop_audit;
-        }
 
     memset(&rc, 0, sizeof(rc));
     rc.addr = cfg.grpc;
@@ -485,11 +522,10 @@ int main(int argc, char **argv)
         rpc_stop(srv, DRAIN_MS);
         rc_exit = (cfg.http && !web) ? 1 : 0;
     }
-stop_audit:
     audit_stop(node.audit); /* after the server: the last minute's counts */
-    limits_free(node.limits);
 stop_hub:
     delist_hub_free(hub);
+    limits_free(node.limits);
 stop_control:
     event_base_loopexit(base, NULL);
     pthread_join(control, NULL);

@@ -65,6 +65,12 @@ typedef struct svc {
     /* Copy detection (scan.h): the thresholds. */
     uint32_t copy_devices, copy_regions;
     int64_t copy_window_s;
+    /* Forgery signal (audit.h): a platform whose FORGED and MALFORMED
+     * answers pass forgery_percent of at least forgery_min codes over the
+     * last forgery_window_s seconds is flagged; forgery_throttle codes/s
+     * (0: none) then bound its verifications on this node. */
+    uint32_t forgery_percent, forgery_min, forgery_window_s;
+    double forgery_throttle;
     /* Verdicts given (index: tracecode.v1.Verdict), for /metrics. */
     _Atomic uint64_t verdicts[16];
     int (*redis_up)(void *arg); /* the change-stream tail is connected */

@@ -35,6 +35,10 @@ void audit_stop(audit_log *a);
 void audit_count(audit_log *a, const char *platform, const uint32_t k[16]);
 void audit_count_one(audit_log *a, const char *platform, int verdict);
 
+/* The forgery signal's gauges (per platform) in Prometheus text, appended
+ * at buf + n; returns the new length (as svc_appendf). */
+size_t audit_metrics(const audit_log *a, char *buf, size_t cap, size_t n);
+
 /* The tree size this node last saw and whether it is the sequencer. */
 uint64_t audit_tree_size(const audit_log *a);
 int audit_sequencing(const audit_log *a);

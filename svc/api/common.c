@@ -208,6 +208,7 @@ size_t svc_metrics(svc *s, char *buf, size_t cap)
         if (v != LIMIT_VERIFY_BURST && v != LIMIT_WRITE_BURST)
             OUT("tracesvc_limit_refusals_total{limit=\"%s\"} %llu\n", limit_name_str((limit_name)v),
                 (unsigned long long)limits_refused(s->limits, (limit_name)v));
+    n = audit_metrics(s->audit, buf, cap, n);
     OUT("# HELP tracesvc_audit_tree_size Entries in the audit log's latest signed tree head.\n"
         "# TYPE tracesvc_audit_tree_size gauge\ntracesvc_audit_tree_size %llu\n",
         (unsigned long long)audit_tree_size(s->audit));

@@ -24,6 +24,7 @@ typedef struct entry {
     _Atomic int32_t open[2];  /* watch, issue streams */
     _Atomic int32_t inflight; /* verifications */
     _Atomic int64_t tat_ns;   /* verify_rate: GCRA's theoretical arrival time */
+    _Atomic int32_t throttle; /* codes/s while the forgery signal flags it; 0 none */
 } entry;
 
 typedef struct override {
@@ -243,17 +244,16 @@ static void resolve(const limits *l, entry *e)
             e->lim[l->ov[i].name] = l->ov[i].value;
 }
 
-/* The caller's entry: found, or made (lock-free: a free slot is claimed by
- * compare-and-swap of its hash; readers wait for ready). */
-static entry *entry_of(limits *l, const svc_ctx *c)
+/* The entry of (role, subject): found, or made (lock-free: a free slot is
+ * claimed by compare-and-swap of its hash; readers wait for ready). */
+static entry *entry_for(limits *l, int role, const char *subject)
 {
-    int role = role_index(c->role);
     uint64_t h, want = 0;
     size_t i, probe;
 
     if (role < 0)
         return NULL;
-    h = hash_of(role, c->subject);
+    h = hash_of(role, subject);
     for (probe = 0, i = h % LIMITS_SUBJECTS; probe < 64; probe++, i = (i + 1) % LIMITS_SUBJECTS) {
         entry *e = &l->table[i];
         uint64_t cur = atomic_load_explicit(&e->hash, memory_order_acquire);
@@ -263,7 +263,7 @@ static entry *entry_of(limits *l, const svc_ctx *c)
                 cur = want; /* someone else took it: look at theirs */
             else {
                 e->role = role;
-                snprintf(e->subject, sizeof(e->subject), "%s", c->subject);
+                snprintf(e->subject, sizeof(e->subject), "%s", subject);
                 resolve(l, e);
                 atomic_store_explicit(&e->ready, 1, memory_order_release);
                 return e;
@@ -272,11 +272,24 @@ static entry *entry_of(limits *l, const svc_ctx *c)
         if (cur == h) {
             while (!atomic_load_explicit(&e->ready, memory_order_acquire))
                 ; /* its maker is between two stores */
-            if (e->role == role && strcmp(e->subject, c->subject) == 0)
+            if (e->role == role && strcmp(e->subject, subject) == 0)
                 return e;
         }
     }
     return &l->others[role];
+}
+
+static entry *entry_of(limits *l, const svc_ctx *c)
+{
+    return entry_for(l, role_index(c->role), c->subject);
+}
+
+void limits_flag(limits *l, const char *platform, double throttle)
+{
+    entry *e;
+
+    if (l && (e = entry_for(l, role_index(SVC_ROLE_PLATFORM), platform)) != NULL)
+        atomic_store(&e->throttle, (int32_t)(throttle > 0 ? throttle : 0));
 }
 
 static int64_t now_ns(void)
@@ -375,10 +388,19 @@ int limits_verify(limits *l, svc_ctx *c, uint32_t n, svc_status *st)
     entry *e;
     double rate, burst;
     int64_t now, tat, next, interval, tolerance;
+    int32_t throttle;
 
-    if (!l || !(e = entry_of(l, c)) || !(rate = e->lim[LIMIT_VERIFY_RATE]))
+    if (!l || !(e = entry_of(l, c)))
         return SVC_OK;
+    rate = e->lim[LIMIT_VERIFY_RATE];
     burst = e->lim[LIMIT_VERIFY_BURST] ? e->lim[LIMIT_VERIFY_BURST] : rate;
+    throttle = atomic_load_explicit(&e->throttle, memory_order_relaxed);
+    if (throttle > 0 && (!rate || throttle < rate)) {
+        rate = throttle;
+        burst = throttle;
+    }
+    if (!rate)
+        return SVC_OK;
     interval = (int64_t)(1e9 / rate);
     tolerance = (int64_t)(burst * 1e9 / rate);
     now = now_ns();
@@ -393,6 +415,12 @@ int limits_verify(limits *l, svc_ctx *c, uint32_t n, svc_status *st)
                               "verify_rate: %u codes in one call exceed the burst of %.0f codes "
                               "of %s %s; send smaller calls",
                               n, burst, svc_role_name(c->role), e->subject);
+            if (throttle > 0 && rate == throttle)
+                return refuse(l, LIMIT_VERIFY_RATE, st,
+                              "forgery throttle: platform %s sent mostly forged or malformed codes "
+                              "(the forgery signal); it may verify %.0f codes/s on this node until "
+                              "that stops; retry in %.3f s",
+                              e->subject, rate, wait);
             return refuse(l, LIMIT_VERIFY_RATE, st,
                           "verify_rate: %s %s may verify %.0f codes/s on this node (burst %.0f); "
                           "retry in %.3f s",

@@ -90,6 +90,11 @@ int limits_verify(limits *l, struct svc_ctx *c, uint32_t n, struct svc_status *s
  * RESOURCE_EXHAUSTED with the wait; UNAVAILABLE when Redis cannot say. */
 int limits_write(limits *l, struct svc_ctx *c, struct svc_status *st);
 
+/* Flag platform (the forgery signal, audit.c): while throttle > 0 its
+ * verifications on this node are bounded to throttle codes/s on top of
+ * its own verify_rate; 0 lifts it. Any thread. */
+void limits_flag(limits *l, const char *platform, double throttle);
+
 /* Refusals by limit since start, for /metrics. */
 uint64_t limits_refused(const limits *l, limit_name n);
 

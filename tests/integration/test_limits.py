@@ -221,6 +221,62 @@ class Limits(unittest.TestCase):
                       "(burst 1); retry in 0." % maker, msg)
         self.assertRegex(self.metrics(), r'tracesvc_limit_refusals_total\{limit="write_rate"\} 1')
 
+    def test_forgery_signal(self):
+        """A platform feeding counterfeit codes: past the share over the
+        window, an audit entry names it, /metrics flags it and (with
+        --forgery-throttle) its verifications are bounded; others are not."""
+        from tracecode.v1 import audit_pb2 as A
+        b = F.Service(WORK, "forgery", self.redis.url, self.keys,
+                      ["--http", "127.0.0.1:0", "--forgery-window", "3", "--forgery-min", "300",
+                       "--forgery-percent", "50", "--forgery-throttle", "200"]).start()
+        try:
+            n = F.Node(b.port)
+            forged = [c[:20] + ("A" if c[20] != "A" else "B") + c[21:] for c in self.codes]
+            bad, good = F.md("platform", "fake-shop"), F.md("platform", "honest-shop")
+            for _ in range(4):  # 400 forged + 40 genuine: 91 % forged
+                n.ver.VerifyBatch(V.VerifyBatchRequest(items=[V.VerifyItem(code=c)
+                                                              for c in forged]), metadata=bad)
+                n.ver.VerifyBatch(V.VerifyBatchRequest(items=[V.VerifyItem(code=c)
+                                                              for c in self.codes[:10]]),
+                                  metadata=bad)
+            # Honest traffic of the same size is not flagged.
+            for _ in range(4):
+                n.ver.VerifyBatch(V.VerifyBatchRequest(items=[V.VerifyItem(code=c)
+                                                              for c in self.codes]),
+                                  metadata=good)
+
+            def entries():
+                return [m.entry for m in n.audit.QueryAudit(
+                    A.QueryAuditRequest(kind="forgery"), metadata=REG)]
+            self.assertTrue(F.wait_for(lambda: len(entries()) == 1, 5), b.output())
+            e = entries()[0]
+            self.assertEqual(e.subject, "fake-shop")
+            self.assertIn(b"\nverified 440\nforged 400\nmalformed 0\n", e.body)
+            self.assertIn("forgery signal: platform fake-shop: 400 of 440 codes forged or "
+                          "malformed in 3 s; throttled", b.output())
+            import urllib.request
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % b.http_port) as r:
+                m = r.read().decode()
+            self.assertIn('tracesvc_forgery_suspected{platform="fake-shop"} 1', m)
+            self.assertIn('tracesvc_forgery_suspected{platform="honest-shop"} 0', m)
+            self.assertIn('tracesvc_forged_share{platform="fake-shop"} 0.909', m)
+            # Throttled: 200 codes/s, so a batch of 100 then another is refused.
+            code, msg = F.status_of(lambda: [n.ver.VerifyBatch(V.VerifyBatchRequest(
+                items=[V.VerifyItem(code=c) for c in self.codes]), metadata=bad)
+                for _ in range(4)])
+            self.assertEqual(code, grpc.StatusCode.RESOURCE_EXHAUSTED, msg)
+            self.assertIn("forgery throttle: platform fake-shop sent mostly forged", msg)
+            n.ver.VerifyBatch(V.VerifyBatchRequest(items=[V.VerifyItem(code=c)
+                                                          for c in self.codes]), metadata=good)
+            # Once the window holds no such traffic, the flag is lifted.
+            self.assertTrue(F.wait_for(lambda: "fake-shop is back under the threshold" in
+                                       b.output(), 10))
+            n.ver.VerifyBatch(V.VerifyBatchRequest(items=[V.VerifyItem(code=c)
+                                                          for c in self.codes]), metadata=bad)
+        finally:
+            rc = b.stop()
+        self.assertEqual(rc, 0)
+
     def test_bad_limits_refuse_to_start(self):
         import subprocess
         for flags, want in ((["--limit", "platform:verify_rat=5"], "unknown limit 'verify_rat'"),
