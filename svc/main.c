@@ -39,7 +39,8 @@
 typedef struct config {
     const char *redis, *grpc, *http, *keys, *tls_cert, *tls_key, *client_ca, *client_crl;
     const char *base_url;
-    const char *node_id, *limits_file;
+    const char *node_id, *limits_file, *trusted_proxy;
+    long scan_ttl;
     const char *limit[64]; /* --limit, in order */
     int nlimit;
     char node_buf[72];
@@ -59,7 +60,8 @@ static int usage(void)
           "                [--copy-devices N] [--copy-regions N] [--copy-window SECONDS]\n"
           "                [--node-id NAME] [--limits FILE] [--limit SCOPE:NAME=VALUE ...]\n"
           "                [--forgery-percent P] [--forgery-min N] [--forgery-window SECONDS]\n"
-          "                [--forgery-throttle CODES_PER_S]\n"
+          "                [--forgery-throttle CODES_PER_S] [--trusted-proxy CIDR[,CIDR...]]\n"
+          "                [--scan-ttl SECONDS]\n"
           "  URL: redis://host:port[/db] or unix:/path; every flag also reads TRACESVC_<FLAG>\n",
           stderr);
     return 2;
@@ -108,6 +110,8 @@ static int configure(int argc, char **argv, config *c)
         {"copy-window", required_argument, 0, 'W'},
         {"node-id", required_argument, 0, 'n'},
         {"limits", required_argument, 0, 'l'},
+        {"trusted-proxy", required_argument, 0, 'X'},
+        {"scan-ttl", required_argument, 0, 'S'},
         {"forgery-percent", required_argument, 0, 'P'},
         {"forgery-min", required_argument, 0, 'M'},
         {"forgery-window", required_argument, 0, 'O'},
@@ -125,6 +129,7 @@ static int configure(int argc, char **argv, config *c)
     const char *cwin = env("TRACESVC_COPY_WINDOW");
     const char *fpct = env("TRACESVC_FORGERY_PERCENT"), *fmin = env("TRACESVC_FORGERY_MIN");
     const char *fwin = env("TRACESVC_FORGERY_WINDOW"), *fthr = env("TRACESVC_FORGERY_THROTTLE");
+    const char *sttl = env("TRACESVC_SCAN_TTL");
     long v;
     int o;
 
@@ -140,6 +145,7 @@ static int configure(int argc, char **argv, config *c)
     c->base_url = env("TRACESVC_BASE_URL");
     c->node_id = env("TRACESVC_NODE_ID");
     c->limits_file = env("TRACESVC_LIMITS");
+    c->trusted_proxy = env("TRACESVC_TRUSTED_PROXY");
     c->insecure = ins && strcmp(ins, "0") != 0 && strcmp(ins, "false") != 0;
     while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (o) {
@@ -205,6 +211,12 @@ static int configure(int argc, char **argv, config *c)
             break;
         case 'l':
             c->limits_file = optarg;
+            break;
+        case 'X':
+            c->trusted_proxy = optarg;
+            break;
+        case 'S':
+            sttl = optarg;
             break;
         case 'P':
             fpct = optarg;
@@ -297,6 +309,11 @@ static int configure(int argc, char **argv, config *c)
         (cwin && !parse_long(cwin, 0, 30L * 86400, &c->copy_window))) {
         fprintf(stderr, "tracesvc: --copy-devices 1..1000000, --copy-regions 1..64, "
                         "--copy-window 0..2592000 seconds\n");
+        return 2;
+    }
+    c->scan_ttl = 90L * 86400;
+    if (sttl && !parse_long(sttl, 60, 3650L * 86400, &c->scan_ttl)) {
+        fprintf(stderr, "tracesvc: --scan-ttl '%s' must be 60 .. 315360000 seconds\n", sttl);
         return 2;
     }
     c->forgery_percent = 50;
@@ -447,6 +464,7 @@ int main(int argc, char **argv)
     node.copy_devices = (uint32_t)cfg.copy_devices;
     node.copy_regions = (uint32_t)cfg.copy_regions;
     node.copy_window_s = cfg.copy_window;
+    node.scan_ttl_s = cfg.scan_ttl;
     node.forgery_percent = (uint32_t)cfg.forgery_percent;
     node.forgery_min = (uint32_t)cfg.forgery_min;
     node.forgery_window_s = (uint32_t)cfg.forgery_window;
@@ -505,7 +523,7 @@ int main(int argc, char **argv)
         if (cfg.http) {
             mx.srv = srv;
             mx.node = &node;
-            web = http_start(cfg.http, &node, metrics, &mx, err, sizeof(err));
+            web = http_start(cfg.http, &node, cfg.trusted_proxy, metrics, &mx, err, sizeof(err));
             if (!web)
                 fprintf(stderr, "tracesvc: %s\n", err);
             else

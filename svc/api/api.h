@@ -65,6 +65,7 @@ typedef struct svc {
     /* Copy detection (scan.h): the thresholds. */
     uint32_t copy_devices, copy_regions;
     int64_t copy_window_s;
+    int64_t scan_ttl_s; /* a code's scan history lives this long past its last scan */
     /* Forgery signal (audit.h): a platform whose FORGED and MALFORMED
      * answers pass forgery_percent of at least forgery_min codes over the
      * last forgery_window_s seconds is flagged; forgery_throttle codes/s

@@ -52,10 +52,11 @@ static void why(scan_view *v, const char *rule)
 }
 
 void scan_code(const svc *s, int reader, const char *code, const char *region, const char *device,
-               scan_view *v)
+               int record, scan_view *v)
 {
     char err[STORE_ERR_MAX], rule[96];
     const store_scan *h = &v->history;
+    store_scan_rules rules = {s->copy_window_s * 1000, s->scan_ttl_s * 1000, 0};
 
     memset(v, 0, sizeof(*v));
     decide(s, reader, code, v);
@@ -63,11 +64,11 @@ void scan_code(const svc *s, int reader, const char *code, const char *region, c
     if (v->verdict == TC_MALFORMED || v->verdict == TC_FORGED || v->verdict == TC_UNKNOWN_BATCH ||
         !check_canonical_code(code, v->code))
         return;
-    if (store_scan_record(s->store, v->code, region ? region : "", device ? device : "",
-                          svc_now_unix() * 1000, s->copy_window_s * 1000, &v->history, err,
-                          sizeof(err)) != STORE_OK)
+    if (store_scan_record(s->store, v->code, region ? region : "", device ? device : "", record,
+                          svc_now_unix() * 1000, &rules, &v->history, err, sizeof(err)) != STORE_OK)
         return;
     v->recorded = 1;
+    v->counted = record;
     if (h->devices > s->copy_devices) {
         snprintf(rule, sizeof(rule), "%llu distinct devices scanned it (more than %u)",
                  (unsigned long long)h->devices, s->copy_devices);
@@ -187,7 +188,9 @@ svc_code api_scan(svc_ctx *c, const void *req, void *resp, svc_status *st)
         return st->code;
     if (q->device_id[0] && !check_id(st, "device_id", q->device_id, DEVICE_ID_MAX))
         return st->code;
-    scan_code(c->svc, c->reader, q->code, q->region, q->device_id, v);
+    /* A platform's scan counts when it names the device (a stable,
+     * pseudonymous id): without one it is a look, not a scan. */
+    scan_code(c->svc, c->reader, q->code, q->region, q->device_id, q->device_id[0] != '\0', v);
     scan_message(v, 0, msg, sizeof(msg));
     out->verdict = (Tracecode__V1__Verdict)v->verdict;
     out->message = svc_strdup(c, msg);

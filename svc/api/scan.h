@@ -29,20 +29,24 @@ typedef struct scan_view {
     char brand[SCAN_TEXT_MAX], model[SCAN_TEXT_MAX], category[REP_CATEGORY_MAX + 1];
     char issuer_name[SCAN_TEXT_MAX], issuer_credit[REP_CREDIT_MAX + 1];
     char recall_reason[SCAN_TEXT_MAX];
-    int recorded; /* the scan was counted (the code is one we issued) */
+    int recorded; /* the history was read (the code is one we issued) */
+    int counted;  /* and this scan was counted in it */
     store_scan history;
     int suspected_copy;
     char copy_why[160]; /* which rules, in English words */
 } scan_view;
 
 /*
- * Decide code (text or URL, any case), record the scan when the code is
- * one we issued (its tag verifies and its batch exists), apply the copy
- * rules. reader: the calling thread's replica reader slot. A failure to
- * record (Redis away) still answers the verdict, with recorded = 0.
+ * Decide code (any form codec_parse_any takes), read the code's scan
+ * history when it is one we issued (its tag verifies and its batch exists)
+ * and apply the copy rules. With record set, count this scan first: the
+ * callers set it only for a device that proved itself (the page's own
+ * cookie, a platform's device id), never for a HEAD, a link preview or an
+ * anonymous fetch. reader: the calling thread's replica reader slot. A
+ * failure to reach Redis still answers the verdict, with recorded = 0.
  */
 void scan_code(const svc *s, int reader, const char *code, const char *region, const char *device,
-               scan_view *v);
+               int record, scan_view *v);
 
 /* A short label ("正品", "Genuine") and a sentence in plain words for a
  * consumer, in Chinese or (en) English. */

@@ -4,8 +4,11 @@
  * round trip; the replica tail's loop never waits for it).
  *
  *   GET /C/{code}               HTML scan page (zh; en by Accept-Language
- *                               or ?lang=en)
- *   GET /api/v1/scan/{code}     the same as JSON
+ *                               or ?lang=en); shows, never records
+ *   POST /seen/{code}           the page's beacon: records the scan of the
+ *                               device whose signed cookie it carries
+ *   GET /beacon.js              the beacon (same origin, so the CSP allows it)
+ *   GET /api/v1/scan/{code}     the same as JSON; ?device=ID records the scan
  *   GET /qr/{code}.svg|.png     the code's scan URL as a QR
  *   GET /metrics                Prometheus text
  *   GET /healthz                alive
@@ -18,6 +21,7 @@
 #include "check.h"
 #include "scan.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -36,9 +40,21 @@
 #define CODE_ARG_MAX 160
 #define COOKIE "tcd"
 #define QR_MAX (64 * 1024)
+#define TRUSTED_MAX 32
+#define COOKIE_RND 16 /* random bytes of a device cookie */
+#define COOKIE_TAG 8  /* bytes of its MAC tag */
+#define COOKIE_HEX (2 * (1 + COOKIE_RND + COOKIE_TAG))
+
+typedef struct cidr {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    unsigned bits;
+} cidr;
 
 struct http_server {
     svc *svc;
+    cidr trusted[TRUSTED_MAX]; /* proxies whose X-Region is believed */
+    int ntrusted;
     struct event_base *base;
     struct evhttp *http;
     pthread_t thread;
@@ -100,7 +116,8 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
     evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
     evhttp_add_header(h, "Cache-Control", "no-store");
     evhttp_add_header(h, "Content-Security-Policy",
-                      "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'");
+                      "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+                      "script-src 'self'; connect-src 'self'");
     evhttp_send_reply(req, code, reason, body);
 }
 
@@ -136,39 +153,190 @@ static int id_char(int c)
     return isalnum(c) || c == '-' || c == '_' || c == '.';
 }
 
-/* The device cookie, or a new random one (then *fresh = 1). */
-static void device_of(struct evhttp_request *req, char out[33], int *fresh)
+/* --- device cookies ---------------------------------------------------------- */
+
+/* The cookie's tag: the first COOKIE_TAG bytes of HMAC-SHA-256 under MAC
+ * key kid over "TCDEV1" || rnd (a message no code tag is made of). */
+static int cookie_tag(const svc *s, unsigned kid, const uint8_t rnd[COOKIE_RND],
+                      uint8_t tag[COOKIE_TAG])
+{
+    const codec_mac_key *k = keys_mac(s->ring, kid);
+    uint8_t msg[6 + COOKIE_RND], full[CODEC_SHA256_BYTES];
+
+    if (!k)
+        return -1;
+    memcpy(msg, "TCDEV1", 6);
+    memcpy(msg + 6, rnd, COOKIE_RND);
+    if (codec_hmac_sha256(k, msg, sizeof(msg), full) != CODEC_OK)
+        return -1;
+    memcpy(tag, full, COOKIE_TAG);
+    return 0;
+}
+
+/* Equal, in time that does not depend on where they differ. */
+static int same_tag(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    uint8_t d = 0;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        d |= (uint8_t)(a[i] ^ b[i]);
+    return d == 0;
+}
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/*
+ * The device named by the request's cookie, when it is one this service
+ * signed (any node: the keyring is shared): device receives its random part
+ * in hex. 0 when there is none or it does not verify: a made-up cookie
+ * names no device, so it cannot add one to a code's count.
+ */
+static int device_of(const svc *s, struct evhttp_request *req, char device[2 * COOKIE_RND + 1])
 {
     const char *c = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
     const char *p = c ? strstr(c, COOKIE "=") : NULL;
-    unsigned char rnd[16];
+    uint8_t b[1 + COOKIE_RND + COOKIE_TAG], tag[COOKIE_TAG];
     size_t i;
 
-    *fresh = 0;
-    if (p) {
-        p += strlen(COOKIE "=");
-        for (i = 0; i < 32 && isxdigit((unsigned char)p[i]); i++)
-            out[i] = p[i];
-        if (i == 32 && !isxdigit((unsigned char)p[32])) {
-            out[32] = '\0';
-            return;
-        }
+    if (!p)
+        return 0;
+    p += strlen(COOKIE "=");
+    for (i = 0; i < sizeof(b); i++) {
+        int hi = hexval((unsigned char)p[2 * i]),
+            lo = hi < 0 ? -1 : hexval((unsigned char)p[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return 0;
+        b[i] = (uint8_t)(hi << 4 | lo);
     }
-    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-        memset(rnd, 0, sizeof(rnd));
-    for (i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", rnd[i]);
-    *fresh = 1;
+    if (isxdigit((unsigned char)p[COOKIE_HEX]) || cookie_tag(s, b[0], b + 1, tag) != 0 ||
+        !same_tag(tag, b + 1 + COOKIE_RND, COOKIE_TAG))
+        return 0;
+    memcpy(device, p + 2, 2 * COOKIE_RND);
+    device[2 * COOKIE_RND] = '\0';
+    return 1;
 }
 
-/* Region from the edge (X-Region), when it is a plausible region code. */
-static void region_of(struct evhttp_request *req, char out[STORE_REGION_MAX + 1])
+/* Set a fresh signed device cookie on the response. */
+static void new_cookie(const svc *s, struct evhttp_request *req)
+{
+    uint8_t b[1 + COOKIE_RND + COOKIE_TAG];
+    char hex[COOKIE_HEX + 1], cookie[COOKIE_HEX + 80];
+    unsigned kid = keys_active(s->ring, KEYS_KIND_MAC);
+    size_t i;
+
+    if (!kid || getrandom(b + 1, COOKIE_RND, 0) != COOKIE_RND)
+        return;
+    b[0] = (uint8_t)kid;
+    if (cookie_tag(s, kid, b + 1, b + 1 + COOKIE_RND) != 0)
+        return;
+    for (i = 0; i < sizeof(b); i++)
+        snprintf(hex + 2 * i, 3, "%02x", b[i]);
+    snprintf(cookie, sizeof(cookie), COOKIE "=%s; Max-Age=31536000; Path=/; HttpOnly; SameSite=Lax",
+             hex);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", cookie);
+}
+
+/* Link previews, crawlers and uptime probes: they never count as a scan. */
+static int is_robot(struct evhttp_request *req)
+{
+    static const char *const words[] = {
+        "bot",      "spider",         "crawl",    "preview", "facebookexternalhit",
+        "whatsapp", "slack",          "telegram", "discord", "pingdom",
+        "uptime",   "statuscake",     "monitor",  "curl/",   "wget/",
+        "python-",  "go-http-client", "okhttp",   "java/",   "libwww",
+    };
+    const char *ua = evhttp_find_header(evhttp_request_get_input_headers(req), "User-Agent");
+    size_t i, n;
+
+    if (!ua || !*ua)
+        return 1; /* browsers always say who they are */
+    for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        for (n = 0; ua[n]; n++)
+            if (strncasecmp(ua + n, words[i], strlen(words[i])) == 0)
+                return 1;
+    return 0;
+}
+
+/* --- where a request comes from ----------------------------------------------- */
+
+/* Parse "ADDR/BITS" (IPv4 or IPv6; BITS optional). 0 on success. */
+static int cidr_parse(const char *s, cidr *c)
+{
+    char a[64], *slash;
+    long bits = -1;
+
+    if (strlen(s) >= sizeof(a))
+        return -1;
+    snprintf(a, sizeof(a), "%s", s);
+    slash = strchr(a, '/');
+    if (slash) {
+        char *end;
+        *slash = '\0';
+        bits = strtol(slash + 1, &end, 10);
+        if (end == slash + 1 || *end)
+            return -1;
+    }
+    memset(c, 0, sizeof(*c));
+    if (inet_pton(AF_INET, a, c->addr) == 1)
+        c->family = AF_INET;
+    else if (inet_pton(AF_INET6, a, c->addr) == 1)
+        c->family = AF_INET6;
+    else
+        return -1;
+    if (bits < 0)
+        bits = c->family == AF_INET ? 32 : 128;
+    if (bits > (c->family == AF_INET ? 32 : 128))
+        return -1;
+    c->bits = (unsigned)bits;
+    return 0;
+}
+
+static int cidr_has(const cidr *c, int family, const uint8_t *addr)
+{
+    unsigned full = c->bits / 8, rest = c->bits % 8;
+
+    if (c->family != family || memcmp(c->addr, addr, full) != 0)
+        return 0;
+    return !rest || ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest)) & 0xff) == 0;
+}
+
+/* Whether the request's peer is one of the trusted proxies. */
+static int from_trusted(const http_server *h, struct evhttp_request *req)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    char *peer = NULL;
+    ev_uint16_t port;
+    uint8_t a[16];
+    int i;
+
+    if (!h->ntrusted || !conn)
+        return 0;
+    evhttp_connection_get_peer(conn, &peer, &port);
+    if (!peer)
+        return 0;
+    for (i = 0; i < h->ntrusted; i++) {
+        int fam = h->trusted[i].family;
+        if (inet_pton(fam, peer, a) == 1 && cidr_has(&h->trusted[i], fam, a))
+            return 1;
+    }
+    return 0;
+}
+
+/* Region from the edge (X-Region), believed only from a trusted proxy (a
+ * header anyone else sends is anyone's claim), and only when it is a
+ * plausible region code. */
+static void region_of(const http_server *h, struct evhttp_request *req,
+                      char out[STORE_REGION_MAX + 1])
 {
     const char *r = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Region");
     size_t i;
 
     out[0] = '\0';
-    if (!r)
+    if (!r || !from_trusted(h, req))
         return;
     for (i = 0; r[i] && i < STORE_REGION_MAX && id_char((unsigned char)r[i]); i++)
         out[i] = r[i];
@@ -228,7 +396,7 @@ static void row(struct evbuffer *b, const char *name, const char *value)
     evbuffer_add(b, "</dd>", 5);
 }
 
-static void page(struct evbuffer *b, const scan_view *v, const char *code, int en)
+static void page(struct evbuffer *b, const scan_view *v, const char *code, int en, int beacon)
 {
     char msg[1200], num[64];
 
@@ -272,8 +440,12 @@ static void page(struct evbuffer *b, const scan_view *v, const char *code, int e
         row(b, en ? "First scan region" : "首次扫码地区", v->history.first_region);
     }
     row(b, en ? "Code" : "追溯码", code);
-    evbuffer_add_printf(b, "</dl><p><a href=\"?lang=%s\">%s</a></p></main></body></html>\n",
-                        en ? "zh" : "en", en ? "中文" : "English");
+    evbuffer_add_printf(b, "</dl><p><a href=\"?lang=%s\">%s</a></p></main>", en ? "zh" : "en",
+                        en ? "中文" : "English");
+    if (beacon) /* the canonical code: letters and digits only */
+        evbuffer_add_printf(b, "<script src=\"/beacon.js\" data-code=\"%s\" async></script>",
+                            v->code);
+    evbuffer_add(b, "</body></html>\n", 15);
 }
 
 static void json(struct evbuffer *b, const scan_view *v, int en)
@@ -308,12 +480,38 @@ static void json(struct evbuffer *b, const scan_view *v, int en)
     evbuffer_add(b, "}\n", 2);
 }
 
+/* The device id a JSON caller names (?device=ID: a platform app's stable,
+ * pseudonymous id), or 0 when it names none or a malformed one. */
+static int device_param(const struct evhttp_uri *uri, char out[65])
+{
+    const char *q = evhttp_uri_get_query(uri), *p = q ? strstr(q, "device=") : NULL;
+    size_t i;
+
+    if (!p || (p != q && p[-1] != '&'))
+        return 0;
+    p += 7;
+    for (i = 0; p[i] && p[i] != '&' && i < 64; i++) {
+        if (!id_char((unsigned char)p[i]))
+            return 0;
+        out[i] = p[i];
+    }
+    out[i] = '\0';
+    return i > 0 && (!p[i] || p[i] == '&');
+}
+
+/*
+ * The page (or its JSON). Reading it records nothing: a HEAD, a link
+ * preview, a crawler or an uptime probe must not make a genuine code look
+ * copied. A browser gets a signed device cookie and the page's beacon,
+ * which records the scan (POST /seen/{code}) with that cookie. A JSON
+ * caller records by naming its device (?device=ID).
+ */
 static void on_scan(http_server *h, struct evhttp_request *req, const struct evhttp_uri *uri,
                     const char *code, int as_json)
 {
     struct evbuffer *b = evbuffer_new();
-    char device[33], region[STORE_REGION_MAX + 1], cookie[96];
-    int en = want_english(req, uri), fresh;
+    char device[65], cookie_dev[2 * COOKIE_RND + 1];
+    int en = want_english(req, uri), record = 0;
     scan_view *v = malloc(sizeof(*v));
 
     if (!b || !v) {
@@ -322,23 +520,71 @@ static void on_scan(http_server *h, struct evhttp_request *req, const struct evh
         evhttp_send_error(req, 500, NULL);
         return;
     }
-    device_of(req, device, &fresh);
-    region_of(req, region);
-    scan_code(h->svc, h->reader, code, region, device, v);
-    if (fresh) {
-        snprintf(cookie, sizeof(cookie),
-                 COOKIE "=%s; Max-Age=31536000; Path=/; HttpOnly; SameSite=Lax", device);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", cookie);
+    if (as_json && evhttp_request_get_command(req) == EVHTTP_REQ_GET && !is_robot(req))
+        record = device_param(uri, device);
+    if (record) {
+        char region[STORE_REGION_MAX + 1];
+        region_of(h, req, region);
+        scan_code(h->svc, h->reader, code, region, device, 1, v);
+    } else {
+        scan_code(h->svc, h->reader, code, "", "", 0, v);
     }
+    if (!as_json && !device_of(h->svc, req, cookie_dev))
+        new_cookie(h->svc, req);
     if (as_json) {
         json(b, v, en);
         reply(req, 200, "OK", "application/json", b);
     } else {
-        page(b, v, code, en);
+        page(b, v, code, en, v->recorded && !is_robot(req));
         reply(req, 200, "OK", "text/html; charset=utf-8", b);
     }
     evbuffer_free(b);
     free(v);
+}
+
+/* The page's beacon: counts this device's scan of code, once the device
+ * has its signed cookie. Robots and anything without the cookie are
+ * answered and not counted. */
+static void on_seen(http_server *h, struct evhttp_request *req, const char *code)
+{
+    char device[2 * COOKIE_RND + 1], region[STORE_REGION_MAX + 1];
+    scan_view *v;
+
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        text(req, 405, "Method Not Allowed", "the scan beacon is a POST from the scan page");
+        return;
+    }
+    if (is_robot(req) || !device_of(h->svc, req, device)) {
+        text(req, 403, "Forbidden", "not counted: no device cookie from the scan page");
+        return;
+    }
+    v = malloc(sizeof(*v));
+    if (!v) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    region_of(h, req, region);
+    scan_code(h->svc, h->reader, code, region, device, 1, v);
+    text(req, v->counted ? 200 : 404, v->counted ? "OK" : "Not Found",
+         v->counted ? "counted" : "not counted: not a code this service issued");
+    free(v);
+}
+
+static const char beacon_js[] =
+    "(function(){var s=document.currentScript;"
+    "if(s&&navigator.sendBeacon)navigator.sendBeacon('/seen/'+s.getAttribute('data-code'));})();\n";
+
+static void on_beacon_js(struct evhttp_request *req)
+{
+    struct evbuffer *b = evbuffer_new();
+
+    if (!b) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    evbuffer_add(b, beacon_js, sizeof(beacon_js) - 1);
+    reply(req, 200, "OK", "text/javascript; charset=utf-8", b);
+    evbuffer_free(b);
 }
 
 static void on_qr(http_server *h, struct evhttp_request *req, const char *code, int png)
@@ -406,8 +652,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     char code[CODE_ARG_MAX + 1], err[STORE_ERR_MAX];
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
 
-    if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
-        text(req, 405, "Method Not Allowed", "only GET and HEAD are served");
+    if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD && m != EVHTTP_REQ_POST) {
+        text(req, 405, "Method Not Allowed", "only GET, HEAD and the scan beacon's POST");
         return;
     }
     if (strlen(raw) > PATH_MAX_LEN || !(uri = evhttp_uri_parse(raw))) {
@@ -417,7 +663,16 @@ static void on_request(struct evhttp_request *req, void *arg)
     path = evhttp_uri_get_path(uri);
     if (!path)
         path = "/";
-    if (strcmp(path, "/metrics") == 0) {
+    if (m == EVHTTP_REQ_POST && strncasecmp(path, "/seen/", 6) != 0) {
+        text(req, 405, "Method Not Allowed", "only the scan beacon (/seen/{code}) takes a POST");
+    } else if (strncasecmp(path, "/seen/", 6) == 0) {
+        if (code_arg(path, 6, NULL, code))
+            on_seen(h, req, code);
+        else
+            text(req, 404, "Not Found", "not a trace code");
+    } else if (strcmp(path, "/beacon.js") == 0) {
+        on_beacon_js(req);
+    } else if (strcmp(path, "/metrics") == 0) {
         on_metrics(h, req);
     } else if (strcmp(path, "/healthz") == 0) {
         text(req, 200, "OK", "ok");
@@ -455,8 +710,8 @@ static void *http_main(void *arg)
     return NULL;
 }
 
-http_server *http_start(const char *addr, svc *s, http_metrics_fn metrics, void *metrics_arg,
-                        char *err, size_t errcap)
+http_server *http_start(const char *addr, svc *s, const char *trusted, http_metrics_fn metrics,
+                        void *metrics_arg, char *err, size_t errcap)
 {
     const char *colon = strrchr(addr, ':');
     char host[128];
@@ -483,6 +738,23 @@ http_server *http_start(const char *addr, svc *s, http_metrics_fn metrics, void 
         goto fail;
     }
     h->svc = s;
+    while (trusted && *trusted) {
+        char one[64];
+        size_t k = strcspn(trusted, ",");
+        if (k >= sizeof(one) || h->ntrusted == TRUSTED_MAX) {
+            snprintf(err, errcap, "--trusted-proxy: at most %d entries of up to 63 bytes",
+                     TRUSTED_MAX);
+            goto fail;
+        }
+        memcpy(one, trusted, k);
+        one[k] = '\0';
+        if (cidr_parse(one, &h->trusted[h->ntrusted]) != 0) {
+            snprintf(err, errcap, "--trusted-proxy '%s' is not ADDRESS[/BITS] (IPv4 or IPv6)", one);
+            goto fail;
+        }
+        h->ntrusted++;
+        trusted += k + (trusted[k] == ',');
+    }
     h->metrics = metrics;
     h->metrics_arg = metrics_arg;
     h->reader = rep_reader_register(s->replica);

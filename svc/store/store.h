@@ -370,6 +370,22 @@ store_err store_gcra(store *s, const char *key, int64_t interval_us, int64_t tol
 
 #define STORE_REGION_MAX 12
 
+/*
+ * Per scanned code, at most: a hash of 7 small fields, a HyperLogLog of
+ * devices (sparse, a few hundred bytes, until it holds many; 12 KB dense at
+ * most) and a set of up to 64 region codes: about 14 KB in the worst case,
+ * under 1 KB for a code scanned by a few devices. Every key expires ttl_ms
+ * after the code's last recorded scan.
+ */
+#define STORE_SCAN_TTL_MS (90LL * 86400 * 1000)  /* default idle life of a code's scans */
+#define STORE_TRAVEL_AGE_MS (7LL * 86400 * 1000) /* default life of travel evidence */
+
+typedef struct store_scan_rules {
+    int64_t window_ms;     /* two provinces within this: travel evidence */
+    int64_t ttl_ms;        /* 0: STORE_SCAN_TTL_MS */
+    int64_t travel_age_ms; /* 0: STORE_TRAVEL_AGE_MS */
+} store_scan_rules;
+
 typedef struct store_scan {
     uint64_t devices; /* distinct devices (HyperLogLog estimate) */
     uint64_t scans;   /* every scan, devices or not */
@@ -377,14 +393,15 @@ typedef struct store_scan {
     char first_region[STORE_REGION_MAX + 1];
     uint32_t regions;  /* distinct regions (up to 64 kept) */
     uint32_t listings; /* listings bound to the code, any platform */
-    int fast_move;     /* two provinces within the window, ever */
+    int fast_move;     /* two provinces within the window, in the last travel_age_ms */
 } store_scan;
 
-/* Record one scan of code (canonical text) and read what is known of its
- * scans. region and device may be "". */
+/* Record one scan of code (canonical text) when record is set, and read
+ * what is known of its scans (record 0: read only, nothing written).
+ * region and device may be "". */
 store_err store_scan_record(store *s, const char *code, const char *region, const char *device,
-                            int64_t now_ms, int64_t window_ms, store_scan *out, char *err,
-                            size_t errcap);
+                            int record, int64_t now_ms, const store_scan_rules *rules,
+                            store_scan *out, char *err, size_t errcap);
 
 /* --- replication -------------------------------------------------------- */
 

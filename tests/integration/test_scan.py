@@ -27,6 +27,8 @@ from tracecode.v1 import types_pb2 as T  # noqa: E402
 from tracecode.v1 import verifier_pb2 as V  # noqa: E402
 
 REG = F.md("regulator", "SAMR")
+BROWSER = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+           "Chrome/120.0 Mobile Safari/537.36")
 BASE = "https://tc.samr.example"
 _seq = itertools.count(1)
 
@@ -43,7 +45,8 @@ class Scan(unittest.TestCase):
         cls.keys = F.keyring(WORK)
         cls.svc = F.Service(WORK, "a", cls.redis.url, cls.keys, [
             "--http", "127.0.0.1:0", "--base-url", BASE, "--copy-devices", "3",
-            "--copy-regions", "2", "--copy-window", "3600"]).start()
+            "--copy-regions", "2", "--copy-window", "3600",
+            "--trusted-proxy", "127.0.0.1/32"]).start()
         cls.node = F.Node(cls.svc.port)
         cls.reg, cls.iss, cls.ver, cls.con = (cls.node.reg, cls.node.iss, cls.node.ver,
                                               cls.node.con)
@@ -55,9 +58,9 @@ class Scan(unittest.TestCase):
         if rc != 0:
             raise AssertionError("tracesvc exited %s:\n%s" % (rc, cls.svc.output()[-4000:]))
 
-    def get(self, path, headers=None, method="GET"):
-        c = http.client.HTTPConnection("127.0.0.1", self.svc.http_port, timeout=10)
-        c.request(method, path, headers=headers or {})
+    def get(self, path, headers=None, method="GET", port=None):
+        c = http.client.HTTPConnection("127.0.0.1", port or self.svc.http_port, timeout=10)
+        c.request(method, path, headers=dict({"User-Agent": BROWSER}, **(headers or {})))
         r = c.getresponse()
         body = r.read()
         c.close()
@@ -76,14 +79,32 @@ class Scan(unittest.TestCase):
                            model="PB-20K")
         return credit, number, codes
 
+    def visit(self, code, headers=None, port=None):
+        """A browser's visit: the page (which sets the device cookie when
+        it has none), then the page's beacon with that cookie. The cookie."""
+        status, h, body = self.get("/C/" + code, headers, port=port)
+        self.assertEqual(status, 200)
+        cookie = (headers or {}).get("Cookie") or h["Set-Cookie"].split(";")[0]
+        self.assertIn('<script src="/beacon.js" data-code="%s" async></script>' % code.upper(),
+                      body.decode())
+        status, _, body = self.get("/seen/" + code, dict(headers or {}, Cookie=cookie),
+                                   method="POST", port=port)
+        self.assertEqual((status, body), (200, b"counted\n"))
+        return cookie
+
     def test_page_genuine_in_chinese_and_english(self):
         _, number, codes = self.chain()
         h, html, text = self.page("/C/" + codes[0])
         self.assertIn('lang="zh-CN"', html)
         self.assertIn('name="viewport"', html)
-        for words in ("正品", "Anker", "PB-20K", "安克电源", number, "有效", "扫码设备数 1"):
+        for words in ("正品", "Anker", "PB-20K", "安克电源", number, "有效", "扫码设备数 0"):
             self.assertIn(words, text)
-        self.assertRegex(h["Set-Cookie"], r"^tcd=[0-9a-f]{32}; ")
+        # The device cookie is signed: key id, 16 random bytes, 8 bytes of tag.
+        self.assertRegex(h["Set-Cookie"], r"^tcd=[0-9a-f]{50}; Max-Age=31536000; Path=/; "
+                                          r"HttpOnly; SameSite=Lax$")
+        self.visit(codes[0], {"Cookie": h["Set-Cookie"].split(";")[0]})
+        _, _, text = self.page("/C/" + codes[0])
+        self.assertIn("扫码设备数 1", text)
         _, _, text = self.page("/C/" + codes[0].lower() + "?lang=en")  # any case
         self.assertIn("Genuine: Anker PB-20K made by 安克电源, under valid certificate", text)
         _, _, text = self.page("/C/" + codes[0], {"Accept-Language": "en-GB,en;q=0.9"})
@@ -134,10 +155,8 @@ class Scan(unittest.TestCase):
         _, _, codes = self.chain()
 
         def scan(code, device, region=None):
-            h = {"Cookie": "tcd=" + ("%032x" % device)}
-            if region:
-                h["X-Region"] = region
-            status, _, body = self.get("/api/v1/scan/" + code, h)
+            h = {"X-Region": region} if region else {}
+            status, _, body = self.get("/api/v1/scan/%s?device=d%d" % (code, device), h)
             self.assertEqual(status, 200)
             return json.loads(body)
 
@@ -171,6 +190,64 @@ class Scan(unittest.TestCase):
         self.assertIn("bound to 2 listings", j["copy_reasons"])
         _, _, text = self.page("/C/" + codes[6])
         self.assertIn("疑似复制码", text)
+
+    def test_scans_cannot_be_faked_from_outside(self):
+        """Found: every GET and HEAD counted, a request without the cookie
+        counted a new device, X-Region from anyone was believed: 11 fetches
+        by a link-preview bot flipped a genuine code to "suspected copy"."""
+        _, _, codes = self.chain()
+        code = codes[9]
+        self.assertEqual(self.get("/C/" + code, method="HEAD")[0], 200)
+        for i in range(20):  # a browser that never keeps the cookie, and never runs the page
+            self.page("/C/" + code)
+        for ua in ("facebookexternalhit/1.1", "Slackbot-LinkExpanding 1.0", "WhatsApp/2.23",
+                   "UptimeRobot/2.0", "curl/7.88.1", ""):
+            self.assertEqual(self.get("/C/%s" % code, {"User-Agent": ua})[0], 200)
+            # Even with a valid cookie, a robot's beacon is not counted.
+            cookie = self.get("/C/" + code)[1]["Set-Cookie"].split(";")[0]
+            status, _, _ = self.get("/seen/" + code, {"User-Agent": ua, "Cookie": cookie},
+                                    method="POST")
+            self.assertEqual(status, 403, ua)
+        # A made-up cookie names no device.
+        for fake in ("tcd=" + "00" * 25, "tcd=" + "%032x" % 7, "tcd=01" + "ab" * 24):
+            status, _, body = self.get("/seen/" + code, {"Cookie": fake}, method="POST")
+            self.assertEqual(status, 403, fake)
+        # The JSON API records only with a device id.
+        for _ in range(5):
+            j = json.loads(self.get("/api/v1/scan/" + code)[2])
+        self.assertEqual((j["scan_count"], j["suspected_copy"]), (0, False))
+        self.assertEqual(self.redis.cli("EXISTS", "{tc}:scan:" + code).strip(), "0")
+        _, _, text = self.page("/C/" + code)
+        self.assertIn("扫码设备数 0", text)
+        self.assertNotIn("疑似复制码", text)
+        # The beacon is a POST: a GET of it counts nothing.
+        self.assertEqual(self.get("/seen/" + code)[0], 405)
+
+    def test_region_only_from_trusted_proxies(self):
+        _, _, codes = self.chain()
+        other = F.Service(WORK, "untrusting", self.redis.url, self.keys,
+                          ["--http", "127.0.0.1:0", "--trusted-proxy", "10.0.0.0/8,fd00::/8",
+                           "--copy-window", "3600"]).start()
+        try:
+            # From an address that is not a trusted proxy, X-Region is anyone's claim.
+            for region in ("110101", "440305", "310101"):
+                self.visit(codes[8], {"X-Region": region}, port=other.http_port)
+            j = json.loads(self.get("/api/v1/scan/" + codes[8], port=other.http_port)[2])
+            self.assertEqual((j["first_scan_region"], j["suspected_copy"]), ("", False))
+            self.assertEqual(j["scan_count"], 3)
+        finally:
+            self.assertEqual(other.stop(), 0)
+        # The same visits through this node, which trusts 127.0.0.1: regions count.
+        self.visit(codes[7], {"X-Region": "110101"})
+        j = json.loads(self.get("/api/v1/scan/" + codes[7])[2])
+        self.assertEqual(j["first_scan_region"], "110101")
+        # A bad --trusted-proxy stops the node at start.
+        p = subprocess.run([F.binary("tracesvc"), "--redis", self.redis.url, "--keys", self.keys,
+                            "--grpc", "127.0.0.1:0", "--insecure", "--http", "127.0.0.1:0",
+                            "--trusted-proxy", "10.0.0.0/33"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--trusted-proxy '10.0.0.0/33' is not ADDRESS[/BITS]", p.stderr)
 
     def test_scan_rpc(self):
         _, number, codes = self.chain()

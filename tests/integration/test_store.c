@@ -458,6 +458,54 @@ static void test_audit_log(void **state)
     assert_true(held);
 }
 
+/* Scans: read-only looks write nothing; travel evidence ages out; every key
+ * of a code expires its ttl after the last recorded scan. */
+static void test_scans(void **state)
+{
+    fx *f = *state;
+    store_scan_rules rules = {3600 * 1000, 60 * 1000, 5000};
+    const char *code = "00000000000000000000000000000000AA";
+    int64_t t = 1800000000000LL;
+    store_scan out;
+    long long ttl;
+    char cmd[300];
+    FILE *p;
+
+    /* A look: nothing stored. */
+    assert_int_equal(
+        store_scan_record(f->s, code, "", "", 0, t, &rules, &out, f->err, sizeof(f->err)),
+        STORE_OK);
+    assert_int_equal(out.devices, 0);
+    assert_int_equal(out.first_ms, 0);
+    /* Beijing, then Shenzhen 10 minutes later: travel evidence. */
+    assert_int_equal(
+        store_scan_record(f->s, code, "110101", "dev1", 1, t, &rules, &out, f->err, sizeof(f->err)),
+        STORE_OK);
+    assert_int_equal(store_scan_record(f->s, code, "440305", "dev2", 1, t + 600000, &rules, &out,
+                                       f->err, sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(out.fast_move, 1);
+    assert_int_equal(out.devices, 2);
+    assert_int_equal(out.regions, 2);
+    /* Read 4 s later: still there; 6 s later (travel_age 5 s): aged out. */
+    assert_int_equal(
+        store_scan_record(f->s, code, "", "", 0, t + 604000, &rules, &out, f->err, sizeof(f->err)),
+        STORE_OK);
+    assert_int_equal(out.fast_move, 1);
+    assert_int_equal(
+        store_scan_record(f->s, code, "", "", 0, t + 606000, &rules, &out, f->err, sizeof(f->err)),
+        STORE_OK);
+    assert_int_equal(out.fast_move, 0);
+    assert_int_equal(out.devices, 2); /* the rest of the history stays */
+    /* Each key of the code lives ttl_ms (60 s) past the last scan. */
+    snprintf(cmd, sizeof(cmd), "redis-cli -s %s PTTL '{tc}:scan-devices:%s'", f->redis.sock, code);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_int_equal(fscanf(p, "%lld", &ttl), 1);
+    pclose(p);
+    assert_true(ttl > 50000 && ttl <= 60000);
+}
+
 static void test_bad_url(void **state)
 {
     store *s;
@@ -481,6 +529,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timeout_is_not_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_and_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scans, setup, teardown),
         cmocka_unit_test(test_bad_url),
     };
     signal(SIGPIPE, SIG_IGN); /* as tracesvc does: see store.h */
