@@ -28,6 +28,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,7 @@ typedef struct config {
     const char *redis, *grpc, *http, *keys, *tls_cert, *tls_key, *client_ca, *client_crl;
     const char *base_url;
     const char *node_id, *limits_file, *trusted_proxy;
-    long scan_ttl;
+    long scan_ttl, http_max_conns;
     const char *limit[64]; /* --limit, in order */
     int nlimit;
     char node_buf[72];
@@ -61,7 +62,7 @@ static int usage(void)
           "                [--node-id NAME] [--limits FILE] [--limit SCOPE:NAME=VALUE ...]\n"
           "                [--forgery-percent P] [--forgery-min N] [--forgery-window SECONDS]\n"
           "                [--forgery-throttle CODES_PER_S] [--trusted-proxy CIDR[,CIDR...]]\n"
-          "                [--scan-ttl SECONDS]\n"
+          "                [--scan-ttl SECONDS] [--http-max-connections N]\n"
           "  URL: redis://host:port[/db] or unix:/path; every flag also reads TRACESVC_<FLAG>\n",
           stderr);
     return 2;
@@ -112,6 +113,7 @@ static int configure(int argc, char **argv, config *c)
         {"limits", required_argument, 0, 'l'},
         {"trusted-proxy", required_argument, 0, 'X'},
         {"scan-ttl", required_argument, 0, 'S'},
+        {"http-max-connections", required_argument, 0, 'C'},
         {"forgery-percent", required_argument, 0, 'P'},
         {"forgery-min", required_argument, 0, 'M'},
         {"forgery-window", required_argument, 0, 'O'},
@@ -129,7 +131,7 @@ static int configure(int argc, char **argv, config *c)
     const char *cwin = env("TRACESVC_COPY_WINDOW");
     const char *fpct = env("TRACESVC_FORGERY_PERCENT"), *fmin = env("TRACESVC_FORGERY_MIN");
     const char *fwin = env("TRACESVC_FORGERY_WINDOW"), *fthr = env("TRACESVC_FORGERY_THROTTLE");
-    const char *sttl = env("TRACESVC_SCAN_TTL");
+    const char *sttl = env("TRACESVC_SCAN_TTL"), *hmax = env("TRACESVC_HTTP_MAX_CONNECTIONS");
     long v;
     int o;
 
@@ -217,6 +219,9 @@ static int configure(int argc, char **argv, config *c)
             break;
         case 'S':
             sttl = optarg;
+            break;
+        case 'C':
+            hmax = optarg;
             break;
         case 'P':
             fpct = optarg;
@@ -316,6 +321,11 @@ static int configure(int argc, char **argv, config *c)
         fprintf(stderr, "tracesvc: --scan-ttl '%s' must be 60 .. 315360000 seconds\n", sttl);
         return 2;
     }
+    c->http_max_conns = 1024;
+    if (hmax && !parse_long(hmax, 1, 1000000, &c->http_max_conns)) {
+        fprintf(stderr, "tracesvc: --http-max-connections '%s' must be 1..1000000\n", hmax);
+        return 2;
+    }
     c->forgery_percent = 50;
     c->forgery_min = 1000;
     c->forgery_window = 60;
@@ -363,13 +373,31 @@ static int64_t lag(void *arg)
     return store_tail_lag_ms(arg);
 }
 
+/* Every connection, file and Redis socket is a descriptor: take all the
+ * hard limit allows (as Go's runtime does), so a busy node does not run
+ * out at a soft default of 1024. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            fprintf(stderr, "tracesvc: descriptors: limit raised from %llu to %llu\n",
+                    (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+    }
+}
+
 /* Wait for SIGTERM or SIGINT; meanwhile put --client-crl in force again on
- * SIGHUP or when the file changes (looked at once a second). */
-static int wait_for_stop(const sigset_t *sigs, rpc_server *srv, const char *crl)
+ * SIGHUP or when the file changes (looked at once a second), and every 3 s
+ * see whether the gRPC listener still accepts (for /healthz). */
+static int wait_for_stop(const sigset_t *sigs, rpc_server *srv, svc *node, const char *crl)
 {
     struct timespec tick = {1, 0}, seen = {0, 0};
     struct stat sb;
     char err[512];
+    unsigned ticks = 0;
     size_t n;
     int sig;
 
@@ -379,6 +407,15 @@ static int wait_for_stop(const sigset_t *sigs, rpc_server *srv, const char *crl)
         sig = sigtimedwait(sigs, NULL, &tick);
         if (sig == SIGTERM || sig == SIGINT)
             return sig;
+        if (++ticks % 3 == 0) {
+            int deaf = !rpc_probe(srv, 1000);
+            if (deaf != atomic_load(&node->grpc_deaf))
+                fprintf(stderr, "tracesvc: the gRPC listener %s\n",
+                        deaf ? "does not accept connections (out of descriptors?); /healthz "
+                               "says so"
+                             : "accepts connections again");
+            atomic_store(&node->grpc_deaf, deaf);
+        }
         if (!crl)
             continue;
         if (sig != SIGHUP && (stat(crl, &sb) != 0 || (sb.st_mtim.tv_sec == seen.tv_sec &&
@@ -426,6 +463,7 @@ int main(int argc, char **argv)
 
     if ((rc_exit = configure(argc, argv, &cfg)) != 0)
         return rc_exit;
+    raise_fd_limit();
     rc_exit = 1;
     if (keys_open(cfg.keys, &ring, err, sizeof(err)) != KEYS_OK) {
         fprintf(stderr, "tracesvc: %s\n", err);
@@ -523,7 +561,8 @@ int main(int argc, char **argv)
         if (cfg.http) {
             mx.srv = srv;
             mx.node = &node;
-            web = http_start(cfg.http, &node, cfg.trusted_proxy, metrics, &mx, err, sizeof(err));
+            web = http_start(cfg.http, &node, cfg.trusted_proxy, (int)cfg.http_max_conns, metrics,
+                             &mx, err, sizeof(err));
             if (!web)
                 fprintf(stderr, "tracesvc: %s\n", err);
             else
@@ -531,7 +570,7 @@ int main(int argc, char **argv)
                         cfg.http, http_port(web));
         }
         if (!cfg.http || web) {
-            sig = wait_for_stop(&sigs, srv, cfg.client_crl);
+            sig = wait_for_stop(&sigs, srv, &node, cfg.client_crl);
             fprintf(stderr, "tracesvc: %s: draining (up to %d ms)\n",
                     sig == SIGTERM ? "SIGTERM" : "SIGINT", DRAIN_MS);
         }

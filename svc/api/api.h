@@ -77,6 +77,7 @@ typedef struct svc {
     int (*redis_up)(void *arg); /* the change-stream tail is connected */
     struct audit_log *audit;    /* audit.h: sequencing, verification counts */
     struct limits *limits;      /* limit.h: fair shares and rates (NULL: none) */
+    _Atomic int grpc_deaf;      /* the gRPC listener no longer accepts (rpc_probe) */
 } svc;
 
 /* One call's context. */

@@ -26,15 +26,21 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/keyvalq_struct.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #define PATH_MAX_LEN 256
 #define CODE_ARG_MAX 160
@@ -51,9 +57,26 @@ typedef struct cidr {
     unsigned bits;
 } cidr;
 
+/* One HTTP connection, as this file tracks it: from the bufferevent evhttp
+ * asks us for (evhttp_set_bevcb) to evhttp's close callback. */
+typedef struct hconn {
+    struct http_server *h;
+    struct bufferevent *bev;         /* the socket bufferevent evhttp reads through */
+    struct evhttp_connection *evcon; /* once evhttp has made it (next loop turn) */
+    struct event *attach, *deadline; /* find evcon; the request's headers are due */
+    struct hconn *next;
+} hconn;
+
 struct http_server {
     svc *svc;
-    cidr trusted[TRUSTED_MAX]; /* proxies whose X-Region is believed */
+    struct evconnlistener *listener;
+    struct event *resume; /* accepts paused (cap reached, or accept failing) */
+    int paused, failing;
+    int conns, max_conns;
+    hconn *live;
+    int64_t accept_errors, errors_logged_at, backoff_ms;
+    _Atomic int healthy_accept; /* 0 while accept() fails: /healthz says so */
+    cidr trusted[TRUSTED_MAX];  /* proxies whose X-Region is believed */
     int ntrusted;
     struct event_base *base;
     struct evhttp *http;
@@ -132,6 +155,216 @@ static void text(struct evhttp_request *req, int code, const char *reason, const
     evbuffer_add_printf(b, "%s\n", msg);
     reply(req, code, reason, "text/plain; charset=utf-8", b);
     evbuffer_free(b);
+}
+
+/* --- connections: a cap, a deadline for headers, accept errors ------------- */
+
+#define HEADER_DEADLINE_S 10 /* the whole of a request's headers, not per byte */
+#define ACCEPT_LOG_EVERY_MS 10000
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pause_accepts(http_server *h, int64_t ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    if (!h->paused)
+        evconnlistener_disable(h->listener);
+    h->paused = 1;
+    evtimer_add(h->resume, &tv);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    http_server *h = arg;
+
+    (void)fd;
+    (void)what;
+    if (h->conns >= h->max_conns) {
+        pause_accepts(h, 100); /* still full: look again */
+        return;
+    }
+    h->paused = 0;
+    h->failing = 0;
+    evconnlistener_enable(h->listener);
+}
+
+/* The listener's error callback gets the listener's own argument, which
+ * evhttp owns: servers are found by their listener here (a few at most). */
+#define SERVERS_MAX 8
+static pthread_mutex_t servers_mu = PTHREAD_MUTEX_INITIALIZER;
+static http_server *servers[SERVERS_MAX];
+
+static http_server *server_of(const struct evconnlistener *l)
+{
+    http_server *h = NULL;
+    int i;
+
+    pthread_mutex_lock(&servers_mu);
+    for (i = 0; i < SERVERS_MAX && !h; i++)
+        if (servers[i] && servers[i]->listener == l)
+            h = servers[i];
+    pthread_mutex_unlock(&servers_mu);
+    return h;
+}
+
+static int server_note(http_server *h, http_server *was)
+{
+    int i;
+
+    pthread_mutex_lock(&servers_mu);
+    for (i = 0; i < SERVERS_MAX && servers[i] != was; i++)
+        ;
+    if (i < SERVERS_MAX)
+        servers[i] = h;
+    pthread_mutex_unlock(&servers_mu);
+    return i < SERVERS_MAX ? 0 : -1;
+}
+
+/* accept() failed (descriptors or memory ran out): pause with backoff
+ * instead of spinning on a readable listener, and say so once per
+ * ACCEPT_LOG_EVERY_MS with a count. gRPC keeps its own descriptors. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    http_server *h = server_of(l);
+    int err = EVUTIL_SOCKET_ERROR();
+    int64_t now = mono_ms();
+
+    (void)arg;
+    if (!h)
+        return;
+    h->accept_errors++;
+    h->failing = 1;
+    atomic_store(&h->healthy_accept, 0);
+    h->backoff_ms = h->backoff_ms ? (h->backoff_ms * 2 > 2000 ? 2000 : h->backoff_ms * 2) : 50;
+    if (now - h->errors_logged_at >= ACCEPT_LOG_EVERY_MS) {
+        fprintf(stderr,
+                "tracesvc: http: accept() failed %lld times since the last report (%s); "
+                "pausing accepts, next try in %lld ms\n",
+                (long long)h->accept_errors, evutil_socket_error_to_string(err),
+                (long long)h->backoff_ms);
+        h->accept_errors = 0;
+        h->errors_logged_at = now;
+    }
+    pause_accepts(h, h->backoff_ms);
+}
+
+/* The headers of the connection's request did not all arrive in time:
+ * end the connection (evhttp sees it close, frees it and tells us). */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    hconn *c = arg;
+    evutil_socket_t s = bufferevent_getfd(c->bev);
+
+    (void)fd;
+    (void)what;
+    if (s >= 0)
+        shutdown(s, SHUT_RDWR);
+}
+
+static void arm_deadline(hconn *c)
+{
+    struct timeval tv = {HEADER_DEADLINE_S, 0};
+
+    evtimer_add(c->deadline, &tv);
+}
+
+static void conn_forget(hconn *c)
+{
+    http_server *h = c->h;
+    hconn **p;
+
+    for (p = &h->live; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    event_free(c->attach);
+    event_free(c->deadline);
+    free(c);
+    h->conns--;
+    if (h->paused && !h->failing && h->conns < h->max_conns) {
+        evtimer_del(h->resume);
+        on_resume(-1, 0, h);
+    }
+}
+
+/* evhttp's close callback: the connection is gone (however it ended). */
+static void on_close(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    conn_forget(arg);
+}
+
+/* The next loop turn after the accept: evhttp has made the connection and
+ * set itself as its bufferevent's callback argument. */
+static void on_attach(evutil_socket_t fd, short what, void *arg)
+{
+    hconn *c = arg;
+    void *evcon = NULL;
+
+    (void)fd;
+    (void)what;
+    bufferevent_getcb(c->bev, NULL, NULL, NULL, &evcon);
+    if (!evcon) {
+        conn_forget(c); /* not evhttp's after all: untracked */
+        return;
+    }
+    c->evcon = evcon;
+    evhttp_connection_set_closecb(c->evcon, on_close, c);
+}
+
+/* evhttp's new connection: its bufferevent, counted, with a deadline for
+ * the first request's headers. */
+static struct bufferevent *new_bev(struct event_base *base, void *arg)
+{
+    http_server *h = arg;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    struct timeval now = {0, 0};
+    hconn *c = bev ? calloc(1, sizeof(*c)) : NULL;
+
+    if (!c)
+        return bev;
+    c->attach = evtimer_new(base, on_attach, c);
+    c->deadline = evtimer_new(base, on_deadline, c);
+    if (!c->attach || !c->deadline) {
+        if (c->attach)
+            event_free(c->attach);
+        if (c->deadline)
+            event_free(c->deadline);
+        free(c);
+        return bev; /* untracked; evhttp still serves it */
+    }
+    c->h = h;
+    c->bev = bev;
+    c->next = h->live;
+    h->live = c;
+    evtimer_add(c->attach, &now);
+    if (++h->conns >= h->max_conns)
+        pause_accepts(h, 100);
+    atomic_store(&h->healthy_accept, 1);
+    h->backoff_ms = 0;
+    arm_deadline(c);
+    return bev;
+}
+
+/* The connection of req (its headers have arrived): no deadline until its
+ * next request starts. */
+static hconn *conn_of(http_server *h, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    hconn *c;
+
+    for (c = h->live; evcon && c; c = c->next)
+        if (c->evcon == evcon)
+            return c;
+    return NULL;
 }
 
 /* --- request details ----------------------------------------------------------- */
@@ -651,6 +884,11 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct evhttp_uri *uri;
     char code[CODE_ARG_MAX + 1], err[STORE_ERR_MAX];
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    hconn *c = conn_of(h, req);
+
+    /* Its headers are in: the next request's deadline starts now. */
+    if (c)
+        arm_deadline(c);
 
     if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD && m != EVHTTP_REQ_POST) {
         text(req, 405, "Method Not Allowed", "only GET, HEAD and the scan beacon's POST");
@@ -675,7 +913,20 @@ static void on_request(struct evhttp_request *req, void *arg)
     } else if (strcmp(path, "/metrics") == 0) {
         on_metrics(h, req);
     } else if (strcmp(path, "/healthz") == 0) {
-        text(req, 200, "OK", "ok");
+        int probe = dup(2);
+        if (probe >= 0)
+            close(probe);
+        if (probe < 0)
+            text(req, 503, "Service Unavailable", "not healthy: out of file descriptors");
+        else if (!atomic_load(&h->healthy_accept))
+            text(req, 503, "Service Unavailable",
+                 "not healthy: the HTTP listener could not accept connections");
+        else if (atomic_load(&h->svc->grpc_deaf))
+            text(req, 503, "Service Unavailable",
+                 "not healthy: the gRPC listener does not accept connections (it stopped when "
+                 "descriptors ran out); restart the node");
+        else
+            text(req, 200, "OK", "ok");
     } else if (strcmp(path, "/readyz") == 0) {
         if (svc_stale(h->svc))
             text(req, 503, "Service Unavailable", "not ready: the replica lags behind Redis");
@@ -710,9 +961,10 @@ static void *http_main(void *arg)
     return NULL;
 }
 
-http_server *http_start(const char *addr, svc *s, const char *trusted, http_metrics_fn metrics,
-                        void *metrics_arg, char *err, size_t errcap)
+http_server *http_start(const char *addr, svc *s, const char *trusted, int max_conns,
+                        http_metrics_fn metrics, void *metrics_arg, char *err, size_t errcap)
 {
+    struct rlimit rl;
     const char *colon = strrchr(addr, ':');
     char host[128];
     struct evhttp_bound_socket *sock;
@@ -738,6 +990,13 @@ http_server *http_start(const char *addr, svc *s, const char *trusted, http_metr
         goto fail;
     }
     h->svc = s;
+    atomic_store(&h->healthy_accept, 1);
+    /* Never more than a quarter of the descriptors: gRPC, Redis and the
+     * files need the rest. */
+    h->max_conns = max_conns > 0 ? max_conns : 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (rlim_t)h->max_conns > rl.rlim_cur / 4)
+        h->max_conns = (int)(rl.rlim_cur / 4) > 1 ? (int)(rl.rlim_cur / 4) : 1;
     while (trusted && *trusted) {
         char one[64];
         size_t k = strcspn(trusted, ",");
@@ -763,11 +1022,23 @@ http_server *http_start(const char *addr, svc *s, const char *trusted, http_metr
     evhttp_set_max_body_size(h->http, 0);
     evhttp_set_timeout(h->http, 10);
     evhttp_set_gencb(h->http, on_request, h);
+    evhttp_set_bevcb(h->http, new_bev, h);
     sock = evhttp_bind_socket_with_handle(h->http, host, (ev_uint16_t)port);
     if (!sock) {
         snprintf(err, errcap, "cannot listen on '%s' for HTTP (in use, or not an address)", addr);
         goto fail;
     }
+    h->listener = evhttp_bound_socket_get_listener(sock);
+    h->resume = evtimer_new(h->base, on_resume, h);
+    if (!h->resume) {
+        snprintf(err, errcap, "out of memory");
+        goto fail;
+    }
+    if (server_note(h, NULL) != 0) {
+        snprintf(err, errcap, "too many HTTP servers in one process");
+        goto fail;
+    }
+    evconnlistener_set_error_cb(h->listener, on_accept_error);
     {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
@@ -783,6 +1054,8 @@ http_server *http_start(const char *addr, svc *s, const char *trusted, http_metr
 fail:
     if (h && h->http)
         evhttp_free(h->http);
+    if (h && h->resume)
+        event_free(h->resume);
     if (h && h->base)
         event_base_free(h->base);
     free(h);
@@ -800,7 +1073,10 @@ void http_stop(http_server *h)
         return;
     event_base_loopexit(h->base, NULL);
     pthread_join(h->thread, NULL);
-    evhttp_free(h->http);
+    server_note(NULL, h);
+    evhttp_free(h->http); /* frees the connections: conn_free needs h */
+    if (h->resume)
+        event_free(h->resume);
     event_base_free(h->base);
     free(h);
 }

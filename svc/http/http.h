@@ -15,10 +15,11 @@ typedef struct http_server http_server;
 typedef size_t (*http_metrics_fn)(void *arg, char *buf, size_t cap);
 
 /* Listen on addr (HOST:PORT; port 0 picks one) and serve from a thread of
- * its own. trusted_proxies (NULL: none): comma-separated ADDRESS[/BITS]
- * whose X-Region header is believed. NULL with a message in err on
- * failure. */
-http_server *http_start(const char *addr, svc *s, const char *trusted_proxies,
+ * its own, at most max_conns connections at once (0: 1024; never more than
+ * a quarter of the descriptor limit), each request's headers within 10 s in
+ * all. trusted_proxies (NULL: none): comma-separated ADDRESS[/BITS] whose
+ * X-Region header is believed. NULL with a message in err on failure. */
+http_server *http_start(const char *addr, svc *s, const char *trusted_proxies, int max_conns,
                         http_metrics_fn metrics, void *metrics_arg, char *err, size_t errcap);
 int http_port(const http_server *h);
 void http_stop(http_server *h);

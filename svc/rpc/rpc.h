@@ -37,6 +37,12 @@ typedef struct rpc_server rpc_server;
 rpc_server *rpc_start(const rpc_config *cfg, svc *s, char *err, size_t errcap);
 /* 127.x.x.x:port, localhost:port or [::1]:port: where --insecure may bind. */
 int rpc_addr_is_loopback(const char *addr);
+/* Whether the gRPC listener accepts: a fresh loopback connection to its
+ * port leaves the kernel's accept queue within timeout_ms. gRPC 1.51 stops
+ * accepting for good when accept4 fails (out of descriptors); /healthz
+ * reports it. Listeners bound to a non-loopback address only are not
+ * judged (1). */
+int rpc_probe(const rpc_server *r, int timeout_ms);
 /* How many verifications threads verify workers serve at once: the whole
  * that verify_share divides (limit.h). */
 unsigned rpc_share_slots(int threads);
