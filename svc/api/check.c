@@ -30,6 +30,28 @@ int check_id(svc_status *st, const char *field, const char *s, size_t max)
     return 1;
 }
 
+static unsigned code_point(const uint8_t *s, size_t l)
+{
+    static const uint8_t lead_mask[5] = {0, 0x7f, 0x1f, 0x0f, 0x07};
+    unsigned cp = s[0] & lead_mask[l];
+    size_t i;
+
+    for (i = 1; i < l; i++)
+        cp = cp << 6 | (s[i] & 0x3f);
+    return cp;
+}
+
+/* Characters that change how the text around them is shown without being
+ * seen themselves: C1 controls, bidirectional embeddings, overrides and
+ * isolates (a maker's name that reads backwards on the scan page), zero
+ * widths and the byte-order mark. */
+static int invisible(unsigned cp)
+{
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || (cp >= 0x200b && cp <= 0x200f) ||
+           (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x2064) ||
+           (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
+}
+
 int check_text(svc_status *st, const char *field, const char *s, size_t max, int required)
 {
     size_t n = s ? strnlen(s, max + 1) : 0, i = 0;
@@ -44,9 +66,18 @@ int check_text(svc_status *st, const char *field, const char *s, size_t max, int
     }
     while (i < n) {
         size_t l = codec_utf8_len((const uint8_t *)s + i, n - i);
+        unsigned cp;
         if (l == 0 || (l == 1 && ((unsigned char)s[i] < 0x20 || s[i] == 0x7f))) {
             svc_fail(st, SVC_INVALID_ARGUMENT, "%s has an invalid or control byte at offset %zu",
                      field, i);
+            return 0;
+        }
+        cp = code_point((const uint8_t *)s + i, l);
+        if (invisible(cp)) {
+            svc_fail(st, SVC_INVALID_ARGUMENT,
+                     "%s has the invisible or direction-changing character U+%04X at offset %zu; "
+                     "text shown to consumers must read as it is stored",
+                     field, cp, i);
             return 0;
         }
         i += l;

@@ -12,7 +12,10 @@
 
 /* An identifier: 1..max bytes of A-Z a-z 0-9 . _ - */
 int check_id(svc_status *st, const char *field, const char *s, size_t max);
-/* Text: 0..max bytes (min 1 when required), valid UTF-8, no control bytes. */
+/* Text: 0..max bytes (min 1 when required), valid UTF-8, no control
+ * characters, and none that is invisible or changes the text's direction
+ * (bidi overrides and isolates, zero widths, C1 controls, BOM): names and
+ * reasons are shown to consumers as stored. */
 int check_text(svc_status *st, const char *field, const char *s, size_t max, int required);
 
 /* A unified social credit code (GB 32100-2015): 18 characters of

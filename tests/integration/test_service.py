@@ -586,6 +586,16 @@ class Service(unittest.TestCase):
         code, msg = F.status_of(raw, b"\x0a\x04\x12\x02\xc3\x28", metadata=REG)
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("manufacturer.name has a byte that is not UTF-8 at byte 0", msg)
+        # Names shown to consumers must read as stored: a right-to-left
+        # override would make "Acme" render as another maker's name.
+        for bad, cp in (("Acme\u202eEMCA", "U+202E"), ("Ac\u200bme", "U+200B"),
+                        ("\u2067Acme", "U+2067"), ("Acme\u0085", "U+0085")):
+            code, msg = F.status_of(self.a.reg.UpsertManufacturer,
+                                    F.mfr_req(credit_code=F.uscc(31338), name=bad), metadata=REG)
+            self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, cp)
+            self.assertIn("manufacturer.name has the invisible or direction-changing character "
+                          + cp, msg)
+        self.assertEqual(self.redis.cli("GET", "{tc}:rev"), rev)
         # A subject one byte over the limit is refused, not cut to another's.
         code, msg = F.status_of(self.a.ver.VerifyCode, V.VerifyCodeRequest(code=codes[0]),
                                 metadata=F.md("platform", "p" * 64 + "x"))
