@@ -92,6 +92,7 @@ typedef struct svc_ctx {
      * request_id left out; has_fp when the request has a request_id field. */
     uint8_t fp[32];
     int has_fp;
+    void *lim_entry; /* limit.c: the caller's entry, once looked up this call */
     /* Call-lifetime memory (a bump arena, freed when the call ends). */
     void *(*alloc)(void *arena, size_t size);
     void *arena;

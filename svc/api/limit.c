@@ -13,6 +13,7 @@
 #include <time.h>
 
 #define ROLES 4 /* manufacturer, platform, regulator, certifier */
+#define LIMIT_SHARDS 16
 #define OVERRIDES_MAX 1024
 
 typedef struct entry {
@@ -39,7 +40,12 @@ struct limits {
     double role_lim[ROLES][LIMIT_NAMES];
     override *ov;
     size_t nov;
-    _Atomic int32_t active; /* subjects with verifications in flight */
+    /* Verifications in flight, summed over shards (one cache line each, a
+     * shard per calling thread): read only by a subject past its floor. */
+    struct {
+        _Atomic int32_t n;
+        char pad[60];
+    } inflight[LIMIT_SHARDS];
     _Atomic uint64_t refused[LIMIT_NAMES];
     entry others[ROLES]; /* when the table is full */
     entry *table;        /* LIMITS_SUBJECTS */
@@ -279,9 +285,32 @@ static entry *entry_for(limits *l, int role, const char *subject)
     return &l->others[role];
 }
 
-static entry *entry_of(limits *l, const svc_ctx *c)
+/* The caller's entry, looked up once per call (kept in its context). */
+static entry *entry_of(limits *l, svc_ctx *c)
 {
-    return entry_for(l, role_index(c->role), c->subject);
+    if (!c->lim_entry)
+        c->lim_entry = entry_for(l, role_index(c->role), c->subject);
+    return c->lim_entry;
+}
+
+static _Atomic int next_shard;
+static _Thread_local int my_shard = -1;
+
+static _Atomic int32_t *shard(limits *l)
+{
+    if (my_shard < 0)
+        my_shard = atomic_fetch_add(&next_shard, 1) % LIMIT_SHARDS;
+    return &l->inflight[my_shard].n;
+}
+
+static int32_t total_inflight(limits *l)
+{
+    int32_t t = 0;
+    int i;
+
+    for (i = 0; i < LIMIT_SHARDS; i++)
+        t += atomic_load_explicit(&l->inflight[i].n, memory_order_relaxed);
+    return t;
 }
 
 void limits_flag(limits *l, const char *platform, double throttle)
@@ -327,24 +356,30 @@ int limits_enter(limits *l, svc_ctx *c, limit_name kind, limit_hold *h, svc_stat
     if (!l || !(e = entry_of(l, c)))
         return SVC_OK;
     if (kind == LIMIT_VERIFY_SHARE) {
-        int32_t active, share;
+        /* Up to a floor of slots/8 a subject never looks further (no
+         * shared counter on the common path). Past it, it may take what
+         * the others leave, less a floor kept free for them: all of the
+         * node when it is alone. */
+        int32_t floor_ = (int32_t)(l->verify_slots / 8) > 1 ? (int32_t)(l->verify_slots / 8) : 1;
         if (!e->lim[LIMIT_VERIFY_SHARE])
             return SVC_OK;
-        n = atomic_fetch_add(&e->inflight, 1) + 1;
-        active = n == 1 ? atomic_fetch_add(&l->active, 1) + 1 : atomic_load(&l->active);
-        share = (int32_t)l->verify_slots - (active - 1) * (int32_t)(l->verify_slots / 8);
-        if (share < (int32_t)(l->verify_slots / 8))
-            share = (int32_t)(l->verify_slots / 8);
-        if (share < 1)
-            share = 1;
-        if (n > share) {
-            if (atomic_fetch_sub(&e->inflight, 1) == 1)
-                atomic_fetch_sub(&l->active, 1);
-            return refuse(l, kind, st,
-                          "verify_share: %s %s has %d verifications in flight on this node, "
-                          "its share of %d while %d callers verify; retry in 0.05 s or send "
-                          "larger VerifyBatch calls",
-                          svc_role_name(c->role), e->subject, n - 1, share, active);
+        n = atomic_fetch_add_explicit(&e->inflight, 1, memory_order_relaxed) + 1;
+        atomic_fetch_add_explicit(shard(l), 1, memory_order_relaxed);
+        if (n > floor_) {
+            int32_t others = total_inflight(l) - n, share;
+            share =
+                others > 0 ? (int32_t)l->verify_slots - floor_ - others : (int32_t)l->verify_slots;
+            if (share < floor_)
+                share = floor_;
+            if (n > share) {
+                atomic_fetch_sub_explicit(&e->inflight, 1, memory_order_relaxed);
+                atomic_fetch_sub_explicit(shard(l), 1, memory_order_relaxed);
+                return refuse(l, kind, st,
+                              "verify_share: %s %s has %d verifications in flight on this node, "
+                              "its share of %d while others have %d; retry in 0.05 s or send "
+                              "larger VerifyBatch calls",
+                              svc_role_name(c->role), e->subject, n - 1, share, others);
+            }
         }
     } else {
         double cap = e->lim[kind];
@@ -372,8 +407,8 @@ void limits_leave(limits *l, limit_hold *h)
     if (!l || !e || h->kind < 0)
         return;
     if (h->kind == LIMIT_VERIFY_SHARE) {
-        if (atomic_fetch_sub(&e->inflight, 1) == 1)
-            atomic_fetch_sub(&l->active, 1);
+        atomic_fetch_sub_explicit(&e->inflight, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(shard(l), 1, memory_order_relaxed);
     } else {
         atomic_fetch_sub(&e->open[h->kind == LIMIT_WATCH_STREAMS ? 0 : 1], 1);
     }

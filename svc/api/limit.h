@@ -7,11 +7,11 @@
  *                   platform 16)
  *   issue_streams   open IssueCodes streams per subject (default:
  *                   manufacturer 2)
- *   verify_share    verifications in flight per subject: work-conserving:
- *                   a subject alone may fill every verify slot; while k
- *                   subjects have calls in flight each keeps at most
- *                   slots - (k - 1) * slots / 8, so others always find
- *                   room (on by default)
+ *   verify_share    verifications in flight per subject, work-conserving:
+ *                   up to slots/8 (the floor) always; past it, what the
+ *                   others leave less a floor kept free for them, so a
+ *                   subject alone may fill every verify slot and others
+ *                   always find room (on by default)
  *   verify_rate     codes verified per second per subject on this node, a
  *                   token bucket (GCRA) with verify_burst codes of burst;
  *                   0 = off (the default)

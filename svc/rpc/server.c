@@ -661,6 +661,7 @@ static void begin_call(slot *s)
     s->ctx.arena = &s->call_mem;
     s->ctx.wake = stream_wake;
     s->ctx.wake_call = s;
+    s->ctx.lim_entry = NULL;
     s->ctx.wake_gen = s->gen;
     identity(s);
     if (s->m->kind != RPC_UNARY)
