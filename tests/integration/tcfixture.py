@@ -5,6 +5,7 @@ protos from Debian's grpc-proto) at test time.
 
 Run with Debian's /usr/bin/python3 (python3-grpcio, python3-grpc-tools).
 """
+import itertools
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 
 import grpc
 
@@ -177,6 +179,37 @@ class Node:
         self.ver = verifier_pb2_grpc.VerifierServiceStub(self.channel)
         self.audit = audit_pb2_grpc.AuditServiceStub(self.channel)
         self.con = consumer_pb2_grpc.ConsumerServiceStub(self.channel)
+
+
+class ServiceCase(unittest.TestCase):
+    """A test class with its own redis-server, keyring and one tracesvc
+    (flags: the class's EXTRA; work dir: its WORK), stopped at the end;
+    a node that does not exit 0 (a sanitizer report, a crash) fails it."""
+    WORK = None
+    EXTRA = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = Redis(cls.WORK)
+        cls.redis.start()
+        cls.keys = keyring(cls.WORK)
+        cls.svc = Service(cls.WORK, "a", cls.redis.url, cls.keys, list(cls.EXTRA)).start()
+        cls.a = Node(cls.svc.port)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.svc.stop()
+        cls.redis.stop()
+        if rc != 0:
+            raise AssertionError("tracesvc exited %s:\n%s" % (rc, cls.svc.output()[-4000:]))
+
+
+_unique = itertools.count(1)
+
+
+def unique(prefix):
+    """prefix and a number not used before in this process."""
+    return "%s%05d" % (prefix, next(_unique))
 
 
 def chain(node, credit, number, quantity, maker="Acme", brand="Acme", model="PB"):

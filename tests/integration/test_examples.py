@@ -6,7 +6,6 @@ form, a forged one) and watches delisting notices, acknowledging what it
 receives. Node comes from the machine, its packages from the repository's
 package-lock.json (scripts/deps.sh runs npm ci).
 """
-import itertools
 import os
 import shutil
 import subprocess
@@ -30,27 +29,17 @@ REG = F.md("regulator", "SAMR")
 PY = [sys.executable, os.path.join(F.ROOT, "examples", "python", "platform_client.py")]
 NODE = [shutil.which("node") or "node", os.path.join(F.ROOT, "examples", "node",
                                                      "platform_client.js")]
-_seq = itertools.count(1)
 
 
-class Examples(unittest.TestCase):
+class Examples(F.ServiceCase):
+    WORK = WORK
+    EXTRA = ("--heartbeat", "300")
+
     @classmethod
     def setUpClass(cls):
         if not os.path.isdir(os.path.join(F.ROOT, "node_modules", "@grpc", "grpc-js")):
             raise AssertionError("node_modules missing: run ./scripts/deps.sh (npm ci)")
-        cls.redis = F.Redis(WORK)
-        cls.redis.start()
-        cls.keys = F.keyring(WORK)
-        cls.svc = F.Service(WORK, "a", cls.redis.url, cls.keys,
-                            ["--heartbeat", "300"]).start()
-        cls.a = F.Node(cls.svc.port)
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.svc.stop()
-        cls.redis.stop()
-        if rc != 0:
-            raise AssertionError("tracesvc exited %s:\n%s" % (rc, cls.svc.output()[-4000:]))
+        super().setUpClass()
 
     def run_client(self, client, platform, *args, stdin=None):
         return subprocess.run(client + ["--addr", "127.0.0.1:%d" % self.svc.port, "--insecure",
@@ -58,7 +47,7 @@ class Examples(unittest.TestCase):
                               input=stdin, capture_output=True, text=True, timeout=60)
 
     def verify_batch(self, client):
-        n = next(_seq)
+        n = int(F.unique("")[-5:])
         number = "CCC-EX-%d" % n
         _, codes = F.chain(self.a, F.uscc(n), number, 50)
         forged = codes[1][:20] + ("A" if codes[1][20] != "A" else "B") + codes[1][21:]
@@ -80,7 +69,7 @@ class Examples(unittest.TestCase):
 
     def watch_notice(self, client):
         number, codes = self.verify_batch(client)
-        plat = "shop-ex%d" % next(_seq)
+        plat = "shop-ex%d" % int(F.unique("")[-5:])
         self.a.ver.RegisterListings(V.RegisterListingsRequest(bindings=[
             V.ListingBinding(listing_id="L-1", code=codes[0]),
             V.ListingBinding(listing_id="L-2", code=codes[1])]), metadata=F.md("platform", plat))

@@ -6,7 +6,6 @@ under a used id is ALREADY_EXISTS naming the id; another caller's ids are
 its own. Each case is checked against what Redis holds (revision counter,
 audit entries, notice streams), not only against the answers.
 """
-import itertools
 import os
 import sys
 import unittest
@@ -25,28 +24,15 @@ from tracecode.v1 import types_pb2 as T  # noqa: E402
 from tracecode.v1 import verifier_pb2 as V  # noqa: E402
 
 REG = F.md("regulator", "SAMR")
-_seq = itertools.count(1)
+unique = F.unique
 
 
-def unique(prefix):
-    return "%s%05d" % (prefix, next(_seq))
+def next_seq():
+    return int(unique("")[-5:])
 
 
-class Idempotency(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.redis = F.Redis(WORK)
-        cls.redis.start()
-        cls.keys = F.keyring(WORK)
-        cls.svc = F.Service(WORK, "a", cls.redis.url, cls.keys).start()
-        cls.a = F.Node(cls.svc.port)
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.svc.stop()
-        cls.redis.stop()
-        if rc != 0:
-            raise AssertionError("tracesvc exited %s:\n%s" % (rc, cls.svc.output()[-4000:]))
+class Idempotency(F.ServiceCase):
+    WORK = WORK
 
     # -- what Redis holds ------------------------------------------------------
 
@@ -75,7 +61,7 @@ class Idempotency(unittest.TestCase):
         return r1
 
     def maker(self):
-        credit = F.uscc(next(_seq))
+        credit = F.uscc(next_seq())
         self.a.reg.UpsertManufacturer(F.mfr_req(credit_code=credit, name="Acme"), metadata=REG)
         number = unique("CCC")
         self.a.reg.UpsertCertificate(F.cert_req(number=number, kind=T.CERTIFICATE_KIND_CCC,
@@ -86,7 +72,7 @@ class Idempotency(unittest.TestCase):
     # -- RegistryService ---------------------------------------------------------
 
     def test_upsert_manufacturer(self):
-        credit = F.uscc(next(_seq))
+        credit = F.uscc(next_seq())
         call = lambda q: self.a.reg.UpsertManufacturer(q, metadata=REG)  # noqa: E731
         self.once(call, F.mfr_req(request_id="m-1", credit_code=credit, name="Acme"),
                   F.mfr_req(request_id="m-1", credit_code=credit, name="Acme Renamed"))

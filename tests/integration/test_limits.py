@@ -14,7 +14,6 @@ was found against a real tracesvc and redis-server:
 * write_rate across the deployment (GCRA in Redis), off unless set;
 * the limits file and --limit flags are checked, and refusals counted.
 """
-import itertools
 import os
 import sys
 import threading
@@ -34,7 +33,6 @@ from tracecode.v1 import types_pb2 as T  # noqa: E402
 from tracecode.v1 import verifier_pb2 as V  # noqa: E402
 
 REG = F.md("regulator", "SAMR")
-_seq = itertools.count(1)
 
 
 def median(v):
@@ -42,30 +40,27 @@ def median(v):
     return v[len(v) // 2]
 
 
-class Limits(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.redis = F.Redis(WORK)
-        cls.redis.start()
-        cls.keys = F.keyring(WORK)
-        limits = os.path.join(WORK, "limits.conf")
-        with open(limits, "w") as f:
-            f.write("# verify rates per node\n"
-                    "platform/flood verify_rate 3000   # codes/s\n"
-                    "platform/flood verify_burst 500\n")
-        cls.svc = F.Service(WORK, "a", cls.redis.url, cls.keys,
-                            ["--heartbeat", "200", "--http", "127.0.0.1:0", "--limits", limits,
-                             "--limit", "manufacturer/" + F.uscc(900) + ":write_rate=1"]).start()
-        cls.a = F.Node(cls.svc.port)
-        cls.maker = F.uscc(next(_seq))
-        _, cls.codes = F.chain(cls.a, cls.maker, "CCC-L-1", 100)
+def next_seq():
+    return int(F.unique("")[-5:])
+
+
+LIMITS = os.path.join(WORK, "limits.conf")
+with open(LIMITS, "w") as _f:
+    _f.write("# verify rates per node\n"
+             "platform/flood verify_rate 3000   # codes/s\n"
+             "platform/flood verify_burst 500\n")
+
+
+class Limits(F.ServiceCase):
+    WORK = WORK
+    EXTRA = ("--heartbeat", "200", "--http", "127.0.0.1:0", "--limits", LIMITS,
+             "--limit", "manufacturer/" + F.uscc(900) + ":write_rate=1")
 
     @classmethod
-    def tearDownClass(cls):
-        rc = cls.svc.stop()
-        cls.redis.stop()
-        if rc != 0:
-            raise AssertionError("tracesvc exited %s:\n%s" % (rc, cls.svc.output()[-4000:]))
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.maker = F.uscc(next_seq())
+        _, cls.codes = F.chain(cls.a, cls.maker, "CCC-L-1", 100)
 
     def test_watch_streams_per_platform(self):
         calls = [self.a.ver.WatchDelistings(V.WatchDelistingsRequest(),
@@ -109,7 +104,7 @@ class Limits(unittest.TestCase):
 
     def product(self, maker):
         self.a.reg.UpsertManufacturer(F.mfr_req(credit_code=maker, name="M"), metadata=REG)
-        number = "CCC-L-%d" % next(_seq)
+        number = "CCC-L-%d" % next_seq()
         self.a.reg.UpsertCertificate(F.cert_req(number=number, kind=T.CERTIFICATE_KIND_CCC,
                                                 holder_credit_code=maker,
                                                 category_codes=["0704"]), metadata=REG)
@@ -118,7 +113,7 @@ class Limits(unittest.TestCase):
             metadata=F.md("manufacturer", maker)).product.product_id
 
     def test_stalled_issuance_streams_per_manufacturer(self):
-        m1, m2 = F.uscc(next(_seq)), F.uscc(next(_seq))
+        m1, m2 = F.uscc(next_seq()), F.uscc(next_seq())
         p1, p2 = self.product(m1), self.product(m2)
         # A client that asks for big batches and does not read them (small
         # HTTP/2 windows, so the server's sends stall).
