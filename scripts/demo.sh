@@ -134,7 +134,9 @@ run "$ctl" $platform verify "$code"
 run "$ctl" $regulator compliance shop-a
 
 step "consumer: scans the label - the scan page (and its JSON)"
-curl -s -H 'Accept-Language: en' "$web/api/v1/scan/$code"
+# A platform's app names the phone (a stable, pseudonymous id): the scan
+# counts. Opening the page alone counts only once the page's beacon runs.
+curl -s -H 'Accept-Language: en' "$web/api/v1/scan/$code?device=demo-phone-1"
 echo
 
 step "regulator: the audit log - what happened, and proof nothing was rewritten"

@@ -753,7 +753,9 @@ static void on_scan(http_server *h, struct evhttp_request *req, const struct evh
         evhttp_send_error(req, 500, NULL);
         return;
     }
-    if (as_json && evhttp_request_get_command(req) == EVHTTP_REQ_GET && !is_robot(req))
+    /* An app naming its device counts whatever its HTTP client is called;
+     * previews and crawlers follow links, which name none. */
+    if (as_json && evhttp_request_get_command(req) == EVHTTP_REQ_GET)
         record = device_param(uri, device);
     if (record) {
         char region[STORE_REGION_MAX + 1];

@@ -212,14 +212,18 @@ class Scan(unittest.TestCase):
         for fake in ("tcd=" + "00" * 25, "tcd=" + "%032x" % 7, "tcd=01" + "ab" * 24):
             status, _, body = self.get("/seen/" + code, {"Cookie": fake}, method="POST")
             self.assertEqual(status, 403, fake)
-        # The JSON API records only with a device id.
+        # The JSON API records only with a device id (and then whatever the
+        # app's HTTP client is called).
         for _ in range(5):
-            j = json.loads(self.get("/api/v1/scan/" + code)[2])
+            j = json.loads(self.get("/api/v1/scan/" + code, {"User-Agent": "okhttp/4.12"})[2])
         self.assertEqual((j["scan_count"], j["suspected_copy"]), (0, False))
         self.assertEqual(self.redis.cli("EXISTS", "{tc}:scan:" + code).strip(), "0")
         _, _, text = self.page("/C/" + code)
         self.assertIn("扫码设备数 0", text)
         self.assertNotIn("疑似复制码", text)
+        j = json.loads(self.get("/api/v1/scan/%s?device=app-7" % code,
+                                {"User-Agent": "okhttp/4.12"})[2])
+        self.assertEqual(j["scan_count"], 1)
         # The beacon is a POST: a GET of it counts nothing.
         self.assertEqual(self.get("/seen/" + code)[0], 405)
 
