@@ -621,20 +621,17 @@ store_err store_gcra(store *s, const char *key, int64_t interval_us, int64_t tol
     redisReply *r;
     store_err e;
 
+    uint64_t wait = 0;
+
     st_script(&a, lua_gcra, 1);
     st_arg(&a, key);
     st_arg_i64(&a, interval_us);
     st_arg_i64(&a, tolerance_us);
     e = st_run_args(s, &a, &r, err, errcap);
-    if (e)
-        return e;
-    if (r->type != REDIS_REPLY_INTEGER) {
-        freeReplyObject(r);
-        return st_fail(STORE_ERR_PROTOCOL, err, errcap, "redis: unexpected reply to gcra script");
-    }
-    *retry_us = r->integer;
-    freeReplyObject(r);
-    return STORE_OK;
+    if (!e)
+        e = int_reply(r, &wait, err, errcap);
+    *retry_us = (int64_t)wait;
+    return e;
 }
 
 /* --- idempotency ---------------------------------------------------------- */
