@@ -143,7 +143,7 @@ static int decode_listing(rd *r, Listing *l, ProtobufCAllocator *al)
 {
     unsigned num, wt;
     uint64_t v;
-    rd s;
+    rd s = {NULL, NULL};
 
     while (r->p < r->end) {
         char **field = NULL;
@@ -171,7 +171,7 @@ static int decode_code_fields(rd *r, char **code, Listing **listing,
 {
     unsigned num, wt;
     uint64_t v;
-    rd s;
+    rd s = {NULL, NULL};
 
     while (r->p < r->end) {
         if (!fastpb_next(r, &num, &wt, &s, &v))
@@ -235,7 +235,7 @@ ProtobufCMessage *fastpb_decode_verify_batch_request(const uint8_t *buf, size_t 
                                                      ProtobufCAllocator *al)
 {
     Tracecode__V1__VerifyBatchRequest *q = al->alloc(al->allocator_data, sizeof(*q));
-    rd r = {buf, buf + len}, s;
+    rd r = {buf, buf + len}, s = {NULL, NULL};
     size_t n = 0, i = 0;
     VerifyItem *items;
     unsigned num, wt;
@@ -289,7 +289,7 @@ static int check_level(const ProtobufCMessageDescriptor *d, rd *r, char *path, s
 {
     unsigned num, wt, seen[64] = {0};
     uint64_t v;
-    rd sub;
+    rd sub = {NULL, NULL};
 
     while (r->p < r->end) {
         const ProtobufCFieldDescriptor *f;
