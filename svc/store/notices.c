@@ -542,7 +542,9 @@ store_err store_reader_open(const char *url, store_reader **out, char *err, size
         return st_fail(STORE_ERR_NOMEM, err, errcap, "out of memory");
     if (st_parse_url(url, &rd->a) != 0) {
         free(rd);
-        return st_fail(STORE_ERR_ARG, err, errcap, "cannot parse redis url '%s'", url);
+        char shown[512];
+        st_redact(url, shown, sizeof(shown));
+        return st_fail(STORE_ERR_ARG, err, errcap, "cannot parse redis url '%s'", shown);
     }
     atomic_init(&rd->client_id, 0);
     *out = rd;

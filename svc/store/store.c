@@ -71,9 +71,71 @@ store_err st_fail(store_err e, char *err, size_t cap, const char *fmt, ...)
 
 /* --- the address --------------------------------------------------------- */
 
+/* Percent-decode n bytes of s into out (cap bytes, terminated). 0 when it
+ * fits and every escape is two hex digits. */
+static int pct_decode(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t i, o = 0;
+
+    for (i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            char hex[3] = {0, 0, 0}, *end;
+            if (i + 2 >= n)
+                return -1;
+            hex[0] = s[i + 1];
+            hex[1] = s[i + 2];
+            c = (int)strtol(hex, &end, 16);
+            if (end != hex + 2 || c == 0)
+                return -1;
+            i += 2;
+        }
+        if (o + 1 >= cap)
+            return -1;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* The password from the environment when the URL names none:
+ * TRACESVC_REDIS_PASSWORD, or the first line of the file named by
+ * TRACESVC_REDIS_PASSWORD_FILE (a secret mounted as a file). */
+static int env_password(st_addr *a)
+{
+    const char *v = getenv("TRACESVC_REDIS_PASSWORD"), *file;
+    const char *user = getenv("TRACESVC_REDIS_USER");
+    FILE *f;
+
+    if (user && *user && !a->user[0]) {
+        if (strlen(user) >= sizeof(a->user))
+            return -1;
+        memcpy(a->user, user, strlen(user) + 1);
+    }
+    if (a->pass[0])
+        return 0;
+    if (v && *v) {
+        if (strlen(v) >= sizeof(a->pass))
+            return -1;
+        memcpy(a->pass, v, strlen(v) + 1);
+        return 0;
+    }
+    file = getenv("TRACESVC_REDIS_PASSWORD_FILE");
+    if (!file || !*file)
+        return 0;
+    f = fopen(file, "r");
+    if (!f)
+        return -1;
+    if (!fgets(a->pass, sizeof(a->pass), f))
+        a->pass[0] = '\0';
+    fclose(f);
+    a->pass[strcspn(a->pass, "\r\n")] = '\0';
+    return a->pass[0] ? 0 : -1;
+}
+
 int st_parse_url(const char *url, st_addr *a)
 {
-    const char *p, *q;
+    const char *p, *q, *at;
     char *end;
     long v;
 
@@ -92,11 +154,27 @@ int st_parse_url(const char *url, st_addr *a)
                 return -1;
             a->db = (int)v;
         }
-        return 0;
+        return env_password(a);
     }
     if (strncmp(url, "redis://", 8) != 0)
         return -1;
     p = url + 8;
+    /* [user[:password]@] - percent-encoded, as URLs carry them */
+    at = strchr(p, '@');
+    if (at && at < p + strcspn(p, "/")) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        size_t un = colon ? (size_t)(colon - p) : (size_t)(at - p);
+        if (pct_decode(p, un, a->user, sizeof(a->user)) != 0)
+            return -1;
+        if (colon && pct_decode(colon + 1, (size_t)(at - colon - 1), a->pass, sizeof(a->pass)) != 0)
+            return -1;
+        if (!colon) { /* redis://password@host, as some tools write it */
+            memcpy(a->pass, a->user,
+                   sizeof(a->pass) < sizeof(a->user) ? sizeof(a->pass) : sizeof(a->user));
+            a->user[0] = '\0';
+        }
+        p = at + 1;
+    }
     q = p + strcspn(p, ":/");
     if (q == p || (size_t)(q - p) >= sizeof(a->host))
         return -1;
@@ -116,7 +194,40 @@ int st_parse_url(const char *url, st_addr *a)
     } else if (*q && strcmp(q, "/") != 0) {
         return -1;
     }
-    return 0;
+    return env_password(a);
+}
+
+void st_redact(const char *url, char *out, size_t cap)
+{
+    const char *p = strncmp(url, "redis://", 8) == 0 ? url + 8 : NULL;
+    const char *at = p ? strchr(p, '@') : NULL;
+
+    if (at && at < p + strcspn(p, "/"))
+        snprintf(out, cap, "redis://***@%s", at + 1);
+    else
+        snprintf(out, cap, "%s", url);
+}
+
+/* AUTH on a fresh connection: 0, or -1 with why in err (the password is
+ * never part of a message). */
+static int st_auth(redisContext *c, const st_addr *a, char *err, size_t cap)
+{
+    const char *argv[3] = {"AUTH", a->user, a->pass};
+    redisReply *r;
+    int ok;
+
+    if (!a->pass[0])
+        return 0;
+    r = a->user[0] ? redisCommandArgv(c, 3, argv, NULL)
+                   : redisCommandArgv(c, 2, (const char *[]){"AUTH", a->pass}, NULL);
+    ok = r && r->type != REDIS_REPLY_ERROR;
+    if (!ok)
+        st_fail(STORE_ERR_UNAVAILABLE, err, cap, "redis refused the credentials of user '%s': %s",
+                a->user[0] ? a->user : "default",
+                r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+    if (r)
+        freeReplyObject(r);
+    return ok ? 0 : -1;
 }
 
 /* --- the pool of blocking connections ------------------------------------ */
@@ -136,6 +247,10 @@ redisContext *st_dial(const st_addr *a, char *err, size_t cap)
         return NULL;
     }
     redisSetTimeout(c, tv);
+    if (st_auth(c, a, err, cap) != 0) {
+        redisFree(c);
+        return NULL;
+    }
     if (a->db) {
         r = redisCommand(c, "SELECT %d", a->db);
         if (!r || r->type == REDIS_REPLY_ERROR) {
@@ -189,10 +304,14 @@ store_err store_open(const char *url, store **out, char *err, size_t errcap)
     if (!s)
         return st_fail(STORE_ERR_NOMEM, err, errcap, "out of memory");
     if (st_parse_url(url, &s->a) != 0) {
+        char shown[512];
+        st_redact(url, shown, sizeof(shown));
         free(s);
         return st_fail(STORE_ERR_ARG, err, errcap,
-                       "cannot parse redis url '%s': want redis://host:port[/db] or unix:/path",
-                       url);
+                       "cannot parse redis url '%s': want redis://[user:password@]host:port[/db] "
+                       "or unix:/path[?db=N] (a password file given by "
+                       "TRACESVC_REDIS_PASSWORD_FILE must exist and not be empty)",
+                       shown);
     }
     pthread_mutex_init(&s->mu, NULL);
     s->notice_retention_ms = STORE_NOTICE_RETENTION_MS;
@@ -1444,6 +1563,10 @@ static void tail_connect(store_tail *t)
     redisLibeventAttach(t->ac, t->base);
     redisAsyncSetConnectCallback(t->ac, tail_connected);
     redisAsyncSetDisconnectCallback(t->ac, tail_disconnected);
+    if (t->a.pass[0]) { /* first on the wire: a refused AUTH fails what follows */
+        const char *auth[3] = {"AUTH", t->a.user[0] ? t->a.user : t->a.pass, t->a.pass};
+        redisAsyncCommandArgv(t->ac, NULL, NULL, t->a.user[0] ? 3 : 2, auth, NULL);
+    }
     if (t->a.db) {
         snprintf(db, sizeof(db), "%d", t->a.db);
         redisAsyncCommandArgv(t->ac, NULL, NULL, 2, argv, NULL);

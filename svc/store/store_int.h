@@ -85,6 +85,8 @@ typedef struct st_addr {
     int port;
     char path[256]; /* unix socket when set */
     int db;
+    char user[128]; /* ACL user; "" with a password: the default user */
+    char pass[256]; /* "": no AUTH. Never logged. */
 } st_addr;
 
 struct store {
@@ -97,7 +99,13 @@ struct store {
 
 store_err st_fail(store_err e, char *err, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* url: redis://[user[:password]@]host[:port][/db] (user and password
+ * percent-encoded) or unix:/path[?db=N]; a password (and user) the URL does
+ * not give come from TRACESVC_REDIS_PASSWORD (_USER) or the first line of
+ * the file TRACESVC_REDIS_PASSWORD_FILE. -1 when it does not parse. */
 int st_parse_url(const char *url, st_addr *a);
+/* url with its credentials replaced by *** (for messages). */
+void st_redact(const char *url, char *out, size_t cap);
 /* A blocking connection with the store's timeout, on the selected db. */
 redisContext *st_dial(const st_addr *a, char *err, size_t cap);
 
