@@ -11,6 +11,8 @@
 # SECS (default 3) measured, ROUNDS (default 4, even); servers get 2
 # workers. The "vs tracesvc" column of the limits rows is the cost.
 # tc-bench-limits gives the same cost per call in nanoseconds, in-process.
+# AA=1: both sides with the limits off - how far two nodes differ by noise
+# alone, the yardstick for the "limits" rows.
 . "$(dirname "$0")/lib.sh"
 secs=${SECS:-3}
 out="$work/rows.json"
@@ -18,6 +20,7 @@ out="$work/rows.json"
 printf 'platform verify_share 0\n' > "$work/off.conf"
 printf 'platform verify_share 1\nplatform verify_rate 1000000000\nplatform verify_burst 1000000000\n' \
     > "$work/on.conf"
+[ "${AA:-0}" = 1 ] && cp "$work/off.conf" "$work/on.conf"
 bench_redis
 bench_svc TRACESVC_LIMITS="$work/off.conf"
 bench_codes 100000 "$work/codes.txt"

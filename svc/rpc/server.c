@@ -390,6 +390,7 @@ static void *decode(slot *s, grpc_byte_buffer *bb, svc_status *st)
     grpc_slice sl;
     void *msg = NULL;
     size_t n;
+    int bad = -1; /* the string check: not run yet (-1), passed (0), failed (1) */
 
     if (!bb) {
         svc_fail(st, SVC_INVALID_ARGUMENT, "the request has no message");
@@ -405,10 +406,12 @@ static void *decode(slot *s, grpc_byte_buffer *bb, svc_status *st)
      * messages are checked before protobuf-c, which would keep them. */
     if (s->m->decode)
         msg = s->m->decode(p, n, &al);
-    else if (fastpb_check_strings(s->m->in, p, n, why, sizeof(why)) == 0)
+    else if (!(bad = fastpb_check_strings(s->m->in, p, n, why, sizeof(why)) != 0))
         msg = protobuf_c_message_unpack(s->m->in, &al, n, p);
     if (!msg) {
-        if (fastpb_check_strings(s->m->in, p, n, why, sizeof(why)) != 0)
+        if (bad < 0) /* the fast decoder refused: say why, when it was a string */
+            bad = fastpb_check_strings(s->m->in, p, n, why, sizeof(why)) != 0;
+        if (bad)
             svc_fail(st, SVC_INVALID_ARGUMENT, "%s", why);
         else
             svc_fail(st, SVC_INVALID_ARGUMENT, "cannot decode the request as %s", s->m->in->name);

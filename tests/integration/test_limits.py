@@ -16,7 +16,6 @@ was found against a real tracesvc and redis-server:
 """
 import os
 import sys
-import threading
 import time
 import unittest
 
