@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DRAIN_MS 10000
@@ -49,6 +50,7 @@ typedef struct config {
     long max_staleness, retention_s, heartbeat_ms, watch_buffer_mib;
     long copy_devices, copy_regions, copy_window;
     long forgery_percent, forgery_min, forgery_window, forgery_throttle;
+    long redis_replicas, redis_replicas_wait, ready_staleness, redis_start_timeout;
 } config;
 
 static int usage(void)
@@ -63,7 +65,11 @@ static int usage(void)
           "                [--forgery-percent P] [--forgery-min N] [--forgery-window SECONDS]\n"
           "                [--forgery-throttle CODES_PER_S] [--trusted-proxy CIDR[,CIDR...]]\n"
           "                [--scan-ttl SECONDS] [--http-max-connections N]\n"
-          "  URL: redis://host:port[/db] or unix:/path; every flag also reads TRACESVC_<FLAG>\n",
+          "                [--redis-replicas N] [--redis-replicas-wait MS]\n"
+          "                [--redis-start-timeout SECONDS] [--ready-staleness SECONDS]\n"
+          "  URL: redis://[user:password@]host:port[/db], unix:/path[?db=N] or\n"
+          "       redis-sentinel://[user:password@]host:port[,host:port...]/primary-name[?db=N]\n"
+          "  every flag also reads TRACESVC_<FLAG>\n",
           stderr);
     return 2;
 }
@@ -119,6 +125,10 @@ static int configure(int argc, char **argv, config *c)
         {"forgery-window", required_argument, 0, 'O'},
         {"forgery-throttle", required_argument, 0, 'T'},
         {"limit", required_argument, 0, 'm'},
+        {"redis-replicas", required_argument, 0, 'Q'},
+        {"redis-replicas-wait", required_argument, 0, 'q'},
+        {"ready-staleness", required_argument, 0, 'Y'},
+        {"redis-start-timeout", required_argument, 0, 'Z'},
         {"help", no_argument, 0, '?'},
         {0, 0, 0, 0},
     };
@@ -132,6 +142,9 @@ static int configure(int argc, char **argv, config *c)
     const char *fpct = env("TRACESVC_FORGERY_PERCENT"), *fmin = env("TRACESVC_FORGERY_MIN");
     const char *fwin = env("TRACESVC_FORGERY_WINDOW"), *fthr = env("TRACESVC_FORGERY_THROTTLE");
     const char *sttl = env("TRACESVC_SCAN_TTL"), *hmax = env("TRACESVC_HTTP_MAX_CONNECTIONS");
+    const char *rrep = env("TRACESVC_REDIS_REPLICAS"), *rwait = env("TRACESVC_REDIS_REPLICAS_WAIT");
+    const char *rstale = env("TRACESVC_READY_STALENESS");
+    const char *rstart = env("TRACESVC_REDIS_START_TIMEOUT");
     long v;
     int o;
 
@@ -234,6 +247,18 @@ static int configure(int argc, char **argv, config *c)
             break;
         case 'T':
             fthr = optarg;
+            break;
+        case 'Q':
+            rrep = optarg;
+            break;
+        case 'q':
+            rwait = optarg;
+            break;
+        case 'Y':
+            rstale = optarg;
+            break;
+        case 'Z':
+            rstart = optarg;
             break;
         case 'm':
             if (c->nlimit == (int)(sizeof(c->limit) / sizeof(c->limit[0]))) {
@@ -338,8 +363,70 @@ static int configure(int argc, char **argv, config *c)
                         "--forgery-window 1..600 seconds, --forgery-throttle codes/s (0: none)\n");
         return 2;
     }
+    c->redis_replicas = 0;
+    c->redis_replicas_wait = 2000;
+    c->ready_staleness = 600;
+    c->redis_start_timeout = 0;
+    if ((rrep && !parse_long(rrep, 0, 16, &c->redis_replicas)) ||
+        (rwait && !parse_long(rwait, 10, 60000, &c->redis_replicas_wait)) ||
+        (rstale && !parse_long(rstale, 1, 7L * 86400, &c->ready_staleness)) ||
+        (rstart && !parse_long(rstart, 0, 7L * 86400, &c->redis_start_timeout))) {
+        fprintf(stderr, "tracesvc: --redis-replicas 0..16, --redis-replicas-wait 10..60000 ms, "
+                        "--ready-staleness 1..604800 seconds, --redis-start-timeout 0..604800 "
+                        "seconds (0: wait as long as it takes)\n");
+        return 2;
+    }
+    if (c->ready_staleness < c->max_staleness) {
+        fprintf(stderr,
+                "tracesvc: --ready-staleness (%ld s) must not be below --max-staleness "
+                "(%ld s): answers are flagged stale before the node stops being ready\n",
+                c->ready_staleness, c->max_staleness);
+        return 2;
+    }
     if (!c->base_url)
         c->base_url = "https://tc.example.com";
+    return 0;
+}
+
+/*
+ * Open the store; while Redis (or every Sentinel) cannot be reached, try
+ * again with backoff (0.1 s doubling to 5 s) until --redis-start-timeout
+ * (0: as long as it takes) or a signal to stop. A URL it cannot use or
+ * credentials Redis refuses end the start at once: waiting does not mend
+ * them. 0 with *st, or -1.
+ */
+static int open_store(const config *cfg, const sigset_t *sigs, store **st)
+{
+    char err[512], last[512] = "";
+    long delay_ms = 100;
+    time_t until = cfg->redis_start_timeout ? time(NULL) + cfg->redis_start_timeout : 0;
+    store_err e;
+
+    for (;;) {
+        e = store_open(cfg->redis, st, err, sizeof(err));
+        if (e == STORE_OK)
+            break;
+        if (e != STORE_ERR_UNAVAILABLE || (until && time(NULL) >= until)) {
+            fprintf(stderr, "tracesvc: %s\n", err);
+            return -1;
+        }
+        if (strcmp(err, last) != 0)
+            fprintf(stderr, "tracesvc: waiting for redis: %s (trying again, up to every 5 s)\n",
+                    err);
+        snprintf(last, sizeof(last), "%s", err);
+        struct timespec nap = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
+        int sig = sigtimedwait(sigs, NULL, &nap);
+        if (sig == SIGTERM || sig == SIGINT) {
+            fprintf(stderr, "tracesvc: stopped while waiting for redis\n");
+            return -1;
+        }
+        delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
+    }
+    if (last[0]) {
+        char at[300];
+        store_primary(*st, at, sizeof(at));
+        fprintf(stderr, "tracesvc: redis answers at %s\n", at);
+    }
     return 0;
 }
 
@@ -389,6 +476,33 @@ static void raise_fd_limit(void)
     }
 }
 
+/* Once a second: can the node verify, can it write? Log changes and tell
+ * the health watchers. */
+static void check_ready(svc *node, int *could_verify, int *could_write)
+{
+    char why[160];
+    int v, w;
+
+    why[0] = '\0';
+    w = store_writable(node->store, why, sizeof(why));
+    pthread_mutex_lock(&node->why_mu);
+    snprintf(node->why_not_writable, sizeof(node->why_not_writable), "%s", w ? "" : why);
+    pthread_mutex_unlock(&node->why_mu);
+    atomic_store(&node->writable, w);
+    v = svc_can_verify(node);
+    if (w != *could_write)
+        fprintf(stderr, "tracesvc: writes %s%s%s\n",
+                w ? "possible again" : "not possible: ", w ? "" : why, "");
+    if (v != *could_verify)
+        fprintf(stderr, "tracesvc: %s\n",
+                v ? "verifying again: the replica is fresh"
+                  : "not ready: the replica has not heard from redis within --ready-staleness");
+    if (w != *could_write || v != *could_verify)
+        rpc_health_changed();
+    *could_write = w;
+    *could_verify = v;
+}
+
 /* Wait for SIGTERM or SIGINT; meanwhile put --client-crl in force again on
  * SIGHUP or when the file changes (looked at once a second), and every 3 s
  * see whether the gRPC listener still accepts (for /healthz). */
@@ -403,10 +517,16 @@ static int wait_for_stop(const sigset_t *sigs, rpc_server *srv, svc *node, const
 
     if (crl && stat(crl, &sb) == 0)
         seen = sb.st_mtim;
+    int could_verify = svc_can_verify(node), could_write = atomic_load(&node->writable);
+
     for (;;) {
         sig = sigtimedwait(sigs, NULL, &tick);
-        if (sig == SIGTERM || sig == SIGINT)
+        if (sig == SIGTERM || sig == SIGINT) {
+            atomic_store(&node->draining, 1); /* readiness off first */
+            rpc_health_changed();
             return sig;
+        }
+        check_ready(node, &could_verify, &could_write);
         if (++ticks % 3 == 0) {
             int deaf = !rpc_probe(srv, 1000);
             if (deaf != atomic_load(&node->grpc_deaf))
@@ -469,11 +589,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "tracesvc: %s\n", err);
         return 1;
     }
-    if (store_open(cfg.redis, &st, err, sizeof(err)) != STORE_OK) {
-        fprintf(stderr, "tracesvc: %s\n", err);
+    if (open_store(&cfg, &sigs, &st) != 0)
         goto out;
-    }
     store_set_notice_retention(st, cfg.retention_s * 1000);
+    store_set_replicas(st, (int)cfg.redis_replicas, (int)cfg.redis_replicas_wait);
     replica = rep_new();
     if (!replica)
         goto out;
@@ -483,7 +602,7 @@ int main(int argc, char **argv)
     }
     evthread_use_pthreads();
     base = event_base_new();
-    tail = base ? store_tail_new(cfg.redis, replica, base, stream_id, rev) : NULL;
+    tail = base ? store_tail_new(st, replica, base, stream_id, rev) : NULL;
     if (!tail) {
         fprintf(stderr, "tracesvc: cannot start following the change stream\n");
         goto out;
@@ -496,6 +615,8 @@ int main(int argc, char **argv)
     node.store = st;
     node.base_url = cfg.base_url;
     node.max_staleness_ms = cfg.max_staleness * 1000;
+    node.ready_staleness_ms = cfg.ready_staleness * 1000;
+    pthread_mutex_init(&node.why_mu, NULL);
     node.replica_lag_ms = lag;
     node.replica_lag_arg = tail;
     node.redis_up = redis_up;
@@ -509,7 +630,7 @@ int main(int argc, char **argv)
     node.forgery_throttle = (double)cfg.forgery_throttle;
     dc.heartbeat_ms = cfg.heartbeat_ms;
     dc.buffer_bytes = (size_t)cfg.watch_buffer_mib << 20;
-    hub = delist_hub_start(&node, cfg.redis, &dc, err, sizeof(err));
+    hub = delist_hub_start(&node, &dc, err, sizeof(err));
     if (!hub) {
         fprintf(stderr, "tracesvc: cannot start the delisting hub: %s\n", err);
         goto stop_control;
@@ -535,6 +656,10 @@ int main(int argc, char **argv)
         goto stop_hub;
     }
 
+    {
+        int v = -1, w = -1;
+        check_ready(&node, &v, &w); /* readiness is right from the first call */
+    }
     memset(&rc, 0, sizeof(rc));
     rc.addr = cfg.grpc;
     rc.insecure = cfg.insecure;

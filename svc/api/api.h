@@ -11,6 +11,7 @@
 #include "replica.h"
 #include "store.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -78,7 +79,22 @@ typedef struct svc {
     struct audit_log *audit;    /* audit.h: sequencing, verification counts */
     struct limits *limits;      /* limit.h: fair shares and rates (NULL: none) */
     _Atomic int grpc_deaf;      /* the gRPC listener no longer accepts (rpc_probe) */
+    /* Readiness: the node verifies while its replica heard from Redis
+     * within ready_staleness_ms (a stale answer beats none), and takes
+     * writes while the primary does (writable, checked once a second by the
+     * main thread; why_not_writable says why not). draining: SIGTERM came,
+     * readiness is off. */
+    int64_t ready_staleness_ms;
+    _Atomic int writable, draining;
+    pthread_mutex_t why_mu;
+    char why_not_writable[160]; /* under why_mu */
 } svc;
+
+/* The node can answer verifications (readiness, health of VerifierService
+ * and ConsumerService). */
+int svc_can_verify(const svc *s);
+/* The node can make writes now (RegistryService, IssuerService). */
+int svc_can_write(const svc *s);
 
 /* One call's context. */
 typedef struct svc_ctx {
@@ -137,8 +153,9 @@ int svc_stale(const svc *s);
 /* Wait (up to timeout_ms) until the local replica has applied rev, so a
  * caller reads its own writes on this node. 1 when it has. */
 int svc_wait_revision(const svc *s, uint64_t rev, int64_t timeout_ms);
-/* After a write: wait up to 2 s for this node to apply rev; otherwise
- * UNAVAILABLE saying the change is stored but not yet visible here. */
+/* After a stored write: wait for this node to apply rev, up to 5 s and
+ * never past the call's deadline. Always SVC_OK: the write succeeded, and
+ * its answer carries the revision even when this replica is behind. */
 svc_code svc_settle(svc_ctx *c, uint64_t rev, svc_status *st);
 
 /* printf at buf + n (within cap); returns n plus the length formatted,

@@ -699,8 +699,7 @@ static void *hub_main(void *arg)
     return NULL;
 }
 
-delist_hub *delist_hub_start(svc *s, const char *redis_url, const delist_config *cfg, char *err,
-                             size_t errcap)
+delist_hub *delist_hub_start(svc *s, const delist_config *cfg, char *err, size_t errcap)
 {
     delist_hub *h = calloc(1, sizeof(*h));
 
@@ -716,7 +715,7 @@ delist_hub *delist_hub_start(svc *s, const char *redis_url, const delist_config 
         h->cfg.buffer_bytes = DELIST_BUFFER_BYTES;
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
-    if (store_reader_open(redis_url, &h->rd, err, errcap) != STORE_OK) {
+    if (store_reader_open(s->store, &h->rd, err, errcap) != STORE_OK) {
         delist_hub_free(h);
         return NULL;
     }

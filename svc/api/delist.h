@@ -29,8 +29,7 @@ typedef struct delist_config {
 typedef struct delist_hub delist_hub;
 
 /* Start the hub thread for node s (which must outlive it). */
-delist_hub *delist_hub_start(svc *s, const char *redis_url, const delist_config *cfg, char *err,
-                             size_t errcap);
+delist_hub *delist_hub_start(svc *s, const delist_config *cfg, char *err, size_t errcap);
 /* End every watcher (UNAVAILABLE, with the cursor to resume from) and stop
  * the hub thread. Calls still closing may use the hub until it is freed. */
 void delist_hub_stop(delist_hub *h);

@@ -879,12 +879,45 @@ static void on_metrics(http_server *h, struct evhttp_request *req)
     evbuffer_free(b);
 }
 
+/*
+ * /readyz: 200 while the node can verify (its replica heard from Redis
+ * within --ready-staleness), whether or not Redis answers now: a load
+ * balancer keeps it while Redis fails over. The body says whether writes
+ * are possible; /readyz?writes=1 answers 503 while they are not.
+ */
+static void on_ready(http_server *h, struct evhttp_request *req, const struct evhttp_uri *uri)
+{
+    const char *q = evhttp_uri_get_query(uri);
+    int want_writes = q && strstr(q, "writes=1") != NULL;
+    int verify = svc_can_verify(h->svc), write = svc_can_write(h->svc);
+    char why[160], msg[400];
+
+    pthread_mutex_lock(&h->svc->why_mu);
+    snprintf(why, sizeof(why), "%s", h->svc->why_not_writable);
+    pthread_mutex_unlock(&h->svc->why_mu);
+    if (atomic_load(&h->svc->draining))
+        snprintf(msg, sizeof(msg), "not ready: draining (SIGTERM)");
+    else if (!verify)
+        snprintf(msg, sizeof(msg),
+                 "not ready: the replica has not heard from redis for %.0f s (more than "
+                 "--ready-staleness)",
+                 (double)h->svc->replica_lag_ms(h->svc->replica_lag_arg) / 1000.0);
+    else
+        snprintf(msg, sizeof(msg), "ready: verifying%s; writes %s%s",
+                 svc_stale(h->svc) ? " (answers flagged stale)" : "",
+                 write ? "possible" : "not possible: ", write ? "" : why);
+    if (!verify || (want_writes && !write))
+        text(req, 503, "Service Unavailable", msg);
+    else
+        text(req, 200, "OK", msg);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     http_server *h = arg;
     const char *raw = evhttp_request_get_uri(req), *path;
     struct evhttp_uri *uri;
-    char code[CODE_ARG_MAX + 1], err[STORE_ERR_MAX];
+    char code[CODE_ARG_MAX + 1];
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     hconn *c = conn_of(h, req);
 
@@ -930,12 +963,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         else
             text(req, 200, "OK", "ok");
     } else if (strcmp(path, "/readyz") == 0) {
-        if (svc_stale(h->svc))
-            text(req, 503, "Service Unavailable", "not ready: the replica lags behind Redis");
-        else if (store_ping(h->svc->store, err, sizeof(err)) != STORE_OK)
-            text(req, 503, "Service Unavailable", "not ready: redis is not reachable");
-        else
-            text(req, 200, "OK", "ready");
+        on_ready(h, req, uri);
     } else if (strncasecmp(path, "/C/", 3) == 0) {
         if (code_arg(path, 3, NULL, code))
             on_scan(h, req, uri, code, 0);

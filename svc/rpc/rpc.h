@@ -43,6 +43,9 @@ int rpc_addr_is_loopback(const char *addr);
  * reports it. Listeners bound to a non-loopback address only are not
  * judged (1). */
 int rpc_probe(const rpc_server *r, int timeout_ms);
+/* Readiness changed (svc_can_verify, svc_can_write): grpc.health.v1
+ * Watch calls send the new status. Any thread. */
+void rpc_health_changed(void);
 /* How many verifications threads verify workers serve at once: the whole
  * that verify_share divides (limit.h). */
 unsigned rpc_share_slots(int threads);

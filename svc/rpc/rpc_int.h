@@ -47,6 +47,9 @@ extern const size_t rpc_nmethods;
 
 /* services.c: the gRPC protocol services (health, reflection). */
 svc_code rpc_health_check(svc_ctx *c, const void *req, void *resp, svc_status *st);
+svc_code rpc_health_watch_open(svc_ctx *c, const void *req, void **state, svc_status *st);
+svc_code rpc_health_watch_next(svc_ctx *c, void *state, void *resp, int *done, svc_status *st);
+void rpc_health_watch_close(svc_ctx *c, void *state);
 svc_code rpc_reflect_v1alpha(svc_ctx *c, const void *req, void *resp, svc_status *st);
 svc_code rpc_reflect_v1(svc_ctx *c, const void *req, void *resp, svc_status *st);
 

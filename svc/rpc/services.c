@@ -4,6 +4,7 @@
  * (tracecode.v1 plus the health and reflection protos), so grpcurl and
  * other clients can list and call services without our .proto files.
  */
+#include "rpc.h"
 #include "rpc_int.h"
 #include "fastpb.h"
 
@@ -11,30 +12,181 @@
 #include "grpc/reflection/v1/reflection.pb-c.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 extern const unsigned char tc_descriptor_set[];
 extern const size_t tc_descriptor_set_len;
 
+/* --- health ---------------------------------------------------------------- */
+
+typedef Grpc__Health__V1__HealthCheckResponse__ServingStatus serving;
+#define SERVING GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+#define NOT_SERVING GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+
+/*
+ * What each service needs: the writing services (RegistryService,
+ * IssuerService) serve while the primary takes writes; the others (and ""
+ * for the whole node) while the node verifies, which it does from its
+ * replica whether or not Redis answers. /readyz says the same.
+ */
+static serving status_of(const svc *s, const char *service)
+{
+    int writes = strcmp(service, "tracecode.v1.RegistryService") == 0 ||
+                 strcmp(service, "tracecode.v1.IssuerService") == 0;
+
+    return (writes ? svc_can_write(s) : svc_can_verify(s)) ? SERVING : NOT_SERVING;
+}
+
+static int known_service(const char *service)
+{
+    size_t i;
+
+    if (!service[0] || strcmp(service, "grpc.health.v1.Health") == 0)
+        return 1;
+    for (i = 0; i < rpc_nmethods; i++) {
+        const char *p = rpc_methods[i].path + 1, *slash = strchr(p, '/');
+        if (slash && strlen(service) == (size_t)(slash - p) &&
+            memcmp(p, service, (size_t)(slash - p)) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 svc_code rpc_health_check(svc_ctx *c, const void *req, void *resp, svc_status *st)
 {
     const Grpc__Health__V1__HealthCheckRequest *q = req;
     Grpc__Health__V1__HealthCheckResponse *out = resp;
-    size_t i;
+
+    if (!known_service(q->service))
+        return svc_fail(st, SVC_NOT_FOUND, "service %.200s is not served here", q->service);
+    out->status = status_of(c->svc, q->service);
+    return SVC_OK;
+}
+
+/*
+ * Watch: the status now, then again each time it changes. The watchers
+ * wait without a thread, on one list per process (one server per
+ * process); rpc_health_changed wakes them.
+ */
+typedef struct health_watch {
+    struct health_watch *next, *prev;
+    const svc *svc;
+    char service[200];
+    int sent; /* the status last sent; -1: none yet */
+    int waiting;
+    void (*wake)(void *call, uint64_t gen, svc_code code, const char *msg);
+    void *wake_call;
+    uint64_t wake_gen;
+} health_watch;
+
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static health_watch *watchers;
+
+svc_code rpc_health_watch_open(svc_ctx *c, const void *req, void **state, svc_status *st)
+{
+    const Grpc__Health__V1__HealthCheckRequest *q = req;
+    health_watch *w;
+
+    if (strlen(q->service) >= sizeof(w->service))
+        return svc_fail(st, SVC_INVALID_ARGUMENT, "service name longer than %zu bytes",
+                        sizeof(w->service) - 1);
+    w = svc_alloc(c, sizeof(*w));
+    if (!w)
+        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+    memset(w, 0, sizeof(*w));
+    memcpy(w->service, q->service, strlen(q->service) + 1);
+    w->svc = c->svc;
+    w->sent = -1;
+    w->wake = c->wake;
+    w->wake_call = c->wake_call;
+    w->wake_gen = c->wake_gen;
+    pthread_mutex_lock(&watch_mu);
+    w->next = watchers;
+    if (watchers)
+        watchers->prev = w;
+    watchers = w;
+    pthread_mutex_unlock(&watch_mu);
+    *state = w;
+    return SVC_OK;
+}
+
+svc_code rpc_health_watch_next(svc_ctx *c, void *state, void *resp, int *done, svc_status *st)
+{
+    health_watch *w = state;
+    Grpc__Health__V1__HealthCheckResponse *out = resp;
+    int now;
 
     (void)c;
-    if (q->service[0]) {
-        for (i = 0; i < rpc_nmethods; i++) {
-            const char *p = rpc_methods[i].path + 1, *slash = strchr(p, '/');
-            if (slash && strlen(q->service) == (size_t)(slash - p) &&
-                memcmp(p, q->service, (size_t)(slash - p)) == 0)
-                break;
-        }
-        if (i == rpc_nmethods)
-            return svc_fail(st, SVC_NOT_FOUND, "service %.200s is not served here", q->service);
+    (void)st;
+    /* Read under the lock that rpc_health_changed takes: a change made
+     * after this read finds the watcher waiting and wakes it. An unknown
+     * service is SERVICE_UNKNOWN and the call goes on (the protocol: it
+     * may appear later). */
+    pthread_mutex_lock(&watch_mu);
+    now = known_service(w->service)
+              ? (int)status_of(w->svc, w->service)
+              : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
+    w->waiting = now == w->sent;
+    w->sent = now;
+    pthread_mutex_unlock(&watch_mu);
+    if (w->waiting) {
+        *done = SVC_STREAM_WAIT;
+        return SVC_OK;
     }
-    out->status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    out->status = (serving)now;
     return SVC_OK;
+}
+
+void rpc_health_watch_close(svc_ctx *c, void *state)
+{
+    health_watch *w = state;
+
+    (void)c;
+    pthread_mutex_lock(&watch_mu);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        watchers = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    pthread_mutex_unlock(&watch_mu);
+}
+
+void rpc_health_changed(void)
+{
+    struct wake {
+        void (*fn)(void *call, uint64_t gen, svc_code code, const char *msg);
+        void *call;
+        uint64_t gen;
+    } *v = NULL;
+    size_t n = 0, cap = 0, i;
+    health_watch *w;
+
+    /* Collected under the lock, woken after it: a worker holds its call's
+     * lock while next() takes this one, so waking under it could deadlock.
+     * A call that ends meanwhile is left alone by its generation. */
+    pthread_mutex_lock(&watch_mu);
+    for (w = watchers; w; w = w->next) {
+        if (!w->waiting)
+            continue;
+        if (n == cap) {
+            struct wake *nv = realloc(v, (cap ? cap * 2 : 16) * sizeof(*v));
+            if (!nv)
+                break; /* the rest learn at their next change */
+            v = nv;
+            cap = cap ? cap * 2 : 16;
+        }
+        w->waiting = 0;
+        v[n].fn = w->wake;
+        v[n].call = w->wake_call;
+        v[n++].gen = w->wake_gen;
+    }
+    pthread_mutex_unlock(&watch_mu);
+    for (i = 0; i < n; i++)
+        v[i].fn(v[i].call, v[i].gen, SVC_OK, NULL);
+    free(v);
 }
 
 /* --- the descriptor set, read with fastpb's wire reader ------------------ */

@@ -373,7 +373,7 @@ store_err store_ack_notice(store *s, store_idem *idem, const char *platform, con
     argv[argc++] = delisted;
     for (i = 0; i < n; i++)
         argv[argc++] = listings[i];
-    e = st_run(s, (int)argc, argv, NULL, &r, err, errcap);
+    e = st_run_durable(s, (int)argc, argv, NULL, &r, err, errcap);
     free(argv);
     if (!e)
         e = st_idem_reply(&r, idem, err, errcap);
@@ -528,35 +528,38 @@ void store_compliance_free(store_compliance *c)
 /* --- the blocking reader ---------------------------------------------------- */
 
 struct store_reader {
-    st_addr a;
+    store *s; /* the endpoint: connections come from it */
     redisContext *c;
+    unsigned gen;                /* the endpoint generation c was dialled under */
     _Atomic long long client_id; /* 0: not connected */
 };
 
-store_err store_reader_open(const char *url, store_reader **out, char *err, size_t errcap)
+store_err store_reader_open(store *s, store_reader **out, char *err, size_t errcap)
 {
     store_reader *rd = calloc(1, sizeof(*rd));
 
     *out = NULL;
     if (!rd)
         return st_fail(STORE_ERR_NOMEM, err, errcap, "out of memory");
-    if (st_parse_url(url, &rd->a) != 0) {
-        free(rd);
-        char shown[512];
-        st_redact(url, shown, sizeof(shown));
-        return st_fail(STORE_ERR_ARG, err, errcap, "cannot parse redis url '%s'", shown);
-    }
+    rd->s = s;
     atomic_init(&rd->client_id, 0);
     *out = rd;
     return STORE_OK;
+}
+
+static void reader_drop(store_reader *rd)
+{
+    atomic_store(&rd->client_id, 0);
+    if (rd->c)
+        redisFree(rd->c);
+    rd->c = NULL;
 }
 
 void store_reader_free(store_reader *rd)
 {
     if (!rd)
         return;
-    if (rd->c)
-        redisFree(rd->c);
+    reader_drop(rd);
     free(rd);
 }
 
@@ -564,15 +567,14 @@ static store_err reader_connect(store_reader *rd, char *err, size_t errcap)
 {
     redisReply *r;
 
-    rd->c = st_dial(&rd->a, err, errcap);
+    rd->c = st_dial_primary(rd->s, &rd->gen, err, errcap);
     if (!rd->c)
         return STORE_ERR_UNAVAILABLE;
     r = redisCommand(rd->c, "CLIENT ID");
     if (!r || r->type != REDIS_REPLY_INTEGER) {
         if (r)
             freeReplyObject(r);
-        redisFree(rd->c);
-        rd->c = NULL;
+        reader_drop(rd);
         return st_fail(STORE_ERR_UNAVAILABLE, err, errcap, "redis: CLIENT ID failed");
     }
     atomic_store(&rd->client_id, r->integer);
@@ -592,6 +594,8 @@ store_err store_reader_wait(store_reader *rd, const char *const *platforms,
 
     *out = NULL;
     *nout = 0;
+    if (rd->c && rd->gen != store_generation(rd->s))
+        reader_drop(rd); /* the primary moved: read from the new one */
     if (!rd->c && (e = reader_connect(rd, err, errcap)) != STORE_OK)
         return e;
     keys = malloc((n ? n : 1) * sizeof(*keys));
@@ -616,14 +620,17 @@ store_err store_reader_wait(store_reader *rd, const char *const *platforms,
     r = redisCommandArgv(rd->c, (int)argc, argv, NULL);
     if (!r) {
         e = st_fail(STORE_ERR_UNAVAILABLE, err, errcap, "redis: %s", rd->c->errstr);
-        atomic_store(&rd->client_id, 0);
-        redisFree(rd->c);
-        rd->c = NULL;
+        reader_drop(rd);
+        st_suspect(rd->s, "connection lost");
         goto out;
     }
     if (r->type == REDIS_REPLY_ERROR) {
         e = st_fail(strncmp(r->str, "UNBLOCKED", 9) == 0 ? STORE_OK : STORE_ERR_UNAVAILABLE, err,
                     errcap, "redis: %s", r->str);
+        if (st_failover_reply(r)) {
+            reader_drop(rd);
+            st_suspect(rd->s, r->str);
+        }
         goto out;
     }
     /* nil on timeout, else [[key, [[id, kv], ...]], ...] */

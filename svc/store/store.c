@@ -98,14 +98,41 @@ static int pct_decode(const char *s, size_t n, char *out, size_t cap)
     return 0;
 }
 
-/* The password from the environment when the URL names none:
- * TRACESVC_REDIS_PASSWORD, or the first line of the file named by
- * TRACESVC_REDIS_PASSWORD_FILE (a secret mounted as a file). */
+/* A secret from the environment: the variable itself, or the first line
+ * of the file named by the same variable with _FILE appended (a secret
+ * mounted as a file). 0 when found or absent, -1 when it does not fit or
+ * the file is missing or empty. */
+static int env_secret(const char *var, char *out, size_t cap)
+{
+    const char *v = getenv(var), *file;
+    char name[64];
+    FILE *f;
+
+    if (v && *v) {
+        if (strlen(v) >= cap)
+            return -1;
+        memcpy(out, v, strlen(v) + 1);
+        return 0;
+    }
+    snprintf(name, sizeof(name), "%s_FILE", var);
+    file = getenv(name);
+    if (!file || !*file)
+        return 0;
+    f = fopen(file, "r");
+    if (!f)
+        return -1;
+    if (!fgets(out, (int)cap, f))
+        out[0] = '\0';
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    return out[0] ? 0 : -1;
+}
+
+/* The credentials from the environment when the URL names none:
+ * TRACESVC_REDIS_USER, TRACESVC_REDIS_PASSWORD or _PASSWORD_FILE. */
 static int env_password(st_addr *a)
 {
-    const char *v = getenv("TRACESVC_REDIS_PASSWORD"), *file;
     const char *user = getenv("TRACESVC_REDIS_USER");
-    FILE *f;
 
     if (user && *user && !a->user[0]) {
         if (strlen(user) >= sizeof(a->user))
@@ -114,28 +141,122 @@ static int env_password(st_addr *a)
     }
     if (a->pass[0])
         return 0;
-    if (v && *v) {
-        if (strlen(v) >= sizeof(a->pass))
-            return -1;
-        memcpy(a->pass, v, strlen(v) + 1);
-        return 0;
-    }
-    file = getenv("TRACESVC_REDIS_PASSWORD_FILE");
-    if (!file || !*file)
-        return 0;
-    f = fopen(file, "r");
-    if (!f)
+    return env_secret("TRACESVC_REDIS_PASSWORD", a->pass, sizeof(a->pass));
+}
+
+/* host[:port] in [p, end): 0, or -1 when it does not parse. */
+static int parse_hostport(const char *p, const char *end, char *host, size_t hostcap, int *port)
+{
+    const char *colon = memchr(p, ':', (size_t)(end - p));
+    const char *hend = colon ? colon : end;
+    char num[8], *e;
+    long v;
+
+    if (hend == p || (size_t)(hend - p) >= hostcap)
         return -1;
-    if (!fgets(a->pass, sizeof(a->pass), f))
-        a->pass[0] = '\0';
-    fclose(f);
-    a->pass[strcspn(a->pass, "\r\n")] = '\0';
-    return a->pass[0] ? 0 : -1;
+    memcpy(host, p, (size_t)(hend - p));
+    host[hend - p] = '\0';
+    if (!colon)
+        return 0;
+    if (end - colon - 1 <= 0 || end - colon - 1 >= (long)sizeof(num))
+        return -1;
+    memcpy(num, colon + 1, (size_t)(end - colon - 1));
+    num[end - colon - 1] = '\0';
+    v = strtol(num, &e, 10);
+    if (*e || v <= 0 || v > 65535)
+        return -1;
+    *port = (int)v;
+    return 0;
+}
+
+/* ?db=N&sentinel_password=... (both optional) */
+static int parse_query(const char *q, st_addr *a)
+{
+    while (q && *q) {
+        const char *amp = q + strcspn(q, "&");
+        char *end;
+        if (strncmp(q, "db=", 3) == 0) {
+            long v = strtol(q + 3, &end, 10);
+            if (end != amp || end == q + 3 || v < 0 || v > 15)
+                return -1;
+            a->db = (int)v;
+        } else if (strncmp(q, "sentinel_password=", 18) == 0) {
+            if (pct_decode(q + 18, (size_t)(amp - q - 18), a->sentinel_pass,
+                           sizeof(a->sentinel_pass)) != 0)
+                return -1;
+        } else {
+            return -1;
+        }
+        q = *amp ? amp + 1 : amp;
+    }
+    return 0;
+}
+
+/* [user[:password]@] at the front of p (percent-encoded, as URLs carry
+ * them); *p moves past it. */
+static int parse_userinfo(const char **p, st_addr *a)
+{
+    const char *at = strchr(*p, '@');
+
+    if (!at || at >= *p + strcspn(*p, "/"))
+        return 0;
+    const char *colon = memchr(*p, ':', (size_t)(at - *p));
+    size_t un = colon ? (size_t)(colon - *p) : (size_t)(at - *p);
+    if (pct_decode(*p, un, a->user, sizeof(a->user)) != 0)
+        return -1;
+    if (colon && pct_decode(colon + 1, (size_t)(at - colon - 1), a->pass, sizeof(a->pass)) != 0)
+        return -1;
+    if (!colon) { /* redis://password@host, as some tools write it */
+        memcpy(a->pass, a->user,
+               sizeof(a->pass) < sizeof(a->user) ? sizeof(a->pass) : sizeof(a->user));
+        a->user[0] = '\0';
+    }
+    *p = at + 1;
+    return 0;
+}
+
+/* redis-sentinel://[user:password@]HOST:PORT[,HOST:PORT...]/MASTER[?db=N]
+ * [&sentinel_password=...]: the credentials are Redis's, the Sentinels have
+ * their own password (or TRACESVC_SENTINEL_PASSWORD or _PASSWORD_FILE). */
+static int parse_sentinel_url(const char *p, st_addr *a)
+{
+    const char *slash, *q;
+
+    if (parse_userinfo(&p, a) != 0)
+        return -1;
+    slash = strchr(p, '/');
+    if (!slash)
+        return -1;
+    while (p < slash) {
+        const char *comma = memchr(p, ',', (size_t)(slash - p));
+        const char *end = comma ? comma : slash;
+        if (a->nsentinel == SENTINELS_MAX)
+            return -1;
+        a->sentinel[a->nsentinel].port = 26379;
+        if (parse_hostport(p, end, a->sentinel[a->nsentinel].host, sizeof(a->sentinel[0].host),
+                           &a->sentinel[a->nsentinel].port) != 0)
+            return -1;
+        a->nsentinel++;
+        if (comma && comma + 1 == slash)
+            return -1; /* "host," names no last Sentinel */
+        p = comma ? comma + 1 : slash;
+    }
+    q = strchr(slash + 1, '?');
+    size_t n = q ? (size_t)(q - slash - 1) : strlen(slash + 1);
+    if (a->nsentinel == 0 || n == 0 || n >= sizeof(a->master) ||
+        strspn(slash + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") < n)
+        return -1;
+    memcpy(a->master, slash + 1, n);
+    if (q && parse_query(q + 1, a) != 0)
+        return -1;
+    if (!a->sentinel_pass[0])
+        return env_secret("TRACESVC_SENTINEL_PASSWORD", a->sentinel_pass, sizeof(a->sentinel_pass));
+    return 0;
 }
 
 int st_parse_url(const char *url, st_addr *a)
 {
-    const char *p, *q, *at;
+    const char *p, *q;
     char *end;
     long v;
 
@@ -156,36 +277,16 @@ int st_parse_url(const char *url, st_addr *a)
         }
         return env_password(a);
     }
+    if (strncmp(url, "redis-sentinel://", 17) == 0)
+        return parse_sentinel_url(url + 17, a) == 0 ? env_password(a) : -1;
     if (strncmp(url, "redis://", 8) != 0)
         return -1;
     p = url + 8;
-    /* [user[:password]@] - percent-encoded, as URLs carry them */
-    at = strchr(p, '@');
-    if (at && at < p + strcspn(p, "/")) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        size_t un = colon ? (size_t)(colon - p) : (size_t)(at - p);
-        if (pct_decode(p, un, a->user, sizeof(a->user)) != 0)
-            return -1;
-        if (colon && pct_decode(colon + 1, (size_t)(at - colon - 1), a->pass, sizeof(a->pass)) != 0)
-            return -1;
-        if (!colon) { /* redis://password@host, as some tools write it */
-            memcpy(a->pass, a->user,
-                   sizeof(a->pass) < sizeof(a->user) ? sizeof(a->pass) : sizeof(a->user));
-            a->user[0] = '\0';
-        }
-        p = at + 1;
-    }
-    q = p + strcspn(p, ":/");
-    if (q == p || (size_t)(q - p) >= sizeof(a->host))
+    if (parse_userinfo(&p, a) != 0)
         return -1;
-    memcpy(a->host, p, (size_t)(q - p));
-    if (*q == ':') {
-        v = strtol(q + 1, &end, 10);
-        if (end == q + 1 || v <= 0 || v > 65535)
-            return -1;
-        a->port = (int)v;
-        q = end;
-    }
+    q = p + strcspn(p, "/");
+    if (parse_hostport(p, q, a->host, sizeof(a->host), &a->port) != 0)
+        return -1;
     if (*q == '/' && q[1]) {
         v = strtol(q + 1, &end, 10);
         if (*end || v < 0 || v > 15)
@@ -197,57 +298,92 @@ int st_parse_url(const char *url, st_addr *a)
     return env_password(a);
 }
 
+static size_t put_str(char *out, size_t cap, size_t o, const char *s)
+{
+    while (*s && o + 1 < cap)
+        out[o++] = *s++;
+    return o;
+}
+
 void st_redact(const char *url, char *out, size_t cap)
 {
-    const char *p = strncmp(url, "redis://", 8) == 0 ? url + 8 : NULL;
-    const char *at = p ? strchr(p, '@') : NULL;
+    const char *host = strstr(url, "://"), *at, *p = url;
+    size_t o = 0;
 
-    if (at && at < p + strcspn(p, "/"))
-        snprintf(out, cap, "redis://***@%s", at + 1);
-    else
-        snprintf(out, cap, "%s", url);
+    if (!cap)
+        return;
+    host = host ? host + 3 : NULL;
+    at = host ? strchr(host, '@') : NULL;
+    if (at && at >= host + strcspn(host, "/"))
+        at = NULL;
+    while (*p && o + 1 < cap) {
+        if (p == host && at) {
+            o = put_str(out, cap, o, "***@");
+            p = at + 1;
+        } else if (strncmp(p, "sentinel_password=", 18) == 0) {
+            o = put_str(out, cap, o, "sentinel_password=***");
+            p += 18 + strcspn(p + 18, "&");
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
 }
 
 /* AUTH on a fresh connection: 0, or -1 with why in err (the password is
  * never part of a message). */
-static int st_auth(redisContext *c, const st_addr *a, char *err, size_t cap)
+static int st_auth(redisContext *c, const char *user, const char *pass, const char *what, char *err,
+                   size_t cap)
 {
-    const char *argv[3] = {"AUTH", a->user, a->pass};
     redisReply *r;
     int ok;
 
-    if (!a->pass[0])
+    if (!pass[0])
         return 0;
-    r = a->user[0] ? redisCommandArgv(c, 3, argv, NULL)
-                   : redisCommandArgv(c, 2, (const char *[]){"AUTH", a->pass}, NULL);
+    r = user[0] ? redisCommandArgv(c, 3, (const char *[]){"AUTH", user, pass}, NULL)
+                : redisCommandArgv(c, 2, (const char *[]){"AUTH", pass}, NULL);
     ok = r && r->type != REDIS_REPLY_ERROR;
-    if (!ok)
-        st_fail(STORE_ERR_UNAVAILABLE, err, cap, "redis refused the credentials of user '%s': %s",
-                a->user[0] ? a->user : "default",
-                r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+    if (!r)
+        st_fail(STORE_ERR_UNAVAILABLE, err, cap, "%s did not answer AUTH: %s", what, c->errstr);
+    else if (!ok)
+        st_fail(STORE_ERR_DENIED, err, cap, "%s refused the credentials of user '%s': %s", what,
+                user[0] ? user : "default", r->str);
     if (r)
         freeReplyObject(r);
     return ok ? 0 : -1;
 }
 
-/* --- the pool of blocking connections ------------------------------------ */
+/* --- dialling ------------------------------------------------------------ */
 
-redisContext *st_dial(const st_addr *a, char *err, size_t cap)
+static redisContext *st_dial_why(const st_addr *a, store_err *why, char *err, size_t cap)
 {
     struct timeval tv = {TIMEOUT_MS / 1000, (TIMEOUT_MS % 1000) * 1000};
-    redisContext *c = a->path[0] ? redisConnectUnixWithTimeout(a->path, tv)
-                                 : redisConnectWithTimeout(a->host, a->port, tv);
+    redisContext *c;
     redisReply *r;
 
+    *why = STORE_ERR_UNAVAILABLE;
+    if (!a->path[0] && !a->host[0]) {
+        st_fail(STORE_ERR_UNAVAILABLE, err, cap, "no Sentinel has named a primary for '%s' yet",
+                a->master);
+        return NULL;
+    }
+    c = a->path[0] ? redisConnectUnixWithTimeout(a->path, tv)
+                   : redisConnectWithTimeout(a->host, a->port, tv);
     if (!c || c->err) {
-        st_fail(STORE_ERR_UNAVAILABLE, err, cap, "cannot connect to redis at %s: %s",
-                a->path[0] ? a->path : a->host, c ? c->errstr : "out of memory");
+        char where[300];
+        if (a->path[0])
+            snprintf(where, sizeof(where), "%s", a->path);
+        else
+            snprintf(where, sizeof(where), "%s:%d", a->host, a->port);
+        st_fail(STORE_ERR_UNAVAILABLE, err, cap, "cannot connect to redis at %s: %s", where,
+                c ? c->errstr : "out of memory");
         if (c)
             redisFree(c);
         return NULL;
     }
     redisSetTimeout(c, tv);
-    if (st_auth(c, a, err, cap) != 0) {
+    if (st_auth(c, a->user, a->pass, "redis", err, cap) != 0) {
+        *why = c->err ? STORE_ERR_UNAVAILABLE : STORE_ERR_DENIED;
         redisFree(c);
         return NULL;
     }
@@ -265,28 +401,206 @@ redisContext *st_dial(const st_addr *a, char *err, size_t cap)
     return c;
 }
 
+redisContext *st_dial(const st_addr *a, char *err, size_t cap)
+{
+    store_err why;
+
+    return st_dial_why(a, &why, err, cap);
+}
+
+/*
+ * Ask the Sentinels in turn where the primary named a->master is: 0 with
+ * host and port, or -1 with why. A Sentinel that is down, slow (500 ms) or
+ * does not know the name is passed over.
+ */
+static int ask_sentinels(const st_addr *a, char *host, size_t hostcap, int *port, char *err,
+                         size_t cap)
+{
+    struct timeval tv = {0, 500000};
+    int i;
+
+    st_fail(STORE_ERR_UNAVAILABLE, err, cap, "no Sentinel given");
+    for (i = 0; i < a->nsentinel; i++) {
+        const st_hostport *h = &a->sentinel[i];
+        redisContext *c = redisConnectWithTimeout(h->host, h->port, tv);
+        redisReply *r = NULL;
+        if (!c || c->err) {
+            st_fail(STORE_ERR_UNAVAILABLE, err, cap, "cannot reach Sentinel %s:%d: %s", h->host,
+                    h->port, c ? c->errstr : "out of memory");
+            goto next;
+        }
+        redisSetTimeout(c, tv);
+        if (st_auth(c, "", a->sentinel_pass, "Sentinel", err, cap) != 0)
+            goto next;
+        r = redisCommandArgv(
+            c, 3, (const char *[]){"SENTINEL", "get-master-addr-by-name", a->master}, NULL);
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[0]->type == REDIS_REPLY_STRING &&
+            r->element[1]->type == REDIS_REPLY_STRING && r->element[0]->len < hostcap &&
+            strtol(r->element[1]->str, NULL, 10) > 0 &&
+            strtol(r->element[1]->str, NULL, 10) < 65536) {
+            memcpy(host, r->element[0]->str, r->element[0]->len + 1);
+            *port = (int)strtol(r->element[1]->str, NULL, 10);
+            freeReplyObject(r);
+            redisFree(c);
+            return 0;
+        }
+        st_fail(STORE_ERR_UNAVAILABLE, err, cap, "Sentinel %s:%d %s", h->host, h->port,
+                !r                             ? "did not answer"
+                : r->type == REDIS_REPLY_ERROR ? r->str
+                                               : "does not know a primary by that name");
+    next:
+        if (r)
+            freeReplyObject(r);
+        if (c)
+            redisFree(c);
+    }
+    return -1;
+}
+
+/* Close every idle connection (the primary moved). Called with mu held;
+ * the connections are freed by the caller after unlocking. */
+static int take_idle(store *s, redisContext **out)
+{
+    int n = 0;
+
+    while (s->nidle)
+        out[n++] = s->idle[--s->nidle].c;
+    return n;
+}
+
+/* Ask the Sentinels; when they name another primary, take it and retire
+ * every connection to the old one. 0 when a primary is known. */
+static int resolve(store *s, char *err, size_t cap)
+{
+    redisContext *old[POOL_MAX];
+    char host[256], was[300];
+    int port, moved = 0, n = 0, i;
+
+    if (!s->a.nsentinel)
+        return 0;
+    if (ask_sentinels(&s->a, host, sizeof(host), &port, err, cap) != 0)
+        return -1;
+    pthread_mutex_lock(&s->mu);
+    if (strcmp(host, s->a.host) != 0 || port != s->a.port) {
+        snprintf(was, sizeof(was), "%s:%d", s->a.host[0] ? s->a.host : "(none)", s->a.port);
+        memcpy(s->a.host, host, strlen(host) + 1);
+        s->a.port = port;
+        atomic_fetch_add(&s->gen, 1);
+        n = take_idle(s, old);
+        moved = 1;
+    }
+    pthread_mutex_unlock(&s->mu);
+    for (i = 0; i < n; i++)
+        redisFree(old[i]);
+    if (moved)
+        fprintf(stderr, "tracesvc: redis: the Sentinels name %s:%d as primary of '%s' (was %s)\n",
+                host, port, s->a.master, was);
+    return 0;
+}
+
+void st_suspect(store *s, const char *why)
+{
+    (void)why;
+    if (!s->a.nsentinel)
+        return;
+    atomic_store(&s->suspect, 1);
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int st_failover_reply(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR &&
+           (strncmp(r->str, "READONLY", 8) == 0 || strncmp(r->str, "MASTERDOWN", 10) == 0 ||
+            strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "NOREPLICAS", 10) == 0);
+}
+
+/*
+ * The Sentinel monitor: asks where the primary is every MONITOR_MS, and at
+ * once when a connection saw it fail. This is how a node follows a
+ * +switch-master: within MONITOR_MS of the Sentinels' switch, or on the
+ * first error that the switch causes, whichever comes first.
+ */
+#define MONITOR_MS 500
+
+static void *monitor_main(void *arg)
+{
+    store *s = arg;
+    char err[STORE_ERR_MAX], last[STORE_ERR_MAX] = "";
+
+    pthread_mutex_lock(&s->mu);
+    while (!atomic_load(&s->stopping)) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += MONITOR_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        if (!atomic_exchange(&s->suspect, 0))
+            pthread_cond_timedwait(&s->wake, &s->mu, &until);
+        if (atomic_load(&s->stopping))
+            break;
+        pthread_mutex_unlock(&s->mu);
+        err[0] = '\0';
+        if (resolve(s, err, sizeof(err)) != 0 && strcmp(err, last) != 0)
+            fprintf(stderr, "tracesvc: redis: cannot ask the Sentinels: %s\n", err);
+        memcpy(last, err, sizeof(last)); /* log a failure once, not twice a second */
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+void st_current(store *s, st_addr *a, unsigned *gen)
+{
+    pthread_mutex_lock(&s->mu);
+    *a = s->a;
+    *gen = atomic_load(&s->gen);
+    pthread_mutex_unlock(&s->mu);
+}
+
+redisContext *st_dial_primary(store *s, unsigned *gen, char *err, size_t cap)
+{
+    st_addr a;
+    redisContext *c;
+
+    st_current(s, &a, gen);
+    c = st_dial(&a, err, cap);
+    if (!c)
+        st_suspect(s, err);
+    return c;
+}
+
+/* --- the pool of blocking connections ------------------------------------ */
+
 /* A pooled connection if there is one (*reused = 1), else a new one. */
-static redisContext *pool_get(store *s, int *reused, char *err, size_t cap)
+static redisContext *pool_get(store *s, int *reused, unsigned *gen, char *err, size_t cap)
 {
     redisContext *c = NULL;
 
     pthread_mutex_lock(&s->mu);
-    if (s->nidle)
-        c = s->idle[--s->nidle];
+    if (s->nidle) {
+        s->nidle--;
+        c = s->idle[s->nidle].c;
+        *gen = s->idle[s->nidle].gen;
+    }
     pthread_mutex_unlock(&s->mu);
     *reused = c != NULL;
-    return c ? c : st_dial(&s->a, err, cap);
+    return c ? c : st_dial_primary(s, gen, err, cap);
 }
 
-static void pool_put(store *s, redisContext *c)
+/* Back into the pool, unless broken or dialled to a primary since left. */
+static void pool_put(store *s, redisContext *c, unsigned gen)
 {
     if (c->err) { /* broken: do not hand it out again */
         redisFree(c);
         return;
     }
     pthread_mutex_lock(&s->mu);
-    if (s->nidle < POOL_MAX) {
-        s->idle[s->nidle++] = c;
+    if (s->nidle < POOL_MAX && gen == atomic_load(&s->gen)) {
+        s->idle[s->nidle].c = c;
+        s->idle[s->nidle++].gen = gen;
         c = NULL;
     }
     pthread_mutex_unlock(&s->mu);
@@ -298,8 +612,14 @@ store_err store_open(const char *url, store **out, char *err, size_t errcap)
 {
     store *s;
     redisContext *c;
+    store_err why;
 
     *out = NULL;
+    if (strncmp(url, "rediss://", 9) == 0)
+        return st_fail(STORE_ERR_ARG, err, errcap,
+                       "rediss:// (TLS to Redis) is not supported by this build: it links "
+                       "Debian 12's hiredis 0.14, which has no TLS; keep Redis on a private "
+                       "network or loopback, or put a TLS tunnel (stunnel) beside each node");
     s = calloc(1, sizeof(*s));
     if (!s)
         return st_fail(STORE_ERR_NOMEM, err, errcap, "out of memory");
@@ -307,21 +627,39 @@ store_err store_open(const char *url, store **out, char *err, size_t errcap)
         char shown[512];
         st_redact(url, shown, sizeof(shown));
         free(s);
-        return st_fail(STORE_ERR_ARG, err, errcap,
-                       "cannot parse redis url '%s': want redis://[user:password@]host:port[/db] "
-                       "or unix:/path[?db=N] (a password file given by "
-                       "TRACESVC_REDIS_PASSWORD_FILE must exist and not be empty)",
-                       shown);
+        return st_fail(
+            STORE_ERR_ARG, err, errcap,
+            "cannot parse redis url '%s': want redis://[user:password@]host:port[/db], "
+            "redis-sentinel://[user:password@]host:port[,host:port...]/primary-name"
+            "[?db=N&sentinel_password=...] or unix:/path[?db=N] (a password file "
+            "given by TRACESVC_REDIS_PASSWORD_FILE or TRACESVC_SENTINEL_PASSWORD_FILE must "
+            "exist and not be empty)",
+            shown);
     }
     pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->wake, NULL);
+    atomic_init(&s->gen, 1);
+    atomic_init(&s->suspect, 0);
+    atomic_init(&s->stopping, 0);
     s->notice_retention_ms = STORE_NOTICE_RETENTION_MS;
-    c = st_dial(&s->a, err, errcap);
-    if (!c) {
+    s->replicas_wait = TIMEOUT_MS;
+    if (resolve(s, err, errcap) != 0) {
+        why = STORE_ERR_UNAVAILABLE;
+        c = NULL;
+    } else {
+        c = st_dial_why(&s->a, &why, err, errcap);
+    }
+    if (c && s->a.nsentinel && pthread_create(&s->monitor, NULL, monitor_main, s) == 0)
+        s->monitoring = 1;
+    if (!c || (s->a.nsentinel && !s->monitoring)) {
+        if (c)
+            redisFree(c);
+        pthread_cond_destroy(&s->wake);
         pthread_mutex_destroy(&s->mu);
         free(s);
-        return STORE_ERR_UNAVAILABLE;
+        return c ? STORE_ERR_NOMEM : why;
     }
-    pool_put(s, c);
+    pool_put(s, c, atomic_load(&s->gen));
     *out = s;
     return STORE_OK;
 }
@@ -331,12 +669,46 @@ void store_set_notice_retention(store *s, int64_t ms)
     s->notice_retention_ms = ms > 0 ? ms : STORE_NOTICE_RETENTION_MS;
 }
 
+void store_set_replicas(store *s, int replicas, int wait_ms)
+{
+    s->replicas = replicas > 0 ? replicas : 0;
+    s->replicas_wait = wait_ms > 0 ? wait_ms : TIMEOUT_MS;
+}
+
+int store_sentinel_mode(const store *s)
+{
+    return s->a.nsentinel > 0;
+}
+
+void store_primary(store *s, char *out, size_t cap)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->a.path[0])
+        snprintf(out, cap, "%s", s->a.path);
+    else
+        snprintf(out, cap, "%s:%d", s->a.host, s->a.port);
+    pthread_mutex_unlock(&s->mu);
+}
+
+unsigned store_generation(store *s)
+{
+    return atomic_load(&s->gen);
+}
+
 void store_free(store *s)
 {
     if (!s)
         return;
+    if (s->monitoring) {
+        pthread_mutex_lock(&s->mu);
+        atomic_store(&s->stopping, 1);
+        pthread_cond_signal(&s->wake);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->monitor, NULL);
+    }
     while (s->nidle)
-        redisFree(s->idle[--s->nidle]);
+        redisFree(s->idle[--s->nidle].c);
+    pthread_cond_destroy(&s->wake);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -358,8 +730,40 @@ store_err st_run(store *s, int argc, const char **argv, const size_t *lens, redi
     return st_run_timeout(s, argc, argv, lens, out, TIMEOUT_MS, err, cap);
 }
 
-store_err st_run_timeout(store *s, int argc, const char **argv, const size_t *lens,
-                         redisReply **out, int timeout_ms, char *err, size_t cap)
+static void set_timeout(redisContext *c, int ms)
+{
+    redisSetTimeout(c, (struct timeval){ms / 1000, (ms % 1000) * 1000});
+}
+
+/* WAIT on c for the store's replicas after a write: STORE_OK once they
+ * hold it, else UNAVAILABLE saying the write may stand. */
+static store_err wait_replicas(store *s, redisContext *c, char *err, size_t cap)
+{
+    char n[16], ms[16];
+    redisReply *r;
+    long long got;
+
+    snprintf(n, sizeof(n), "%d", s->replicas);
+    snprintf(ms, sizeof(ms), "%d", s->replicas_wait);
+    set_timeout(c, s->replicas_wait + 1000);
+    r = redisCommandArgv(c, 3, (const char *[]){"WAIT", n, ms}, NULL);
+    got = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r)
+        freeReplyObject(r);
+    if (got >= s->replicas)
+        return STORE_OK;
+    if (got < 0)
+        st_suspect(s, "WAIT failed");
+    return st_fail(STORE_ERR_UNAVAILABLE, err, cap,
+                   "the write reached the Redis primary but %s%lld of the %d replicas it must "
+                   "reach confirmed it within %d ms, so a failover could still lose it: retry "
+                   "with the same request_id (a retry never applies a request twice)",
+                   got < 0 ? "the primary stopped answering and " : "only ", got < 0 ? 0 : got,
+                   s->replicas, s->replicas_wait);
+}
+
+static store_err st_exec(store *s, int argc, const char **argv, const size_t *lens,
+                         redisReply **out, int timeout_ms, int durable, char *err, size_t cap)
 {
     static const struct {
         const char *word;
@@ -371,25 +775,28 @@ store_err st_run_timeout(store *s, int argc, const char **argv, const size_t *le
                  {"EXISTS ", STORE_ERR_EXISTS}};
     redisContext *c;
     redisReply *r;
+    unsigned gen;
     size_t i;
     int reused;
 
     *out = NULL;
-    c = pool_get(s, &reused, err, cap);
+    c = pool_get(s, &reused, &gen, err, cap);
     if (!c)
         return STORE_ERR_UNAVAILABLE;
     if (timeout_ms != TIMEOUT_MS)
-        redisSetTimeout(c, (struct timeval){timeout_ms / 1000, (timeout_ms % 1000) * 1000});
+        set_timeout(c, timeout_ms);
     r = redisCommandArgv(c, argc, argv, lens);
     if (!r && reused && !timed_out(c) && (c->err == REDIS_ERR_IO || c->err == REDIS_ERR_EOF)) {
-        /* An idle connection that died with its server (Redis restarted):
-         * once more on a new one. The command never reached that server. */
+        /* An idle connection that died with its server (Redis restarted,
+         * the primary failed): once more on a new one. The command never
+         * reached that server. */
         redisFree(c);
-        c = st_dial(&s->a, err, cap);
+        st_suspect(s, "connection lost");
+        c = st_dial_primary(s, &gen, err, cap);
         if (!c)
             return STORE_ERR_UNAVAILABLE;
         if (timeout_ms != TIMEOUT_MS)
-            redisSetTimeout(c, (struct timeval){timeout_ms / 1000, (timeout_ms % 1000) * 1000});
+            set_timeout(c, timeout_ms);
         r = redisCommandArgv(c, argc, argv, lens);
     }
     if (!r) {
@@ -400,12 +807,36 @@ store_err st_run_timeout(store *s, int argc, const char **argv, const size_t *le
                                     "or may not have been made: read it back",
                                     timeout_ms)
                           : st_fail(STORE_ERR_UNAVAILABLE, err, cap, "redis: %s", c->errstr);
-        pool_put(s, c); /* broken: freed, not pooled */
+        if (!timed_out(c))
+            st_suspect(s, "connection lost");
+        pool_put(s, c, gen); /* broken: freed, not pooled */
         return e;
     }
+    if (st_failover_reply(r)) {
+        /* This server is not (or no longer) a writable primary: drop the
+         * connection, have the Sentinels asked, and let the caller retry.
+         * A script refused this way changed nothing. */
+        store_err e = st_fail(STORE_ERR_UNAVAILABLE, err, cap,
+                              "redis cannot take this now (%.120s): the primary is changing or "
+                              "starting; retry shortly (with the same request_id)",
+                              r->str);
+        redisFree(c);
+        freeReplyObject(r);
+        st_suspect(s, "failover reply");
+        return e;
+    }
+    if (durable && s->replicas > 0 && r->type != REDIS_REPLY_ERROR) {
+        store_err e = wait_replicas(s, c, err, cap);
+        if (e) {
+            pool_put(s, c, gen);
+            freeReplyObject(r);
+            return e;
+        }
+        timeout_ms = -1; /* the timeout was changed: restore it */
+    }
     if (timeout_ms != TIMEOUT_MS)
-        redisSetTimeout(c, (struct timeval){TIMEOUT_MS / 1000, (TIMEOUT_MS % 1000) * 1000});
-    pool_put(s, c);
+        set_timeout(c, TIMEOUT_MS);
+    pool_put(s, c, gen);
     if (r->type == REDIS_REPLY_ERROR) {
         for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
             size_t n = strlen(words[i].word);
@@ -415,9 +846,8 @@ store_err st_run_timeout(store *s, int argc, const char **argv, const size_t *le
                 return e;
             }
         }
-        /* Transient states of a server that is starting or failing over. */
-        if (strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "BUSY", 4) == 0 ||
-            strncmp(r->str, "MASTERDOWN", 10) == 0 || strncmp(r->str, "TRYAGAIN", 8) == 0) {
+        /* Transient states of a server that is busy or resharding. */
+        if (strncmp(r->str, "BUSY", 4) == 0 || strncmp(r->str, "TRYAGAIN", 8) == 0) {
             store_err e =
                 st_fail(STORE_ERR_UNAVAILABLE, err, cap, "redis is not ready: %s", r->str);
             freeReplyObject(r);
@@ -431,6 +861,18 @@ store_err st_run_timeout(store *s, int argc, const char **argv, const size_t *le
     return STORE_OK;
 }
 
+store_err st_run_timeout(store *s, int argc, const char **argv, const size_t *lens,
+                         redisReply **out, int timeout_ms, char *err, size_t cap)
+{
+    return st_exec(s, argc, argv, lens, out, timeout_ms, 0, err, cap);
+}
+
+store_err st_run_durable(store *s, int argc, const char **argv, const size_t *lens,
+                         redisReply **out, char *err, size_t cap)
+{
+    return st_exec(s, argc, argv, lens, out, TIMEOUT_MS, 1, err, cap);
+}
+
 store_err store_ping(store *s, char *err, size_t errcap)
 {
     const char *argv[] = {"PING"};
@@ -440,6 +882,36 @@ store_err store_ping(store *s, char *err, size_t errcap)
     if (r)
         freeReplyObject(r);
     return e;
+}
+
+int store_writable(store *s, char *err, size_t errcap)
+{
+    const char *argv[] = {"ROLE"};
+    redisReply *r;
+    long long replicas = 0;
+    size_t i;
+
+    if (st_run(s, 1, argv, NULL, &r, err, errcap) != STORE_OK)
+        return 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "master") != 0) {
+        st_fail(STORE_ERR_UNAVAILABLE, err, errcap, "redis at the primary's address is a replica");
+        freeReplyObject(r);
+        st_suspect(s, "a replica where the primary should be");
+        return 0;
+    }
+    /* [master, offset, [[ip, port, offset], ...]]: replicas connected now */
+    if (r->element[2]->type == REDIS_REPLY_ARRAY)
+        for (i = 0; i < r->element[2]->elements; i++)
+            replicas++;
+    freeReplyObject(r);
+    if (replicas < s->replicas) {
+        st_fail(STORE_ERR_UNAVAILABLE, err, errcap,
+                "the primary has %lld replicas connected and writes wait for %d", replicas,
+                s->replicas);
+        return 0;
+    }
+    return 1;
 }
 
 void st_arg(st_args *a, const char *s)
@@ -468,8 +940,8 @@ void st_arg_u64(st_args *a, uint64_t x)
 
 store_err st_run_args(store *s, st_args *a, redisReply **r, char *err, size_t cap)
 {
-    return st_run_timeout(s, a->n, a->v, a->len, r, a->timeout_ms ? a->timeout_ms : TIMEOUT_MS, err,
-                          cap);
+    return st_exec(s, a->n, a->v, a->len, r, a->timeout_ms ? a->timeout_ms : TIMEOUT_MS, a->durable,
+                   err, cap);
 }
 
 static store_err int_reply(redisReply *r, uint64_t *v, char *err, size_t cap)
@@ -778,6 +1250,7 @@ void st_script_idem(st_args *a, const char *lua, int nkeys, const store_idem *id
 {
     st_idem_parts(idem, a->idem_key, a->idem_fp, a->idem_ttl);
     st_script(a, lua, nkeys + 1);
+    a->durable = 1; /* acknowledged only once on the replicas (WAIT) */
     st_arg(a, a->idem_key);
 }
 
@@ -824,6 +1297,7 @@ void st_script(st_args *a, const char *lua, int nkeys)
 {
     a->n = 0;
     a->timeout_ms = 0;
+    a->durable = 0;
     st_arg(a, "EVAL");
     st_arg(a, lua);
     st_arg_i64(a, nkeys);
@@ -1223,7 +1697,7 @@ store_err store_bind_listings(store *s, store_idem *idem, const char *platform, 
     }
     for (i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
-    e = st_run(s, (int)argc, argv, lens, &r, err, errcap);
+    e = st_run_durable(s, (int)argc, argv, lens, &r, err, errcap);
     free(argv);
     free(lens);
     free(nums);
@@ -1319,7 +1793,8 @@ static store_err load_type(store *s, rep *r, const char *type, char *err, size_t
 {
     char pattern[64], cursor[32] = "0";
     int reused;
-    redisContext *c = pool_get(s, &reused, err, errcap);
+    unsigned gen;
+    redisContext *c = pool_get(s, &reused, &gen, err, errcap);
     size_t prefix;
 
     if (!c)
@@ -1333,9 +1808,10 @@ static store_err load_type(store *s, rep *r, const char *type, char *err, size_t
         if (!sc || sc->type != REDIS_REPLY_ARRAY || sc->elements != 2) {
             if (sc)
                 freeReplyObject(sc);
-            pool_put(s, c);
-            return st_fail(STORE_ERR_UNAVAILABLE, err, errcap, "redis scan failed: %s",
-                           c->err ? c->errstr : "bad reply");
+            st_fail(STORE_ERR_UNAVAILABLE, err, errcap, "redis scan failed: %s",
+                    c->err ? c->errstr : "bad reply");
+            pool_put(s, c, gen);
+            return STORE_ERR_UNAVAILABLE;
         }
         snprintf(cursor, sizeof(cursor), "%s", sc->element[0]->str);
         for (i = 0; i < sc->element[1]->elements; i++)
@@ -1350,8 +1826,9 @@ static store_err load_type(store *s, rep *r, const char *type, char *err, size_t
 
             if (redisGetReply(c, (void **)&h) != REDIS_OK || !h) {
                 freeReplyObject(sc);
-                pool_put(s, c);
-                return st_fail(STORE_ERR_UNAVAILABLE, err, errcap, "redis: %s", c->errstr);
+                st_fail(STORE_ERR_UNAVAILABLE, err, errcap, "redis: %s", c->errstr);
+                pool_put(s, c, gen);
+                return STORE_ERR_UNAVAILABLE;
             }
             if (strcmp(type, "recalls") == 0) {
                 size_t j;
@@ -1369,14 +1846,14 @@ static store_err load_type(store *s, rep *r, const char *type, char *err, size_t
             freeReplyObject(h);
             if (re) {
                 freeReplyObject(sc);
-                pool_put(s, c);
+                pool_put(s, c, gen);
                 return st_fail(STORE_ERR_PROTOCOL, err, errcap, "cannot load %s: %s", key,
                                rep_strerror(re));
             }
         }
         freeReplyObject(sc);
     } while (strcmp(cursor, "0") != 0);
-    pool_put(s, c);
+    pool_put(s, c, gen);
     return STORE_OK;
 }
 
@@ -1416,8 +1893,8 @@ store_err store_snapshot(store *s, rep *r, char *stream_id, size_t idcap, uint64
 /* --- tailing the change stream (libevent + hiredis async) ---------------- */
 
 struct store_tail {
-    st_addr a;
-    char url[512];
+    store *s;     /* the endpoint */
+    unsigned gen; /* the endpoint generation of ac */
     rep *r;
     struct event_base *base;
     redisAsyncContext *ac;
@@ -1465,21 +1942,19 @@ static void tail_disconnected(const redisAsyncContext *ac, int status)
     (void)status;
     t->ac = NULL; /* hiredis frees it after this returns */
     atomic_store(&t->connected, 0);
+    if (!t->closing && t->gen == store_generation(t->s))
+        st_suspect(t->s, "change stream lost"); /* not our own move to a new primary */
     tail_schedule(t);
 }
 
 /* A gap: the stream was trimmed past what we applied. Load again. */
 static void tail_resnapshot(store_tail *t)
 {
-    store *s = NULL;
     char err[STORE_ERR_MAX];
 
-    if (store_open(t->url, &s, err, sizeof(err)) == STORE_OK) {
-        if (store_snapshot(s, t->r, t->last_id, sizeof(t->last_id), &t->rev, err, sizeof(err)) ==
-            STORE_OK)
-            rep_reclaim(t->r);
-        store_free(s);
-    }
+    if (store_snapshot(t->s, t->r, t->last_id, sizeof(t->last_id), &t->rev, err, sizeof(err)) ==
+        STORE_OK)
+        rep_reclaim(t->r);
 }
 
 static void tail_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -1493,6 +1968,8 @@ static void tail_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (!r || t->closing)
         return;
     if (r->type == REDIS_REPLY_ERROR) {
+        if (st_failover_reply(r))
+            st_suspect(t->s, r->str);
         redisAsyncDisconnect(t->ac);
         return;
     }
@@ -1518,6 +1995,10 @@ static void tail_reply(redisAsyncContext *ac, void *reply, void *priv)
             tail_resnapshot(t);
         rep_set_revision(t->r, t->rev);
         rep_reclaim(t->r);
+    }
+    if (t->gen != store_generation(t->s)) { /* the primary moved: follow it */
+        redisAsyncDisconnect(t->ac);
+        return;
     }
     tail_read(t);
 }
@@ -1549,9 +2030,12 @@ static void tail_connect(store_tail *t)
 {
     char db[8];
     const char *argv[] = {"SELECT", db};
+    st_addr a;
 
-    t->ac =
-        t->a.path[0] ? redisAsyncConnectUnix(t->a.path) : redisAsyncConnect(t->a.host, t->a.port);
+    st_current(t->s, &a, &t->gen);
+    t->ac = a.path[0]   ? redisAsyncConnectUnix(a.path)
+            : a.host[0] ? redisAsyncConnect(a.host, a.port)
+                        : NULL;
     if (!t->ac || t->ac->err) {
         if (t->ac)
             redisAsyncFree(t->ac);
@@ -1563,29 +2047,25 @@ static void tail_connect(store_tail *t)
     redisLibeventAttach(t->ac, t->base);
     redisAsyncSetConnectCallback(t->ac, tail_connected);
     redisAsyncSetDisconnectCallback(t->ac, tail_disconnected);
-    if (t->a.pass[0]) { /* first on the wire: a refused AUTH fails what follows */
-        const char *auth[3] = {"AUTH", t->a.user[0] ? t->a.user : t->a.pass, t->a.pass};
-        redisAsyncCommandArgv(t->ac, NULL, NULL, t->a.user[0] ? 3 : 2, auth, NULL);
+    if (a.pass[0]) { /* first on the wire: a refused AUTH fails what follows */
+        const char *auth[3] = {"AUTH", a.user[0] ? a.user : a.pass, a.pass};
+        redisAsyncCommandArgv(t->ac, NULL, NULL, a.user[0] ? 3 : 2, auth, NULL);
     }
-    if (t->a.db) {
-        snprintf(db, sizeof(db), "%d", t->a.db);
+    if (a.db) {
+        snprintf(db, sizeof(db), "%d", a.db);
         redisAsyncCommandArgv(t->ac, NULL, NULL, 2, argv, NULL);
     }
     tail_read(t);
 }
 
-store_tail *store_tail_new(const char *url, rep *r, struct event_base *base, const char *stream_id,
+store_tail *store_tail_new(store *s, rep *r, struct event_base *base, const char *stream_id,
                            uint64_t rev)
 {
     store_tail *t = calloc(1, sizeof(*t));
 
     if (!t)
         return NULL;
-    if (st_parse_url(url, &t->a) != 0 || strlen(url) >= sizeof(t->url)) {
-        free(t);
-        return NULL;
-    }
-    memcpy(t->url, url, strlen(url) + 1);
+    t->s = s;
     t->r = r;
     t->base = base;
     t->backoff_ms = 100;

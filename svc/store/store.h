@@ -49,15 +49,34 @@ const char *store_strerror(store_err err);
 typedef struct store store;
 
 /*
- * Connect to url: redis://host:port[/db] or unix:/path[?db=N]. Fails with
- * STORE_ERR_UNAVAILABLE (and a message) when Redis cannot be reached now;
- * the pool reconnects by itself later. Caller frees with store_free.
+ * Connect to url: redis://[user:password@]host:port[/db], unix:/path[?db=N]
+ * or redis-sentinel://[user:password@]host:port[,host:port...]/name[?db=N]
+ * [&sentinel_password=...]. With Sentinels the store asks them where the
+ * primary is, follows it when they switch (a thread of its own), and every
+ * connection - pool, reader, tail - is dialled to the primary as now known.
+ * Fails with STORE_ERR_UNAVAILABLE (and a message) when Redis cannot be
+ * reached now (try again later), STORE_ERR_DENIED when it refuses the
+ * credentials, STORE_ERR_ARG for a url it cannot use. Caller frees with
+ * store_free.
  */
 store_err store_open(const char *url, store **out, char *err, size_t errcap);
 void store_free(store *s);
 /* How long delisting notices stay on a platform's stream (ms; <= 0 means
  * the default, STORE_NOTICE_RETENTION_MS). Set before serving. */
 void store_set_notice_retention(store *s, int64_t ms);
+/* Acknowledge a write only once WAIT confirms it on this many replicas
+ * (0: on the primary alone), waiting at most wait_ms (<= 0: 2000). A write
+ * that is not confirmed in time fails UNAVAILABLE, saying it may stand and
+ * to retry with the same request id. Set before serving. */
+void store_set_replicas(store *s, int replicas, int wait_ms);
+/* 1 when the store follows Sentinels. */
+int store_sentinel_mode(const store *s);
+/* The primary as now known: "host:port" or the socket path. */
+void store_primary(store *s, char *out, size_t cap);
+/* Changes whenever the primary may have moved (thread-safe). */
+unsigned store_generation(store *s);
+/* 1 when the primary takes writes now: answers and is not a replica. */
+int store_writable(store *s, char *err, size_t errcap);
 store_err store_ping(store *s, char *err, size_t errcap);
 
 /* --- idempotent writes ----------------------------------------------------- */
@@ -259,7 +278,9 @@ void store_compliance_free(store_compliance *c);
  */
 typedef struct store_reader store_reader;
 
-store_err store_reader_open(const char *url, store_reader **out, char *err, size_t errcap);
+/* A reader with its own connection, dialled from s (and again to the new
+ * primary after a failover); s outlives it. */
+store_err store_reader_open(store *s, store_reader **out, char *err, size_t errcap);
 void store_reader_free(store_reader *rd);
 /* Wait up to block_ms (< 2000) for notices after after[i] on platforms[i];
  * *out as for store_notices_after (NULL, 0 on timeout or interrupt). */
@@ -424,7 +445,7 @@ typedef struct store_tail store_tail;
  * triggers a fresh snapshot. Caller frees with store_tail_free on the
  * loop's thread.
  */
-store_tail *store_tail_new(const char *url, rep *r, struct event_base *base, const char *stream_id,
+store_tail *store_tail_new(store *s, rep *r, struct event_base *base, const char *stream_id,
                            uint64_t rev);
 void store_tail_free(store_tail *t);
 /* Milliseconds since the tail last heard from Redis (thread-safe). */

@@ -80,21 +80,51 @@
 #define STORE_STR_(x) #x
 #define STORE_STR(x) STORE_STR_(x)
 
-typedef struct st_addr {
+#define SENTINELS_MAX 8
+
+typedef struct st_hostport {
     char host[256];
+    int port;
+} st_hostport;
+
+typedef struct st_addr {
+    char host[256]; /* the primary: given, or as the Sentinels last named it */
     int port;
     char path[256]; /* unix socket when set */
     int db;
     char user[128]; /* ACL user; "" with a password: the default user */
     char pass[256]; /* "": no AUTH. Never logged. */
+    /* redis-sentinel://: the Sentinels and the name of the primary they
+     * watch; nsentinel 0 for a fixed address. */
+    int nsentinel;
+    st_hostport sentinel[SENTINELS_MAX];
+    char master[128];
+    char sentinel_pass[256];
 } st_addr;
 
+/* An idle connection and the endpoint generation it was dialled under. */
+typedef struct st_conn {
+    redisContext *c;
+    unsigned gen;
+} st_conn;
+
 struct store {
-    st_addr a;
+    st_addr a; /* a.host and a.port under mu: the Sentinels move them */
     pthread_mutex_t mu;
-    redisContext *idle[POOL_MAX];
+    pthread_cond_t wake; /* the monitor: resolve now */
+    st_conn idle[POOL_MAX];
     int nidle;
+    /* Bumped whenever the primary may have changed: connections of an older
+     * generation are closed instead of pooled, the tail and the notice
+     * reader dial again. */
+    _Atomic unsigned gen;
+    _Atomic int suspect; /* a connection saw the primary fail: ask again */
+    _Atomic int stopping;
+    int monitoring;
+    pthread_t monitor;
     int64_t notice_retention_ms;
+    int replicas;      /* WAIT for this many replicas before acknowledging */
+    int replicas_wait; /* ms */
 };
 
 store_err st_fail(store_err e, char *err, size_t cap, const char *fmt, ...)
@@ -108,6 +138,17 @@ int st_parse_url(const char *url, st_addr *a);
 void st_redact(const char *url, char *out, size_t cap);
 /* A blocking connection with the store's timeout, on the selected db. */
 redisContext *st_dial(const st_addr *a, char *err, size_t cap);
+/* The address of the primary as now known, and its generation. */
+void st_current(store *s, st_addr *a, unsigned *gen);
+/* A connection to the primary as now known, and the generation it belongs
+ * to (see store.gen). */
+redisContext *st_dial_primary(store *s, unsigned *gen, char *err, size_t cap);
+/* An error reply or a broken connection that says the primary is not
+ * where we think (READONLY, MASTERDOWN, LOADING, connection lost): in
+ * Sentinel mode the monitor asks the Sentinels again at once. */
+void st_suspect(store *s, const char *why);
+/* 1 when reply is an error a failover explains. */
+int st_failover_reply(const redisReply *r);
 
 /*
  * One command on a pooled connection. Error replies from our scripts start
@@ -123,6 +164,10 @@ store_err st_run_timeout(store *s, int argc, const char **argv, const size_t *le
 
 #define STORE_IDEM_KEY_MAX (32 + 2 * 128 + STORE_REQUEST_ID_MAX)
 
+/* A write: acknowledged once WAIT confirms it on the store's replicas. */
+store_err st_run_durable(store *s, int argc, const char **argv, const size_t *lens,
+                         redisReply **out, char *err, size_t cap);
+
 /* An argv under construction: strings with explicit lengths. */
 typedef struct st_args {
     char idem_key[STORE_IDEM_KEY_MAX], idem_fp[65], idem_ttl[24];
@@ -131,6 +176,7 @@ typedef struct st_args {
     size_t len[ARGV_MAX];
     char num[ARGV_MAX][24]; /* storage for formatted numbers */
     int timeout_ms;         /* 0: TIMEOUT_MS */
+    int durable;            /* a write to confirm on the replicas (WAIT) */
 } st_args;
 
 void st_arg(st_args *a, const char *s);

@@ -288,7 +288,8 @@ class Scan(unittest.TestCase):
 
     def test_health_and_metrics(self):
         self.assertEqual(self.get("/healthz")[0], 200)
-        self.assertEqual(self.get("/readyz")[2], b"ready\n")
+        self.assertEqual(self.get("/readyz")[:3:2], (200, b"ready: verifying; writes possible\n"))
+        self.assertEqual(self.get("/readyz?writes=1")[0], 200)
         _, _, codes = self.chain()
         pm = F.md("platform", "shop-m")
         self.ver.VerifyCode(V.VerifyCodeRequest(code=codes[9]), metadata=pm)

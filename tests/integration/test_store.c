@@ -13,6 +13,7 @@
 #include "redis_fixture.h"
 #include "replica.h"
 #include "store.h"
+#include "store_int.h"
 
 #include <event2/event.h>
 #include <string.h>
@@ -291,7 +292,7 @@ static void test_snapshot_and_tail(void **state)
     assert_string_equal(atomic_load(&rep_mfr_find(r, MAKER)->v)->name, "Acme Power");
 
     /* ...and then follows the change stream. */
-    t = store_tail_new(f->redis.url, r, base, id, rev);
+    t = store_tail_new(f->s, r, base, id, rev);
     assert_non_null(t);
     assert_int_equal(store_set_cert_status(f->s, NULL, ACTOR, CERT, REP_CERT_REVOKED, "fire", 7,
                                            &rev, NULL, f->err, sizeof(f->err)),
@@ -521,6 +522,74 @@ static void test_bad_url(void **state)
                      STORE_ERR_UNAVAILABLE);
 }
 
+/* redis-sentinel:// URLs: Sentinels, primary name, db, the Sentinels'
+ * own password; what is refused; what messages show of them. */
+static void test_sentinel_urls(void **state)
+{
+    char shown[512], err[STORE_ERR_MAX];
+    st_addr a;
+    store *s;
+    int i;
+
+    (void)state;
+    unsetenv("TRACESVC_SENTINEL_PASSWORD");
+    assert_int_equal(st_parse_url("redis-sentinel://10.0.0.1:5000,sentinel-b:26380/tc-main?db=3&"
+                                  "sentinel_password=s%40p",
+                                  &a),
+                     0);
+    assert_int_equal(a.nsentinel, 2);
+    assert_string_equal(a.sentinel[0].host, "10.0.0.1");
+    assert_int_equal(a.sentinel[0].port, 5000);
+    assert_string_equal(a.sentinel[1].host, "sentinel-b");
+    assert_int_equal(a.sentinel[1].port, 26380);
+    assert_string_equal(a.master, "tc-main");
+    assert_int_equal(a.db, 3);
+    assert_string_equal(a.sentinel_pass, "s@p");
+    assert_string_equal(a.host, ""); /* known once the Sentinels are asked */
+
+    assert_int_equal(st_parse_url("redis-sentinel://app:p%3Aw@s1/tc", &a), 0);
+    assert_int_equal(a.sentinel[0].port, 26379);
+    assert_string_equal(a.user, "app");
+    assert_string_equal(a.pass, "p:w");
+    assert_string_equal(a.sentinel_pass, "");
+    setenv("TRACESVC_SENTINEL_PASSWORD", "from-env", 1);
+    assert_int_equal(st_parse_url("redis-sentinel://s1/tc", &a), 0);
+    assert_string_equal(a.sentinel_pass, "from-env");
+    unsetenv("TRACESVC_SENTINEL_PASSWORD");
+
+    static const char *const bad[] = {
+        "redis-sentinel://s1",          "redis-sentinel://s1/",
+        "redis-sentinel:///tc",         "redis-sentinel://s1:0/tc",
+        "redis-sentinel://s1:99999/tc", "redis-sentinel://s1/tc?x=1",
+        "redis-sentinel://s1/t c",      "redis-sentinel://s1,/tc",
+        "redis-sentinel://s1/tc?db=16", "redis-sentinel://s1:26379x/tc",
+    };
+    for (i = 0; i < (int)(sizeof(bad) / sizeof(bad[0])); i++)
+        assert_int_equal(st_parse_url(bad[i], &a), -1);
+    assert_int_equal(st_parse_url("redis-sentinel://a,b,c,d,e,f,g,h/tc", &a), 0);
+    assert_int_equal(st_parse_url("redis-sentinel://a,b,c,d,e,f,g,h,i/tc", &a), -1);
+
+    st_redact("redis-sentinel://app:secret@s1:1,s2:2/tc?db=1&sentinel_password=topsecret&x", shown,
+              sizeof(shown));
+    assert_string_equal(shown, "redis-sentinel://***@s1:1,s2:2/tc?db=1&sentinel_password=***&x");
+    st_redact("redis://:pw@h:1/2", shown, sizeof(shown));
+    assert_string_equal(shown, "redis://***@h:1/2");
+    st_redact("redis://:pw@h:1/2", shown, 9); /* cut, never past the buffer */
+    assert_string_equal(shown, "redis://");
+
+    assert_int_equal(store_open("rediss://h:6380", &s, err, sizeof(err)), STORE_ERR_ARG);
+    assert_non_null(strstr(err, "no TLS"));
+    /* No Sentinel answers: UNAVAILABLE naming them (the node retries). */
+    assert_int_equal(
+        store_open("redis-sentinel://127.0.0.1:1,127.0.0.1:2/tc", &s, err, sizeof(err)),
+        STORE_ERR_UNAVAILABLE);
+    assert_non_null(strstr(err, "Sentinel 127.0.0.1:2"));
+    assert_int_equal(
+        store_open("redis-sentinel://127.0.0.1:1/tc?sentinel_password=zzz", &s, err, sizeof(err)),
+        STORE_ERR_UNAVAILABLE);
+    assert_null(strstr(err, "zzz"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -531,6 +600,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scans, setup, teardown),
         cmocka_unit_test(test_bad_url),
+        cmocka_unit_test(test_sentinel_urls),
     };
     signal(SIGPIPE, SIG_IGN); /* as tracesvc does: see store.h */
     return cmocka_run_group_tests(tests, NULL, NULL);
