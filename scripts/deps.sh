@@ -6,9 +6,9 @@ set -eu
 
 PKGS="build-essential cmake ninja-build pkg-config git clang-format
       libssl-dev libqrencode-dev libpng-dev libcmocka-dev
-      zbar-tools librsvg2-bin clang libclang-rt-14-dev python3 python3-cryptography
+      zbar-tools librsvg2-bin clang libclang-rt-14-dev python3 python3-cryptography python3-yaml
       protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
-      libhiredis-dev libevent-dev redis-server curl chromium fonts-droid-fallback
+      libhiredis-dev libevent-dev redis-server redis-sentinel curl chromium fonts-droid-fallback
       libgrpc-dev grpc-proto python3-grpcio python3-grpc-tools"
 # Node.js and npm: the machine's own when it has them, else Debian's.
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
