@@ -49,8 +49,14 @@ started() { # name pid
     echo "$2" > "$dir/pids/$1.pid"
 }
 
+# A process that has exited but was not reaped yet (its parent, the shell
+# that started it, is gone) still answers kill -0: count it as stopped.
+running() { # pid
+    kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]
+}
+
 alive() { # name
-    [ -f "$dir/pids/$1.pid" ] && kill -0 "$(cat "$dir/pids/$1.pid")" 2>/dev/null
+    [ -f "$dir/pids/$1.pid" ] && running "$(cat "$dir/pids/$1.pid")"
 }
 
 wait_for() { # seconds command...
@@ -184,7 +190,7 @@ stop_one() { # name
     pid=$(cat "$f")
     if kill -TERM "$pid" 2>/dev/null; then
         i=0
-        while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 100 ]; do
+        while running "$pid" && [ "$i" -lt 100 ]; do
             sleep 0.1
             i=$((i + 1))
         done

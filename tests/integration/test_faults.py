@@ -96,6 +96,14 @@ class Cluster:
         with open(os.path.join(self.dir, "pids", name + ".pid")) as f:
             return int(f.read())
 
+    def running(self, name):
+        """Alive and not a zombie (exited, not yet reaped)."""
+        try:
+            with open("/proc/%d/stat" % self.pid(name)) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, ValueError):
+            return False
+
     def secret(self, name):
         with open(os.path.join(self.dir, "secrets", name)) as f:
             return f.read().strip()
@@ -143,9 +151,7 @@ class Cluster:
         """Every process running, the primary with two replicas, every node
         writable: the state each test starts from."""
         for name in ["redis0", "redis1", "redis2", "node0", "node1", "node2"]:
-            try:
-                os.kill(self.pid(name), 0)
-            except (OSError, FileNotFoundError, ValueError):
+            if not self.running(name):
                 self.sh("start", name)
         ok = F.wait_for(lambda: all(self.ready(i, "?writes=1")[0] == 200 for i in range(3))
                         and "connected_slaves:2" in self.cli(self.base + self.primary(),
