@@ -349,9 +349,11 @@ void keys_free(keys_ring *ring)
     free(ring);
 }
 
-keys_err keys_rotate(keys_ring *ring, keys_kind kind, unsigned *kid, char *errbuf, size_t errcap)
+/* A new key of kind in state, with the next unused id. */
+static keys_err add_key(keys_ring *ring, keys_kind kind, keys_state state, unsigned *kid,
+                        char *errbuf, size_t errcap)
 {
-    unsigned next = 0, k, old;
+    unsigned next = 0, k;
     keys_record r;
     keys_err err;
 
@@ -366,10 +368,31 @@ keys_err keys_rotate(keys_ring *ring, keys_kind kind, unsigned *kid, char *errbu
     next++;
     if (new_record(&r, next, kind))
         return keys_fail(KEYS_ERR_CRYPTO, errbuf, errcap, "no randomness for a new key");
+    r.state = state;
     err = install_key_file(ring->dir, &r, 1, errbuf, errcap);
     if (!err && slot_load(&ring->slots[next], &r))
         err = keys_fail(KEYS_ERR_CRYPTO, errbuf, errcap, "cannot derive key %u", next);
     OPENSSL_cleanse(&r, sizeof(r));
+    if (!err)
+        *kid = next;
+    return err;
+}
+
+keys_err keys_stage(keys_ring *ring, keys_kind kind, unsigned *kid, char *errbuf, size_t errcap)
+{
+    unsigned next;
+    keys_err err = add_key(ring, kind, KEYS_VERIFY_ONLY, &next, errbuf, errcap);
+
+    if (!err && kid)
+        *kid = next;
+    return err;
+}
+
+keys_err keys_rotate(keys_ring *ring, keys_kind kind, unsigned *kid, char *errbuf, size_t errcap)
+{
+    unsigned next, old;
+    keys_err err = add_key(ring, kind, KEYS_ACTIVE, &next, errbuf, errcap);
+
     if (err)
         return err;
     old = ring->active[kind];

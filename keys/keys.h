@@ -114,6 +114,15 @@ void keys_free(keys_ring *ring);
  */
 keys_err keys_rotate(keys_ring *ring, keys_kind kind, unsigned *kid, char *errbuf, size_t errcap);
 
+/*
+ * Stage a new key of kind with the next unused id: verify-only, so every
+ * node that loads it verifies its codes before any node issues under it.
+ * The first step of a rolling rotation; the deployment makes it the
+ * issuing key afterwards (tracectl keys activate). keys_rotate is stage
+ * and activate in one, for a single node.
+ */
+keys_err keys_stage(keys_ring *ring, keys_kind kind, unsigned *kid, char *errbuf, size_t errcap);
+
 /* Retire kid: its secret is erased from the file and from memory. The
  * active key of a kind cannot be retired (rotate first). */
 keys_err keys_retire(keys_ring *ring, unsigned kid, char *errbuf, size_t errcap);

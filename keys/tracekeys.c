@@ -2,6 +2,7 @@
  * tracekeys - manage a keyring, and mint and check codes from it locally.
  *
  *   tracekeys init          --dir DIR
+ *   tracekeys stage         --dir DIR [--kind mac|ed25519]   (prints the new key id)
  *   tracekeys rotate        --dir DIR [--kind mac|ed25519]
  *   tracekeys retire        --dir DIR --kid N
  *   tracekeys list          --dir DIR
@@ -38,8 +39,12 @@ typedef struct opts {
 
 static int usage(void)
 {
-    fputs("usage: tracekeys init|rotate|retire|list|export-public|mint|check --dir DIR [options]\n"
+    fputs("usage: tracekeys init|stage|rotate|retire|list|export-public|mint|check --dir DIR "
+          "[options]\n"
+          "  stage   [--kind mac|ed25519]     new verify-only key (rolling rotation: reload\n"
+          "                                   every node, then tracectl keys activate KID)\n"
           "  rotate  [--kind mac|ed25519]     new active key; the old one verifies only\n"
+          "                                   (stage + activate on one node's own keyring)\n"
           "  retire  --kid N                  erase a verify-only key's secret\n"
           "  mint    --batch B --count N [--first S] [--profile mac|sig] [--base-url URL]\n"
           "          [--urls] [--sheet PREFIX] [--png DIR]\n"
@@ -160,7 +165,9 @@ static int cmd_init(const opts *o)
     return 0;
 }
 
-static int cmd_rotate(const opts *o, keys_ring *ring)
+/* rotate (stage = 0): a new active key, for a single node; stage: a new
+ * verify-only key, the first step of a rolling rotation. */
+static int cmd_rotate(const opts *o, keys_ring *ring, int stage)
 {
     char err[512];
     keys_kind kind;
@@ -172,9 +179,17 @@ static int cmd_rotate(const opts *o, keys_ring *ring)
         kind = KEYS_KIND_ED25519;
     else
         return die("--kind '%s' must be mac or ed25519%s", o->kind, "");
-    if (keys_rotate(ring, kind, &kid, err, sizeof(err)) != KEYS_OK)
+    if ((stage ? keys_stage : keys_rotate)(ring, kind, &kid, err, sizeof(err)) != KEYS_OK)
         return die("%s%s", err, "");
-    printf("key %u (%s) is now active\n", kid, keys_kind_name(kind));
+    if (stage)
+        printf("%u\n", kid);
+    else
+        printf("key %u (%s) is now active\n", kid, keys_kind_name(kind));
+    if (stage)
+        fprintf(stderr,
+                "tracekeys: key %u (%s) staged, verify-only: copy key-%03u to every node's "
+                "keyring, reload them (SIGHUP), then 'tracectl keys activate %u'\n",
+                kid, keys_kind_name(kind), kid, kid);
     return 0;
 }
 
@@ -392,14 +407,15 @@ int main(int argc, char **argv)
         return rc;
     if (strcmp(cmd, "init") == 0)
         return cmd_init(&o);
-    if (strcmp(cmd, "rotate") && strcmp(cmd, "retire") && strcmp(cmd, "list") &&
-        strcmp(cmd, "export-public") && strcmp(cmd, "mint") && strcmp(cmd, "check"))
+    if (strcmp(cmd, "rotate") && strcmp(cmd, "stage") && strcmp(cmd, "retire") &&
+        strcmp(cmd, "list") && strcmp(cmd, "export-public") && strcmp(cmd, "mint") &&
+        strcmp(cmd, "check"))
         return usage();
     rc = open_ring(o.dir, &ring);
     if (rc)
         return rc;
-    if (strcmp(cmd, "rotate") == 0)
-        rc = cmd_rotate(&o, ring);
+    if (strcmp(cmd, "rotate") == 0 || strcmp(cmd, "stage") == 0)
+        rc = cmd_rotate(&o, ring, strcmp(cmd, "stage") == 0);
     else if (strcmp(cmd, "retire") == 0)
         rc = cmd_retire(&o, ring);
     else if (strcmp(cmd, "list") == 0)

@@ -60,6 +60,14 @@ check "retire old" 0 "$tk" retire --dir "$ring" --kid 1
 check "old code after retire" 1 "$tk" check --dir "$ring" "$first"
 has "retired key named" "$dir/out" "unknown or retired key id 1"
 
+check "stage" 0 "$tk" stage --dir "$ring"
+has "stage prints the new id" "$dir/out" "^4$"
+has "stage says what comes next" "$dir/err" "tracectl keys activate 4"
+check "list after stage" 0 "$tk" list --dir "$ring"
+has "staged key verifies only" "$dir/out" "^4 *mac *verify-only"
+has "active key stays" "$dir/out" "^3 *mac *active"
+check "stage bad kind" 2 "$tk" stage --dir "$ring" --kind rsa
+
 check "export" 0 "$tk" export-public --dir "$ring"
 has "export lists signing key" "$dir/out" '"kind":"ed25519","state":"active"'
 if grep -q secret "$dir/out"; then echo "FAIL: export leaks"; fails=$((fails + 1)); fi
