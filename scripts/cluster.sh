@@ -131,7 +131,7 @@ up_node() { # index
     # shellcheck disable=SC2086
     TRACESVC_REDIS_PASSWORD=$(cat "$dir/secrets/redis") \
         TRACESVC_SENTINEL_PASSWORD=$(cat "$dir/secrets/sentinel") \
-        "$bin/tracesvc" --redis "$(sentinel_url)" --keys "$dir/keys" --insecure \
+        "$bin/tracesvc" --redis "$(sentinel_url)" --keys "$dir/node$i/keys" --insecure \
         --grpc "127.0.0.1:$(grpc_port "$i")" --http "127.0.0.1:$(http_port "$i")" \
         --node-id "node$i" --base-url https://tc.example.com $TRACESVC_FLAGS \
         >> "$dir/node$i.log" 2>&1 &
@@ -154,7 +154,12 @@ cmd_up() {
     for s in redis sentinel; do
         [ -s "$dir/secrets/$s" ] || (umask 077 && openssl rand -hex 24 > "$dir/secrets/$s")
     done
+    # One keyring, copied to each node as each machine would hold its own
+    # (a rolling rotation copies a staged key to every node: OPERATIONS.md).
     [ -d "$dir/keys" ] || "$bin/tracekeys" init --dir "$dir/keys" >/dev/null
+    for i in 0 1 2; do
+        [ -d "$dir/node$i/keys" ] || { mkdir -p "$dir/node$i" && cp -rp "$dir/keys" "$dir/node$i/keys"; }
+    done
     for i in 0 1 2; do up_redis "$i"; done
     for i in 0 1 2; do
         wait_for 10 sh -c "[ \"\$(REDISCLI_AUTH=$(cat "$dir/secrets/redis") redis-cli --no-auth-warning -p $(redis_port "$i") ping)\" = PONG ]" ||
@@ -175,6 +180,7 @@ cmd_up() {
     cmd_status
     cat <<EOF
 
+Keyrings: $dir/node0/keys, node1/keys, node2/keys (copies of $dir/keys)
 Reach any node with tracectl (insecure gRPC on loopback):
   TRACECTL_ADDR=127.0.0.1:$(grpc_port 0) TRACECTL_INSECURE=1 $bin/tracectl --role regulator --subject SAMR manufacturer list
 Nodes: gRPC 127.0.0.1:$(grpc_port 0) :$(grpc_port 1) :$(grpc_port 2); HTTP (/readyz, /metrics, /C/{code}) 127.0.0.1:$(http_port 0) :$(http_port 1) :$(http_port 2)

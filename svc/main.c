@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #define DRAIN_MS 10000
+#define NODE_TTL_S 10 /* a node that has not beaten for this long is not live */
 
 typedef struct config {
     const char *redis, *grpc, *http, *keys, *tls_cert, *tls_key, *client_ca, *client_crl;
@@ -320,11 +321,15 @@ static int configure(int argc, char **argv, config *c)
         fprintf(stderr, "tracesvc: --watch-buffer '%s' must be 1..4096 MiB\n", wbuf);
         return 2;
     }
-    if (!c->node_id) {
+    if (!c->node_id) { /* host:port, the same across restarts */
         char host[64] = "node";
+        const char *port = c->grpc ? strrchr(c->grpc, ':') : NULL;
         gethostname(host, sizeof(host) - 1);
         host[sizeof(host) - 1] = '\0';
-        snprintf(c->node_buf, sizeof(c->node_buf), "%s-%ld", host, (long)getpid());
+        if (port && strcmp(port, ":0") != 0)
+            snprintf(c->node_buf, sizeof(c->node_buf), "%s%s", host, port);
+        else /* a port picked at start names nothing: the process does */
+            snprintf(c->node_buf, sizeof(c->node_buf), "%s-%ld", host, (long)getpid());
         c->node_id = c->node_buf;
     }
     if (!*c->node_id || strlen(c->node_id) > 64 || strpbrk(c->node_id, " \t\r\n")) {
@@ -478,12 +483,40 @@ static void raise_fd_limit(void)
 
 /* Once a second: can the node verify, can it write? Log changes and tell
  * the health watchers. */
+/* A node whose keyring lacks a key the deployment issues under would call
+ * new codes FORGED: it reloads once, and stays out of readiness until it
+ * holds the key. */
+static void check_keys(svc *node)
+{
+    unsigned lacks = 0, kid;
+    int kind;
+
+    for (kind = REP_KEY_MAC; kind <= REP_KEY_ED25519 && !lacks; kind++) {
+        const keys_ring *ring = svc_ring(node);
+        kid = rep_key_issuing(node->replica, kind);
+        if (kid && !keys_mac(ring, kid) && !keys_ed25519_public(ring, kid) &&
+            !svc_keys_refresh(node, ring, kid))
+            lacks = kid;
+    }
+    if (lacks != atomic_load(&node->lacks_key)) {
+        if (lacks)
+            fprintf(stderr,
+                    "tracesvc: not ready: the deployment issues under key %u, which keyring %s "
+                    "lacks: copy key-%03u to it and send SIGHUP\n",
+                    lacks, node->keys_dir, lacks);
+        else
+            fprintf(stderr, "tracesvc: the keyring holds every key the deployment issues under\n");
+    }
+    atomic_store(&node->lacks_key, lacks);
+}
+
 static void check_ready(svc *node, int *could_verify, int *could_write)
 {
     char why[160];
     int v, w;
 
     why[0] = '\0';
+    check_keys(node);
     w = store_writable(node->store, why, sizeof(why));
     pthread_mutex_lock(&node->why_mu);
     snprintf(node->why_not_writable, sizeof(node->why_not_writable), "%s", w ? "" : why);
@@ -503,12 +536,43 @@ static void check_ready(svc *node, int *could_verify, int *could_write)
     *could_verify = v;
 }
 
+/* The keyring again on SIGHUP or when its directory changes (a key file
+ * added, demoted or retired); and every 3 s tell Redis this node is live
+ * and which keys it holds (ActivateKey asks). */
+static void keys_tick(svc *node, int hup, struct timespec *seen, unsigned ticks)
+{
+    struct stat sb;
+    char err[512], ids[1024];
+    int changed = stat(node->keys_dir, &sb) == 0 &&
+                  (sb.st_mtim.tv_sec != seen->tv_sec || sb.st_mtim.tv_nsec != seen->tv_nsec);
+
+    if (changed)
+        *seen = sb.st_mtim;
+    if (hup || changed) {
+        if (svc_keys_reload(node, hup ? "SIGHUP" : "its directory changed", err, sizeof(err)))
+            fprintf(stderr, "tracesvc: keyring %s not reloaded, the keys in force stay: %s\n",
+                    node->keys_dir, err);
+        else if (audit_note_keys(node, node->node_id, err, sizeof(err)) != STORE_OK)
+            fprintf(stderr, "tracesvc: audit: cannot record the node's keys: %s\n", err);
+    }
+    svc_keys_reap(node, 0);
+    if (hup || changed || !node->beating || ticks % 3 == 0) {
+        svc_key_ids(svc_ring(node), ids, sizeof(ids));
+        int ok = store_node_beat(node->store, node->node_id, ids, NODE_TTL_S, err, sizeof(err)) ==
+                 STORE_OK;
+        if (ok != node->beating) /* log changes, not every tick */
+            fprintf(stderr, "tracesvc: %s\n",
+                    ok ? "live in redis again (keys and node id, for ActivateKey)" : err);
+        node->beating = ok;
+    }
+}
+
 /* Wait for SIGTERM or SIGINT; meanwhile put --client-crl in force again on
  * SIGHUP or when the file changes (looked at once a second), and every 3 s
  * see whether the gRPC listener still accepts (for /healthz). */
 static int wait_for_stop(const sigset_t *sigs, rpc_server *srv, svc *node, const char *crl)
 {
-    struct timespec tick = {1, 0}, seen = {0, 0};
+    struct timespec tick = {1, 0}, seen = {0, 0}, keys_seen = {0, 0};
     struct stat sb;
     char err[512];
     unsigned ticks = 0;
@@ -517,6 +581,9 @@ static int wait_for_stop(const sigset_t *sigs, rpc_server *srv, svc *node, const
 
     if (crl && stat(crl, &sb) == 0)
         seen = sb.st_mtim;
+    if (stat(node->keys_dir, &sb) == 0)
+        keys_seen = sb.st_mtim;
+    keys_tick(node, 0, &keys_seen, 0); /* live from the start */
     int could_verify = svc_can_verify(node), could_write = atomic_load(&node->writable);
 
     for (;;) {
@@ -527,6 +594,7 @@ static int wait_for_stop(const sigset_t *sigs, rpc_server *srv, svc *node, const
             return sig;
         }
         check_ready(node, &could_verify, &could_write);
+        keys_tick(node, sig == SIGHUP, &keys_seen, ticks + 1);
         if (++ticks % 3 == 0) {
             int deaf = !rpc_probe(srv, 1000);
             if (deaf != atomic_load(&node->grpc_deaf))
@@ -572,6 +640,7 @@ int main(int argc, char **argv)
     svc node;
     int rc_exit = 1, sig, i;
 
+    memset(&node, 0, sizeof(node));
     /* Before any thread exists (gRPC starts its own): signals come to
      * sigwait below; a Redis that goes away must not kill us (SIGPIPE). */
     sigemptyset(&sigs);
@@ -609,10 +678,14 @@ int main(int argc, char **argv)
     }
     pthread_create(&control, NULL, control_main, base);
 
-    memset(&node, 0, sizeof(node));
     node.replica = replica;
-    node.ring = ring;
+    atomic_init(&node.ring, ring);
+    ring = NULL; /* the node's now: freed with svc_keys_reap and at exit */
+    node.keys_dir = cfg.keys;
+    node.node_id = cfg.node_id;
+    pthread_mutex_init(&node.keys_mu, NULL);
     node.store = st;
+    node.beating = 1;
     node.base_url = cfg.base_url;
     node.max_staleness_ms = cfg.max_staleness * 1000;
     node.ready_staleness_ms = cfg.ready_staleness * 1000;
@@ -721,6 +794,10 @@ out:
         rep_free(replica);
     }
     keys_free(ring);
+    if (node.keys_dir) {
+        svc_keys_reap(&node, 1);
+        keys_free(atomic_load(&node.ring));
+    }
     if (rc_exit == 0)
         fprintf(stderr, "tracesvc: stopped\n");
     return rc_exit;

@@ -10,6 +10,7 @@
 #include "keys.h"
 #include "replica.h"
 #include "store.h"
+#include "verify.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -55,7 +56,22 @@ svc_role svc_role_parse(const char *name, size_t len);
 /* The node: everything a handler may use. Shared by all threads. */
 typedef struct svc {
     rep *replica;
-    keys_ring *ring;
+    /* The keyring, replaced whole when it is reloaded (SIGHUP, the
+     * directory changed, an unknown key id): read it with svc_ring(), once
+     * per call. A replaced ring is freed a grace period later (no call
+     * holds one that long). */
+    _Atomic(keys_ring *) ring;
+    const char *keys_dir;
+    const char *node_id;
+    pthread_mutex_t keys_mu;
+    _Atomic int64_t keys_tried_ms; /* the last reload attempt (monotonic) */
+    int beating;                   /* main thread: the last heartbeat reached Redis */
+    _Atomic unsigned lacks_key;    /* the deployment issues under it, this keyring lacks
+                                    * it: not ready (codes under it would be FORGED) */
+    struct svc_old_ring {
+        keys_ring *ring;
+        int64_t at;
+    } old_rings[8]; /* under keys_mu */
     store *store;
     const char *base_url;
     int64_t max_staleness_ms;
@@ -89,6 +105,30 @@ typedef struct svc {
     pthread_mutex_t why_mu;
     char why_not_writable[160]; /* under why_mu */
 } svc;
+
+/* The keyring in force. */
+static inline keys_ring *svc_ring(const svc *s)
+{
+    return atomic_load_explicit(&((svc *)s)->ring, memory_order_acquire);
+}
+
+/* Load the keyring from s->keys_dir again and put it in force; the one in
+ * force stays when the directory does not load (err says why). why is
+ * logged. 0 on success. */
+int svc_keys_reload(svc *s, const char *why, char *err, size_t errcap);
+/* A code named a key id that seen (the ring the caller used) cannot
+ * verify: reload once, at most once a second per node. 1 when the caller
+ * should verify again with svc_ring(). */
+int svc_keys_refresh(svc *s, const keys_ring *seen, unsigned kid);
+/* Free replaced rings past their grace period (all of them: at exit). */
+void svc_keys_reap(svc *s, int all);
+/* tc_verify against the keyring in force, and once more after a reload
+ * when the code named a key id this node did not hold (verify_api.c). The
+ * caller holds a replica read section. */
+void svc_verify(svc *s, const char *code, size_t len, const tc_listing *listing, int64_t now,
+                tc_vres *out);
+/* "1,2,4": the key ids this node can verify. */
+size_t svc_key_ids(const keys_ring *ring, char *buf, size_t cap);
 
 /* The node can answer verifications (readiness, health of VerifierService
  * and ConsumerService). */
@@ -222,5 +262,16 @@ svc_code api_watch_next(svc_ctx *c, void *state, void *resp, int *done, svc_stat
 void api_watch_close(svc_ctx *c, void *state);
 svc_code api_ack_delisting(svc_ctx *c, const void *req, void *resp, svc_status *st);
 svc_code api_delisting_compliance(svc_ctx *c, const void *req, void *resp, svc_status *st);
+
+/* The issuing key of profile (REP_PROFILE_MAC / _SIG) on this node: the
+ * deployment's (ActivateKey) when there is one, else the keyring's active
+ * key. 0 with st set when it cannot issue: compromised, or not on this
+ * node's keyring (even after a reload). */
+unsigned svc_issuing_key(svc_ctx *c, int profile, svc_status *st);
+
+/* RegistryService key management (keys_api.c). */
+svc_code api_list_keys(svc_ctx *c, const void *req, void *resp, svc_status *st);
+svc_code api_activate_key(svc_ctx *c, const void *req, void *resp, svc_status *st);
+svc_code api_compromise_key(svc_ctx *c, const void *req, void *resp, svc_status *st);
 
 #endif

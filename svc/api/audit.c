@@ -290,7 +290,8 @@ static void grow_emit(void *ctx, unsigned level, uint64_t index, const merkle_ha
 static int sign_head(audit_log *a, store_tree_head *h)
 {
     char text[MERKLE_HEAD_TEXT_MAX];
-    unsigned kid = keys_active(a->svc->ring, KEYS_KIND_ED25519), got = 0;
+    const keys_ring *ring = svc_ring(a->svc);
+    unsigned kid = keys_active(ring, KEYS_KIND_ED25519), got = 0;
     size_t len;
 
     if (!kid)
@@ -298,7 +299,7 @@ static int sign_head(audit_log *a, store_tree_head *h)
     h->kid = kid;
     len = merkle_head_text(h->size, h->root, h->time_unix, kid, text, sizeof(text));
     if (!len || len >= sizeof(text) ||
-        keys_sign(a->svc->ring, (const uint8_t *)text, len, h->sig, &got) != KEYS_OK || got != kid)
+        keys_sign(ring, (const uint8_t *)text, len, h->sig, &got) != KEYS_OK || got != kid)
         return -1;
     return 0;
 }
@@ -504,13 +505,14 @@ int audit_sequencing(const audit_log *a)
 store_err audit_note_keys(svc *s, const char *node_id, char *err, size_t errcap)
 {
     char actor[SVC_SUBJECT_MAX + 8];
-    size_t len = keys_export_public(s->ring, NULL, 0);
+    const keys_ring *ring = svc_ring(s);
+    size_t len = keys_export_public(ring, NULL, 0);
     char *json = malloc(len + 1);
     store_err e;
 
     if (!json)
         return STORE_ERR_NOMEM;
-    keys_export_public(s->ring, json, len + 1);
+    keys_export_public(ring, json, len + 1);
     snprintf(actor, sizeof(actor), "node:%s", node_id);
     e = store_audit_keys(s->store, actor, json, strlen(json), err, errcap);
     free(json);

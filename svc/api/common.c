@@ -144,7 +144,7 @@ int svc_stale(const svc *s)
 
 int svc_can_verify(const svc *s)
 {
-    if (atomic_load(&((svc *)s)->draining))
+    if (atomic_load(&((svc *)s)->draining) || atomic_load(&((svc *)s)->lacks_key))
         return 0;
     return !s->replica_lag_ms || s->replica_lag_ms(s->replica_lag_arg) <= s->ready_staleness_ms;
 }
@@ -205,7 +205,7 @@ size_t svc_metrics(svc *s, char *buf, size_t cap)
 
     OUT("# HELP tracesvc_verdicts_total Verdicts given by VerifyCode, VerifyBatch, "
         "VerifyStream.\n# TYPE tracesvc_verdicts_total counter\n");
-    for (v = 1; v <= 10; v++)
+    for (v = 1; v <= TC_VERDICT_LAST; v++)
         OUT("tracesvc_verdicts_total{verdict=\"%s\"} %llu\n", tc_verdict_name(v),
             (unsigned long long)atomic_load_explicit(&s->verdicts[v], memory_order_relaxed));
     OUT("# HELP tracesvc_replica_revision Registry revision the replica has applied.\n"

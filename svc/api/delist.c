@@ -153,13 +153,14 @@ static notice *notice_new(const svc *s, store_notice *sn)
 {
     notice *n = calloc(1, sizeof(*n));
     size_t len = delist_notice_text(sn, 0, NULL, 0);
-    unsigned kid = keys_active(s->ring, KEYS_KIND_ED25519);
+    const keys_ring *ring = svc_ring(s);
+    unsigned kid = keys_active(ring, KEYS_KIND_ED25519);
     char *text = malloc(len + 64);
 
     if (!n || !text || !kid)
         goto fail;
     len = delist_notice_text(sn, kid, text, len + 64);
-    if (!len || keys_sign(s->ring, (const uint8_t *)text, len, n->sig, &n->kid) != KEYS_OK ||
+    if (!len || keys_sign(ring, (const uint8_t *)text, len, n->sig, &n->kid) != KEYS_OK ||
         n->kid != kid)
         goto fail;
     free(text);

@@ -157,10 +157,9 @@ svc_code api_issue_open(svc_ctx *c, const void *req, void **state, svc_status *s
     if (strcmp(p->mfr->credit_code, c->subject) != 0)
         return svc_fail(st, SVC_PERMISSION_DENIED, "product %s belongs to another manufacturer",
                         q->product_id);
-    kid = keys_active(c->svc->ring, profile == REP_PROFILE_MAC ? KEYS_KIND_MAC : KEYS_KIND_ED25519);
+    kid = svc_issuing_key(c, profile, st);
     if (!kid)
-        return svc_fail(st, SVC_FAILED_PRECONDITION, "the service has no active %s key",
-                        profile == REP_PROFILE_MAC ? "mac" : "ed25519");
+        return st->code;
 
     s = svc_alloc(c, sizeof(*s));
     if (!s)
@@ -178,8 +177,9 @@ svc_code api_issue_open(svc_ctx *c, const void *req, void **state, svc_status *s
     b->profile = profile;
     b->issued = svc_now_unix();
     b->manifest_len = manifest(b, b->manifest, sizeof(b->manifest));
-    if (!b->manifest_len || keys_sign(c->svc->ring, (const uint8_t *)b->manifest, b->manifest_len,
-                                      b->signature, &b->manifest_key_id) != KEYS_OK)
+    if (!b->manifest_len ||
+        keys_sign(svc_ring(c->svc), (const uint8_t *)b->manifest, b->manifest_len, b->signature,
+                  &b->manifest_key_id) != KEYS_OK)
         return svc_fail(st, SVC_INTERNAL, "cannot sign the batch manifest");
     /* Stored (with its signed manifest) before the first code is sent. */
     e = store_create_batch(c->svc->store, &idem, b, &rev, err, sizeof(err));
@@ -198,6 +198,7 @@ svc_code api_issue_next(svc_ctx *c, void *state, void *resp, int *done, svc_stat
     Tracecode__V1__IssueCodesResponse *out = resp;
     uint32_t n = s->b.quantity - s->next < s->chunk ? s->b.quantity - s->next : s->chunk, i;
     size_t tlen = s->b.profile == REP_PROFILE_SIG ? CODEC_SIG_TEXT_LEN : CODEC_MAC_TEXT_LEN;
+    const keys_ring *ring;
     codec_fields f;
     char *text;
 
@@ -218,12 +219,16 @@ svc_code api_issue_next(svc_ctx *c, void *state, void *resp, int *done, svc_stat
     memset(&f, 0, sizeof(f));
     f.profile = s->b.profile == REP_PROFILE_SIG ? CODEC_PROFILE_SIG : CODEC_PROFILE_MAC;
     f.batch = s->b.id;
+    ring = svc_ring(c->svc);
+    if (!keys_mac(ring, s->b.key_id) && !keys_ed25519_public(ring, s->b.key_id) &&
+        svc_keys_refresh(c->svc, ring, s->b.key_id)) /* a batch begun on another node */
+        ring = svc_ring(c->svc);
     for (i = 0; i < n; i++) {
         uint8_t bin[CODEC_MAX_BYTES];
         size_t len;
         f.kid = s->b.key_id;
         f.serial = s->next + i;
-        if (keys_mint(c->svc->ring, &f, bin, &len) != KEYS_OK)
+        if (keys_mint(ring, &f, bin, &len) != KEYS_OK)
             return svc_fail(st, SVC_FAILED_PRECONDITION,
                             "key %u of batch %" PRIu64 " is no longer available", s->b.key_id,
                             s->b.id);

@@ -59,7 +59,7 @@ svc_code api_register_listings(svc_ctx *c, const void *req, void *resp, svc_stat
         tracecode__v1__listing_result__init(&res[i]);
         out->results[i] = &res[i];
         res[i].listing_id = in->listing_id;
-        tc_verify(c->svc->replica, c->svc->ring, in->code, strlen(in->code), NULL, now, &v);
+        svc_verify(c->svc, in->code, strlen(in->code), NULL, now, &v);
         res[i].verdict = (Tracecode__V1__Verdict)v.verdict;
         res[i].detail = v.detail[0] ? svc_strdup(c, v.detail) : (char *)"";
         if (bindable(v.verdict)) {

@@ -22,7 +22,7 @@ static void decide(const svc *s, int reader, const char *code, scan_view *v)
     tc_vres r;
 
     rep_read_begin(s->replica, reader);
-    tc_verify(s->replica, s->ring, code, strlen(code), NULL, svc_now_unix(), &r);
+    svc_verify((svc *)s, code, strlen(code), NULL, svc_now_unix(), &r);
     v->verdict = r.verdict;
     copy(v->detail, sizeof(v->detail), r.detail);
     v->batch_id = r.batch_id;
@@ -159,6 +159,12 @@ void scan_message(const scan_view *v, int en, char *out, size_t cap)
                  en ? "The product's certificate %s is no longer valid (%s): it may not be sold."
                     : "此商品的认证证书 %s 已失效（%s），不得销售。",
                  v->cert_number, v->detail);
+        return;
+    case TC_KEY_COMPROMISED:
+        snprintf(out, cap,
+                 en ? "This code was made with a key that leaked: it may be a copy. Do not trust "
+                      "it; report the seller."
+                    : "此追溯码所用密钥已泄露，可能是仿冒品，请勿信任并举报卖家。");
         return;
     case TC_ISSUER_SUSPENDED:
         snprintf(out, cap,

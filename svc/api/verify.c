@@ -14,10 +14,10 @@ const char *tc_verdict_name(int verdict)
     static const char *const names[] = {
         "VERDICT_UNSPECIFIED", "GENUINE",          "MALFORMED",        "FORGED",
         "UNKNOWN_BATCH",       "RECALLED",         "CERT_SUSPENDED",   "CERT_REVOKED",
-        "CERT_EXPIRED",        "LISTING_MISMATCH", "ISSUER_SUSPENDED",
+        "CERT_EXPIRED",        "LISTING_MISMATCH", "ISSUER_SUSPENDED", "KEY_COMPROMISED",
     };
 
-    if (verdict < 0 || verdict > TC_ISSUER_SUSPENDED)
+    if (verdict < 0 || verdict > TC_VERDICT_LAST)
         return "VERDICT_UNSPECIFIED";
     return names[verdict];
 }
@@ -57,6 +57,7 @@ static void reset(tc_vres *out)
     out->serial = 0;
     out->cert_status = 0;
     out->batch = NULL;
+    out->unknown_kid = 0;
     out->detail[0] = '\0';
 }
 
@@ -81,9 +82,10 @@ static int decode_check(const keys_ring *ring, const char *code, size_t len, tc_
     out->serial = c.f.serial;
     err = keys_check(ring, &c, &known);
     if (err) {
-        if (!known)
+        if (!known) {
             verdict(out, TC_FORGED, "unknown or retired key id %u", c.f.kid);
-        else
+            out->unknown_kid = (uint8_t)c.f.kid;
+        } else
             verdict(out, TC_FORGED, "%s", codec_strerror(err));
         return 0;
     }
@@ -95,11 +97,12 @@ static int decode_check(const keys_ring *ring, const char *code, size_t len, tc_
 }
 
 /* The last stage: the registry's say on a code whose tag verified. */
-static void decide(const rep_batch *b, const tc_scratch *s, const tc_listing *listing, int64_t now,
-                   tc_vres *out)
+static void decide(const rep *r, const rep_batch *b, const tc_scratch *s, const tc_listing *listing,
+                   int64_t now, tc_vres *out)
 {
     const rep_recalls *rc;
     const rep_range *rr;
+    int64_t since;
     uint64_t hot;
 
     if (!b) {
@@ -118,6 +121,15 @@ static void decide(const rep_batch *b, const tc_scratch *s, const tc_listing *li
         verdict(out, TC_UNKNOWN_BATCH, "batch %llu was issued under key %u (%s), not key %u",
                 (unsigned long long)b->id, b->key_id, b->profile == REP_PROFILE_MAC ? "mac" : "sig",
                 s->kid);
+        return;
+    }
+    since = rep_key_compromised(r, s->kid);
+    if (since && b->issued >= since) {
+        char day[32];
+        format_day(since, day, sizeof(day));
+        verdict(out, TC_KEY_COMPROMISED,
+                "key %u was declared compromised from %s, before batch %llu was issued", s->kid,
+                day, (unsigned long long)b->id);
         return;
     }
     rc = atomic_load_explicit(&b->recalls, memory_order_acquire);
@@ -181,7 +193,7 @@ void tc_verify(const rep *r, const keys_ring *ring, const char *code, size_t len
     tc_scratch s;
 
     if (decode_check(ring, code, len, out, &s))
-        decide(rep_batch_get(r, s.batch), &s, listing, now, out);
+        decide(r, rep_batch_get(r, s.batch), &s, listing, now, out);
 }
 
 /* Stages run over groups this large: enough misses in flight to overlap,
@@ -217,6 +229,6 @@ void tc_verify_many(const rep *r, const keys_ring *ring, const tc_item *items, s
         }
         for (i = g; i < end; i++)
             if (!s[i].done)
-                decide(out[i].batch, &s[i], items[i].listing, now, &out[i]);
+                decide(r, out[i].batch, &s[i], items[i].listing, now, &out[i]);
     }
 }

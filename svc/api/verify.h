@@ -8,6 +8,7 @@
  *   decode (strict text, or a scan URL in any case)  MALFORMED
  *   key id known, tag / signature                     FORGED
  *   batch issued, serial < quantity, key and profile  UNKNOWN_BATCH
+ *   key compromised before the batch was issued       KEY_COMPROMISED
  *   serial in a recalled range                        RECALLED
  *   certificate revoked / suspended / expired         CERT_REVOKED, CERT_SUSPENDED, CERT_EXPIRED
  *   manufacturer suspended                            ISSUER_SUSPENDED
@@ -35,6 +36,8 @@ enum {
     TC_CERT_EXPIRED = 8,
     TC_LISTING_MISMATCH = 9,
     TC_ISSUER_SUSPENDED = 10,
+    TC_KEY_COMPROMISED = 11,
+    TC_VERDICT_LAST = TC_KEY_COMPROMISED
 };
 
 const char *tc_verdict_name(int verdict);
@@ -53,6 +56,9 @@ typedef struct tc_vres {
     uint64_t batch_id; /* 0 when not decoded */
     uint32_t serial;
     int cert_status;            /* 0 when the batch is unknown */
+    uint8_t unknown_kid;        /* FORGED because no key of this id may verify
+                                 * here: the caller may reload the keyring
+                                 * once and ask again (0 otherwise) */
     const rep_batch *batch;     /* NULL when unknown; its cert, mfr and
                                  * product give the details */
     char detail[TC_DETAIL_MAX]; /* empty when GENUINE */

@@ -75,6 +75,16 @@ static void fill(svc_ctx *c, const tc_vres *v, int full, uint64_t rev, int stale
 }
 
 /* Counted per group: one atomic add per verdict seen, not per code. */
+void svc_verify(svc *s, const char *code, size_t len, const tc_listing *listing, int64_t now,
+                tc_vres *out)
+{
+    const keys_ring *ring = svc_ring(s);
+
+    tc_verify(s->replica, ring, code, len, listing, now, out);
+    if (out->unknown_kid && svc_keys_refresh(s, ring, out->unknown_kid))
+        tc_verify(s->replica, svc_ring(s), code, len, listing, now, out);
+}
+
 static void count_verdicts(svc_ctx *c, const tc_vres *v, size_t n)
 {
     uint32_t k[16] = {0};
@@ -100,7 +110,7 @@ static void one(svc_ctx *c, const Tracecode__V1__VerifyCodeRequest *q, int full,
         l.model = q->listing->model;
         lp = &l;
     }
-    tc_verify(c->svc->replica, c->svc->ring, q->code, strlen(q->code), lp, now, &v);
+    svc_verify(c->svc, q->code, strlen(q->code), lp, now, &v);
     atomic_fetch_add_explicit(&c->svc->verdicts[v.verdict & 15], 1, memory_order_relaxed);
     audit_count_one(c->svc->audit, c->subject, v.verdict);
     fill(c, &v, full, rev, stale, out);
@@ -136,6 +146,7 @@ svc_code api_verify_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
     tc_scratch scratch[GROUP];
     tc_item items[GROUP];
     tc_vres vres[GROUP];
+    const keys_ring *ring;
     VerifyResult *res;
     int64_t now;
     uint64_t rev;
@@ -173,7 +184,12 @@ svc_code api_verify_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
                 items[i].listing = &listings[i];
             }
         }
-        tc_verify_many(c->svc->replica, c->svc->ring, items, k, now, vres, scratch);
+        ring = svc_ring(c->svc);
+        tc_verify_many(c->svc->replica, ring, items, k, now, vres, scratch);
+        for (i = 0; i < k; i++) /* a key id this node may have yet to load */
+            if (vres[i].unknown_kid && svc_keys_refresh(c->svc, ring, vres[i].unknown_kid))
+                tc_verify(c->svc->replica, svc_ring(c->svc), items[i].code, items[i].len,
+                          items[i].listing, now, &vres[i]);
         count_verdicts(c, vres, k);
         for (i = 0; i < k; i++) {
             tracecode__v1__verify_result__init(&res[g + i]);

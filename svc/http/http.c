@@ -393,7 +393,7 @@ static int id_char(int c)
 static int cookie_tag(const svc *s, unsigned kid, const uint8_t rnd[COOKIE_RND],
                       uint8_t tag[COOKIE_TAG])
 {
-    const codec_mac_key *k = keys_mac(s->ring, kid);
+    const codec_mac_key *k = keys_mac(svc_ring(s), kid);
     uint8_t msg[6 + COOKIE_RND], full[CODEC_SHA256_BYTES];
 
     if (!k)
@@ -458,7 +458,7 @@ static void new_cookie(const svc *s, struct evhttp_request *req)
 {
     uint8_t b[1 + COOKIE_RND + COOKIE_TAG];
     char hex[COOKIE_HEX + 1], cookie[COOKIE_HEX + 80];
-    unsigned kid = keys_active(s->ring, KEYS_KIND_MAC);
+    unsigned kid = keys_active(svc_ring(s), KEYS_KIND_MAC);
     size_t i;
 
     if (!kid || getrandom(b + 1, COOKIE_RND, 0) != COOKIE_RND)
@@ -897,6 +897,11 @@ static void on_ready(http_server *h, struct evhttp_request *req, const struct ev
     pthread_mutex_unlock(&h->svc->why_mu);
     if (atomic_load(&h->svc->draining))
         snprintf(msg, sizeof(msg), "not ready: draining (SIGTERM)");
+    else if (atomic_load(&h->svc->lacks_key))
+        snprintf(msg, sizeof(msg),
+                 "not ready: the deployment issues under key %u, which this node's keyring "
+                 "lacks (copy key-%03u to it and send SIGHUP)",
+                 atomic_load(&h->svc->lacks_key), atomic_load(&h->svc->lacks_key));
     else if (!verify)
         snprintf(msg, sizeof(msg),
                  "not ready: the replica has not heard from redis for %.0f s (more than "

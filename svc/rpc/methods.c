@@ -128,6 +128,14 @@ const rpc_method rpc_methods[] = {
      .slots = 2,
      .blocking = 1},
 
+    /* The deployment's keys: regulators only. */
+    UNARY_REDIS("/tracecode.v1.RegistryService/ListKeys", SVC_ROLE_REGULATOR, D(list_keys_request),
+                D(list_keys_response), api_list_keys, 2),
+    UNARY_REDIS("/tracecode.v1.RegistryService/ActivateKey", SVC_ROLE_REGULATOR,
+                D(activate_key_request), D(activate_key_response), api_activate_key, 2),
+    UNARY_REDIS("/tracecode.v1.RegistryService/CompromiseKey", SVC_ROLE_REGULATOR,
+                D(compromise_key_request), D(compromise_key_response), api_compromise_key, 2),
+
     /* ConsumerService: platform-hosted scan pages (any platform). */
     UNARY_REDIS("/tracecode.v1.ConsumerService/Scan", SVC_ROLE_PLATFORM, D(scan_request),
                 D(scan_response), api_scan, 16),

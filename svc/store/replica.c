@@ -39,7 +39,11 @@ struct rep {
     _Atomic uint64_t revision;
     _Atomic size_t nbatches;
     _Atomic(batch_slot *) top[RADIX_SIZE];
-    pthread_mutex_t mu; /* guards the maps and record allocation */
+    _Atomic int64_t key_since[256];  /* compromised since (unix s), 0 = not */
+    _Atomic unsigned key_issuing[3]; /* by kind: the deployment's issuing key */
+    _Atomic int64_t key_activated[256];
+    _Atomic int key_managed[3]; /* by kind: the deployment has activated a key */
+    pthread_mutex_t mu;         /* guards the maps and record allocation */
     smap certs, mfrs, products;
     garbage *trash;            /* writer only */
     struct pool_block *blocks; /* the record pool, writer only */
@@ -311,6 +315,69 @@ uint64_t rep_revision(const rep *r)
 void rep_set_revision(rep *r, uint64_t revision)
 {
     atomic_store_explicit(&r->revision, revision, memory_order_release);
+}
+
+/* --- deployment keys ----------------------------------------------------- */
+
+rep_err rep_put_key(rep *r, unsigned kid, int kind, int state, int64_t activated, int64_t since)
+{
+    unsigned k;
+
+    if (kid == 0 || kid > 255 || (kind != REP_KEY_MAC && kind != REP_KEY_ED25519) ||
+        state < REP_KEY_ACTIVE || state > REP_KEY_COMPROMISED ||
+        (state == REP_KEY_COMPROMISED && since <= 0))
+        return REP_ERR_ARG;
+    atomic_store_explicit(&r->key_activated[kid], activated, memory_order_relaxed);
+    if (activated)
+        atomic_store_explicit(&r->key_managed[kind], 1, memory_order_release);
+    atomic_store_explicit(&r->key_since[kid], state == REP_KEY_COMPROMISED ? since : 0,
+                          memory_order_release);
+    k = atomic_load_explicit(&r->key_issuing[kind], memory_order_relaxed);
+    if (state == REP_KEY_ACTIVE)
+        atomic_store_explicit(&r->key_issuing[kind], kid, memory_order_release);
+    else if (k == kid)
+        atomic_store_explicit(&r->key_issuing[kind], 0u, memory_order_release);
+    return REP_OK;
+}
+
+int64_t rep_key_compromised(const rep *r, unsigned kid)
+{
+    return kid < 256 ? atomic_load_explicit(&r->key_since[kid], memory_order_acquire) : 0;
+}
+
+unsigned rep_key_issuing(const rep *r, int kind)
+{
+    return kind == REP_KEY_MAC || kind == REP_KEY_ED25519
+               ? atomic_load_explicit(&r->key_issuing[kind], memory_order_acquire)
+               : 0;
+}
+
+int rep_key_managed(const rep *r, int kind)
+{
+    return (kind == REP_KEY_MAC || kind == REP_KEY_ED25519) &&
+           atomic_load_explicit(&r->key_managed[kind], memory_order_acquire);
+}
+
+int64_t rep_key_activated(const rep *r, unsigned kid)
+{
+    return kid < 256 ? atomic_load_explicit(&r->key_activated[kid], memory_order_relaxed) : 0;
+}
+
+size_t rep_count_batches_key(rep *r, unsigned kid, int64_t since)
+{
+    size_t n = atomic_load_explicit(&r->nbatches, memory_order_acquire), found = 0;
+    uint64_t id, seen = 0;
+
+    /* ids are assigned in sequence from 1: walk until every batch is seen */
+    for (id = 1; seen < n && id <= REP_BATCH_ID_MAX; id++) {
+        const rep_batch *b = rep_batch_get(r, id);
+        if (!b)
+            continue;
+        seen++;
+        if (b->key_id == kid && b->issued >= since)
+            found++;
+    }
+    return found;
 }
 
 /* --- batches ------------------------------------------------------------ */

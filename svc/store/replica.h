@@ -197,6 +197,30 @@ rep_err rep_put_recall(rep *r, uint64_t batch_id, uint32_t first, uint32_t last,
 /* The writer marks each applied change; readers report it as as_of. */
 void rep_set_revision(rep *r, uint64_t revision);
 
+/*
+ * The deployment's keys (RegistryService.ActivateKey / CompromiseKey):
+ * which key id issues codes of each kind, and which keys are compromised
+ * since when. A key the deployment never activated has no record here (it
+ * is only on the nodes' keyrings). Written by the applier; read lock-free.
+ */
+enum { REP_KEY_MAC = 1, REP_KEY_ED25519 = 2 };
+enum { REP_KEY_ACTIVE = 2, REP_KEY_VERIFY_ONLY = 3, REP_KEY_COMPROMISED = 4 }; /* KeyState */
+
+rep_err rep_put_key(rep *r, unsigned kid, int kind, int state, int64_t activated, int64_t since);
+/* Unix seconds from which batches under kid verify KEY_COMPROMISED; 0 = not. */
+int64_t rep_key_compromised(const rep *r, unsigned kid);
+/* The deployment's issuing key of kind, 0 when none was activated (each
+ * node then issues under its keyring's active key). */
+unsigned rep_key_issuing(const rep *r, int kind);
+int64_t rep_key_activated(const rep *r, unsigned kid);
+/* The deployment has activated a key of kind: the nodes' keyring files no
+ * longer choose the issuing key (not even when the deployment's issuing
+ * key was declared compromised and none replaced it yet). */
+int rep_key_managed(const rep *r, int kind);
+/* Batches under kid issued at or after since (a walk of the index: admin
+ * path only). */
+size_t rep_count_batches_key(rep *r, unsigned kid, int64_t since);
+
 /* Free replaced versions no reader can still see. Called by the writer
  * after applying changes; cheap when there is nothing to free. */
 void rep_reclaim(rep *r);

@@ -1280,8 +1280,8 @@ store_err st_idem_reply(redisReply **r, store_idem *idem, char *err, size_t cap)
 }
 
 /* Run a wrapped write script and unwrap its outcome. */
-static store_err run_write(store *s, st_args *a, store_idem *idem, redisReply **r, char *err,
-                           size_t cap)
+store_err st_run_write(store *s, st_args *a, store_idem *idem, redisReply **r, char *err,
+                       size_t cap)
 {
     store_err e = st_run_args(s, a, r, err, cap);
 
@@ -1329,7 +1329,7 @@ store_err store_put_mfr(store *s, store_idem *idem, const char *actor, const cha
     st_arg(&a, name);
     st_arg(&a, "status");
     st_arg_i64(&a, status);
-    e = run_write(s, &a, idem, &r, err, errcap);
+    e = st_run_write(s, &a, idem, &r, err, errcap);
     return e ? e : put_reply(r, rev, NULL, err, errcap);
 }
 
@@ -1382,7 +1382,7 @@ store_err store_put_cert(store *s, store_idem *idem, const char *actor, const re
     st_arg_i64(&a, f->valid_until);
     st_arg(&a, "updated");
     st_arg_i64(&a, f->updated);
-    e = run_write(s, &a, idem, &r, err, errcap);
+    e = st_run_write(s, &a, idem, &r, err, errcap);
     return e ? e : put_reply(r, rev, notices, err, errcap);
 }
 
@@ -1414,7 +1414,7 @@ store_err store_set_cert_status(store *s, store_idem *idem, const char *actor, c
     st_arg(&a, reason);
     st_arg(&a, "updated");
     st_arg_i64(&a, now);
-    e = run_write(s, &a, idem, &r, err, errcap);
+    e = st_run_write(s, &a, idem, &r, err, errcap);
     return e ? e : put_reply(r, rev, notices, err, errcap);
 }
 
@@ -1459,7 +1459,7 @@ store_err store_register_product(store *s, store_idem *idem, const store_product
     st_arg(&a, q->model);
     st_arg(&a, q->gtin ? q->gtin : "");
     st_arg_i64(&a, q->now);
-    e = run_write(s, &a, idem, &r, err, errcap);
+    e = st_run_write(s, &a, idem, &r, err, errcap);
     if (e)
         return e;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
@@ -1520,7 +1520,7 @@ store_err store_create_batch(store *s, store_idem *idem, store_batch *b, uint64_
     st_arg_bin(&a, b->signature, sizeof(b->signature));
     st_arg_i64(&a, b->manifest_key_id);
     st_arg(&a, b->request_id);
-    e = run_write(s, &a, idem, &r, err, errcap);
+    e = st_run_write(s, &a, idem, &r, err, errcap);
     if (e)
         return e;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -1636,7 +1636,7 @@ store_err store_recall(store *s, store_idem *idem, const char *caller, uint64_t 
     st_arg_i64(&a, s->notice_retention_ms);
     st_arg_u64(&a, *affected);
     a.timeout_ms = FANOUT_TIMEOUT_MS;
-    e = run_write(s, &a, idem, &r, err, errcap);
+    e = st_run_write(s, &a, idem, &r, err, errcap);
     if (e)
         return e;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
@@ -1783,6 +1783,14 @@ static rep_err apply(rep *r, const char *type, const char *id, const rec *x)
     if (strcmp(type, "recall") == 0)
         return rep_put_recall(r, strtoull(id, NULL, 10), (uint32_t)num(x, "first"),
                               (uint32_t)num(x, "last"), str(x, "reason"));
+    if (strcmp(type, "key") == 0) {
+        const char *st = str(x, "state");
+        int state = strcmp(st, "active") == 0        ? REP_KEY_ACTIVE
+                    : strcmp(st, "compromised") == 0 ? REP_KEY_COMPROMISED
+                                                     : REP_KEY_VERIFY_ONLY;
+        return rep_put_key(r, (unsigned)strtoul(id, NULL, 10), (int)num(x, "kind"), state,
+                           num(x, "activated"), num(x, "since"));
+    }
     return REP_ERR_ARG;
 }
 
@@ -1860,7 +1868,7 @@ static store_err load_type(store *s, rep *r, const char *type, char *err, size_t
 store_err store_snapshot(store *s, rep *r, char *stream_id, size_t idcap, uint64_t *rev, char *err,
                          size_t errcap)
 {
-    static const char *types[] = {"mfr", "cert", "product", "batch", "recalls"};
+    static const char *types[] = {"mfr", "cert", "product", "batch", "recalls", "key"};
     const char *last[] = {"XREVRANGE", K_STREAM, "+", "-", "COUNT", "1"};
     const char *getrev[] = {"GET", K_REV};
     redisReply *x;

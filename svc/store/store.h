@@ -452,4 +452,32 @@ void store_tail_free(store_tail *t);
 int64_t store_tail_lag_ms(const store_tail *t);
 int store_tail_connected(const store_tail *t);
 
+/* --- the deployment's keys (keys.c) ---------------------------------------- */
+
+/* Make kid (kind: REP_KEY_MAC or REP_KEY_ED25519) the deployment's issuing
+ * key of its kind; the previous one verifies only. STORE_ERR_PRECONDITION
+ * for a compromised key. Logged in the audit log (kind "key"). */
+store_err store_key_activate(store *s, store_idem *idem, const char *actor, unsigned kid, int kind,
+                             int64_t now, uint64_t *rev, char *err, size_t errcap);
+/* Declare kid compromised from since (unix seconds) on; it stops issuing. */
+store_err store_key_compromise(store *s, store_idem *idem, const char *actor, unsigned kid,
+                               int kind, int64_t since, const char *reason, int64_t now,
+                               uint64_t *rev, char *err, size_t errcap);
+/* The reason given when kid was declared compromised ("" if none). */
+store_err store_key_reason(store *s, unsigned kid, char *reason, size_t cap, char *err,
+                           size_t errcap);
+
+/* A live node and the key ids it can verify ("1,2,4"). */
+typedef struct store_node {
+    char id[65];
+    char kids[1024];
+} store_node;
+
+/* This node is live for ttl_s seconds and holds kids. */
+store_err store_node_beat(store *s, const char *node_id, const char *kids, int ttl_s, char *err,
+                          size_t errcap);
+/* Every live node; *out is the caller's to free. */
+store_err store_nodes(store *s, store_node **out, size_t *n, char *err, size_t errcap);
+int store_node_holds(const store_node *node, unsigned kid);
+
 #endif

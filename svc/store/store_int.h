@@ -197,5 +197,8 @@ void st_script_idem(st_args *a, const char *lua, int nkeys, const store_idem *id
 void st_idem_argv(st_args *a);
 /* Replace *r ({ran, outcome}) by its outcome, setting idem->replayed. */
 store_err st_idem_reply(redisReply **r, store_idem *idem, char *err, size_t cap);
+/* Run a wrapped write script (st_script_idem) and unwrap its outcome. */
+store_err st_run_write(store *s, st_args *a, store_idem *idem, redisReply **r, char *err,
+                       size_t cap);
 
 #endif

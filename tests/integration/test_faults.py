@@ -39,6 +39,7 @@ WORK = F.workdir()
 F.generate_stubs(os.path.join(WORK, "stubs"))
 
 from tcgrpc.health.v1 import health_pb2 as H, health_pb2_grpc as HG  # noqa: E402
+from tracecode.v1 import audit_pb2 as A  # noqa: E402
 from tracecode.v1 import issuer_pb2 as I  # noqa: E402
 from tracecode.v1 import registry_pb2 as R  # noqa: E402
 from tracecode.v1 import types_pb2 as T  # noqa: E402
@@ -469,6 +470,178 @@ class Faults(unittest.TestCase):
         for m in self.n[2].iss.IssueCodes(req, metadata=mf, timeout=120):
             tail += list(m.codes)
         self.assertEqual(tail[-1000:], again[-1000:])
+
+    # --- keys: a rolling rotation and a compromise, on the same cluster ----
+
+    def keydir(self, i):
+        return os.path.join(self.c.dir, "node%d" % i, "keys")
+
+    def list_keys(self, node=0):
+        return self.n[node].reg.ListKeys(R.ListKeysRequest(), metadata=REG, timeout=5)
+
+    def holders(self, kid):
+        for k in self.list_keys().keys:
+            if k.key_id == kid:
+                return sorted(k.nodes_holding)
+        return []
+
+    def issue(self, node, mf, pid, n):
+        """A batch of n MAC codes through node: (batch, key id, codes)."""
+        codes, batch, kid = [], None, None
+        for m in self.n[node].iss.IssueCodes(I.IssueCodesRequest(
+                product_id=pid, quantity=n, profile=T.CODE_PROFILE_MAC, chunk_size=n),
+                metadata=mf, timeout=30):
+            codes += list(m.codes)
+            if m.HasField("batch"):
+                batch, kid = m.batch.batch_id, m.batch.key_id
+        return batch, kid, codes
+
+    def verdicts(self, node, codes):
+        r = self.n[node].ver.VerifyBatch(V.VerifyBatchRequest(items=[
+            V.VerifyItem(code=c) for c in codes]), metadata=PLAT, timeout=10)
+        return [(T.Verdict.Name(x.verdict), x.detail) for x in r.results]
+
+    def assert_genuine_everywhere(self, codes, step):
+        for i in range(3):
+            bad = [v for v in self.verdicts(i, codes) if v[0] != "VERDICT_GENUINE"]
+            self.assertEqual(bad, [], "%s: node%d does not call its codes genuine" % (step, i))
+
+    def product(self):
+        credit, number = F.uscc(next(_seq)), F.unique("CCC2026")
+        F.chain(self.n[0], credit, number, 1)
+        mf = F.md("manufacturer", credit)
+        pid = self.n[0].iss.RegisterProduct(I.RegisterProductRequest(
+            certificate_number=number, category_code="0704", brand="Key", model="Roll"),
+            metadata=mf).product.product_id
+        return mf, pid
+
+    def test_5_rolling_key_rotation(self):
+        mf, pid = self.product()
+        kid_before = self.issue(0, mf, pid, 1)[1]
+        # every node is live in Redis (its heartbeat names its keys)
+        self.assertTrue(F.wait_for(lambda: len(self.list_keys().nodes) == 3, 15),
+                        self.list_keys().nodes)
+        with Load(self.c, self.codes, write=False) as load:
+            # 1. stage on node0's keyring: verify-only, node0 reloads by itself
+            out = subprocess.run([os.path.join(BUILD, "bin", "tracekeys"), "stage", "--dir",
+                                  self.keydir(0)], capture_output=True, text=True, check=True)
+            kid = int(out.stdout.strip())
+            self.assertIn("tracectl keys activate %d" % kid, out.stderr)
+            self.assertTrue(F.wait_for(lambda: "node0" in self.holders(kid), 10))
+            _, k, codes = self.issue(0, mf, pid, 50)
+            self.assertEqual(k, kid_before, "a staged key must not issue")
+            self.assert_genuine_everywhere(codes, "staged on node0")
+            # 2. node1 gets the file and a SIGHUP
+            name = "key-%03d" % kid
+            subprocess.run(["cp", "-p", os.path.join(self.keydir(0), name), self.keydir(1)],
+                           check=True)
+            os.kill(self.c.pid("node1"), signal.SIGHUP)
+            self.assertTrue(F.wait_for(lambda: self.holders(kid) == ["node0", "node1"], 10),
+                            self.holders(kid))
+            self.assertIn("reloaded (SIGHUP)", self.c.log("node1"))
+            self.assert_genuine_everywhere(self.issue(1, mf, pid, 50)[2], "staged on node0, 1")
+            # 3. activation refused while node2 lacks the key, naming it
+            code, msg = F.status_of(self.n[1].reg.ActivateKey,
+                                    R.ActivateKeyRequest(key_id=kid, request_id="act-%d" % kid),
+                                    metadata=REG, timeout=5)
+            self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION, msg)
+            self.assertIn("node2", msg)
+            self.assertNotIn("node0", msg)
+            # 4. node2 gets the file: its directory's time is put back, so only
+            #    meeting the unknown key id makes it reload (SIGHUP comes later)
+            st = os.stat(self.keydir(2))
+            subprocess.run(["cp", "-p", os.path.join(self.keydir(0), name), self.keydir(2)],
+                           check=True)
+            os.utime(self.keydir(2), ns=(st.st_atime_ns, st.st_mtime_ns))
+            # a code under the new key for an existing batch: once node2 holds
+            # the key the tag verifies and the batch says 'issued under key N'
+            minted = subprocess.run(
+                [os.path.join(BUILD, "bin", "tracekeys"), "mint", "--dir", self.scratch_ring(kid),
+                 "--batch", "1", "--count", "1"], capture_output=True, text=True, check=True)
+            got = self.verdicts(2, [minted.stdout.split()[0]])[0]
+            self.assertEqual(got[0], "VERDICT_UNKNOWN_BATCH", got)
+            self.assertIn("a code named unknown key id %d" % kid, self.c.log("node2"))
+            os.kill(self.c.pid("node2"), signal.SIGHUP)
+            self.assertTrue(F.wait_for(lambda: self.holders(kid) == ["node0", "node1", "node2"],
+                                       10), self.holders(kid))
+            # 5. activate: the deployment issues under the new key, on every node
+            key = self.n[1].reg.ActivateKey(R.ActivateKeyRequest(
+                key_id=kid, request_id="act-%d" % kid), metadata=REG, timeout=5).key
+            self.assertEqual(key.state, T.KEY_STATE_ACTIVE)
+            states = {k.key_id: k.state for k in self.list_keys(2).keys}
+            self.assertEqual(states[kid], T.KEY_STATE_ACTIVE)
+            self.assertEqual(states[kid_before], T.KEY_STATE_VERIFY_ONLY)
+            for i in range(3):
+                b, k, codes = self.issue(i, mf, pid, 50)
+                self.assertEqual(k, kid, "node%d issues under key %d" % (i, k))
+                self.assert_genuine_everywhere(codes, "activated, issued on node%d" % i)
+            time.sleep(1)
+        self.assert_no_failed_verification(load)
+        entries = [e for e in self.n[0].audit.QueryAudit(A.QueryAuditRequest(kind="key"),
+                                                        metadata=REG, timeout=10)]
+        self.assertTrue(any(b"activate\nkey %d" % kid in e.entry.body for e in entries),
+                        [e.entry.body for e in entries])
+
+    def scratch_ring(self, kid):
+        """A copy of node0's keyring in which kid is the active MAC key (to
+        mint codes under it without the service)."""
+        d = os.path.join(self.c.dir, "scratch-%d" % kid)
+        if not os.path.isdir(d):
+            subprocess.run(["cp", "-rp", self.keydir(0), d], check=True)
+            path = os.path.join(d, "key-%03d" % kid)
+            with open(path) as f:
+                text = f.read().replace("state verify-only", "state active")
+            for name in os.listdir(d):  # the other mac keys verify only
+                p = os.path.join(d, name)
+                with open(p) as f:
+                    t = f.read()
+                if "kind mac" in t and "state active" in t:
+                    with open(p, "w") as f:
+                        f.write(t.replace("state active", "state verify-only"))
+            with open(path, "w") as f:
+                f.write(text)
+        return d
+
+    def test_6_compromise(self):
+        mf, pid = self.product()
+        early_batch, kid, early = self.issue(0, mf, pid, 20)
+        time.sleep(2.1)
+        since = int(time.time())
+        late_batch, kid2, late = self.issue(1, mf, pid, 20)
+        self.assertEqual(kid2, kid)
+        r = self.n[2].reg.CompromiseKey(R.CompromiseKeyRequest(
+            key_id=kid, since_unix=since, reason="HSM backup stolen", request_id="cmp-%d" % kid),
+            metadata=REG, timeout=5)
+        self.assertEqual(r.key.state, T.KEY_STATE_COMPROMISED)
+        self.assertGreaterEqual(r.batches_affected, 1)
+        for i in range(3):
+            self.assertTrue(F.wait_for(lambda: all(
+                v[0] == "VERDICT_KEY_COMPROMISED" for v in self.verdicts(i, late)), 5),
+                self.verdicts(i, late)[:2])
+            self.assertEqual({v[0] for v in self.verdicts(i, early)}, {"VERDICT_GENUINE"})
+        # nothing more is issued under it
+        code, msg = F.status_of(lambda: list(self.n[0].iss.IssueCodes(I.IssueCodesRequest(
+            product_id=pid, quantity=1, profile=T.CODE_PROFILE_MAC), metadata=mf, timeout=10)))
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION, msg)
+        self.assertIn("compromised", msg)
+        listed = {k.key_id: k for k in self.list_keys(1).keys}
+        self.assertEqual(listed[kid].compromised_since_unix, since)
+        self.assertEqual(listed[kid].compromise_reason, "HSM backup stolen")
+        # the same request again changes nothing; bad input is refused
+        again = self.n[0].reg.CompromiseKey(R.CompromiseKeyRequest(
+            key_id=kid, since_unix=since, reason="HSM backup stolen", request_id="cmp-%d" % kid),
+            metadata=REG, timeout=5)
+        self.assertEqual(again.key.compromised_since_unix, since)
+        for bad in (R.CompromiseKeyRequest(key_id=kid, since_unix=0, reason="x"),
+                    R.CompromiseKeyRequest(key_id=0, since_unix=since, reason="x"),
+                    R.CompromiseKeyRequest(key_id=200, since_unix=since, reason="x")):
+            code, _ = F.status_of(self.n[0].reg.CompromiseKey, bad, metadata=REG, timeout=5)
+            self.assertIn(code, (grpc.StatusCode.INVALID_ARGUMENT,
+                                 grpc.StatusCode.FAILED_PRECONDITION))
+        code, _ = F.status_of(self.n[0].reg.CompromiseKey, R.CompromiseKeyRequest(
+            key_id=kid, since_unix=since, reason="x"), metadata=F.md("certifier", "CQC"),
+            timeout=5)
+        self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED)
 
 
 class ReadOnlyAlone(unittest.TestCase):

@@ -210,6 +210,13 @@ static void test_forged(void **state)
     assert_int_equal(keys_rotate(f->other_ring, KEYS_KIND_MAC, &kid, err, sizeof(err)), KEYS_OK);
     mint(f->other_ring, 7, 1, CODEC_PROFILE_MAC, code);
     expect(f, code, NULL, TC_FORGED, "unknown or retired key id 3");
+    {
+        tc_vres v;
+        rep_read_begin(f->r, f->slot);
+        tc_verify(f->r, f->ring, code, strlen(code), NULL, NOW, &v);
+        rep_read_end(f->r, f->slot);
+        assert_int_equal(v.unknown_kid, 3); /* the caller may reload its keyring */
+    }
     /* A SIG code signed by someone else. */
     mint(f->other_ring, 8, 1, CODEC_PROFILE_SIG, code);
     expect(f, code, NULL, TC_FORGED, "signature does not verify");
@@ -289,6 +296,56 @@ static void test_listing(void **state)
     expect(f, code, &model, TC_LISTING_MISMATCH, "claims model 'PB-20000', product is 'PB-10000'");
 }
 
+/* A key declared compromised from a time on: batches under it issued from
+ * then verify KEY_COMPROMISED, earlier ones stay GENUINE, other keys are
+ * untouched; the deployment's issuing key follows the records. */
+static void test_key_compromised(void **state)
+{
+    fx *f = *state;
+    char early[CODEC_MAX_TEXT_LEN + 1], late[CODEC_MAX_TEXT_LEN + 1], sig[CODEC_MAX_TEXT_LEN + 1];
+    tc_item items[2];
+    tc_scratch sc[2];
+    tc_vres many[2];
+
+    assert_int_equal(rep_put_batch(f->r, 10, "P1", 10, 1, REP_PROFILE_MAC, 5000), REP_OK);
+    mint(f->ring, 7, 1, CODEC_PROFILE_MAC, early); /* batch 7: issued at 1 */
+    mint(f->ring, 10, 1, CODEC_PROFILE_MAC, late); /* batch 10: issued at 5000 */
+    mint(f->ring, 8, 1, CODEC_PROFILE_SIG, sig);   /* key 2 */
+    assert_int_equal(rep_key_issuing(f->r, REP_KEY_MAC), 0);
+    assert_int_equal(rep_put_key(f->r, 1, REP_KEY_MAC, REP_KEY_ACTIVE, 100, 0), REP_OK);
+    assert_int_equal(rep_key_issuing(f->r, REP_KEY_MAC), 1);
+    expect(f, late, NULL, TC_GENUINE, NULL);
+
+    assert_int_equal(rep_put_key(f->r, 1, REP_KEY_MAC, REP_KEY_COMPROMISED, 100, 5000), REP_OK);
+    assert_int_equal(rep_key_issuing(f->r, REP_KEY_MAC), 0); /* it stops issuing */
+    assert_true(rep_key_managed(f->r, REP_KEY_MAC)); /* and the keyring files do not choose */
+    assert_false(rep_key_managed(f->r, REP_KEY_ED25519));
+    assert_int_equal(rep_key_compromised(f->r, 1), 5000);
+    expect(f, late, NULL, TC_KEY_COMPROMISED, "key 1 was declared compromised");
+    expect(f, early, NULL, TC_GENUINE, NULL);
+    expect(f, sig, NULL, TC_GENUINE, NULL);
+    assert_int_equal(rep_count_batches_key(f->r, 1, 5000), 1);
+    assert_int_equal(rep_count_batches_key(f->r, 1, 0), 2);
+
+    items[0] = (tc_item){late, strlen(late), NULL};
+    items[1] = (tc_item){early, strlen(early), NULL};
+    rep_read_begin(f->r, f->slot);
+    tc_verify_many(f->r, f->ring, items, 2, NOW, many, sc);
+    rep_read_end(f->r, f->slot);
+    assert_int_equal(many[0].verdict, TC_KEY_COMPROMISED);
+    assert_int_equal(many[1].verdict, TC_GENUINE);
+
+    /* a later 'since' frees the batch again (the regulator corrects it) */
+    assert_int_equal(rep_put_key(f->r, 1, REP_KEY_MAC, REP_KEY_COMPROMISED, 100, 5001), REP_OK);
+    expect(f, late, NULL, TC_GENUINE, NULL);
+    assert_string_equal(tc_verdict_name(TC_KEY_COMPROMISED), "KEY_COMPROMISED");
+    /* bad records change nothing */
+    assert_int_equal(rep_put_key(f->r, 0, REP_KEY_MAC, REP_KEY_ACTIVE, 0, 0), REP_ERR_ARG);
+    assert_int_equal(rep_put_key(f->r, 3, 9, REP_KEY_ACTIVE, 0, 0), REP_ERR_ARG);
+    assert_int_equal(rep_put_key(f->r, 3, REP_KEY_MAC, REP_KEY_COMPROMISED, 0, 0), REP_ERR_ARG);
+    assert_int_equal(rep_key_compromised(f->r, 1), 5001);
+}
+
 /* The staged batch path decides every code exactly as tc_verify does. */
 static void test_many_matches_single(void **state)
 {
@@ -363,6 +420,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_issuer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_matches_single, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_compromised, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
