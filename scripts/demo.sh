@@ -68,6 +68,8 @@ platform="--role platform --subject shop-a"
 step "regulator: a licensed manufacturer and its CCC certificate for power banks (0704)"
 run "$ctl" $regulator manufacturer put $maker "Acme 电源有限公司"
 run "$ctl" $regulator cert put 2024010701000001 --holder $maker --categories 0704
+step "regulator: the signing keys and the nodes holding them (rotation: docs/OPERATIONS.md)"
+run "$ctl" $regulator keys list
 
 step "manufacturer: a product under that certificate"
 run "$ctl" $manufacturer product register --certificate 2024010701000001 --category 0704 \
