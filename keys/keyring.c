@@ -69,6 +69,15 @@ static int key_path(char *out, size_t cap, const char *dir, const char *prefix, 
     return n > 0 && (size_t)n < cap;
 }
 
+int keys_dir_has(const char *dir, unsigned kid)
+{
+    char path[4096];
+    struct stat sb;
+
+    return kid >= 1 && kid <= CODEC_KID_MAX && key_path(path, sizeof(path), dir, "", kid) &&
+           stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
 /* "key-NNN" exactly; returns NNN or 0. */
 static unsigned name_kid(const char *name)
 {

@@ -127,6 +127,10 @@ keys_err keys_stage(keys_ring *ring, keys_kind kind, unsigned *kid, char *errbuf
  * active key of a kind cannot be retired (rotate first). */
 keys_err keys_retire(keys_ring *ring, unsigned kid, char *errbuf, size_t errcap);
 
+/* 1 when dir holds the file of key kid (whether it loads is keys_open's
+ * say): a cheap look before loading a whole directory again. */
+int keys_dir_has(const char *dir, unsigned kid);
+
 /* Keys in id order: fills up to cap entries, returns how many exist. */
 size_t keys_list(const keys_ring *ring, keys_info *out, size_t cap);
 

@@ -481,21 +481,18 @@ static void raise_fd_limit(void)
     }
 }
 
-/* Once a second: can the node verify, can it write? Log changes and tell
- * the health watchers. */
 /* A node whose keyring lacks a key the deployment issues under would call
- * new codes FORGED: it reloads once, and stays out of readiness until it
- * holds the key. */
+ * new codes FORGED: it stays out of readiness until it holds the key (its
+ * keyring is reloaded on SIGHUP and when the directory changes). */
 static void check_keys(svc *node)
 {
+    const keys_ring *ring = svc_ring(node);
     unsigned lacks = 0, kid;
     int kind;
 
     for (kind = REP_KEY_MAC; kind <= REP_KEY_ED25519 && !lacks; kind++) {
-        const keys_ring *ring = svc_ring(node);
         kid = rep_key_issuing(node->replica, kind);
-        if (kid && !keys_mac(ring, kid) && !keys_ed25519_public(ring, kid) &&
-            !svc_keys_refresh(node, ring, kid))
+        if (kid && !keys_mac(ring, kid) && !keys_ed25519_public(ring, kid))
             lacks = kid;
     }
     if (lacks != atomic_load(&node->lacks_key)) {
@@ -510,6 +507,8 @@ static void check_keys(svc *node)
     atomic_store(&node->lacks_key, lacks);
 }
 
+/* Once a second: can the node verify, can it write? Log changes and tell
+ * the health watchers. */
 static void check_ready(svc *node, int *could_verify, int *could_write)
 {
     char why[160];

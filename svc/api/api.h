@@ -64,10 +64,11 @@ typedef struct svc {
     const char *keys_dir;
     const char *node_id;
     pthread_mutex_t keys_mu;
-    _Atomic int64_t keys_tried_ms; /* the last reload attempt (monotonic) */
-    int beating;                   /* main thread: the last heartbeat reached Redis */
-    _Atomic unsigned lacks_key;    /* the deployment issues under it, this keyring lacks
-                                    * it: not ready (codes under it would be FORGED) */
+    _Atomic int64_t keys_looked_ms[256]; /* per key id: the last look for its file */
+    _Atomic int keys_reloading;          /* a reload holds keys_mu */
+    int beating;                         /* main thread: the last heartbeat reached Redis */
+    _Atomic unsigned lacks_key;          /* the deployment issues under it, this keyring lacks
+                                          * it: not ready (codes under it would be FORGED) */
     struct svc_old_ring {
         keys_ring *ring;
         int64_t at;
@@ -116,9 +117,11 @@ static inline keys_ring *svc_ring(const svc *s)
  * force stays when the directory does not load (err says why). why is
  * logged. 0 on success. */
 int svc_keys_reload(svc *s, const char *why, char *err, size_t errcap);
-/* A code named a key id that seen (the ring the caller used) cannot
- * verify: reload once, at most once a second per node. 1 when the caller
- * should verify again with svc_ring(). */
+/* A code named key id kid that seen (the ring the caller used) cannot
+ * verify: when the directory has that key's file (looked for at most once
+ * a second per id, so a forger's ids cost one stat a second each), load
+ * the keyring again. 1 when the caller should verify again with
+ * svc_ring(). */
 int svc_keys_refresh(svc *s, const keys_ring *seen, unsigned kid);
 /* Free replaced rings past their grace period (all of them: at exit). */
 void svc_keys_reap(svc *s, int all);
@@ -194,9 +197,9 @@ int svc_stale(const svc *s);
  * caller reads its own writes on this node. 1 when it has. */
 int svc_wait_revision(const svc *s, uint64_t rev, int64_t timeout_ms);
 /* After a stored write: wait for this node to apply rev, up to 5 s and
- * never past the call's deadline. Always SVC_OK: the write succeeded, and
+ * never past the call's deadline. It cannot fail: the write succeeded, and
  * its answer carries the revision even when this replica is behind. */
-svc_code svc_settle(svc_ctx *c, uint64_t rev, svc_status *st);
+void svc_settle(svc_ctx *c, uint64_t rev);
 
 /* printf at buf + n (within cap); returns n plus the length formatted,
  * so a caller can size a buffer from a first pass with cap 0. */

@@ -171,7 +171,7 @@ int svc_wait_revision(const svc *s, uint64_t rev, int64_t timeout_ms)
 #define READ_OWN_WRITE_MS 5000
 #define DEADLINE_MARGIN_MS 50
 
-svc_code svc_settle(svc_ctx *c, uint64_t rev, svc_status *st)
+void svc_settle(svc_ctx *c, uint64_t rev)
 {
     int64_t left = c->deadline_ms == INT64_MAX ? READ_OWN_WRITE_MS
                                                : c->deadline_ms - svc_now_ms() - DEADLINE_MARGIN_MS;
@@ -179,10 +179,8 @@ svc_code svc_settle(svc_ctx *c, uint64_t rev, svc_status *st)
     /* The write is stored: it succeeds whether or not this node's replica
      * has caught up when the wait ends (the answer carries the revision;
      * a read sent to this node just after may not show it yet). */
-    (void)st;
     if (left > 0)
         svc_wait_revision(c->svc, rev, left < READ_OWN_WRITE_MS ? left : READ_OWN_WRITE_MS);
-    return SVC_OK;
 }
 
 size_t svc_appendf(char *buf, size_t cap, size_t n, const char *fmt, ...)

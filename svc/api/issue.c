@@ -49,8 +49,7 @@ svc_code api_register_product(svc_ctx *c, const void *req, void *resp, svc_statu
     e = store_register_product(c->svc->store, &idem, &sq, pid, &registered, &rev, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
-    if (svc_settle(c, rev, st))
-        return st->code;
+    svc_settle(c, rev);
     out = resp_->product = svc_alloc(c, sizeof(*out));
     if (!out)
         return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
@@ -185,8 +184,7 @@ svc_code api_issue_open(svc_ctx *c, const void *req, void **state, svc_status *s
     e = store_create_batch(c->svc->store, &idem, b, &rev, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
-    if (svc_settle(c, rev, st))
-        return st->code;
+    svc_settle(c, rev);
     s->chunk = chunk_of(q->chunk_size, b->profile);
     *state = s;
     return SVC_OK;
@@ -314,8 +312,7 @@ svc_code api_recall_batch(svc_ctx *c, const void *req, void *resp, svc_status *s
                      q->reason, svc_now_unix(), &fresh, &rev, &notices, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
-    if (svc_settle(c, rev, st))
-        return st->code;
+    svc_settle(c, rev);
     out->affected = fresh;
     out->notices = notices;
     return SVC_OK;

@@ -57,7 +57,28 @@ void svc_keys_reap(svc *s, int all)
     pthread_mutex_unlock(&s->keys_mu);
 }
 
-/* Under keys_mu. */
+/* The same keys in the same states (secrets aside: a file whose secret
+ * changed under the same id is refused by nobody, but would be a new key
+ * under an old id, which keys/ never writes). */
+static int same_keys(const keys_ring *a, const keys_ring *b)
+{
+    keys_info x[CODEC_KID_MAX], y[CODEC_KID_MAX];
+    size_t n = keys_list(a, x, CODEC_KID_MAX), i;
+
+    if (n != keys_list(b, y, CODEC_KID_MAX))
+        return 0;
+    for (i = 0; i < n && i < CODEC_KID_MAX; i++)
+        if (x[i].kid != y[i].kid || x[i].kind != y[i].kind || x[i].state != y[i].state ||
+            x[i].created != y[i].created || memcmp(x[i].pub, y[i].pub, sizeof(x[i].pub)) != 0)
+            return 0;
+    return 1;
+}
+
+/* Under keys_mu: 0 when a changed keyring is now in force, 1 when the
+ * directory holds what is in force already (nothing swapped), -1 with err
+ * when it does not load (the ring in force stays). Only a change takes a
+ * grace slot, so a flood of codes naming unknown key ids cannot fill them
+ * and block a real reload. */
 static int reload_locked(svc *s, const char *why, char *err, size_t errcap)
 {
     keys_ring *ring, *old;
@@ -65,6 +86,12 @@ static int reload_locked(svc *s, const char *why, char *err, size_t errcap)
     int64_t now = svc_now_ms();
     char ids[512];
 
+    if (keys_open(s->keys_dir, &ring, err, errcap) != KEYS_OK)
+        return -1;
+    if (same_keys(ring, svc_ring(s))) {
+        keys_free(ring);
+        return 1;
+    }
     for (i = 0; i < sizeof(s->old_rings) / sizeof(s->old_rings[0]); i++) {
         if (s->old_rings[i].ring && now - s->old_rings[i].at > RING_GRACE_MS) {
             keys_free(s->old_rings[i].ring);
@@ -74,12 +101,11 @@ static int reload_locked(svc *s, const char *why, char *err, size_t errcap)
             slot = i;
     }
     if (slot == SIZE_MAX) {
-        snprintf(err, errcap, "reloaded %zu times within %d s: try again shortly", i,
+        keys_free(ring);
+        snprintf(err, errcap, "changed %zu times within %d s: try again shortly", i,
                  RING_GRACE_MS / 1000);
         return -1;
     }
-    if (keys_open(s->keys_dir, &ring, err, errcap) != KEYS_OK)
-        return -1;
     old = atomic_exchange_explicit(&s->ring, ring, memory_order_acq_rel);
     s->old_rings[slot].ring = old;
     s->old_rings[slot].at = now;
@@ -90,41 +116,56 @@ static int reload_locked(svc *s, const char *why, char *err, size_t errcap)
     return 0;
 }
 
-int svc_keys_reload(svc *s, const char *why, char *err, size_t errcap)
+/* reload_locked, marked for callers that may wait for it. */
+static int reload(svc *s, const char *why, char *err, size_t errcap)
 {
     int rc;
 
     pthread_mutex_lock(&s->keys_mu);
-    atomic_store(&s->keys_tried_ms, svc_now_ms());
+    atomic_store(&s->keys_reloading, 1);
     rc = reload_locked(s, why, err, errcap);
+    atomic_store(&s->keys_reloading, 0);
     pthread_mutex_unlock(&s->keys_mu);
     return rc;
 }
 
+int svc_keys_reload(svc *s, const char *why, char *err, size_t errcap)
+{
+    int rc = reload(s, why, err, errcap);
+
+    if (rc == 1)
+        fprintf(stderr, "tracesvc: keyring %s read again (%s): unchanged\n", s->keys_dir, why);
+    return rc < 0 ? -1 : 0;
+}
+
 int svc_keys_refresh(svc *s, const keys_ring *seen, unsigned kid)
 {
+    int64_t now = svc_now_ms(), last;
     char err[512], why[64];
-    int rc = 0;
+    int rc;
 
-    if (!s->keys_dir)
+    if (!s->keys_dir || kid == 0 || kid > CODEC_KID_MAX)
         return 0;
     if (svc_ring(s) != seen)
-        return 1; /* another call reloaded meanwhile */
-    if (svc_now_ms() - atomic_load(&s->keys_tried_ms) < REFRESH_EVERY_MS)
-        return 0;
-    pthread_mutex_lock(&s->keys_mu); /* a reload in progress: wait for it */
-    if (svc_ring(s) != seen) {
-        rc = 1;
-    } else if (svc_now_ms() - atomic_load(&s->keys_tried_ms) >= REFRESH_EVERY_MS) {
-        atomic_store(&s->keys_tried_ms, svc_now_ms());
-        snprintf(why, sizeof(why), "a code named unknown key id %u", kid);
-        if (reload_locked(s, why, err, sizeof(err)) == 0)
-            rc = keys_mac(svc_ring(s), kid) || keys_ed25519_public(svc_ring(s), kid);
-        else
-            fprintf(stderr, "tracesvc: keyring %s not reloaded: %s\n", s->keys_dir, err);
+        return 1; /* reloaded meanwhile */
+    last = atomic_load(&s->keys_looked_ms[kid]);
+    if (now - last < REFRESH_EVERY_MS ||
+        !atomic_compare_exchange_strong(&s->keys_looked_ms[kid], &last, now)) {
+        /* another call looks for this id: wait for a reload it started */
+        if (atomic_load(&s->keys_reloading)) {
+            pthread_mutex_lock(&s->keys_mu);
+            pthread_mutex_unlock(&s->keys_mu);
+        }
+        return svc_ring(s) != seen;
     }
-    pthread_mutex_unlock(&s->keys_mu);
-    return rc;
+    if (!keys_dir_has(s->keys_dir, kid))
+        return 0; /* no such key here: a forger's id, or not copied yet */
+    snprintf(why, sizeof(why), "a code named key id %u, not loaded yet", kid);
+    rc = reload(s, why, err, sizeof(err));
+    if (rc < 0)
+        fprintf(stderr, "tracesvc: keyring %s not reloaded: %s\n", s->keys_dir, err);
+    return svc_ring(s) != seen &&
+           (keys_mac(svc_ring(s), kid) || keys_ed25519_public(svc_ring(s), kid));
 }
 
 unsigned svc_issuing_key(svc_ctx *c, int profile, svc_status *st)
@@ -169,10 +210,10 @@ unsigned svc_issuing_key(svc_ctx *c, int profile, svc_status *st)
 
 /* --- RegistryService ----------------------------------------------------- */
 
-/* A Key message for kid in the arena; nodes_holding from nodes (may be
- * NULL). */
+/* A Key message for kid in the arena; nodes_holding from nodes, named by
+ * names (their ids in the arena; both may be NULL when nn is 0). */
 static Key *key_out(svc_ctx *c, unsigned kid, const keys_info *info, const store_node *nodes,
-                    size_t nn, svc_status *st)
+                    char **names, size_t nn, svc_status *st)
 {
     Key *k = svc_alloc(c, sizeof(*k));
     const rep *r = c->svc->replica;
@@ -209,7 +250,7 @@ static Key *key_out(svc_ctx *c, unsigned kid, const keys_info *info, const store
         }
         for (i = 0; i < nn; i++)
             if (store_node_holds(&nodes[i], kid))
-                k->nodes_holding[h++] = (char *)nodes[i].id;
+                k->nodes_holding[h++] = names[i];
         k->n_nodes_holding = h;
     }
     return k;
@@ -251,13 +292,17 @@ svc_code api_list_keys(svc_ctx *c, const void *req, void *resp, svc_status *st)
     if (e)
         return svc_store_fail(st, e, err);
     ni = ring_keys(svc_ring(c->svc), info);
-    /* Every key this node holds, any node holds, or the deployment knows. */
     out->keys = svc_alloc(c, CODEC_KID_MAX * sizeof(*out->keys));
     out->nodes = svc_alloc(c, (nn + 1) * sizeof(*out->nodes));
-    if (!out->keys || !out->nodes) {
+    for (i = 0; out->nodes && i < nn; i++)
+        if ((out->nodes[i] = svc_strdup(c, nodes[i].id)) == NULL)
+            break;
+    if (!out->keys || !out->nodes || i < nn) {
         free(nodes);
         return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "response exceeds the call's memory bound");
     }
+    out->n_nodes = nn;
+    /* Every key this node holds, any node holds, or the deployment knows. */
     for (kid = 1; kid <= CODEC_KID_MAX; kid++) {
         int held = find_info(info, ni, kid) != NULL;
         for (i = 0; i < nn && !held; i++)
@@ -265,40 +310,28 @@ svc_code api_list_keys(svc_ctx *c, const void *req, void *resp, svc_status *st)
         if (!held && !rep_key_activated(c->svc->replica, kid) &&
             !rep_key_compromised(c->svc->replica, kid))
             continue;
-        out->keys[k] = key_out(c, kid, find_info(info, ni, kid), nodes, nn, st);
-        if (!out->keys[k]) {
-            free(nodes);
-            return st->code;
-        }
+        out->keys[k] = key_out(c, kid, find_info(info, ni, kid), nodes, out->nodes, nn, st);
+        if (!out->keys[k])
+            break;
         if (out->keys[k]->compromised_since_unix) {
-            char reason[REP_REASON_MAX + 1], *copy;
+            char reason[REP_REASON_MAX + 1];
             e = store_key_reason(c->svc->store, kid, reason, sizeof(reason), err, sizeof(err));
-            if (!e && (copy = svc_alloc(c, strlen(reason) + 1))) {
-                memcpy(copy, reason, strlen(reason) + 1);
-                out->keys[k]->compromise_reason = copy;
+            if (e) {
+                svc_store_fail(st, e, err);
+                break;
+            }
+            out->keys[k]->compromise_reason = svc_strdup(c, reason);
+            if (!out->keys[k]->compromise_reason) {
+                svc_fail(st, SVC_RESOURCE_EXHAUSTED, "response exceeds the call's memory bound");
+                break;
             }
         }
         k++;
     }
-    out->n_keys = k;
-    for (i = 0; i < nn; i++) {
-        out->nodes[i] = svc_alloc(c, strlen(nodes[i].id) + 1);
-        if (!out->nodes[i]) {
-            free(nodes);
-            return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "response exceeds the call's memory bound");
-        }
-        memcpy(out->nodes[i], nodes[i].id, strlen(nodes[i].id) + 1);
-    }
-    out->n_nodes = nn;
-    /* key_out pointed nodes_holding at nodes[]: copy them before freeing */
-    for (i = 0; i < k; i++) {
-        size_t j, m;
-        for (j = 0; j < out->keys[i]->n_nodes_holding; j++)
-            for (m = 0; m < nn; m++)
-                if (out->keys[i]->nodes_holding[j] == nodes[m].id)
-                    out->keys[i]->nodes_holding[j] = out->nodes[m];
-    }
     free(nodes);
+    if (kid <= CODEC_KID_MAX)
+        return st->code;
+    out->n_keys = k;
     return SVC_OK;
 }
 
@@ -364,10 +397,9 @@ svc_code api_activate_key(svc_ctx *c, const void *req, void *resp, svc_status *s
                            sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
-    if (svc_settle(c, rev, st))
-        return st->code;
+    svc_settle(c, rev);
     i = ring_keys(svc_ring(c->svc), info);
-    out->key = key_out(c, q->key_id, find_info(info, i, q->key_id), NULL, 0, st);
+    out->key = key_out(c, q->key_id, find_info(info, i, q->key_id), NULL, NULL, 0, st);
     return out->key ? SVC_OK : st->code;
 }
 
@@ -383,9 +415,10 @@ svc_code api_compromise_key(svc_ctx *c, const void *req, void *resp, svc_status 
     size_t n;
     int kind;
 
-    if (q->since_unix <= 0)
+    if (q->since_unix <= 0 || q->since_unix > svc_now_unix())
         return svc_fail(st, SVC_INVALID_ARGUMENT,
-                        "since_unix must be a time (unix seconds > 0), not %lld",
+                        "since_unix must be a past time in unix seconds (the moment from which "
+                        "the key may have leaked), not %lld",
                         (long long)q->since_unix);
     if (!check_text(st, "reason", q->reason, REP_REASON_MAX, 0) ||
         !svc_idem(c, q->request_id, &idem, actor, st))
@@ -397,10 +430,9 @@ svc_code api_compromise_key(svc_ctx *c, const void *req, void *resp, svc_status 
                              svc_now_unix(), &rev, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
-    if (svc_settle(c, rev, st))
-        return st->code;
+    svc_settle(c, rev);
     n = ring_keys(svc_ring(c->svc), info);
-    out->key = key_out(c, q->key_id, find_info(info, n, q->key_id), NULL, 0, st);
+    out->key = key_out(c, q->key_id, find_info(info, n, q->key_id), NULL, NULL, 0, st);
     if (!out->key)
         return st->code;
     out->key->compromise_reason = (char *)q->reason; /* lives as long as the call */

@@ -43,8 +43,7 @@ svc_code api_upsert_manufacturer(svc_ctx *c, const void *req, void *resp, svc_st
                       sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
-    if (svc_settle(c, rev, st))
-        return st->code;
+    svc_settle(c, rev);
     out->manufacturer = svc_alloc(c, sizeof(*out->manufacturer));
     if (!out->manufacturer)
         return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "response exceeds the call's memory bound");
@@ -182,9 +181,9 @@ svc_code api_upsert_certificate(svc_ctx *c, const void *req, void *resp, svc_sta
 
     if (q->request_id[0] && !check_id(st, "request_id", q->request_id, STORE_REQUEST_ID_MAX))
         return st->code;
-    if (put_cert(c, q->certificate, q->request_id, &rev, &out->notices, st) ||
-        svc_settle(c, rev, st))
+    if (put_cert(c, q->certificate, q->request_id, &rev, &out->notices, st))
         return st->code;
+    svc_settle(c, rev);
     return cert_new(c, q->certificate->number, &out->certificate, st);
 }
 
@@ -212,8 +211,7 @@ svc_code api_set_certificate_status(svc_ctx *c, const void *req, void *resp, svc
                               svc_now_unix(), &rev, &notices, err, sizeof(err));
     if (e)
         return svc_store_fail(st, e, err);
-    if (svc_settle(c, rev, st))
-        return st->code;
+    svc_settle(c, rev);
     out->notices = notices;
     return cert_new(c, q->number, &out->certificate, st);
 }
@@ -304,10 +302,11 @@ svc_code api_import_finish(svc_ctx *c, void *state, void *resp, svc_status *st)
     import_state *s = state;
     Tracecode__V1__ImportCertificatesResponse *out = resp;
 
+    (void)st; /* the imports are stored: nothing here can fail */
     if (!s)
         return SVC_OK; /* an empty stream imports nothing */
-    if (s->last_rev && svc_settle(c, s->last_rev, st))
-        return st->code;
+    if (s->last_rev)
+        svc_settle(c, s->last_rev);
     out->imported = s->imported;
     out->n_rejected = s->nrej;
     out->rejected = s->rej;

@@ -78,27 +78,41 @@ static store_err rev_reply(redisReply *r, uint64_t *rev, char *err, size_t errca
     return e;
 }
 
+/* The front every key script shares: KEYS key record, rev, stream; ARGV
+ * maxlen, kid, kind. key holds the record's name for a's lifetime. */
+static void key_script(st_args *a, char key[32], const char *lua, store_idem *idem, unsigned kid,
+                       int kind)
+{
+    snprintf(key, 32, "{tc}:key:%u", kid);
+    st_script_idem(a, lua, 3, idem);
+    st_arg(a, key);
+    st_arg(a, K_REV);
+    st_arg(a, K_STREAM);
+    st_idem_argv(a);
+    st_arg_i64(a, STORE_STREAM_MAXLEN);
+    st_arg_u64(a, kid);
+    st_arg_i64(a, kind);
+}
+
+static store_err run_key_script(store *s, st_args *a, store_idem *idem, uint64_t *rev, char *err,
+                                size_t errcap)
+{
+    redisReply *r;
+    store_err e = st_run_write(s, a, idem, &r, err, errcap);
+
+    return e ? e : rev_reply(r, rev, err, errcap);
+}
+
 store_err store_key_activate(store *s, store_idem *idem, const char *actor, unsigned kid, int kind,
                              int64_t now, uint64_t *rev, char *err, size_t errcap)
 {
     char key[32];
     st_args a;
-    redisReply *r;
-    store_err e;
 
-    snprintf(key, sizeof(key), "{tc}:key:%u", kid);
-    st_script_idem(&a, lua_activate, 3, idem);
-    st_arg(&a, key);
-    st_arg(&a, K_REV);
-    st_arg(&a, K_STREAM);
-    st_idem_argv(&a);
-    st_arg_i64(&a, STORE_STREAM_MAXLEN);
-    st_arg_u64(&a, kid);
-    st_arg_i64(&a, kind);
+    key_script(&a, key, lua_activate, idem, kid, kind);
     st_arg_i64(&a, now);
     st_arg(&a, actor);
-    e = st_run_write(s, &a, idem, &r, err, errcap);
-    return e ? e : rev_reply(r, rev, err, errcap);
+    return run_key_script(s, &a, idem, rev, err, errcap);
 }
 
 store_err store_key_compromise(store *s, store_idem *idem, const char *actor, unsigned kid,
@@ -107,24 +121,13 @@ store_err store_key_compromise(store *s, store_idem *idem, const char *actor, un
 {
     char key[32];
     st_args a;
-    redisReply *r;
-    store_err e;
 
-    snprintf(key, sizeof(key), "{tc}:key:%u", kid);
-    st_script_idem(&a, lua_compromise, 3, idem);
-    st_arg(&a, key);
-    st_arg(&a, K_REV);
-    st_arg(&a, K_STREAM);
-    st_idem_argv(&a);
-    st_arg_i64(&a, STORE_STREAM_MAXLEN);
-    st_arg_u64(&a, kid);
-    st_arg_i64(&a, kind);
+    key_script(&a, key, lua_compromise, idem, kid, kind);
     st_arg_i64(&a, since);
     st_arg(&a, reason);
     st_arg_i64(&a, now);
     st_arg(&a, actor);
-    e = st_run_write(s, &a, idem, &r, err, errcap);
-    return e ? e : rev_reply(r, rev, err, errcap);
+    return run_key_script(s, &a, idem, rev, err, errcap);
 }
 
 store_err store_key_reason(store *s, unsigned kid, char *reason, size_t cap, char *err,
@@ -165,55 +168,69 @@ store_err store_nodes(store *s, store_node **out, size_t *n, char *err, size_t e
     char cursor[32] = "0";
     store_node *v = NULL;
     size_t have = 0, cap = 0;
-    store_err e;
+    store_err e = STORE_OK;
 
     do {
         const char *scan[] = {"SCAN", cursor, "MATCH", "{tc}:node:*", "COUNT", "1000"};
-        redisReply *sc, *g;
-        size_t i;
+        const char **argv = NULL;
+        redisReply *sc, *g = NULL;
+        size_t i, k;
 
         e = st_run(s, 6, scan, NULL, &sc, err, errcap);
         if (e)
-            goto fail;
-        if (sc->type != REDIS_REPLY_ARRAY || sc->elements != 2) {
+            break;
+        if (sc->type != REDIS_REPLY_ARRAY || sc->elements != 2 ||
+            sc->element[1]->type != REDIS_REPLY_ARRAY) {
             freeReplyObject(sc);
             e = st_fail(STORE_ERR_PROTOCOL, err, errcap, "redis: bad SCAN reply");
-            goto fail;
+            break;
         }
         snprintf(cursor, sizeof(cursor), "%s", sc->element[0]->str);
-        for (i = 0; i < sc->element[1]->elements; i++) {
-            const char *key = sc->element[1]->element[i]->str;
-            const char *get[] = {"GET", key};
-            if (have == cap) {
-                store_node *nv = realloc(v, (cap ? 2 * cap : 8) * sizeof(*v));
-                if (!nv) {
-                    freeReplyObject(sc);
-                    e = st_fail(STORE_ERR_NOMEM, err, errcap, "out of memory");
-                    goto fail;
+        k = sc->element[1]->elements;
+        if (k) { /* the page's values in one round trip */
+            if (have + k > cap) {
+                store_node *nv = realloc(v, (have + k) * sizeof(*v));
+                if (nv) {
+                    v = nv;
+                    cap = have + k;
                 }
-                v = nv;
-                cap = cap ? 2 * cap : 8;
             }
-            e = st_run(s, 2, get, NULL, &g, err, errcap);
-            if (e) {
+            argv = have + k <= cap ? malloc((k + 1) * sizeof(*argv)) : NULL;
+            if (!argv) {
+                free(argv);
                 freeReplyObject(sc);
-                goto fail;
+                e = st_fail(STORE_ERR_NOMEM, err, errcap, "out of memory");
+                break;
             }
-            if (g->type == REDIS_REPLY_STRING) { /* else it expired in between */
-                snprintf(v[have].id, sizeof(v[have].id), "%s", key + strlen("{tc}:node:"));
-                snprintf(v[have].kids, sizeof(v[have].kids), "%s", g->str);
+            argv[0] = "MGET";
+            for (i = 0; i < k; i++)
+                argv[i + 1] = sc->element[1]->element[i]->str;
+            e = st_run(s, (int)(k + 1), argv, NULL, &g, err, errcap);
+            free(argv);
+        }
+        if (!e && g && g->type == REDIS_REPLY_ARRAY && g->elements == k) {
+            for (i = 0; i < k; i++) {
+                if (g->element[i]->type != REDIS_REPLY_STRING)
+                    continue; /* expired between SCAN and MGET */
+                snprintf(v[have].id, sizeof(v[have].id), "%s",
+                         sc->element[1]->element[i]->str + strlen("{tc}:node:"));
+                snprintf(v[have].kids, sizeof(v[have].kids), "%s", g->element[i]->str);
                 have++;
             }
-            freeReplyObject(g);
+        } else if (!e && k) {
+            e = st_fail(STORE_ERR_PROTOCOL, err, errcap, "redis: bad MGET reply");
         }
+        if (g)
+            freeReplyObject(g);
         freeReplyObject(sc);
-    } while (strcmp(cursor, "0") != 0);
+    } while (!e && strcmp(cursor, "0") != 0);
+    if (e) {
+        free(v);
+        return e;
+    }
     *out = v;
     *n = have;
     return STORE_OK;
-fail:
-    free(v);
-    return e;
 }
 
 int store_node_holds(const store_node *node, unsigned kid)

@@ -408,30 +408,48 @@ redisContext *st_dial(const st_addr *a, char *err, size_t cap)
     return st_dial_why(a, &why, err, cap);
 }
 
-/*
- * Ask the Sentinels in turn where the primary named a->master is: 0 with
- * host and port, or -1 with why. A Sentinel that is down, slow (500 ms) or
- * does not know the name is passed over.
- */
-static int ask_sentinels(const st_addr *a, char *host, size_t hostcap, int *port, char *err,
-                         size_t cap)
+/* A connection to Sentinel i, authenticated, or NULL with why. */
+static redisContext *dial_sentinel(const st_addr *a, int i, char *err, size_t cap)
 {
     struct timeval tv = {0, 500000};
-    int i;
+    const st_hostport *h = &a->sentinel[i];
+    redisContext *c = redisConnectWithTimeout(h->host, h->port, tv);
+
+    if (!c || c->err) {
+        st_fail(STORE_ERR_UNAVAILABLE, err, cap, "cannot reach Sentinel %s:%d: %s", h->host,
+                h->port, c ? c->errstr : "out of memory");
+        if (c)
+            redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    if (st_auth(c, "", a->sentinel_pass, "Sentinel", err, cap) != 0) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+/*
+ * Ask the Sentinels where the primary named s->a.master is: 0 with host
+ * and port, or -1 with why. The one that answered last is asked first, on
+ * the connection kept from then; one that is down, slow (500 ms) or does
+ * not know the name is passed over for the next.
+ */
+static int ask_sentinels(store *s, char *host, size_t hostcap, int *port, char *err, size_t cap)
+{
+    const st_addr *a = &s->a;
+    int k;
 
     st_fail(STORE_ERR_UNAVAILABLE, err, cap, "no Sentinel given");
-    for (i = 0; i < a->nsentinel; i++) {
+    for (k = 0; k < a->nsentinel; k++) {
+        int i = (s->sentinel_i + k) % a->nsentinel;
         const st_hostport *h = &a->sentinel[i];
-        redisContext *c = redisConnectWithTimeout(h->host, h->port, tv);
+        redisContext *c = k == 0 && s->sentinel_c ? s->sentinel_c : dial_sentinel(a, i, err, cap);
         redisReply *r = NULL;
-        if (!c || c->err) {
-            st_fail(STORE_ERR_UNAVAILABLE, err, cap, "cannot reach Sentinel %s:%d: %s", h->host,
-                    h->port, c ? c->errstr : "out of memory");
-            goto next;
-        }
-        redisSetTimeout(c, tv);
-        if (st_auth(c, "", a->sentinel_pass, "Sentinel", err, cap) != 0)
-            goto next;
+        s->sentinel_c = NULL;
+        if (!c)
+            continue;
         r = redisCommandArgv(
             c, 3, (const char *[]){"SENTINEL", "get-master-addr-by-name", a->master}, NULL);
         if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
@@ -442,18 +460,17 @@ static int ask_sentinels(const st_addr *a, char *host, size_t hostcap, int *port
             memcpy(host, r->element[0]->str, r->element[0]->len + 1);
             *port = (int)strtol(r->element[1]->str, NULL, 10);
             freeReplyObject(r);
-            redisFree(c);
+            s->sentinel_c = c; /* kept for the next poll */
+            s->sentinel_i = i;
             return 0;
         }
         st_fail(STORE_ERR_UNAVAILABLE, err, cap, "Sentinel %s:%d %s", h->host, h->port,
                 !r                             ? "did not answer"
                 : r->type == REDIS_REPLY_ERROR ? r->str
                                                : "does not know a primary by that name");
-    next:
         if (r)
             freeReplyObject(r);
-        if (c)
-            redisFree(c);
+        redisFree(c);
     }
     return -1;
 }
@@ -479,7 +496,7 @@ static int resolve(store *s, char *err, size_t cap)
 
     if (!s->a.nsentinel)
         return 0;
-    if (ask_sentinels(&s->a, host, sizeof(host), &port, err, cap) != 0)
+    if (ask_sentinels(s, host, sizeof(host), &port, err, cap) != 0)
         return -1;
     pthread_mutex_lock(&s->mu);
     if (strcmp(host, s->a.host) != 0 || port != s->a.port) {
@@ -654,6 +671,8 @@ store_err store_open(const char *url, store **out, char *err, size_t errcap)
     if (!c || (s->a.nsentinel && !s->monitoring)) {
         if (c)
             redisFree(c);
+        if (s->sentinel_c)
+            redisFree(s->sentinel_c);
         pthread_cond_destroy(&s->wake);
         pthread_mutex_destroy(&s->mu);
         free(s);
@@ -673,11 +692,6 @@ void store_set_replicas(store *s, int replicas, int wait_ms)
 {
     s->replicas = replicas > 0 ? replicas : 0;
     s->replicas_wait = wait_ms > 0 ? wait_ms : TIMEOUT_MS;
-}
-
-int store_sentinel_mode(const store *s)
-{
-    return s->a.nsentinel > 0;
 }
 
 void store_primary(store *s, char *out, size_t cap)
@@ -708,6 +722,8 @@ void store_free(store *s)
     }
     while (s->nidle)
         redisFree(s->idle[--s->nidle].c);
+    if (s->sentinel_c)
+        redisFree(s->sentinel_c);
     pthread_cond_destroy(&s->wake);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -827,12 +843,13 @@ static store_err st_exec(store *s, int argc, const char **argv, const size_t *le
     }
     if (durable && s->replicas > 0 && r->type != REDIS_REPLY_ERROR) {
         store_err e = wait_replicas(s, c, err, cap);
+        set_timeout(c, TIMEOUT_MS); /* WAIT changed it */
+        timeout_ms = TIMEOUT_MS;
         if (e) {
             pool_put(s, c, gen);
             freeReplyObject(r);
             return e;
         }
-        timeout_ms = -1; /* the timeout was changed: restore it */
     }
     if (timeout_ms != TIMEOUT_MS)
         set_timeout(c, TIMEOUT_MS);
@@ -888,8 +905,7 @@ int store_writable(store *s, char *err, size_t errcap)
 {
     const char *argv[] = {"ROLE"};
     redisReply *r;
-    long long replicas = 0;
-    size_t i;
+    long long replicas;
 
     if (st_run(s, 1, argv, NULL, &r, err, errcap) != STORE_OK)
         return 0;
@@ -901,9 +917,7 @@ int store_writable(store *s, char *err, size_t errcap)
         return 0;
     }
     /* [master, offset, [[ip, port, offset], ...]]: replicas connected now */
-    if (r->element[2]->type == REDIS_REPLY_ARRAY)
-        for (i = 0; i < r->element[2]->elements; i++)
-            replicas++;
+    replicas = r->element[2]->type == REDIS_REPLY_ARRAY ? (long long)r->element[2]->elements : 0;
     freeReplyObject(r);
     if (replicas < s->replicas) {
         st_fail(STORE_ERR_UNAVAILABLE, err, errcap,

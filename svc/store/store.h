@@ -69,8 +69,6 @@ void store_set_notice_retention(store *s, int64_t ms);
  * that is not confirmed in time fails UNAVAILABLE, saying it may stand and
  * to retry with the same request id. Set before serving. */
 void store_set_replicas(store *s, int replicas, int wait_ms);
-/* 1 when the store follows Sentinels. */
-int store_sentinel_mode(const store *s);
 /* The primary as now known: "host:port" or the socket path. */
 void store_primary(store *s, char *out, size_t cap);
 /* Changes whenever the primary may have moved (thread-safe). */

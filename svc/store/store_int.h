@@ -122,6 +122,10 @@ struct store {
     _Atomic int stopping;
     int monitoring;
     pthread_t monitor;
+    /* The Sentinel that answered last, kept connected (monitor thread, or
+     * store_open before it starts): polls reuse it, not a dial each. */
+    redisContext *sentinel_c;
+    int sentinel_i;
     int64_t notice_retention_ms;
     int replicas;      /* WAIT for this many replicas before acknowledging */
     int replicas_wait; /* ms */

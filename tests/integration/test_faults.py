@@ -547,6 +547,16 @@ class Faults(unittest.TestCase):
             self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION, msg)
             self.assertIn("node2", msg)
             self.assertNotIn("node0", msg)
+            # A forger's codes naming a key id nobody holds, for 10 s: each
+            # makes node2 read its keyring again (at most once a second),
+            # which must neither fill its log nor use up what lets a real
+            # change be put in force (step 4 right after).
+            forged = self.foreign_code(kid + 4)
+            end = time.time() + 10
+            while time.time() < end:
+                self.assertEqual(self.verdicts(2, [forged])[0][0], "VERDICT_FORGED")
+                time.sleep(0.4)
+            self.assertNotIn("key id %d" % (kid + 4), self.c.log("node2"))
             # 4. node2 gets the file: its directory's time is put back, so only
             #    meeting the unknown key id makes it reload (SIGHUP comes later)
             st = os.stat(self.keydir(2))
@@ -560,7 +570,8 @@ class Faults(unittest.TestCase):
                  "--batch", "1", "--count", "1"], capture_output=True, text=True, check=True)
             got = self.verdicts(2, [minted.stdout.split()[0]])[0]
             self.assertEqual(got[0], "VERDICT_UNKNOWN_BATCH", got)
-            self.assertIn("a code named unknown key id %d" % kid, self.c.log("node2"))
+            self.assertIn("a code named key id %d, not loaded yet" % kid, self.c.log("node2"))
+            self.assertNotIn("not reloaded", self.c.log("node2"))
             os.kill(self.c.pid("node2"), signal.SIGHUP)
             self.assertTrue(F.wait_for(lambda: self.holders(kid) == ["node0", "node1", "node2"],
                                        10), self.holders(kid))
@@ -581,6 +592,19 @@ class Faults(unittest.TestCase):
                                                         metadata=REG, timeout=10)]
         self.assertTrue(any(b"activate\nkey %d" % kid in e.entry.body for e in entries),
                         [e.entry.body for e in entries])
+
+    def foreign_code(self, kid):
+        """A well-formed code under key id kid of a keyring nobody else holds."""
+        d = os.path.join(self.c.dir, "foreign-%d" % kid)
+        tk = os.path.join(BUILD, "bin", "tracekeys")
+        if not os.path.isdir(d):
+            subprocess.run([tk, "init", "--dir", d], check=True, capture_output=True)
+            while "key %d (mac)" % kid not in subprocess.run(
+                    [tk, "rotate", "--dir", d], check=True, capture_output=True,
+                    text=True).stdout:
+                pass
+        return subprocess.run([tk, "mint", "--dir", d, "--batch", "1", "--count", "1"],
+                              check=True, capture_output=True, text=True).stdout.split()[0]
 
     def scratch_ring(self, kid):
         """A copy of node0's keyring in which kid is the active MAC key (to
@@ -632,12 +656,18 @@ class Faults(unittest.TestCase):
             key_id=kid, since_unix=since, reason="HSM backup stolen", request_id="cmp-%d" % kid),
             metadata=REG, timeout=5)
         self.assertEqual(again.key.compromised_since_unix, since)
-        for bad in (R.CompromiseKeyRequest(key_id=kid, since_unix=0, reason="x"),
-                    R.CompromiseKeyRequest(key_id=0, since_unix=since, reason="x"),
-                    R.CompromiseKeyRequest(key_id=200, since_unix=since, reason="x")):
-            code, _ = F.status_of(self.n[0].reg.CompromiseKey, bad, metadata=REG, timeout=5)
-            self.assertIn(code, (grpc.StatusCode.INVALID_ARGUMENT,
-                                 grpc.StatusCode.FAILED_PRECONDITION))
+        for bad, want in (
+                (R.CompromiseKeyRequest(key_id=kid, since_unix=0, reason="x"), "INVALID_ARGUMENT"),
+                # milliseconds by mistake: in the future, refused
+                (R.CompromiseKeyRequest(key_id=kid, since_unix=since * 1000, reason="x"),
+                 "INVALID_ARGUMENT"),
+                (R.CompromiseKeyRequest(key_id=0, since_unix=since, reason="x"), "INVALID_ARGUMENT"),
+                (R.CompromiseKeyRequest(key_id=200, since_unix=since, reason="x"),
+                 "FAILED_PRECONDITION")):
+            code, msg = F.status_of(self.n[0].reg.CompromiseKey, bad, metadata=REG, timeout=5)
+            self.assertEqual(code.name, want, msg)
+        listed = {k.key_id: k for k in self.list_keys(0).keys}
+        self.assertEqual(listed[kid].compromised_since_unix, since, "a refused request changed it")
         code, _ = F.status_of(self.n[0].reg.CompromiseKey, R.CompromiseKeyRequest(
             key_id=kid, since_unix=since, reason="x"), metadata=F.md("certifier", "CQC"),
             timeout=5)

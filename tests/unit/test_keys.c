@@ -167,6 +167,32 @@ static void test_rotate_retire(void **state)
     keys_free(ring);
 }
 
+/* stage: a new verify-only key that verifies at once and does not become
+ * the active one; keys_dir_has sees its file. */
+static void test_stage(void **state)
+{
+    fixture *fx = *state;
+    keys_ring *ring, *again;
+    unsigned kid;
+
+    assert_int_equal(keys_init_dir(fx->dir, fx->err, sizeof(fx->err)), KEYS_OK);
+    assert_int_equal(keys_open(fx->dir, &ring, fx->err, sizeof(fx->err)), KEYS_OK);
+    assert_false(keys_dir_has(fx->dir, 3));
+    assert_int_equal(keys_stage(ring, KEYS_KIND_MAC, &kid, fx->err, sizeof(fx->err)), KEYS_OK);
+    assert_int_equal(kid, 3);
+    assert_true(keys_dir_has(fx->dir, 3));
+    assert_false(keys_dir_has(fx->dir, 0));
+    assert_false(keys_dir_has(fx->dir, 256));
+    assert_int_equal(keys_active(ring, KEYS_KIND_MAC), 1);
+    assert_non_null(keys_mac(ring, 3));
+    assert_int_equal(keys_open(fx->dir, &again, fx->err, sizeof(fx->err)), KEYS_OK);
+    assert_int_equal(keys_active(again, KEYS_KIND_MAC), 1); /* also from the files */
+    assert_non_null(keys_mac(again, 3));
+    assert_int_equal(keys_stage(again, 7, &kid, fx->err, sizeof(fx->err)), KEYS_ERR_ARG);
+    keys_free(again);
+    keys_free(ring);
+}
+
 static void test_exhaust_ids(void **state)
 {
     fixture *fx = *state;
@@ -393,6 +419,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_init_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotate_retire, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exhaust_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupted_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
