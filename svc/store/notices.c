@@ -2,7 +2,7 @@
  * notices.c - delisting notices in Redis: reading a platform's stream
  * (pages and blocking waits), retention checks, acknowledgements and the
  * compliance report. The notices themselves are written by the scripts in
- * store.c, atomically with the change that caused them.
+ * writes.c, atomically with the change that caused them.
  */
 #include "store.h"
 #include "store_int.h"

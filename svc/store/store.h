@@ -1,5 +1,5 @@
 /*
- * store.h - Redis, the source of truth (hiredis; only store.c sees it).
+ * store.h - Redis, the source of truth (hiredis is seen only in svc/store/).
  *
  * Every change is one Lua script run: the record's hash, the registry
  * revision counter ({tc}:rev, INCR) and an entry on the change stream

@@ -1,6 +1,7 @@
 /*
- * store_int.h - private to svc/store/: what store.c and notices.c share.
- * The only header besides the .c files that names hiredis.
+ * store_int.h - private to svc/store/: what its files share (the endpoint,
+ * commands and scripts, records). The only header besides the .c files that
+ * names hiredis.
  */
 #ifndef TC_STORE_INT_H
 #define TC_STORE_INT_H
@@ -140,6 +141,25 @@ store_err st_fail(store_err e, char *err, size_t cap, const char *fmt, ...)
 int st_parse_url(const char *url, st_addr *a);
 /* url with its credentials replaced by *** (for messages). */
 void st_redact(const char *url, char *out, size_t cap);
+/* AUTH on c as user (or the default user) when pass is set; -1 with err
+ * set when refused. what names the server in the message. */
+int st_auth(redisContext *c, const char *user, const char *pass, const char *what, char *err,
+            size_t cap);
+/* A pooled connection if there is one (*reused = 1), else a new one. */
+redisContext *st_pool_get(store *s, int *reused, unsigned *gen, char *err, size_t cap);
+/* Back into the pool, unless broken or dialled to a primary since left. */
+void st_pool_put(store *s, redisContext *c, unsigned gen);
+/* A record as name/value pairs (from HGETALL or a stream entry), its
+ * fields ("" and 0 when absent), and applying it to the replica. */
+typedef struct st_rec {
+    redisReply **el;
+    size_t n;
+} st_rec;
+const char *st_rec_str(const st_rec *x, const char *name);
+int64_t st_rec_num(const st_rec *x, const char *name);
+rep_err st_apply(rep *r, const char *type, const char *id, const st_rec *x);
+/* "{tc}:type:id" */
+void st_key_of(char *out, size_t cap, const char *type, const char *id);
 /* A blocking connection with the store's timeout, on the selected db. */
 redisContext *st_dial(const st_addr *a, char *err, size_t cap);
 /* The address of the primary as now known, and its generation. */
