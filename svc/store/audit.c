@@ -9,7 +9,7 @@
  *   {tc}:audit:head      hash: size, root, time, kid, sig
  *   {tc}:audit:lease     the sequencing node's token, with a TTL
  *
- * Entries are written by LUA_AUDIT (store_int.h) inside the scripts whose
+ * Entries are written by lua/lib/audit.lua inside the scripts whose
  * change they record; times never run backwards, so a time range is an
  * index range, found by binary search.
  */
@@ -22,116 +22,11 @@
 #include <string.h>
 
 #define K_META "{tc}:audit:meta"
+#define K_ENTRIES "{tc}:audit:e"
+#define K_HEAD "{tc}:audit:head"
+#define K_LEASE "{tc}:audit:lease"
 #define QUERY_SCAN_MAX "10000" /* candidates looked at per page */
 #define READ_MAX 4096
-
-static const char lua_append[] = LUA_AUDIT "audit(ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n"
-                                           "return redis.call('HGET', KEYS[1], 'n') - 1\n";
-
-/*
- * KEYS: meta. ARGV: subject, kind, from_ms, to_ms (0: open), start, limit.
- * Returns {next index or -1, entries...}.
- */
-static const char lua_query[] =
-    "local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')\n"
-    "local function time_of(i)\n"
-    "  local e = redis.call('HGET', '{tc}:audit:e', i)\n"
-    "  return e and tonumber(string.match(e, '\\ntime (%d+)\\n'))\n"
-    "end\n"
-    "local function first_at(ms)\n"
-    "  local lo, hi = 0, n\n"
-    "  while lo < hi do\n"
-    "    local mid = math.floor((lo + hi) / 2)\n"
-    "    local t = time_of(mid)\n"
-    "    if t and t < ms then lo = mid + 1 else hi = mid end\n"
-    "  end\n"
-    "  return lo\n"
-    "end\n"
-    "local lo, hi = tonumber(ARGV[5]), n\n"
-    "local from, to, limit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6])\n"
-    "if from > 0 then lo = math.max(lo, first_at(from)) end\n"
-    "if to > 0 then hi = math.min(hi, first_at(to + 1)) end\n"
-    "local out = {-1}\n"
-    "if lo >= hi then return out end\n"
-    "local function take(i)\n"
-    "  local e = redis.call('HGET', '{tc}:audit:e', i)\n"
-    "  if e and (ARGV[2] == '' or string.match(e, '\\nkind ([^\\n]*)\\n') == ARGV[2]) then\n"
-    "    out[#out + 1] = e\n"
-    "  end\n"
-    "end\n"
-    "local set\n"
-    "if ARGV[1] ~= '' then set = '{tc}:audit:s:' .. ARGV[1]\n"
-    "elseif ARGV[2] ~= '' then set = '{tc}:audit:k:' .. ARGV[2] end\n"
-    "if set then\n"
-    "  local c = redis.call('ZRANGEBYSCORE', set, lo, hi - 1, 'LIMIT', 0, " QUERY_SCAN_MAX ")\n"
-    "  for j = 1, #c do\n"
-    "    if #out > limit then out[1] = tonumber(c[j]); return out end\n"
-    "    take(c[j])\n"
-    "  end\n"
-    "  if #c == " QUERY_SCAN_MAX " then out[1] = tonumber(c[#c]) + 1 end\n"
-    "else\n"
-    "  local stop = math.min(hi, lo + limit)\n"
-    "  for i = lo, stop - 1 do take(i) end\n"
-    "  if stop < hi then out[1] = stop end\n"
-    "end\n"
-    "return out\n";
-
-/* KEYS: meta. ARGV: actor, the public keys. */
-static const char lua_keys[] =
-    LUA_AUDIT "if redis.call('GET', '{tc}:audit:keys') == ARGV[2] then return 0 end\n"
-              "redis.call('SET', '{tc}:audit:keys', ARGV[2])\n"
-              "audit('key', ARGV[1], 'keys', ARGV[2])\n"
-              "return 1\n";
-
-/* KEYS: meta. ARGV: from, count. Returns the entries (nil where missing). */
-static const char lua_read[] = "local out = {}\n"
-                               "for i = tonumber(ARGV[1]), tonumber(ARGV[1]) + ARGV[2] - 1 do\n"
-                               "  out[#out + 1] = redis.call('HGET', '{tc}:audit:e', i) or ''\n"
-                               "end\n"
-                               "return out\n";
-
-/* KEYS: meta. ARGV: "level:index,..." Returns the hashes. */
-static const char lua_hashes[] =
-    "local out = {}\n"
-    "for l, i in string.gmatch(ARGV[1], '(%d+):(%d+)') do\n"
-    "  local h = redis.call('GETRANGE', '{tc}:audit:h:' .. l, i * 32, i * 32 + 31)\n"
-    "  if #h ~= 32 then return redis.error_reply('NOTFOUND subtree hash ' .. l .. ':' .. i ..\n"
-    "    ' is not stored') end\n"
-    "  out[#out + 1] = h\n"
-    "end\n"
-    "return out\n";
-
-/* KEYS: meta. ARGV: token, ttl_ms. */
-static const char lua_lease[] = "local cur = redis.call('GET', '{tc}:audit:lease')\n"
-                                "if cur == ARGV[1] then\n"
-                                "  redis.call('PEXPIRE', '{tc}:audit:lease', ARGV[2])\n"
-                                "  return 1\n"
-                                "end\n"
-                                "if cur then return 0 end\n"
-                                "redis.call('SET', '{tc}:audit:lease', ARGV[1], 'PX', ARGV[2])\n"
-                                "return 1\n";
-
-static const char lua_release[] = "if redis.call('GET', '{tc}:audit:lease') == ARGV[1] then\n"
-                                  "  redis.call('DEL', '{tc}:audit:lease')\n"
-                                  "end\n"
-                                  "return 0\n";
-
-/* KEYS: meta. ARGV: token, old_size, new_size, root, time, kid, sig,
- * level 0 hashes, level 1 hashes, ... */
-static const char lua_commit[] =
-    "if redis.call('GET', '{tc}:audit:lease') ~= ARGV[1] then\n"
-    "  return redis.error_reply('DENIED this node no longer holds the sequencing lease') end\n"
-    "local size = tonumber(redis.call('HGET', '{tc}:audit:head', 'size') or '0')\n"
-    "if size ~= tonumber(ARGV[2]) then return redis.error_reply('PRECONDITION the tree is at ' ..\n"
-    "  size .. ', not ' .. ARGV[2]) end\n"
-    "if redis.call('STRLEN', '{tc}:audit:h:0') ~= size * 32 then\n"
-    "  return redis.error_reply('PRECONDITION level 0 does not hold ' .. size .. ' hashes') end\n"
-    "for i = 8, #ARGV do\n"
-    "  if #ARGV[i] > 0 then redis.call('APPEND', '{tc}:audit:h:' .. (i - 8), ARGV[i]) end\n"
-    "end\n"
-    "redis.call('HSET', '{tc}:audit:head', 'size', ARGV[3], 'root', ARGV[4], 'time', ARGV[5],\n"
-    "  'kid', ARGV[6], 'sig', ARGV[7])\n"
-    "return 1\n";
 
 /* --- entries ------------------------------------------------------------- */
 
@@ -258,8 +153,8 @@ store_err store_audit_append(store *s, const char *kind, const char *actor, cons
     if (len > STORE_AUDIT_BODY_MAX)
         return st_fail(STORE_ERR_ARG, err, errcap, "audit body of %zu bytes is over %d", len,
                        STORE_AUDIT_BODY_MAX);
-    st_script(&a, lua_append, 1);
-    st_arg(&a, K_META);
+    st_script(&a, &st_lua_audit_append);
+    st_audit_keys(&a, kind, subject);
     st_arg(&a, kind);
     st_arg(&a, actor);
     st_arg(&a, subject);
@@ -281,8 +176,9 @@ store_err store_audit_keys(store *s, const char *actor, const char *keys, size_t
     redisReply *r;
     store_err e;
 
-    st_script(&a, lua_keys, 1);
-    st_arg(&a, K_META);
+    st_script(&a, &st_lua_audit_keys);
+    st_key(&a, "{tc}:audit:keys");
+    st_audit_keys(&a, "key", "keys");
     st_arg(&a, actor);
     st_arg_bin(&a, keys, len);
     if ((e = st_run_args(s, &a, &r, err, errcap)) == STORE_OK)
@@ -299,14 +195,22 @@ store_err store_audit_query_run(store *s, const store_audit_query *q, store_audi
 
     *out = NULL;
     *n = 0;
-    st_script(&a, lua_query, 1);
-    st_arg(&a, K_META);
+    st_script(&a, &st_lua_audit_query);
+    st_key(&a, K_META);
+    st_key(&a, K_ENTRIES);
+    if (q->subject && q->subject[0])
+        st_keyf(&a, "{tc}:audit:s:%s", q->subject);
+    else if (q->kind && q->kind[0])
+        st_keyf(&a, "{tc}:audit:k:%s", q->kind);
+    else
+        st_key(&a, K_ENTRIES); /* not walked */
     st_arg(&a, q->subject ? q->subject : "");
     st_arg(&a, q->kind ? q->kind : "");
     st_arg_i64(&a, q->from_ms);
     st_arg_i64(&a, q->to_ms);
     st_arg_u64(&a, q->start);
     st_arg_u64(&a, q->limit);
+    st_arg(&a, QUERY_SCAN_MAX);
     if ((e = st_run_args(s, &a, &r, err, errcap)) != STORE_OK)
         return e;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
@@ -329,8 +233,8 @@ store_err store_audit_read(store *s, uint64_t from, size_t count, store_audit_en
 
     if (count > READ_MAX)
         count = READ_MAX;
-    st_script(&a, lua_read, 1);
-    st_arg(&a, K_META);
+    st_script(&a, &st_lua_audit_read);
+    st_key(&a, K_ENTRIES);
     st_arg_u64(&a, from);
     st_arg_u64(&a, count);
     if ((e = st_run_args(s, &a, &r, err, errcap)) != STORE_OK)
@@ -363,7 +267,7 @@ store_err store_audit_count(store *s, uint64_t *n, char *err, size_t errcap)
 
 store_err store_audit_head(store *s, store_tree_head *h, char *err, size_t errcap)
 {
-    const char *argv[] = {"HMGET", "{tc}:audit:head", "size", "root", "time", "kid", "sig"};
+    const char *argv[] = {"HMGET", K_HEAD, "size", "root", "time", "kid", "sig"};
     redisReply *r, **el;
     store_err e = st_run(s, 7, argv, NULL, &r, err, errcap);
 
@@ -397,30 +301,27 @@ store_err store_audit_head(store *s, store_tree_head *h, char *err, size_t errca
 store_err store_audit_hashes(store *s, const unsigned *levels, const uint64_t *indexes, size_t n,
                              uint8_t *out, char *err, size_t errcap)
 {
-    char *list;
-    size_t o = 0, cap = n * 28 + 1;
     st_args a;
     redisReply *r;
     store_err e;
+    size_t i;
 
     if (n == 0)
         return STORE_OK;
-    if (!(list = malloc(cap)))
-        return st_fail(STORE_ERR_NOMEM, err, errcap, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        o += (size_t)snprintf(list + o, cap - o, "%u:%" PRIu64 ",", levels[i], indexes[i]);
-    st_script(&a, lua_hashes, 1);
-    st_arg(&a, K_META);
-    st_arg_bin(&a, list, o);
-    e = st_run_args(s, &a, &r, err, errcap);
-    free(list);
-    if (e)
+    st_script(&a, &st_lua_audit_hashes);
+    for (i = 0; i < n; i++)
+        st_keyf(&a, "{tc}:audit:h:%u", levels[i]);
+    for (i = 0; i < n; i++) {
+        st_arg_u64(&a, levels[i]);
+        st_arg_u64(&a, indexes[i]);
+    }
+    if ((e = st_run_args(s, &a, &r, err, errcap)) != STORE_OK)
         return e;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
         freeReplyObject(r);
         return st_fail(STORE_ERR_PROTOCOL, err, errcap, "redis: want %zu subtree hashes", n);
     }
-    for (size_t i = 0; i < n; i++) {
+    for (i = 0; i < n; i++) {
         if (r->element[i]->type != REDIS_REPLY_STRING || r->element[i]->len != 32) {
             freeReplyObject(r);
             return st_fail(STORE_ERR_PROTOCOL, err, errcap, "redis: a subtree hash is damaged");
@@ -438,8 +339,8 @@ store_err store_audit_lease(store *s, const char *token, int64_t ttl_ms, int *he
     redisReply *r;
     store_err e;
 
-    st_script(&a, lua_lease, 1);
-    st_arg(&a, K_META);
+    st_script(&a, &st_lua_audit_lease);
+    st_key(&a, K_LEASE);
     st_arg(&a, token);
     st_arg_i64(&a, ttl_ms);
     if ((e = st_run_args(s, &a, &r, err, errcap)) != STORE_OK)
@@ -455,8 +356,8 @@ store_err store_audit_release(store *s, const char *token, char *err, size_t err
     redisReply *r;
     store_err e;
 
-    st_script(&a, lua_release, 1);
-    st_arg(&a, K_META);
+    st_script(&a, &st_lua_audit_release);
+    st_key(&a, K_LEASE);
     st_arg(&a, token);
     if ((e = st_run_args(s, &a, &r, err, errcap)) == STORE_OK)
         freeReplyObject(r);
@@ -471,10 +372,13 @@ store_err store_audit_commit(store *s, const char *token, uint64_t old_size,
     redisReply *r;
     store_err e;
 
-    if (nlevels > ARGV_MAX - 12)
+    if (nlevels > 64)
         return st_fail(STORE_ERR_ARG, err, errcap, "too many tree levels");
-    st_script(&a, lua_commit, 1);
-    st_arg(&a, K_META);
+    st_script(&a, &st_lua_audit_commit);
+    st_key(&a, K_LEASE);
+    st_key(&a, K_HEAD);
+    for (unsigned i = 0; i < nlevels; i++)
+        st_keyf(&a, "{tc}:audit:h:%u", i);
     st_arg(&a, token);
     st_arg_u64(&a, old_size);
     st_arg_u64(&a, h->size);

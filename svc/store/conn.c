@@ -485,17 +485,56 @@ static store_err wait_replicas(store *s, redisContext *c, char *err, size_t cap)
                    s->replicas, s->replicas_wait);
 }
 
-static store_err st_exec(store *s, int argc, const char **argv, const size_t *lens,
-                         redisReply **out, int timeout_ms, int durable, char *err, size_t cap)
+/* A script this server does not hold (NOSCRIPT: restarted, promoted, or
+ * SCRIPT FLUSHed) sent again whole with EVAL, which also loads it: argv is
+ * EVALSHA's with the text for the SHA-1. NULL with c->err set when the
+ * server is gone; the NOSCRIPT reply itself when the SHA-1 is none of ours. */
+static redisReply *eval_whole(redisContext *c, redisReply *noscript, int argc, const char **argv,
+                              const size_t *lens)
+{
+    const st_lua *lua = st_lua_find(argv[1], lens ? lens[1] : strlen(argv[1]));
+    const char **v;
+    size_t *l;
+    redisReply *r;
+    int i;
+
+    if (!lua || !(v = malloc((size_t)argc * sizeof(*v))))
+        return noscript;
+    if (!(l = malloc((size_t)argc * sizeof(*l)))) {
+        free(v);
+        return noscript;
+    }
+    for (i = 0; i < argc; i++) {
+        v[i] = argv[i];
+        l[i] = lens ? lens[i] : strlen(argv[i]);
+    }
+    v[0] = "EVAL";
+    l[0] = 4;
+    v[1] = lua->text;
+    l[1] = lua->len;
+    freeReplyObject(noscript);
+    r = redisCommandArgv(c, argc, v, l);
+    free(v);
+    free(l);
+    return r;
+}
+
+/* 1 when r is the NOSCRIPT reply to an EVALSHA. */
+static int noscript(const redisReply *r, int argc, const char **argv)
+{
+    return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && argc >= 3 &&
+           strcmp(argv[0], "EVALSHA") == 0;
+}
+
+store_err st_exec(store *s, int argc, const char **argv, const size_t *lens, redisReply **out,
+                  int timeout_ms, int durable, char *err, size_t cap)
 {
     static const struct {
         const char *word;
         store_err e;
-    } words[] = {{"NOTFOUND ", STORE_ERR_NOTFOUND},
-                 {"PRECONDITION ", STORE_ERR_PRECONDITION},
-                 {"DENIED ", STORE_ERR_DENIED},
-                 {"ARG ", STORE_ERR_ARG},
-                 {"EXISTS ", STORE_ERR_EXISTS}};
+    } words[] = {{"NOTFOUND ", STORE_ERR_NOTFOUND}, {"PRECONDITION ", STORE_ERR_PRECONDITION},
+                 {"DENIED ", STORE_ERR_DENIED},     {"ARG ", STORE_ERR_ARG},
+                 {"EXISTS ", STORE_ERR_EXISTS},     {"RETRY ", ST_ERR_RETRY}};
     redisContext *c;
     redisReply *r;
     unsigned gen;
@@ -522,6 +561,8 @@ static store_err st_exec(store *s, int argc, const char **argv, const size_t *le
             set_timeout(c, timeout_ms);
         r = redisCommandArgv(c, argc, argv, lens);
     }
+    if (r && noscript(r, argc, argv))
+        r = eval_whole(c, r, argc, argv, lens);
     if (!r) {
         /* A timeout is not "nothing happened": the command may have run. */
         store_err e = timed_out(c)
@@ -633,34 +674,4 @@ int store_writable(store *s, char *err, size_t errcap)
         return 0;
     }
     return 1;
-}
-
-void st_arg(st_args *a, const char *s)
-{
-    a->v[a->n] = s;
-    a->len[a->n++] = strlen(s);
-}
-
-void st_arg_bin(st_args *a, const void *p, size_t n)
-{
-    a->v[a->n] = p;
-    a->len[a->n++] = n;
-}
-
-void st_arg_i64(st_args *a, int64_t x)
-{
-    snprintf(a->num[a->n], sizeof(a->num[0]), "%" PRId64, x);
-    st_arg(a, a->num[a->n]);
-}
-
-void st_arg_u64(st_args *a, uint64_t x)
-{
-    snprintf(a->num[a->n], sizeof(a->num[0]), "%" PRIu64, x);
-    st_arg(a, a->num[a->n]);
-}
-
-store_err st_run_args(store *s, st_args *a, redisReply **r, char *err, size_t cap)
-{
-    return st_exec(s, a->n, a->v, a->len, r, a->timeout_ms ? a->timeout_ms : TIMEOUT_MS, a->durable,
-                   err, cap);
 }

@@ -22,48 +22,7 @@
 #define K_REV "{tc}:rev"
 #define K_STREAM "{tc}:changes"
 
-/* KEYS: key record, rev, stream. ARGV: maxlen, kid, kind, now, actor.
- * The previous issuing key of the kind verifies only from now on.
- * Returns {revision}. */
-static const char lua_activate[] = LUA_AUDIT LUA_IDEM_BEGIN
-    "if redis.call('HGET', KEYS[1], 'state') == 'compromised' then\n"
-    "  return redis.error_reply('PRECONDITION key ' .. ARGV[2] .. ' is compromised: it never '"
-    " ..\n"
-    "    'issues again')\n"
-    "end\n"
-    "local prev = redis.call('HGET', '{tc}:keys:issuing', ARGV[3])\n"
-    "local rev = redis.call('INCR', KEYS[2])\n"
-    "if prev and prev ~= ARGV[2] then\n"
-    "  local pk = '{tc}:key:' .. prev\n"
-    "  if redis.call('HGET', pk, 'state') == 'active' then\n"
-    "    redis.call('HSET', pk, 'state', 'verify-only', 'rev', rev)\n"
-    "    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'type', 'key', 'id', prev,\n"
-    "      unpack(redis.call('HGETALL', pk)))\n"
-    "  end\n"
-    "end\n"
-    "redis.call('HSET', KEYS[1], 'kind', ARGV[3], 'state', 'active', 'activated', ARGV[4],\n"
-    "  'rev', rev)\n"
-    "redis.call('HSET', '{tc}:keys:issuing', ARGV[3], ARGV[2])\n"
-    "redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'type', 'key', 'id', ARGV[2],\n"
-    "  unpack(redis.call('HGETALL', KEYS[1])))\n"
-    "audit('key', ARGV[5], 'key:' .. ARGV[2], 'activate\\nkey ' .. ARGV[2] .. '\\nkind ' ..\n"
-    "  (ARGV[3] == '1' and 'mac' or 'ed25519') .. '\\nprevious ' .. (prev or 'none'))\n"
-    "return {rev}\n" LUA_IDEM_END;
-
-/* KEYS: key record, rev, stream. ARGV: maxlen, kid, kind, since, reason,
- * now, actor. Returns {revision}. */
-static const char lua_compromise[] = LUA_AUDIT LUA_IDEM_BEGIN
-    "local rev = redis.call('INCR', KEYS[2])\n"
-    "if redis.call('HGET', '{tc}:keys:issuing', ARGV[3]) == ARGV[2] then\n"
-    "  redis.call('HDEL', '{tc}:keys:issuing', ARGV[3])\n"
-    "end\n"
-    "redis.call('HSET', KEYS[1], 'kind', ARGV[3], 'state', 'compromised', 'since', ARGV[4],\n"
-    "  'reason', ARGV[5], 'compromised_at', ARGV[6], 'rev', rev)\n"
-    "redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'type', 'key', 'id', ARGV[2],\n"
-    "  unpack(redis.call('HGETALL', KEYS[1])))\n"
-    "audit('key', ARGV[7], 'key:' .. ARGV[2], 'compromise\\nkey ' .. ARGV[2] .. '\\nsince ' ..\n"
-    "  ARGV[4] .. '\\nreason ' .. ARGV[5])\n"
-    "return {rev}\n" LUA_IDEM_END;
+#define K_ISSUING "{tc}:keys:issuing"
 
 static store_err rev_reply(redisReply *r, uint64_t *rev, char *err, size_t errcap)
 {
@@ -78,22 +37,6 @@ static store_err rev_reply(redisReply *r, uint64_t *rev, char *err, size_t errca
     return e;
 }
 
-/* The front every key script shares: KEYS key record, rev, stream; ARGV
- * maxlen, kid, kind. key holds the record's name for a's lifetime. */
-static void key_script(st_args *a, char key[32], const char *lua, store_idem *idem, unsigned kid,
-                       int kind)
-{
-    snprintf(key, 32, "{tc}:key:%u", kid);
-    st_script_idem(a, lua, 3, idem);
-    st_arg(a, key);
-    st_arg(a, K_REV);
-    st_arg(a, K_STREAM);
-    st_idem_argv(a);
-    st_arg_i64(a, STORE_STREAM_MAXLEN);
-    st_arg_u64(a, kid);
-    st_arg_i64(a, kind);
-}
-
 static store_err run_key_script(store *s, st_args *a, store_idem *idem, uint64_t *rev, char *err,
                                 size_t errcap)
 {
@@ -103,26 +46,72 @@ static store_err run_key_script(store *s, st_args *a, store_idem *idem, uint64_t
     return e ? e : rev_reply(r, rev, err, errcap);
 }
 
+/*
+ * lua/key_activate.lua, given the previous issuing key of the kind as read
+ * just before (its record is among the script's KEYS); read again when
+ * another activation came in between.
+ */
 store_err store_key_activate(store *s, store_idem *idem, const char *actor, unsigned kid, int kind,
                              int64_t now, uint64_t *rev, char *err, size_t errcap)
 {
-    char key[32];
-    st_args a;
+    char k[16], prev[32], subject[32];
+    const char *argv[] = {"HGET", K_ISSUING, k};
+    int attempt;
+    store_err e;
 
-    key_script(&a, key, lua_activate, idem, kid, kind);
-    st_arg_i64(&a, now);
-    st_arg(&a, actor);
-    return run_key_script(s, &a, idem, rev, err, errcap);
+    snprintf(k, sizeof(k), "%d", kind);
+    snprintf(subject, sizeof(subject), "key:%u", kid);
+    for (attempt = 0; attempt < ST_RETRIES; attempt++) {
+        redisReply *r;
+        st_args a;
+
+        if ((e = st_run(s, 3, argv, NULL, &r, err, errcap)) != STORE_OK)
+            return e;
+        snprintf(prev, sizeof(prev), "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+        freeReplyObject(r);
+        st_script_idem(&a, &st_lua_key_activate, idem);
+        st_keyf(&a, "{tc}:key:%u", kid);
+        st_key(&a, K_REV);
+        st_key(&a, K_STREAM);
+        st_key(&a, K_ISSUING);
+        if (prev[0])
+            st_keyf(&a, "{tc}:key:%s", prev);
+        else
+            st_keyf(&a, "{tc}:key:%u", kid);
+        st_audit_keys(&a, "key", subject);
+        st_arg_i64(&a, STORE_STREAM_MAXLEN);
+        st_arg_u64(&a, kid);
+        st_arg_i64(&a, kind);
+        st_arg_i64(&a, now);
+        st_arg(&a, actor);
+        st_arg(&a, prev);
+        e = run_key_script(s, &a, idem, rev, err, errcap);
+        if (e != ST_ERR_RETRY)
+            return e;
+    }
+    return st_fail(STORE_ERR_UNAVAILABLE, err, errcap,
+                   "the issuing key kept changing while key %u was activated; nothing was "
+                   "changed: retry",
+                   kid);
 }
 
 store_err store_key_compromise(store *s, store_idem *idem, const char *actor, unsigned kid,
                                int kind, int64_t since, const char *reason, int64_t now,
                                uint64_t *rev, char *err, size_t errcap)
 {
-    char key[32];
+    char subject[32];
     st_args a;
 
-    key_script(&a, key, lua_compromise, idem, kid, kind);
+    snprintf(subject, sizeof(subject), "key:%u", kid);
+    st_script_idem(&a, &st_lua_key_compromise, idem);
+    st_keyf(&a, "{tc}:key:%u", kid);
+    st_key(&a, K_REV);
+    st_key(&a, K_STREAM);
+    st_key(&a, K_ISSUING);
+    st_audit_keys(&a, "key", subject);
+    st_arg_i64(&a, STORE_STREAM_MAXLEN);
+    st_arg_u64(&a, kid);
+    st_arg_i64(&a, kind);
     st_arg_i64(&a, since);
     st_arg(&a, reason);
     st_arg_i64(&a, now);

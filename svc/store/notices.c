@@ -208,42 +208,12 @@ store_err store_notices_after(store *s, const char *platform, const char *cursor
     return e;
 }
 
-/*
- * The retention window of a platform, from its notice log (never trimmed)
- * and its stream (trimmed): the newest notice, and the newest one trimmed
- * away - the oldest cursor after which every notice is still retained.
- * Redis 7.0 does not track trimmed ids itself (max-deleted-entry-id moves
- * only on XDEL). KEYS: stream, log. Returns {oldest_cursor, newest}, "" for
- * none.
- */
-static const char lua_window[] =
-    "local function parse(id)\n"
-    "  local a, b = string.match(id, '^(%d+)-(%d+)$')\n"
-    "  return tonumber(a), tonumber(b)\n"
-    "end\n"
-    "local function before(x, y)\n"
-    "  local a, b = parse(x)\n"
-    "  local c, d = parse(y)\n"
-    "  return a < c or (a == c and b < d)\n"
-    "end\n"
-    "local top = redis.call('ZREVRANGE', KEYS[2], 0, 0)\n"
-    "local newest = top[1] or ''\n"
-    "local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)\n"
-    "if #first == 0 then return {newest, newest} end\n"
-    "local f = first[1][1]\n"
-    "local oldest = ''\n"
-    "for _, id in ipairs(redis.call('ZREVRANGEBYSCORE', KEYS[2], parse(f), '-inf', 'LIMIT', 0,\n"
-    "    64)) do\n"
-    "  if before(id, f) and (oldest == '' or before(oldest, id)) then oldest = id end\n"
-    "end\n"
-    "return {oldest, newest}\n";
-
 store_err store_notices_check(store *s, const char *platform, const char *cursor, char *err,
                               size_t errcap)
 {
     char ks[128], kl[128], oldest[STORE_CURSOR_MAX + 1] = "", newest[STORE_CURSOR_MAX + 1] = "";
-    const char *argv[] = {"EVAL", lua_window, "2", ks, kl};
     uint64_t cms, cseq, oms = 0, oseq = 0, nms = 0, nseq = 0;
+    st_args a;
     redisReply *r;
     store_err e;
 
@@ -255,8 +225,10 @@ store_err store_notices_check(store *s, const char *platform, const char *cursor
                        cursor);
     notices_key(ks, sizeof(ks), "notices", platform);
     notices_key(kl, sizeof(kl), "notice-log", platform);
-    e = st_run(s, 5, argv, NULL, &r, err, errcap);
-    if (e)
+    st_script(&a, &st_lua_notice_window);
+    st_key(&a, ks);
+    st_key(&a, kl);
+    if ((e = st_run_args(s, &a, &r, err, errcap)) != STORE_OK)
         return e;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
         r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
@@ -286,62 +258,14 @@ store_err store_notices_check(store *s, const char *platform, const char *cursor
 
 /* --- acknowledgements ----------------------------------------------------- */
 
-/*
- * KEYS: notices stream, notice-state hash, acked-listings set.
- * ARGV: notice id, delisted_unix, listing ids... (none: the whole notice)
- * Returns {listings, acked, complete}.
- */
-static const char lua_ack[] = LUA_AUDIT LUA_IDEM_BEGIN
-    "local st = redis.call('HGET', KEYS[2], ARGV[1])\n"
-    "if not st then return redis.error_reply('NOTFOUND notice ' .. ARGV[1] ..\n"
-    "  ' was not sent to this platform') end\n"
-    "local total, acked, done = string.match(st, '^(%d+) (%d+) (%d+)')\n"
-    "total = tonumber(total)\n"
-    "if done ~= '0' then return {total, total, 1} end\n"
-    "if #ARGV > 2 then\n"
-    "  local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])\n"
-    "  if #e == 0 then return redis.error_reply('PRECONDITION notice ' .. ARGV[1] ..\n"
-    "    ' is past retention: acknowledge it whole, without listing ids') end\n"
-    "  local f, mine = e[1][2], {}\n"
-    "  for j = 1, #f, 2 do\n"
-    "    if f[j] == 'listings' then\n"
-    "      for l in string.gmatch(f[j + 1], '[^\\n]+') do mine[l] = true end\n"
-    "    end\n"
-    "  end\n"
-    "  for j = 3, #ARGV do\n"
-    "    if not mine[ARGV[j]] then return redis.error_reply('ARG listing ' .. ARGV[j] ..\n"
-    "      ' is not in notice ' .. ARGV[1]) end\n"
-    "  end\n"
-    "  for j = 3, #ARGV, 1000 do\n"
-    "    redis.call('SADD', KEYS[3], unpack(ARGV, j, math.min(j + 999, #ARGV)))\n"
-    "  end\n"
-    "  acked = redis.call('SCARD', KEYS[3])\n"
-    "else\n"
-    "  acked = total\n"
-    "end\n"
-    "local complete = 0\n"
-    "if acked >= total then\n"
-    "  local t = redis.call('TIME')\n"
-    "  complete = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "  redis.call('DEL', KEYS[3])\n"
-    "end\n"
-    "redis.call('HSET', KEYS[2], ARGV[1], total .. ' ' .. acked .. ' ' .. complete .. ' ' ..\n"
-    "  ARGV[2])\n"
-    "local plat = string.match(KEYS[2], ':notice%-state:(.*)$')\n"
-    "audit('ack', 'platform:' .. plat, plat, 'notice ' .. ARGV[1] .. '\\nlistings ' .. total ..\n"
-    "  '\\nacked ' .. acked .. '\\ncomplete ' .. (complete > 0 and 'yes' or 'no') ..\n"
-    "  '\\ndelisted ' .. ARGV[2] .. '\\nthis_ack ' .. (#ARGV > 2 and (#ARGV - 2) or total))\n"
-    "return {total, acked, complete > 0 and 1 or 0}\n" LUA_IDEM_END;
-
 store_err store_ack_notice(store *s, store_idem *idem, const char *platform, const char *notice_id,
                            const char *const *listings, size_t n, int64_t delisted_unix,
                            store_ack *res, char *err, size_t errcap)
 {
-    char ks[128], kh[128], ka[256], nkeys[4] = "4", delisted[24];
-    char ik[STORE_IDEM_KEY_MAX], fp[65], ttl[24];
-    const char **argv;
-    size_t i, argc = 0;
+    char ks[128], kh[128];
+    size_t i;
     uint64_t ms, seq;
+    st_args a;
     redisReply *r;
     store_err e;
 
@@ -354,30 +278,17 @@ store_err store_ack_notice(store *s, store_idem *idem, const char *platform, con
                        STORE_NOTICE_LISTINGS);
     notices_key(ks, sizeof(ks), "notices", platform);
     notices_key(kh, sizeof(kh), "notice-state", platform);
-    snprintf(ka, sizeof(ka), "{tc}:notice-acked:%s:%s", platform, notice_id);
-    snprintf(delisted, sizeof(delisted), "%" PRId64, delisted_unix);
-    argv = malloc((11 + n) * sizeof(*argv)); /* 11 fixed: EVAL .. delisted */
-    if (!argv)
-        return st_fail(STORE_ERR_NOMEM, err, errcap, "out of memory");
-    st_idem_parts(idem, ik, fp, ttl);
-    argv[argc++] = "EVAL";
-    argv[argc++] = lua_ack;
-    argv[argc++] = nkeys;
-    argv[argc++] = ik;
-    argv[argc++] = ks;
-    argv[argc++] = kh;
-    argv[argc++] = ka;
-    argv[argc++] = fp;
-    argv[argc++] = ttl;
-    argv[argc++] = notice_id;
-    argv[argc++] = delisted;
+    st_script_idem(&a, &st_lua_notice_ack, idem);
+    st_key(&a, ks);
+    st_key(&a, kh);
+    st_keyf(&a, "{tc}:notice-acked:%s:%s", platform, notice_id);
+    st_audit_keys(&a, "ack", platform);
+    st_arg(&a, notice_id);
+    st_arg_i64(&a, delisted_unix);
+    st_arg(&a, platform);
     for (i = 0; i < n; i++)
-        argv[argc++] = listings[i];
-    e = st_run_durable(s, (int)argc, argv, NULL, &r, err, errcap);
-    free(argv);
-    if (!e)
-        e = st_idem_reply(&r, idem, err, errcap);
-    if (e)
+        st_arg(&a, listings[i]);
+    if ((e = st_run_write(s, &a, idem, &r, err, errcap)) != STORE_OK)
         return e;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
         freeReplyObject(r);

@@ -11,48 +11,8 @@
 
 #define REGIONS_KEPT 64 /* distinct regions remembered per code */
 
-/*
- * KEYS: scan hash, devices (HLL), regions set, the code's listings set.
- * ARGV: now_ms, region, device, window_ms, record (1/0), ttl_ms, travel_age_ms.
- * Recording, a scan from another province (the first two digits of the
- * region code) within window_ms of the previous one is travel evidence,
- * kept travel_age_ms; the code's keys live ttl_ms past its last scan.
- * Not recording, nothing is written (a preview, a HEAD, no device).
- * Returns {devices, first_ms, first_region, fast_move, regions, listings,
- * scans}.
- */
-static const char lua_scan[] =
-    "local h = KEYS[1]\n"
-    "local now = tonumber(ARGV[1])\n"
-    "if ARGV[5] == '1' then\n"
-    "  if ARGV[3] ~= '' then redis.call('PFADD', KEYS[2], ARGV[3]) end\n"
-    "  redis.call('HINCRBY', h, 'scans', 1)\n"
-    "  redis.call('HSETNX', h, 'first_ms', ARGV[1])\n"
-    "  if ARGV[2] ~= '' then\n"
-    "    redis.call('HSETNX', h, 'first_region', ARGV[2])\n"
-    "    if redis.call('SCARD', KEYS[3]) < " STORE_STR(
-        REGIONS_KEPT) " then\n"
-                      "      redis.call('SADD', KEYS[3], ARGV[2])\n"
-                      "    end\n"
-                      "    local last = redis.call('HMGET', h, 'last_region', 'last_ms')\n"
-                      "    if last[1] and string.sub(last[1], 1, 2) ~= string.sub(ARGV[2], 1, 2) "
-                      "and\n"
-                      "        now - tonumber(last[2]) < tonumber(ARGV[4]) then\n"
-                      "      redis.call('HSET', h, 'travel_ms', ARGV[1])\n"
-                      "    end\n"
-                      "    redis.call('HSET', h, 'last_region', ARGV[2], 'last_ms', ARGV[1])\n"
-                      "  end\n"
-                      "  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end\n"
-                      "end\n"
-                      "local f = redis.call('HMGET', h, 'first_ms', 'first_region', 'travel_ms', "
-                      "'scans')\n"
-                      "local travel = f[3] and now - tonumber(f[3]) < tonumber(ARGV[7]) and 1 or "
-                      "0\n"
-                      "return {redis.call('PFCOUNT', KEYS[2]), tonumber(f[1] or '0'), f[2] or '', "
-                      "travel,\n"
-                      "  redis.call('SCARD', KEYS[3]), redis.call('SCARD', KEYS[4]), tonumber(f[4] "
-                      "or '0')}\n";
-
+/* lua/scan.lua: record the scan (unless only previewed) and read the
+ * code's scan evidence. */
 store_err store_scan_record(store *s, const char *code, const char *region, const char *device,
                             int record, int64_t now_ms, const store_scan_rules *rules,
                             store_scan *out, char *err, size_t errcap)
@@ -68,11 +28,11 @@ store_err store_scan_record(store *s, const char *code, const char *region, cons
     snprintf(kd, sizeof(kd), "{tc}:scan-devices:%s", code);
     snprintf(kr, sizeof(kr), "{tc}:scan-regions:%s", code);
     snprintf(kl, sizeof(kl), "{tc}:code:%s", code);
-    st_script(&a, lua_scan, 4);
-    st_arg(&a, kh);
-    st_arg(&a, kd);
-    st_arg(&a, kr);
-    st_arg(&a, kl);
+    st_script(&a, &st_lua_scan);
+    st_key(&a, kh);
+    st_key(&a, kd);
+    st_key(&a, kr);
+    st_key(&a, kl);
     st_arg_i64(&a, now_ms);
     st_arg(&a, region);
     st_arg(&a, device);
@@ -80,6 +40,7 @@ store_err store_scan_record(store *s, const char *code, const char *region, cons
     st_arg(&a, record ? "1" : "0");
     st_arg_i64(&a, rules->ttl_ms > 0 ? rules->ttl_ms : STORE_SCAN_TTL_MS);
     st_arg_i64(&a, rules->travel_age_ms > 0 ? rules->travel_age_ms : STORE_TRAVEL_AGE_MS);
+    st_arg_i64(&a, REGIONS_KEPT);
     e = st_run_args(s, &a, &r, err, errcap);
     if (e)
         return e;

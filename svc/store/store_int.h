@@ -6,6 +6,7 @@
 #ifndef TC_STORE_INT_H
 #define TC_STORE_INT_H
 
+#include "scripts.h"
 #include "store.h"
 
 #include <hiredis/hiredis.h>
@@ -13,73 +14,9 @@
 
 #define POOL_MAX 16
 #define TIMEOUT_MS 2000
-#define ARGV_MAX 64
 /* Writes that fan out delisting notices: a certificate with a million
  * listings takes about a second of Redis time. */
 #define FANOUT_TIMEOUT_MS 30000
-
-/*
- * Lua shared by every script that writes something the audit log records:
- * audit(kind, actor, subject, body) appends one entry in the same atomic
- * step as the change it records. The entry is the canonical text below
- * (what the Merkle tree hashes); its index comes from one counter, its
- * time from Redis and never runs backwards. Kind, actor and subject are
- * single-line (newlines become spaces); the body is length-prefixed.
- * Indexes: by subject and by kind (sorted sets scored by index).
- */
-#define LUA_AUDIT                                                                                  \
-    "local function audit(kind, actor, subject, body)\n"                                           \
-    "  local t = redis.call('TIME')\n"                                                             \
-    "  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                     \
-    "  local last = tonumber(redis.call('HGET', '{tc}:audit:meta', 'last_ms') or '0')\n"           \
-    "  if ms < last then ms = last end\n"                                                          \
-    "  local idx = redis.call('HINCRBY', '{tc}:audit:meta', 'n', 1) - 1\n"                         \
-    "  redis.call('HSET', '{tc}:audit:meta', 'last_ms', string.format('%d', ms))\n"                \
-    "  kind = string.gsub(kind, '[\\r\\n]', ' ')\n"                                                \
-    "  actor = string.gsub(actor, '[\\r\\n]', ' ')\n"                                              \
-    "  subject = string.gsub(subject, '[\\r\\n]', ' ')\n"                                          \
-    "  redis.call('HSET', '{tc}:audit:e', idx, 'tracecode-audit v1\\nindex ' ..\n"                 \
-    "    string.format('%d', idx) .. '\\ntime ' .. string.format('%d', ms) .. '\\nkind ' ..\n"     \
-    "    kind .. '\\nactor ' .. actor .. '\\nsubject ' .. subject .. '\\nbody ' .. #body ..\n"     \
-    "    ':' .. body)\n"                                                                           \
-    "  if subject ~= '' then redis.call('ZADD', '{tc}:audit:s:' .. subject, idx, idx) end\n"       \
-    "  redis.call('ZADD', '{tc}:audit:k:' .. kind, idx, idx)\n"                                    \
-    "end\n"
-
-/*
- * Every write script is its body between LUA_IDEM_BEGIN and LUA_IDEM_END:
- * the wrapper takes the idempotency key off the front of KEYS and the
- * fingerprint (hex, '' for none) and TTL off the front of ARGV, so the body
- * sees its own KEYS and ARGV as if called alone. Used key, same
- * fingerprint: the recorded outcome, nothing run. Other fingerprint:
- * EXISTS. An error from the body is returned as it is and records
- * nothing. The reply is {1, outcome} when the body ran, {0, outcome} when
- * replayed (st_idem_reply unwraps it). Outcomes are numbers, strings and
- * arrays of them (kept as JSON; numbers below 10^14 stay exact).
- */
-#define LUA_IDEM_BEGIN "local function body()\n"
-#define LUA_IDEM_END                                                                               \
-    "end\n"                                                                                        \
-    "local ik = table.remove(KEYS, 1)\n"                                                           \
-    "local fp = table.remove(ARGV, 1)\n"                                                           \
-    "local ttl = table.remove(ARGV, 1)\n"                                                          \
-    "if fp ~= '' then\n"                                                                           \
-    "  local ex = redis.call('GET', ik)\n"                                                         \
-    "  if ex then\n"                                                                               \
-    "    if string.sub(ex, 1, 64) ~= fp then\n"                                                    \
-    "      return redis.error_reply('EXISTS request_id ' .. string.match(ik, '[^:]*$') ..\n"       \
-    "        ' was used for another request; use a new id for a new request')\n"                   \
-    "    end\n"                                                                                    \
-    "    return {0, cjson.decode(string.sub(ex, 65))}\n"                                           \
-    "  end\n"                                                                                      \
-    "end\n"                                                                                        \
-    "local res = body()\n"                                                                         \
-    "if type(res) == 'table' and res.err then return res end\n"                                    \
-    "if fp ~= '' then redis.call('SET', ik, fp .. cjson.encode(res), 'EX', ttl) end\n"             \
-    "return {1, res}\n"
-
-#define STORE_STR_(x) #x
-#define STORE_STR(x) STORE_STR_(x)
 
 #define SENTINELS_MAX 8
 
@@ -181,6 +118,10 @@ int st_failover_reply(const redisReply *r);
  */
 store_err st_run(store *s, int argc, const char **argv, const size_t *lens, redisReply **out,
                  char *err, size_t cap);
+/* The general form: a reply timeout of its own, and a write (durable) is
+ * confirmed on the store's replicas (WAIT) before it is answered. */
+store_err st_exec(store *s, int argc, const char **argv, const size_t *lens, redisReply **out,
+                  int timeout_ms, int durable, char *err, size_t cap);
 /* The same with its own reply timeout. A timeout is STORE_ERR_TIMEOUT and
  * is never retried: the command may have run. */
 store_err st_run_timeout(store *s, int argc, const char **argv, const size_t *lens,
@@ -192,37 +133,70 @@ store_err st_run_timeout(store *s, int argc, const char **argv, const size_t *le
 store_err st_run_durable(store *s, int argc, const char **argv, const size_t *lens,
                          redisReply **out, char *err, size_t cap);
 
-/* An argv under construction: strings with explicit lengths. */
+/*
+ * A command under construction: a script (EVALSHA), its KEYS, then its
+ * ARGV, or a plain command (st_cmd). Strings are kept by pointer (they
+ * must outlive the run) unless formatted (st_keyf, st_argf, st_arg_i64,
+ * st_arg_u64), which are copied into a's own storage. It grows as needed;
+ * a failed allocation or a key after an ARGV makes the run fail, so
+ * callers check once, at st_run_args. st_run_args and st_run_write free
+ * it; st_args_free is for one never run.
+ */
+#define ST_ARGS_INLINE 64
+typedef struct st_chunk st_chunk;
 typedef struct st_args {
-    char idem_key[STORE_IDEM_KEY_MAX], idem_fp[65], idem_ttl[24];
-    int n;
-    const char *v[ARGV_MAX];
-    size_t len[ARGV_MAX];
-    char num[ARGV_MAX][24]; /* storage for formatted numbers */
-    int timeout_ms;         /* 0: TIMEOUT_MS */
-    int durable;            /* a write to confirm on the replicas (WAIT) */
+    int n, cap;
+    const char **v;
+    size_t *len;
+    const char *v0[ST_ARGS_INLINE];
+    size_t len0[ST_ARGS_INLINE];
+    st_chunk *chunks;
+    int nkeys_at;    /* where numkeys goes; 0 for a plain command */
+    int nkeys;       /* KEYS so far */
+    int in_argv;     /* ARGV begun: no more keys */
+    int idem;        /* wrapped write (lua/lib/idem.lua) */
+    const char *bad; /* why the run must fail, or NULL */
+    char idem_key[STORE_IDEM_KEY_MAX], idem_fp[65], idem_ttl[24], numkeys[16];
+    int timeout_ms; /* 0: TIMEOUT_MS */
+    int durable;    /* a write to confirm on the replicas (WAIT) */
 } st_args;
 
+/* Start a as EVALSHA of lua; KEYS and ARGV follow. */
+void st_script(st_args *a, const st_lua *lua);
+/* Start a as a wrapped write (--! idem): its idempotency key goes first
+ * among KEYS, its fingerprint and TTL first among ARGV (added with the
+ * first ARGV); acknowledged once WAIT confirms it. */
+void st_script_idem(st_args *a, const st_lua *lua, const store_idem *idem);
+/* Start a as a plain command (its name is the first st_arg). */
+void st_cmd(st_args *a);
+void st_key(st_args *a, const char *key);
+void st_keyf(st_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The four keys lua/lib/audit.lua writes for an entry of kind on subject. */
+void st_audit_keys(st_args *a, const char *kind, const char *subject);
 void st_arg(st_args *a, const char *s);
 void st_arg_bin(st_args *a, const void *p, size_t n);
+void st_argf(st_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void st_arg_i64(st_args *a, int64_t x);
 void st_arg_u64(st_args *a, uint64_t x);
-/* Start a as EVAL of lua with nkeys keys. */
-void st_script(st_args *a, const char *lua, int nkeys);
+void st_args_free(st_args *a);
+/* Run a (and free it). A script Redis does not hold (NOSCRIPT: a restarted
+ * or promoted server) is sent again whole with EVAL, which loads it. */
 store_err st_run_args(store *s, st_args *a, redisReply **r, char *err, size_t cap);
 
-/* The idempotency key and fingerprint of a write script (LUA_IDEM_*): the
- * key, into key (cap >= STORE_IDEM_KEY_MAX), goes first among KEYS; fp
- * (65 bytes) and ttl (24) first among ARGV. */
+/* The idempotency key and fingerprint of a write script: the key, into key
+ * (cap >= STORE_IDEM_KEY_MAX); fp 65 bytes, ttl 24. */
 void st_idem_parts(const store_idem *idem, char *key, char fp[65], char ttl[24]);
-/* Start a as EVAL of a wrapped write script with nkeys keys of its own;
- * the caller adds its keys, then st_idem_argv, then its ARGV. */
-void st_script_idem(st_args *a, const char *lua, int nkeys, const store_idem *idem);
-void st_idem_argv(st_args *a);
 /* Replace *r ({ran, outcome}) by its outcome, setting idem->replayed. */
 store_err st_idem_reply(redisReply **r, store_idem *idem, char *err, size_t cap);
 /* Run a wrapped write script (st_script_idem) and unwrap its outcome. */
 store_err st_run_write(store *s, st_args *a, store_idem *idem, redisReply **r, char *err,
                        size_t cap);
+
+/* A script refused because what its caller read changed before it ran (a
+ * guard in the script answered RETRY): the caller reads again. Never
+ * returned outside svc/store/. */
+#define ST_ERR_RETRY ((store_err)1000)
+/* How often a write whose reads keep changing under it is tried. */
+#define ST_RETRIES 5
 
 #endif

@@ -16,6 +16,8 @@
 #include "store_int.h"
 
 #include <event2/event.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define MAKER "91310000MA1FL0001R"
@@ -590,6 +592,180 @@ static void test_sentinel_urls(void **state)
     assert_null(strstr(err, "zzz"));
 }
 
+/* A script Redis lost (SCRIPT FLUSH, as on a restarted or promoted server
+ * without them) is sent again whole and loaded: the write succeeds, and the
+ * next one finds it under the SHA-1 the build computed. */
+static void test_noscript(void **state)
+{
+    fx *f = *state;
+    const char *flush[] = {"SCRIPT", "FLUSH"};
+    const char *exists[] = {"SCRIPT", "EXISTS", st_lua_put.sha,
+                            "0000000000000000000000000000000000000000"};
+    const char *unknown[] = {"EVALSHA", "0000000000000000000000000000000000000000", "0"};
+    redisReply *r;
+    uint64_t rev;
+
+    seed(f);
+    assert_int_equal(st_run(f->s, 2, flush, NULL, &r, f->err, sizeof(f->err)), STORE_OK);
+    freeReplyObject(r);
+    assert_int_equal(st_run(f->s, 4, exists, NULL, &r, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+    assert_int_equal(store_put_mfr(f->s, NULL, ACTOR, MAKER, "Acme Again", REP_MFR_ACTIVE, &rev,
+                                   f->err, sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(rev, 4);
+    assert_int_equal(st_run(f->s, 4, exists, NULL, &r, f->err, sizeof(f->err)), STORE_OK);
+    assert_int_equal(r->element[0]->integer, 1); /* loaded, under our SHA-1 */
+    assert_int_equal(r->element[1]->integer, 0);
+    freeReplyObject(r);
+    /* A SHA-1 that is none of ours stays the error it is. */
+    assert_int_equal(st_run(f->s, 3, unknown, NULL, &r, f->err, sizeof(f->err)),
+                     STORE_ERR_PROTOCOL);
+    assert_non_null(strstr(f->err, "NOSCRIPT"));
+}
+
+/* Listings bound while a certificate is suspended: the suspension reads
+ * the platforms before its script runs (so that the script is given every
+ * key), and must still write a notice for exactly the listings bound
+ * before it - by the audit log's order - on every platform, new ones too
+ * (half the bindings bring a platform of their own). */
+#define BINDS 400
+typedef struct binder {
+    fx *f;
+    _Atomic int done;
+    int failed;
+} binder;
+
+static void *bind_many(void *arg)
+{
+    binder *b = arg;
+    char err[STORE_ERR_MAX];
+
+    for (int i = 0; i < BINDS; i++) {
+        char plat[32], lid[32], code[32];
+        store_binding x = {lid, code, 1, CERT, (uint32_t)i, 0, 0};
+
+        snprintf(plat, sizeof(plat), i % 2 ? "p%d" : "shop", i);
+        snprintf(lid, sizeof(lid), "L%d", i);
+        snprintf(code, sizeof(code), "K%d", i);
+        if (store_bind_listings(b->f->s, NULL, plat, &x, 1, err, sizeof(err)) != STORE_OK)
+            b->failed++;
+        atomic_store(&b->done, i + 1);
+    }
+    return NULL;
+}
+
+/* The listing ids of plat's notices written at revision rev. */
+static size_t notice_ids(fx *f, const char *plat, uint64_t rev, char ids[][16], size_t cap)
+{
+    char key[64];
+    const char *argv[] = {"XRANGE", key, "-", "+"};
+    redisReply *r;
+    size_t n = 0;
+
+    snprintf(key, sizeof(key), "{tc}:notices:%s", plat);
+    assert_int_equal(st_run(f->s, 4, argv, NULL, &r, f->err, sizeof(f->err)), STORE_OK);
+    for (size_t i = 0; i < r->elements; i++) {
+        st_rec x = {r->element[i]->element[1]->element, r->element[i]->element[1]->elements};
+        char *save = NULL, *tok, *s;
+
+        if ((uint64_t)st_rec_num(&x, "rev") != rev)
+            continue;
+        s = strdup(st_rec_str(&x, "listings"));
+        for (tok = strtok_r(s, "\n", &save); tok && n < cap; tok = strtok_r(NULL, "\n", &save))
+            snprintf(ids[n++], 16, "%s", tok);
+        free(s);
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+/* The listing ids plat bound before the audit entry at index. */
+static size_t bound_before(const store_audit_entry *e, size_t k, uint64_t index, char ids[][16],
+                           size_t cap)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < k; i++)
+        if (e[i].index < index && n < cap)
+            assert_int_equal(sscanf(e[i].body, "listing %15s", ids[n++]), 1);
+    return n;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void test_fanout_under_binds(void **state)
+{
+    enum { CHANGES = 40 };
+    fx *f = *state;
+    binder b = {f, 0, 0};
+    pthread_t t;
+    store_audit_entry *e = NULL, *le = NULL;
+    store_audit_query q = {.subject = CERT, .kind = "cert", .limit = 100};
+    uint64_t rev, next, at[CHANGES], revs[CHANGES];
+    size_t k = 0, lk = 0, total = 0;
+    int changes = 0;
+    static char got[BINDS][16], want[BINDS][16];
+
+    seed(f);
+    assert_int_equal(pthread_create(&t, NULL, bind_many, &b), 0);
+    while (atomic_load(&b.done) < BINDS / 8)
+        rf_sleep_ms(1);
+    /* Suspend and reinstate while the bindings come in; each change is
+     * refused only when platforms kept coming, and then changed nothing. */
+    while (atomic_load(&b.done) < BINDS && changes < CHANGES) {
+        int status = changes % 2 ? REP_CERT_VALID : REP_CERT_SUSPENDED, tries = 0;
+        store_err r;
+        do
+            r = store_set_cert_status(f->s, NULL, ACTOR, CERT, status, "inspection", 5, &rev, NULL,
+                                      f->err, sizeof(f->err));
+        while (r == STORE_ERR_UNAVAILABLE && strstr(f->err, "kept changing") && ++tries < 100);
+        assert_int_equal(r, STORE_OK);
+        changes++;
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(b.failed, 0);
+    assert_true(changes >= 2);
+
+    /* Each change's audit index and revision (its body is the record). */
+    assert_int_equal(store_audit_query_run(f->s, &q, &e, &k, &next, f->err, sizeof(f->err)),
+                     STORE_OK);
+    assert_int_equal(k, (size_t)changes + 1); /* registered, then the changes */
+    for (int c = 0; c < changes; c++) {
+        const char *p = strstr(e[c + 1].body, "rev ");
+        assert_non_null(p);
+        at[c] = e[c + 1].index;
+        revs[c] = strtoull(p + 4, NULL, 10);
+    }
+    store_audit_entries_free(e, k);
+    for (int i = 0; i < BINDS; i = i ? i + 2 : 1) { /* shop, then p1, p3, ... */
+        store_audit_query lq = {.kind = "listing", .limit = 1000};
+        char plat[32];
+
+        snprintf(plat, sizeof(plat), i % 2 ? "p%d" : "shop", i);
+        lq.subject = plat;
+        assert_int_equal(store_audit_query_run(f->s, &lq, &le, &lk, &next, f->err, sizeof(f->err)),
+                         STORE_OK);
+        for (int c = 0; c < changes; c++) {
+            size_t ng = notice_ids(f, plat, revs[c], got, BINDS);
+            size_t nw = bound_before(le, lk, at[c], want, BINDS);
+
+            qsort(got, ng, sizeof(got[0]), cmp_id);
+            qsort(want, nw, sizeof(want[0]), cmp_id);
+            assert_int_equal(ng, nw);
+            for (size_t j = 0; j < ng; j++)
+                assert_string_equal(got[j], want[j]);
+            total += ng;
+        }
+        store_audit_entries_free(le, lk);
+    }
+    assert_true(total >= BINDS / 8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -599,6 +775,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_and_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scans, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_noscript, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fanout_under_binds, setup, teardown),
         cmocka_unit_test(test_bad_url),
         cmocka_unit_test(test_sentinel_urls),
     };
