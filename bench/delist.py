@@ -60,11 +60,28 @@ def cert_with_codes(node, number, quantity):
     return codes
 
 
+RETRIED = []  # RegisterListings calls a client had to retry, and why
+CALLS = iter(range(1 << 62))  # request ids: one per request, never reused
+
+
 def bind(node, pairs):
+    """As a client should: each call with a request id, retried with the
+    same id when Redis did not answer in time (an AOF rewrite can stall it
+    for seconds with appendfsync always) - a retry applies once."""
     for i in range(0, len(pairs), 10000):
-        node.ver.RegisterListings(V.RegisterListingsRequest(bindings=[
-            V.ListingBinding(listing_id=l, code=c) for l, c in pairs[i:i + 10000]]),
-            metadata=PM, timeout=600)
+        req = V.RegisterListingsRequest(request_id="bench-bind-%d-%d" % (os.getpid(), next(CALLS)),
+                                        bindings=[V.ListingBinding(listing_id=l, code=c)
+                                                  for l, c in pairs[i:i + 10000]])
+        for attempt in range(5):
+            try:
+                node.ver.RegisterListings(req, metadata=PM, timeout=600)
+                break
+            except grpc.RpcError as e:
+                if e.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED,
+                                    grpc.StatusCode.UNAVAILABLE) or attempt == 4:
+                    raise
+                RETRIED.append(e.code().name)
+                time.sleep(0.5)
 
 
 class Watcher(threading.Thread):
@@ -143,7 +160,8 @@ def main():
             t2 = time.time()
             del codes
             print("setup: %d codes issued in %.1f s, %d listings bound in %.1f s"
-                  % (m, t1 - t0, m, t2 - t1))
+                  " (%d calls retried: %s)"
+                  % (m, t1 - t0, m, t2 - t1, len(RETRIED), ", ".join(RETRIED) or "none"))
             w = Watcher(c)
             time.sleep(0.5)
             start = time.perf_counter()

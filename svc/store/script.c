@@ -114,12 +114,24 @@ static char *room(st_args *a, size_t n)
     return c->buf + c->used - n;
 }
 
+/* Formatted into the current chunk when it fits (one vsnprintf), else
+ * into a new one. */
 static const char *vformat(st_args *a, size_t *n, const char *fmt, va_list ap)
 {
+    st_chunk *c = a->chunks;
     va_list aq;
     int len;
     char *p;
 
+    va_copy(aq, ap);
+    len = c ? vsnprintf(c->buf + c->used, c->cap - c->used, fmt, aq) : -1;
+    va_end(aq);
+    if (c && len >= 0 && (size_t)len < c->cap - c->used) {
+        p = c->buf + c->used;
+        c->used += (size_t)len + 1;
+        *n = (size_t)len;
+        return p;
+    }
     va_copy(aq, ap);
     len = vsnprintf(NULL, 0, fmt, aq);
     va_end(aq);

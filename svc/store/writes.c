@@ -559,7 +559,8 @@ static store_err bind_plan(store *s, const char *platform, const store_binding *
     return STORE_OK;
 }
 
-/* The eight keys of one binding in lua/bind.lua. */
+/* The keys of one binding in lua/bind.lua: five, and three more for a
+ * listing that was bound. */
 static void binding_keys(st_args *a, const char *plat, const store_binding *b, const char *batch,
                          const bound *old)
 {
@@ -572,10 +573,6 @@ static void binding_keys(st_args *a, const char *plat, const store_binding *b, c
         st_keyf(a, "{tc}:code:%s", old->code);
         st_keyf(a, "{tc}:cert-listings:%s:%s", old->cert, plat);
         st_keyf(a, "{tc}:batch-listings:%s:%s", old->batch, plat);
-    } else { /* not bound before: not used, any key of the slot will do */
-        st_keyf(a, "{tc}:code:%s", b->code);
-        st_keyf(a, "{tc}:cert-listings:%s:%s", b->cert_number, plat);
-        st_keyf(a, "{tc}:batch-listings:%s:%s", batch, plat);
     }
 }
 
@@ -626,8 +623,6 @@ store_err store_bind_listings(store *s, store_idem *idem, const char *platform, 
             st_arg(&a, b[i].cert_number);
             st_arg_u64(&a, b[i].serial);
             st_arg(&a, old[i].code);
-            st_arg(&a, old[i].batch);
-            st_arg(&a, old[i].cert);
         }
         e = st_run_write(s, &a, idem, &r, err, errcap);
         freeReplyObject(plan);

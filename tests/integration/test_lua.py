@@ -130,11 +130,11 @@ class LuaScripts(unittest.TestCase):
             "{tc}:listing:%s:%s" % (plat, lid), "{tc}:code:" + code,
             "{tc}:cert-listings:%s:%s" % (cert, plat), "{tc}:batch-listings:%s:%s" % (batch, plat),
             "{tc}:cert-platforms:" + cert]
-        o = old if old[0] else (code, batch, cert)
-        keys += ["{tc}:code:" + o[0], "{tc}:cert-listings:%s:%s" % (o[2], plat),
-                 "{tc}:batch-listings:%s:%s" % (o[1], plat)]
-        return self.eval("bind", keys, ["", "86400", plat, lid, code, batch, cert, serial] +
-                         list(old))
+        if old[0]:
+            keys += ["{tc}:code:" + old[0], "{tc}:cert-listings:%s:%s" % (old[2], plat),
+                     "{tc}:batch-listings:%s:%s" % (old[1], plat)]
+        return self.eval("bind", keys, ["", "86400", plat, lid, code, batch, cert, serial,
+                                        old[0]])
 
     def test_put_is_idempotent(self):
         first = self.put("m1", "mfr", "M-SMOKE", None, ["name", "Acme", "status", "1"])

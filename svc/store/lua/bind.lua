@@ -6,30 +6,33 @@
 -- certificate's platforms only ever grow (put.lua and recall.lua rely on
 -- it). Listings that change are one audit entry (subject: the platform).
 --
--- KEYS: 1-4 audit keys, then per binding eight: the listing, the code's
+-- KEYS: 1-4 audit keys, then per binding five: the listing, the code's
 --   listings, the certificate's listings on the platform, the batch's
---   listings on the platform, the certificate's platforms, and for what
---   the listing was bound to before (as the caller read it; any key when
---   it was not bound) the code's listings and the certificate's and the
---   batch's listings on the platform.
--- ARGV: 1 platform, then per binding eight: listing id, code, batch,
---   certificate, serial, and the code, batch and certificate it was bound
---   to when the caller read it ('' for none).
+--   listings on the platform, the certificate's platforms; and three more
+--   for a listing that was bound (as the caller read it): the old code's
+--   listings, the old certificate's and the old batch's listings on the
+--   platform.
+-- ARGV: 1 platform, then per binding six: listing id, code, batch,
+--   certificate, serial, and the code it was bound to when the caller read
+--   it ('' for none).
 -- A listing bound to something else than the caller read: RETRY, nothing
 -- written. Returns per binding {other_listings, other_platforms}.
 local plat = ARGV[1]
-local now = {}
-for i = 2, #ARGV, 8 do
-  local lk = KEYS[5 + (i - 2) / 8 * 8]
+local now, at = {}, {}
+local k = 5
+for i = 2, #ARGV, 6 do
+  local lk = KEYS[k]
+  at[i] = k
   if now[lk] == nil then now[lk] = redis.call('HGET', lk, 'code') or '' end
   if now[lk] ~= ARGV[i + 5] then
     return redis.error_reply('RETRY listing ' .. ARGV[i] .. ' changed while it was bound')
   end
   now[lk] = ARGV[i + 1]
+  k = k + (ARGV[i + 5] ~= '' and 8 or 5)
 end
 local out, changed = {}, {}
-for i = 2, #ARGV, 8 do
-  local k = 5 + (i - 2) / 8 * 8
+for i = 2, #ARGV, 6 do
+  local k = at[i]
   local lid, code, batch, cert, serial = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
     ARGV[i + 4]
   local old = ARGV[i + 5]
