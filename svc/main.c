@@ -56,22 +56,24 @@ typedef struct config {
 
 static int usage(void)
 {
-    fputs("usage: tracesvc --redis URL --grpc ADDR:PORT --http ADDR:PORT --keys DIR\n"
-          "                [--insecure] [--tls-cert F --tls-key F --client-ca F [--client-crl F]]\n"
-          "                [--base-url URL] [--threads N] [--write-threads N]\n"
-          "                [--max-staleness SECONDS]\n"
-          "                [--notice-retention SECONDS] [--heartbeat MS] [--watch-buffer MIB]\n"
-          "                [--copy-devices N] [--copy-regions N] [--copy-window SECONDS]\n"
-          "                [--node-id NAME] [--limits FILE] [--limit SCOPE:NAME=VALUE ...]\n"
-          "                [--forgery-percent P] [--forgery-min N] [--forgery-window SECONDS]\n"
-          "                [--forgery-throttle CODES_PER_S] [--trusted-proxy CIDR[,CIDR...]]\n"
-          "                [--scan-ttl SECONDS] [--http-max-connections N]\n"
-          "                [--redis-replicas N] [--redis-replicas-wait MS]\n"
-          "                [--redis-start-timeout SECONDS] [--ready-staleness SECONDS]\n"
-          "  URL: redis://[user:password@]host:port[/db], unix:/path[?db=N] or\n"
-          "       redis-sentinel://[user:password@]host:port[,host:port...]/primary-name[?db=N]\n"
-          "  every flag also reads TRACESVC_<FLAG>\n",
-          stderr);
+    fputs(
+        "usage: tracesvc --redis URL --grpc ADDR:PORT --http ADDR:PORT --keys DIR\n"
+        "                [--insecure] [--tls-cert F --tls-key F --client-ca F [--client-crl F]]\n"
+        "                [--base-url URL] [--threads N] [--write-threads N]\n"
+        "                [--max-staleness SECONDS]\n"
+        "                [--notice-retention SECONDS] [--heartbeat MS] [--watch-buffer MIB]\n"
+        "                [--copy-devices N] [--copy-regions N] [--copy-window SECONDS]\n"
+        "                [--node-id NAME] [--limits FILE] [--limit SCOPE:NAME=VALUE ...]\n"
+        "                [--forgery-percent P] [--forgery-min N] [--forgery-window SECONDS]\n"
+        "                [--forgery-throttle CODES_PER_S] [--trusted-proxy CIDR[,CIDR...]]\n"
+        "                [--scan-ttl SECONDS] [--http-max-connections N]\n"
+        "                [--redis-replicas N] [--redis-replicas-wait MS]\n"
+        "                [--redis-start-timeout SECONDS] [--ready-staleness SECONDS]\n"
+        "  URL: redis://[user:password@]host:port[/db], unix:/path[?db=N],\n"
+        "       rediss://[user:password@]host:port[/db][?ca=FILE&cert=FILE&key=FILE&sni=NAME] or\n"
+        "       redis-sentinel://[user:password@]host:port[,host:port...]/primary-name[?db=N]\n"
+        "  every flag also reads TRACESVC_<FLAG>\n",
+        stderr);
     return 2;
 }
 

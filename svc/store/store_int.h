@@ -38,6 +38,11 @@ typedef struct st_addr {
     st_hostport sentinel[SENTINELS_MAX];
     char master[128];
     char sentinel_pass[256];
+    /* rediss://: TLS through the bridge (tls.h), whose socket is path; host
+     * and port stay the Redis it reaches. tls is set by store_open. */
+    int use_tls;
+    char tls_ca[256], tls_cert[256], tls_key[256], tls_sni[256];
+    struct st_tls *tls;
 } st_addr;
 
 /* An idle connection and the endpoint generation it was dialled under. */

@@ -7,6 +7,7 @@
 #include "store_int.h"
 
 #include <hiredis/hiredis.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,8 +197,45 @@ static int parse_sentinel_url(const char *p, st_addr *a)
     return 0;
 }
 
+/* rediss:// options: ca, cert, key, sni (each percent-encoded), and the
+ * same from TRACESVC_REDIS_TLS_CA, _CERT, _KEY, _SNI where not given. */
+static int parse_tls_query(const char *q, st_addr *a)
+{
+    static const struct {
+        const char *name, *env;
+        size_t off;
+    } opts[] = {{"ca=", "TRACESVC_REDIS_TLS_CA", offsetof(st_addr, tls_ca)},
+                {"cert=", "TRACESVC_REDIS_TLS_CERT", offsetof(st_addr, tls_cert)},
+                {"key=", "TRACESVC_REDIS_TLS_KEY", offsetof(st_addr, tls_key)},
+                {"sni=", "TRACESVC_REDIS_TLS_SNI", offsetof(st_addr, tls_sni)}};
+    size_t i;
+
+    while (q && *q) {
+        const char *amp = q + strcspn(q, "&");
+        for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+            size_t n = strlen(opts[i].name);
+            if (strncmp(q, opts[i].name, n) == 0) {
+                if (pct_decode(q + n, (size_t)(amp - q) - n, (char *)a + opts[i].off, 256) != 0)
+                    return -1;
+                break;
+            }
+        }
+        if (i == sizeof(opts) / sizeof(opts[0]))
+            return -1;
+        q = *amp ? amp + 1 : amp;
+    }
+    for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        const char *v = getenv(opts[i].env);
+        char *f = (char *)a + opts[i].off;
+        if (!f[0] && v && *v && snprintf(f, 256, "%s", v) >= 256)
+            return -1;
+    }
+    return 0;
+}
+
 int st_parse_url(const char *url, st_addr *a)
 {
+    char hostpart[512];
     const char *p, *q;
     char *end;
     long v;
@@ -221,9 +259,21 @@ int st_parse_url(const char *url, st_addr *a)
     }
     if (strncmp(url, "redis-sentinel://", 17) == 0)
         return parse_sentinel_url(url + 17, a) == 0 ? env_password(a) : -1;
-    if (strncmp(url, "redis://", 8) != 0)
+    if (strncmp(url, "rediss://", 9) == 0) {
+        const char *query = strchr(url, '?');
+        size_t n = query ? (size_t)(query - url) : strlen(url);
+
+        if (n >= sizeof(hostpart) || parse_tls_query(query ? query + 1 : NULL, a) != 0)
+            return -1;
+        memcpy(hostpart, url + 9, n - 9);
+        hostpart[n - 9] = '\0';
+        a->use_tls = 1;
+        p = hostpart;
+    } else if (strncmp(url, "redis://", 8) == 0) {
+        p = url + 8;
+    } else {
         return -1;
-    p = url + 8;
+    }
     if (parse_userinfo(&p, a) != 0)
         return -1;
     q = p + strcspn(p, "/");

@@ -579,8 +579,15 @@ static void test_sentinel_urls(void **state)
     st_redact("redis://:pw@h:1/2", shown, 9); /* cut, never past the buffer */
     assert_string_equal(shown, "redis://");
 
-    assert_int_equal(store_open("rediss://h:6380", &s, err, sizeof(err)), STORE_ERR_ARG);
-    assert_non_null(strstr(err, "no TLS"));
+    /* TLS: a CA file that cannot be read stops the start; no Redis yet
+     * is waited for (UNAVAILABLE), saying where the bridge failed. */
+    assert_int_equal(store_open("rediss://127.0.0.1:1?ca=/nonexistent.pem", &s, err, sizeof(err)),
+                     STORE_ERR_ARG);
+    assert_non_null(strstr(err, "cannot read the CA file"));
+    assert_int_equal(store_open("rediss://:pw@127.0.0.1:1", &s, err, sizeof(err)),
+                     STORE_ERR_UNAVAILABLE);
+    assert_non_null(strstr(err, "TLS to 127.0.0.1:1: cannot connect"));
+    assert_null(strstr(err, "pw"));
     /* No Sentinel answers: UNAVAILABLE naming them (the node retries). */
     assert_int_equal(
         store_open("redis-sentinel://127.0.0.1:1,127.0.0.1:2/tc", &s, err, sizeof(err)),
@@ -766,6 +773,41 @@ static void test_fanout_under_binds(void **state)
     assert_true(total >= BINDS / 8);
 }
 
+/* rediss:// URLs: the address, the TLS options (percent-decoded), the
+ * same options from the environment where the URL is silent, and what is
+ * refused. */
+static void test_rediss_urls(void **state)
+{
+    st_addr a;
+
+    (void)state;
+    assert_int_equal(st_parse_url("rediss://u:p%40w@redis.test:6380/2?ca=/etc/c%20a.pem&cert=/c."
+                                  "pem&key=/k.pem&sni=other.test",
+                                  &a),
+                     0);
+    assert_true(a.use_tls);
+    assert_string_equal(a.host, "redis.test");
+    assert_int_equal(a.port, 6380);
+    assert_int_equal(a.db, 2);
+    assert_string_equal(a.user, "u");
+    assert_string_equal(a.pass, "p@w");
+    assert_string_equal(a.tls_ca, "/etc/c a.pem");
+    assert_string_equal(a.tls_cert, "/c.pem");
+    assert_string_equal(a.tls_key, "/k.pem");
+    assert_string_equal(a.tls_sni, "other.test");
+    setenv("TRACESVC_REDIS_TLS_CA", "/env/ca.pem", 1);
+    assert_int_equal(st_parse_url("rediss://127.0.0.1:6380", &a), 0);
+    assert_string_equal(a.tls_ca, "/env/ca.pem");
+    assert_int_equal(st_parse_url("rediss://127.0.0.1:6380?ca=/url.pem", &a), 0);
+    assert_string_equal(a.tls_ca, "/url.pem"); /* the URL wins */
+    unsetenv("TRACESVC_REDIS_TLS_CA");
+    assert_int_equal(st_parse_url("redis://127.0.0.1:6380", &a), 0);
+    assert_false(a.use_tls);
+    assert_int_equal(st_parse_url("rediss://127.0.0.1:6380?verify=none", &a), -1);
+    assert_int_equal(st_parse_url("rediss://127.0.0.1:6380?ca=%zz", &a), -1);
+    assert_int_equal(st_parse_url("redis://127.0.0.1:6380?ca=/x.pem", &a), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -778,6 +820,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_noscript, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fanout_under_binds, setup, teardown),
         cmocka_unit_test(test_bad_url),
+        cmocka_unit_test(test_rediss_urls),
         cmocka_unit_test(test_sentinel_urls),
     };
     signal(SIGPIPE, SIG_IGN); /* as tracesvc does: see store.h */
