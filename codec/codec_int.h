@@ -35,12 +35,6 @@ static inline void codec_store40(uint8_t *p, uint64_t v)
     codec_store32(p + 1, (uint32_t)v);
 }
 
-static inline void codec_store64(uint8_t *p, uint64_t v)
-{
-    codec_store32(p, (uint32_t)(v >> 32));
-    codec_store32(p + 4, (uint32_t)v);
-}
-
 /*
  * A bounded writer: appends while the text fits, keeps counting past the
  * end, so one pass reports the size needed. buf is always terminated when

@@ -32,37 +32,6 @@ struct keys_ring {
     slot slots[CODEC_KID_MAX + 1];
 };
 
-const char *keys_strerror(keys_err err)
-{
-    switch (err) {
-    case KEYS_OK:
-        return "ok";
-    case KEYS_ERR_IO:
-        return "i/o error";
-    case KEYS_ERR_PERM:
-        return "key file readable by group or others";
-    case KEYS_ERR_FORMAT:
-        return "malformed key file";
-    case KEYS_ERR_SIZE:
-        return "wrong size";
-    case KEYS_ERR_NOKEY:
-        return "no such key";
-    case KEYS_ERR_EXISTS:
-        return "already exists";
-    case KEYS_ERR_FULL:
-        return "all key ids used";
-    case KEYS_ERR_CRYPTO:
-        return "crypto library failure";
-    case KEYS_ERR_NOMEM:
-        return "out of memory";
-    case KEYS_ERR_STATE:
-        return "not allowed in this key state";
-    case KEYS_ERR_ARG:
-        return "argument out of range";
-    }
-    return "unknown error";
-}
-
 static int key_path(char *out, size_t cap, const char *dir, const char *prefix, unsigned kid)
 {
     int n = snprintf(out, cap, "%s/%skey-%03u", dir, prefix, kid);

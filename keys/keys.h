@@ -37,8 +37,6 @@ typedef enum keys_err {
     KEYS_ERR_ARG = 11,   /* an argument out of range */
 } keys_err;
 
-const char *keys_strerror(keys_err err);
-
 typedef enum keys_kind { KEYS_KIND_MAC = 1, KEYS_KIND_ED25519 = 2 } keys_kind;
 typedef enum keys_state { KEYS_ACTIVE = 1, KEYS_VERIFY_ONLY = 2, KEYS_RETIRED = 3 } keys_state;
 

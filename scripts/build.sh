@@ -1,6 +1,7 @@
 #!/bin/sh
 # build.sh [DIR [cmake options...]] - configure and build (Ninja when
-# present). Executables land in DIR/bin; DIR defaults to build.
+# present), warnings as errors (TC_WERROR; a later option may turn it off).
+# Executables land in DIR/bin; DIR defaults to build.
 set -eu
 cd "$(dirname "$0")/.."
 dir=${1:-build}
@@ -8,5 +9,5 @@ dir=${1:-build}
 gen=""
 command -v ninja >/dev/null 2>&1 && gen="-G Ninja"
 # shellcheck disable=SC2086
-cmake -S . -B "$dir" $gen "$@" >/dev/null
+cmake -S . -B "$dir" $gen -DTC_WERROR=ON "$@" >/dev/null
 cmake --build "$dir" -j "$(nproc)"

@@ -1,8 +1,8 @@
 #!/bin/sh
 # test.sh - install what is missing, build, run the whole CTest suite, then
 # the sanitizer build (ASan+UBSan, no recovery) of the unit, integration and
-# fuzz tests (libFuzzer when clang is present), then ThreadSanitizer on the
-# tests that run threads.
+# fuzz tests (libFuzzer when clang is present), Release builds with gcc and
+# clang, then ThreadSanitizer on the tests that run threads.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,12 @@ fi
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --output-on-failure -j "$(nproc)" -L 'unit|fuzz|integration')
+
+echo "== Release builds, as a packager makes them (gcc and clang, -O3), warnings as errors"
+CC=gcc ./scripts/build.sh build-release-gcc -DCMAKE_BUILD_TYPE=Release
+if command -v clang >/dev/null 2>&1; then
+    CC=clang ./scripts/build.sh build-release-clang -DCMAKE_BUILD_TYPE=Release
+fi
 
 echo "== ThreadSanitizer build of the tests that run threads"
 ./scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTC_TSAN=ON -DTC_WERROR=ON

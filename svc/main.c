@@ -46,7 +46,7 @@ typedef struct config {
     long scan_ttl, http_max_conns;
     const char *limit[64]; /* --limit, in order */
     int nlimit;
-    char node_buf[72];
+    char node_buf[128];
     int insecure, threads, write_threads;
     long max_staleness, retention_s, heartbeat_ms, watch_buffer_mib;
     long copy_devices, copy_regions, copy_window;

@@ -17,35 +17,6 @@
 #include <string.h>
 #include <sys/time.h>
 
-const char *store_strerror(store_err err)
-{
-    switch (err) {
-    case STORE_OK:
-        return "ok";
-    case STORE_ERR_UNAVAILABLE:
-        return "redis unavailable";
-    case STORE_ERR_PRECONDITION:
-        return "precondition failed";
-    case STORE_ERR_NOTFOUND:
-        return "not found";
-    case STORE_ERR_DENIED:
-        return "belongs to another caller";
-    case STORE_ERR_ARG:
-        return "invalid argument";
-    case STORE_ERR_PROTOCOL:
-        return "unexpected reply from redis";
-    case STORE_ERR_NOMEM:
-        return "out of memory";
-    case STORE_ERR_RANGE:
-        return "out of range";
-    case STORE_ERR_TIMEOUT:
-        return "timed out";
-    case STORE_ERR_EXISTS:
-        return "request id already used";
-    }
-    return "unknown error";
-}
-
 store_err st_fail(store_err e, char *err, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -38,8 +38,6 @@ typedef enum store_err {
     STORE_ERR_EXISTS = 10, /* a request id already used for another request */
 } store_err;
 
-const char *store_strerror(store_err err);
-
 #define STORE_ERR_MAX 256
 #define STORE_STREAM_MAXLEN 1000000 /* change stream entries kept (approximate) */
 #define STORE_NOTICE_LISTINGS 10000 /* listing ids in one delisting notice */
