@@ -48,6 +48,31 @@
 #define CODEC_KID_MAX 255
 #define CODEC_DOMAIN "TC1" /* prefixed to the body before MAC/signature */
 #define CODEC_DOMAIN_LEN 3
+
+/*
+ * A code profile: everything that differs between the kinds of code, in
+ * one row of codec_profiles (code.c), so that a third profile is a row
+ * and a value, not a hunt for ternaries. Three numberings meet here: the
+ * profile in a code's first byte (CODEC_PROFILE_*), its number outside the
+ * code (the contract's CodeProfile, batches stored in Redis), and the kind
+ * of key it needs (keys_kind; the replica's REP_KEY_*).
+ */
+typedef struct codec_profile_info {
+    int profile;      /* CODEC_PROFILE_* */
+    int number;       /* tracecode.v1.CodeProfile; the replica's REP_PROFILE_* */
+    const char *name; /* "mac", "sig" */
+    int key_kind;     /* keys_kind: 1 mac, 2 ed25519 */
+    const char *key;  /* that kind's name */
+    size_t bytes;     /* the binary code */
+    size_t text_len;  /* its canonical text */
+} codec_profile_info;
+
+#define CODEC_PROFILES 2
+extern const codec_profile_info codec_profiles[CODEC_PROFILES];
+/* The row of a profile in a code's first byte, or of a number outside the
+ * code; NULL when there is none. */
+const codec_profile_info *codec_profile_of(int profile);
+const codec_profile_info *codec_profile_numbered(int number);
 #define CODEC_BASE_URL_MAX 200
 
 #if defined(__GNUC__)

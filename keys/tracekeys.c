@@ -289,8 +289,8 @@ static int cmd_mint(const opts *o, keys_ring *ring)
 
         f.serial = (uint32_t)(o->first + i);
         if (keys_mint(ring, &f, code, &len) != KEYS_OK) {
-            rc = die("cannot mint: no active %s key in '%s'",
-                     f.profile == CODEC_PROFILE_MAC ? "mac" : "ed25519", o->dir);
+            rc = die("cannot mint: no active %s key in '%s'", codec_profile_of(f.profile)->key,
+                     o->dir);
             break;
         }
         tlen = codec_text_encode(code, len, text, sizeof(text));
@@ -353,7 +353,7 @@ static int check_one(keys_ring *ring, const char *in, size_t len)
     if (err == CODEC_OK) {
         printf("%.*s\tGENUINE\tbatch=%llu serial=%u kid=%u profile=%s\n", (int)len, in,
                (unsigned long long)c.f.batch, c.f.serial, c.f.kid,
-               c.f.profile == CODEC_PROFILE_MAC ? "mac" : "sig");
+               codec_profile_of(c.f.profile)->name);
         return 1;
     }
     if (!known)

@@ -91,7 +91,7 @@ typedef struct svc {
     uint32_t forgery_percent, forgery_min, forgery_window_s;
     double forgery_throttle;
     /* Verdicts given (index: tracecode.v1.Verdict), for /metrics. */
-    _Atomic uint64_t verdicts[16];
+    _Atomic uint64_t verdicts[TC_VERDICT_SLOTS];
     int (*redis_up)(void *arg); /* the change-stream tail is connected */
     struct audit_log *audit;    /* audit.h: sequencing, verification counts */
     struct limits *limits;      /* limit.h: fair shares and rates (NULL: none) */

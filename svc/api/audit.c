@@ -30,7 +30,7 @@
 typedef struct vslot {
     _Atomic int state; /* 0 free, 1 being named, 2 named */
     char name[SVC_SUBJECT_MAX + 1];
-    _Atomic uint32_t n[16];
+    _Atomic uint32_t n[TC_VERDICT_SLOTS];
     uint64_t seen_all, seen_bad; /* n[] as last sampled */
     uint32_t ring_all[FORGERY_WINDOW_MAX], ring_bad[FORGERY_WINDOW_MAX];
     int64_t ring_at;                 /* the second ring[ring_at % window] holds */
@@ -96,17 +96,18 @@ static vslot *slot_of(audit_log *a, const char *platform)
 void audit_count_one(audit_log *a, const char *platform, int verdict)
 {
     if (a)
-        atomic_fetch_add_explicit(&slot_of(a, platform)->n[verdict & 15], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&slot_of(a, platform)->n[verdict & (TC_VERDICT_SLOTS - 1)], 1,
+                                  memory_order_relaxed);
 }
 
-void audit_count(audit_log *a, const char *platform, const uint32_t k[16])
+void audit_count(audit_log *a, const char *platform, const uint32_t k[TC_VERDICT_SLOTS])
 {
     vslot *v;
 
     if (!a)
         return;
     v = slot_of(a, platform);
-    for (int i = 0; i < 16; i++)
+    for (int i = 0; i < TC_VERDICT_SLOTS; i++)
         if (k[i])
             atomic_fetch_add_explicit(&v->n[i], k[i], memory_order_relaxed);
 }
@@ -147,11 +148,11 @@ static void forgery_tick(audit_log *a, int64_t now_s)
     for (i = 0; i < AUDIT_PLATFORMS; i++) {
         vslot *v = &a->slot[i];
         uint64_t all = 0, bad = 0, cur_all = 0, cur_bad;
-        uint32_t n[16], k, share;
+        uint32_t n[TC_VERDICT_SLOTS], k, share;
         int64_t s;
         if (atomic_load_explicit(&v->state, memory_order_acquire) != 2)
             continue;
-        for (k = 0; k < 16; k++)
+        for (k = 0; k < TC_VERDICT_SLOTS; k++)
             cur_all += n[k] = atomic_load_explicit(&v->n[k], memory_order_relaxed);
         cur_bad = (uint64_t)n[TC_FORGED] + n[TC_MALFORMED];
         /* Seconds with no tick (a slow Redis) count as empty. */
@@ -222,12 +223,12 @@ static void flush_counts(audit_log *a, int64_t minute)
     for (size_t i = 0; i <= AUDIT_PLATFORMS; i++) {
         vslot *v = i < AUDIT_PLATFORMS ? &a->slot[i] : &a->other;
         char body[1024];
-        uint32_t n[16];
+        uint32_t n[TC_VERDICT_SLOTS];
         uint64_t total = 0;
         size_t len;
         if (v != &a->other && atomic_load_explicit(&v->state, memory_order_acquire) != 2)
             continue;
-        for (int k = 0; k < 16; k++)
+        for (int k = 0; k < TC_VERDICT_SLOTS; k++)
             total += n[k] = atomic_exchange_explicit(&v->n[k], 0, memory_order_relaxed);
         /* The forgery ring sampled n[] as it grew: from zero again. */
         v->seen_all = v->seen_bad = 0;
@@ -235,7 +236,7 @@ static void flush_counts(audit_log *a, int64_t minute)
             continue;
         len = svc_appendf(body, sizeof(body), 0, "minute %" PRId64 "\nnode %s\ntotal %" PRIu64,
                           minute, a->node, total);
-        for (int k = 0; k < 16; k++)
+        for (int k = 0; k < TC_VERDICT_SLOTS; k++)
             if (n[k])
                 len =
                     svc_appendf(body, sizeof(body), len, "\n%s %" PRIu32, tc_verdict_name(k), n[k]);

@@ -32,7 +32,7 @@ void audit_stop(audit_log *a);
 
 /* Count verdicts given to platform (k[v]: how many of verdict v). Hot
  * path: a hash probe and relaxed atomic adds. */
-void audit_count(audit_log *a, const char *platform, const uint32_t k[16]);
+void audit_count(audit_log *a, const char *platform, const uint32_t k[TC_VERDICT_SLOTS]);
 void audit_count_one(audit_log *a, const char *platform, int verdict);
 
 /* The forgery signal's gauges (per platform) in Prometheus text, appended

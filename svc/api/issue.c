@@ -97,7 +97,7 @@ static size_t manifest(const store_batch *b, char *buf, size_t cap)
                      "tracecode-manifest v1\nbatch %" PRIu64 "\nissuer %s\nproduct %s\n"
                      "certificate %s\nserials 0-%u\nprofile %s\nkey %u\nissued %" PRId64 "\n",
                      b->id, b->issuer, b->product_id, b->cert_number, b->quantity - 1,
-                     b->profile == REP_PROFILE_SIG ? "sig" : "mac", b->key_id, b->issued);
+                     codec_profile_numbered(b->profile)->name, b->key_id, b->issued);
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
@@ -110,7 +110,7 @@ typedef struct issue_state {
 /* Codes per message: what the caller asked, within CHUNK_BYTES_MAX. */
 static uint32_t chunk_of(uint32_t asked, int profile)
 {
-    size_t tlen = profile == REP_PROFILE_SIG ? CODEC_SIG_TEXT_LEN : CODEC_MAC_TEXT_LEN;
+    size_t tlen = codec_profile_numbered(profile)->text_len;
     uint32_t fit = (uint32_t)(CHUNK_BYTES_MAX / (tlen + 2));
 
     asked = asked ? asked : CHUNK_DEFAULT;
@@ -141,11 +141,10 @@ svc_code api_issue_open(svc_ctx *c, const void *req, void **state, svc_status *s
                         CHUNK_MAX, q->chunk_size);
     if (!svc_idem(c, q->request_id, &idem, actor, st))
         return st->code;
-    if (q->profile == TRACECODE__V1__CODE_PROFILE__CODE_PROFILE_UNSPECIFIED ||
-        q->profile == TRACECODE__V1__CODE_PROFILE__CODE_PROFILE_MAC)
+    if (q->profile == TRACECODE__V1__CODE_PROFILE__CODE_PROFILE_UNSPECIFIED)
         profile = REP_PROFILE_MAC;
-    else if (q->profile == TRACECODE__V1__CODE_PROFILE__CODE_PROFILE_SIG)
-        profile = REP_PROFILE_SIG;
+    else if (codec_profile_numbered((int)q->profile))
+        profile = (int)q->profile; /* the contract's numbers are the replica's */
     else
         return svc_fail(st, SVC_INVALID_ARGUMENT,
                         "profile %d is not a CodeProfile (CODE_PROFILE_MAC or CODE_PROFILE_SIG)",
@@ -195,7 +194,7 @@ svc_code api_issue_next(svc_ctx *c, void *state, void *resp, int *done, svc_stat
     issue_state *s = state;
     Tracecode__V1__IssueCodesResponse *out = resp;
     uint32_t n = s->b.quantity - s->next < s->chunk ? s->b.quantity - s->next : s->chunk, i;
-    size_t tlen = s->b.profile == REP_PROFILE_SIG ? CODEC_SIG_TEXT_LEN : CODEC_MAC_TEXT_LEN;
+    size_t tlen = codec_profile_numbered(s->b.profile)->text_len;
     const keys_ring *ring;
     codec_fields f;
     char *text;
@@ -215,7 +214,7 @@ svc_code api_issue_next(svc_ctx *c, void *state, void *resp, int *done, svc_stat
         return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "chunk_size %u is too large for one message",
                         s->chunk);
     memset(&f, 0, sizeof(f));
-    f.profile = s->b.profile == REP_PROFILE_SIG ? CODEC_PROFILE_SIG : CODEC_PROFILE_MAC;
+    f.profile = codec_profile_numbered(s->b.profile)->profile;
     f.batch = s->b.id;
     ring = svc_ring(c->svc);
     if (!keys_mac(ring, s->b.key_id) && !keys_ed25519_public(ring, s->b.key_id) &&

@@ -170,8 +170,9 @@ int svc_keys_refresh(svc *s, const keys_ring *seen, unsigned kid)
 
 unsigned svc_issuing_key(svc_ctx *c, int profile, svc_status *st)
 {
-    int kind = profile == REP_PROFILE_MAC ? REP_KEY_MAC : REP_KEY_ED25519;
-    const char *name = profile == REP_PROFILE_MAC ? "mac" : "ed25519";
+    const codec_profile_info *pi = codec_profile_numbered(profile);
+    int kind = pi->key_kind;
+    const char *name = pi->key;
     const keys_ring *ring = svc_ring(c->svc);
     unsigned kid = rep_key_issuing(c->svc->replica, kind);
     int64_t since;
@@ -184,7 +185,7 @@ unsigned svc_issuing_key(svc_ctx *c, int profile, svc_status *st)
         return 0;
     }
     if (!kid)
-        kid = keys_active(ring, kind == REP_KEY_MAC ? KEYS_KIND_MAC : KEYS_KIND_ED25519);
+        kid = keys_active(ring, (keys_kind)kind); /* the same numbers (common.c) */
     if (!kid) {
         svc_fail(st, SVC_FAILED_PRECONDITION, "the service has no active %s key", name);
         return 0;

@@ -92,7 +92,7 @@ static int decode_check(const keys_ring *ring, const char *code, size_t len, tc_
     s->batch = c.f.batch;
     s->serial = c.f.serial;
     s->kid = (uint8_t)c.f.kid;
-    s->profile = c.f.profile == CODEC_PROFILE_MAC ? REP_PROFILE_MAC : REP_PROFILE_SIG;
+    s->profile = codec_profile_of(c.f.profile)->number; /* parsed: a known profile */
     return 1;
 }
 
@@ -119,7 +119,7 @@ static void decide(const rep *r, const rep_batch *b, const tc_scratch *s, const 
     }
     if (s->kid != b->key_id || s->profile != b->profile) {
         verdict(out, TC_UNKNOWN_BATCH, "batch %llu was issued under key %u (%s), not key %u",
-                (unsigned long long)b->id, b->key_id, b->profile == REP_PROFILE_MAC ? "mac" : "sig",
+                (unsigned long long)b->id, b->key_id, codec_profile_numbered(b->profile)->name,
                 s->kid);
         return;
     }

@@ -37,7 +37,10 @@ enum {
     TC_LISTING_MISMATCH = 9,
     TC_ISSUER_SUSPENDED = 10,
     TC_KEY_COMPROMISED = 11,
-    TC_VERDICT_LAST = TC_KEY_COMPROMISED
+    TC_VERDICT_LAST = TC_KEY_COMPROMISED,
+    /* Counters per verdict are arrays of this many, indexed by v & (n-1):
+     * a power of two above TC_VERDICT_LAST (checked in common.c). */
+    TC_VERDICT_SLOTS = 16
 };
 
 const char *tc_verdict_name(int verdict);

@@ -87,12 +87,12 @@ void svc_verify(svc *s, const char *code, size_t len, const tc_listing *listing,
 
 static void count_verdicts(svc_ctx *c, const tc_vres *v, size_t n)
 {
-    uint32_t k[16] = {0};
+    uint32_t k[TC_VERDICT_SLOTS] = {0};
     size_t i;
 
     for (i = 0; i < n; i++)
-        k[v[i].verdict & 15]++;
-    for (i = 0; i < 16; i++)
+        k[v[i].verdict & (TC_VERDICT_SLOTS - 1)]++;
+    for (i = 0; i < TC_VERDICT_SLOTS; i++)
         if (k[i])
             atomic_fetch_add_explicit(&c->svc->verdicts[i], k[i], memory_order_relaxed);
     audit_count(c->svc->audit, c->subject, k);
@@ -111,7 +111,8 @@ static void one(svc_ctx *c, const Tracecode__V1__VerifyCodeRequest *q, int full,
         lp = &l;
     }
     svc_verify(c->svc, q->code, strlen(q->code), lp, now, &v);
-    atomic_fetch_add_explicit(&c->svc->verdicts[v.verdict & 15], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->svc->verdicts[v.verdict & (TC_VERDICT_SLOTS - 1)], 1,
+                              memory_order_relaxed);
     audit_count_one(c->svc->audit, c->subject, v.verdict);
     fill(c, &v, full, rev, stale, out);
 }

@@ -407,6 +407,35 @@ static void test_many_matches_single(void **state)
     assert_int_equal(many[8].verdict, TC_GENUINE);
 }
 
+/* One row per code profile ties its numberings together: the bits in the
+ * code, the contract's and the replica's number, the key kind the keyring
+ * and the replica use, and the lengths a minted code really has. */
+static void test_profile_table(void **state)
+{
+    fx *f = *state;
+
+    assert_int_equal(codec_profile_of(CODEC_PROFILE_MAC)->number, REP_PROFILE_MAC);
+    assert_int_equal(codec_profile_of(CODEC_PROFILE_SIG)->number, REP_PROFILE_SIG);
+    assert_null(codec_profile_of(7));
+    assert_null(codec_profile_numbered(0));
+    for (size_t i = 0; i < CODEC_PROFILES; i++) {
+        const codec_profile_info *p = &codec_profiles[i];
+        char text[CODEC_MAX_TEXT_LEN + 1];
+        uint8_t bin[CODEC_MAX_BYTES];
+        codec_fields fl = {0, (unsigned)p->profile, 0, 7, 1};
+        size_t len;
+
+        assert_ptr_equal(codec_profile_of(p->profile), p);
+        assert_ptr_equal(codec_profile_numbered(p->number), p);
+        assert_string_equal(keys_kind_name((keys_kind)p->key_kind), p->key);
+        assert_int_equal(p->key_kind,
+                         p->profile == CODEC_PROFILE_MAC ? REP_KEY_MAC : REP_KEY_ED25519);
+        assert_int_equal(keys_mint(f->ring, &fl, bin, &len), KEYS_OK);
+        assert_int_equal(len, p->bytes);
+        assert_int_equal(codec_text_encode(bin, len, text, sizeof(text)), p->text_len);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -421,6 +450,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_listing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_matches_single, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_compromised, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_profile_table, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
