@@ -8,7 +8,7 @@
  * wake, each with a reference, and wakes them after unlocking.
  */
 #include "delist.h"
-#include "audit.h"
+#include "audit_api.h"
 #include "check.h"
 #include "tracecode/v1/audit.pb-c.h"
 #include "tracecode/v1/verifier.pb-c.h"

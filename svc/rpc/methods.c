@@ -5,7 +5,7 @@
  * here answer UNIMPLEMENTED.
  */
 #include "rpc_int.h"
-#include "audit.h"
+#include "audit_api.h"
 #include "fastpb.h"
 #include "limit.h"
 

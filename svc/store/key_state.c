@@ -1,5 +1,5 @@
 /*
- * keys.c - the deployment's keys in Redis: which key issues codes of each
+ * key_state.c - the deployment's keys in Redis: which key issues codes of each
  * kind, which keys are compromised since when, and which live node holds
  * which keys.
  *

@@ -47,14 +47,4 @@ int audit_sequencing(const audit_log *a);
  * them is a key rotation entry. */
 store_err audit_note_keys(svc *s, const char *node_id, char *err, size_t errcap);
 
-/* AuditService */
-svc_code api_query_audit_open(svc_ctx *c, const void *req, void **state, svc_status *st);
-svc_code api_query_audit_next(svc_ctx *c, void *state, void *resp, int *done, svc_status *st);
-svc_code api_get_tree_head(svc_ctx *c, const void *req, void *resp, svc_status *st);
-svc_code api_get_inclusion_proof(svc_ctx *c, const void *req, void *resp, svc_status *st);
-svc_code api_get_consistency_proof(svc_ctx *c, const void *req, void *resp, svc_status *st);
-
-/* A regulator's query, logged before it is answered. */
-svc_code audit_log_query(svc_ctx *c, const char *subject, const char *what, svc_status *st);
-
 #endif

@@ -1,5 +1,5 @@
 /*
- * audit.c - the audit log in Redis: entries, their indexes, the tree's
+ * audit_log.c - the audit log in Redis: entries, their indexes, the tree's
  * stored subtree hashes, the signed head and the sequencing lease.
  *
  *   {tc}:audit:meta      hash: n (entries appended), last_ms
