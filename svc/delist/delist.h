@@ -1,5 +1,6 @@
 /*
- * delist.h - the node's delisting watchers (WatchDelistings).
+ * delist.h - the node's delisting watchers and their hub (svc/delist/hub.c;
+ * WatchDelistings in svc/api/delist_api.c).
  *
  * A watcher first reads its platform's notice stream from its cursor, a
  * page at a time, on the worker thread that sends them (one Redis round
@@ -35,6 +36,27 @@ delist_hub *delist_hub_start(svc *s, const delist_config *cfg, char *err, size_t
 void delist_hub_stop(delist_hub *h);
 /* After the RPC server has stopped. */
 void delist_hub_free(delist_hub *h);
+
+/* A watcher of platform's notices after cursor (checked by the caller),
+ * woken through c's wake hook; NULL with st set when the node is draining
+ * or out of memory. */
+typedef struct delist_watcher delist_watcher;
+delist_watcher *delist_watch(delist_hub *h, const char *platform, const char *cursor,
+                             const svc_ctx *c, svc_status *st);
+void delist_unwatch(delist_watcher *w);
+
+/* What a watcher sends next: a notice (kept by the watcher until the next
+ * call), a heartbeat, or nothing yet (wait: it is woken when there is). */
+typedef struct delist_event {
+    const store_notice *notice;
+    unsigned kid;
+    const uint8_t *sig; /* CODEC_SIG_BYTES */
+    int heartbeat;
+    int wait;
+} delist_event;
+/* SVC_OK with ev filled, or the code (and st) that ends the stream. Reads
+ * the stream itself while catching up (one Redis round trip a page). */
+svc_code delist_next(svc_ctx *c, delist_watcher *w, delist_event *ev, svc_status *st);
 
 /* The canonical text a notice's signature covers (see docs/ARCHITECTURE.md);
  * returns its length, 0 if cap is too small. buf NULL: the length needed. */

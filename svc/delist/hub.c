@@ -1,6 +1,7 @@
 /*
- * delist.c - WatchDelistings, AckDelisting and GetDelistingCompliance, and
- * the hub that feeds live watchers (see delist.h for the shape).
+ * hub.c - the node's delisting watchers and the hub thread that feeds the
+ * live ones (see delist.h for the shape). No protobuf: the handlers
+ * (svc/api/delist_api.c) turn events into messages.
  *
  * Locks: a call's handlers run under its slot's mutex (the RPC layer) and
  * take the hub's mutex inside it. The hub never holds its mutex while it
@@ -8,10 +9,6 @@
  * wake, each with a reference, and wakes them after unlocking.
  */
 #include "delist.h"
-#include "audit_api.h"
-#include "check.h"
-#include "tracecode/v1/audit.pb-c.h"
-#include "tracecode/v1/verifier.pb-c.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -21,12 +18,9 @@
 #include <string.h>
 #include <time.h>
 
-#define PAGE 64           /* notices a catching-up watcher reads at once */
-#define CATCHUP_TRIES 16  /* reads before going live gives up for this call */
-#define WAIT_MAX_MS 1000  /* longest XREAD BLOCK (the store's timeout is 2 s) */
-#define UNACKED_MAX 10000 /* unacknowledged ids a compliance report lists */
-#define LISTING_ID_MAX 128
-#define PLATFORM_ID_MAX 64
+#define PAGE 64          /* notices a catching-up watcher reads at once */
+#define CATCHUP_TRIES 16 /* reads before going live gives up for this call */
+#define WAIT_MAX_MS 1000 /* longest XREAD BLOCK (the store's timeout is 2 s) */
 
 /* A notice as sent: shared by the watchers it is queued for. */
 typedef struct notice {
@@ -36,7 +30,7 @@ typedef struct notice {
     uint8_t sig[CODEC_SIG_BYTES];
 } notice;
 
-typedef struct watcher watcher;
+typedef struct delist_watcher watcher;
 
 /* A platform with live watchers on this node. */
 typedef struct plat {
@@ -47,7 +41,7 @@ typedef struct plat {
     watcher *live;
 } plat;
 
-struct watcher {
+struct delist_watcher {
     delist_hub *h;
     watcher *next_all, *prev_all; /* every watcher of the node */
     watcher *next_live;           /* its platform's live list */
@@ -64,9 +58,6 @@ struct watcher {
     svc_code end_code; /* set: end the stream with this */
     char end_msg[200];
     int64_t last_sent_ms;
-    /* The event of the message being sent (one at a time per stream). */
-    Tracecode__V1__DelistingNotice out_notice;
-    Tracecode__V1__Heartbeat out_heartbeat;
     void (*wake)(void *call, uint64_t gen, svc_code code, const char *msg);
     void *wake_call;
     uint64_t wake_gen;
@@ -350,35 +341,24 @@ static void hub_poke(delist_hub *h)
     }
 }
 
-/* --- WatchDelistings ---------------------------------------------------------- */
+/* --- watchers ------------------------------------------------------------------ */
 
-svc_code api_watch_open(svc_ctx *c, const void *req, void **state, svc_status *st)
+delist_watcher *delist_watch(delist_hub *h, const char *platform, const char *cursor,
+                             const svc_ctx *c, svc_status *st)
 {
-    const Tracecode__V1__WatchDelistingsRequest *q = req;
-    delist_hub *h = c->svc->hub;
-    char err[STORE_ERR_MAX];
-    watcher *w;
-    store_err e;
+    watcher *w = calloc(1, sizeof(*w));
 
-    if (!h)
-        return svc_fail(st, SVC_UNAVAILABLE, "this node does not serve delisting watchers");
-    if (!check_id(st, "the caller's platform id", c->subject, PLATFORM_ID_MAX))
-        return st->code;
-    if (strlen(q->cursor) > STORE_CURSOR_MAX)
-        return svc_fail(st, SVC_INVALID_ARGUMENT, "cursor is longer than a notice id");
-    e = store_notices_check(c->svc->store, c->subject, q->cursor, err, sizeof(err));
-    if (e)
-        return svc_store_fail(st, e, err);
-    w = calloc(1, sizeof(*w));
-    if (!w)
-        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of memory");
+    if (!w) {
+        svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of memory");
+        return NULL;
+    }
     w->h = h;
     w->refs = 1;
-    memcpy(w->platform, c->subject, strlen(c->subject) + 1);
-    memcpy(w->last, q->cursor, strlen(q->cursor) + 1);
-    memcpy(w->sent, q->cursor, strlen(q->cursor) + 1);
-    if (*q->cursor)
-        store_cursor_parse(q->cursor, &w->last_ms, &w->last_seq);
+    memcpy(w->platform, platform, strlen(platform) + 1);
+    memcpy(w->last, cursor, strlen(cursor) + 1);
+    memcpy(w->sent, cursor, strlen(cursor) + 1);
+    if (*cursor)
+        store_cursor_parse(cursor, &w->last_ms, &w->last_seq);
     w->wake = c->wake;
     w->wake_call = c->wake_call;
     w->wake_gen = c->wake_gen;
@@ -387,23 +367,21 @@ svc_code api_watch_open(svc_ctx *c, const void *req, void **state, svc_status *s
     if (h->stopping) {
         pthread_mutex_unlock(&h->mu);
         free(w);
-        return svc_fail(st, SVC_UNAVAILABLE, "this node is draining; watch on another");
+        svc_fail(st, SVC_UNAVAILABLE, "this node is draining; watch on another");
+        return NULL;
     }
     w->next_all = h->all;
     if (h->all)
         h->all->prev_all = w;
     h->all = w;
     pthread_mutex_unlock(&h->mu);
-    *state = w;
-    return SVC_OK;
+    return w;
 }
 
-void api_watch_close(svc_ctx *c, void *state)
+void delist_unwatch(delist_watcher *w)
 {
-    watcher *w = state;
     delist_hub *h = w->h;
 
-    (void)c;
     pthread_mutex_lock(&h->mu);
     unlive(w);
     if (w->prev_all)
@@ -416,28 +394,14 @@ void api_watch_close(svc_ctx *c, void *state)
     pthread_mutex_unlock(&h->mu);
 }
 
-static void fill(watcher *w, const notice *n, Tracecode__V1__WatchDelistingsResponse *resp)
+/* n becomes the notice being sent. */
+static void sending(watcher *w, notice *n, delist_event *ev)
 {
-    const store_notice *sn = n->sn;
-    Tracecode__V1__DelistingNotice *out = &w->out_notice;
-
-    tracecode__v1__delisting_notice__init(out);
-    resp->event_case = TRACECODE__V1__WATCH_DELISTINGS_RESPONSE__EVENT_NOTICE;
-    resp->notice = out;
-
-    out->notice_id = (char *)sn->id;
-    out->platform_id = (char *)sn->platform;
-    out->certificate_number = (char *)sn->cert;
-    out->batch_id = sn->batch;
-    out->reason = (char *)sn->reason;
-    out->new_status = (Tracecode__V1__CertificateStatus)sn->status;
-    out->n_listing_ids = sn->nlistings;
-    out->listing_ids = sn->listings;
-    out->effective_unix = sn->effective;
-    out->signature.data = (uint8_t *)n->sig;
-    out->signature.len = sizeof(n->sig);
-    out->key_id = n->kid;
-    memcpy(w->sent, sn->id, sizeof(sn->id));
+    w->current = n;
+    ev->notice = n->sn;
+    ev->kid = n->kid;
+    ev->sig = n->sig;
+    memcpy(w->sent, n->sn->id, sizeof(n->sn->id));
     w->last_sent_ms = svc_now_ms();
 }
 
@@ -479,11 +443,9 @@ static int catch_up(svc_ctx *c, watcher *w, svc_status *st)
     return (int)got;
 }
 
-svc_code api_watch_next(svc_ctx *c, void *state, void *resp, int *done, svc_status *st)
+svc_code delist_next(svc_ctx *c, delist_watcher *w, delist_event *ev, svc_status *st)
 {
-    watcher *w = state;
     delist_hub *h = w->h;
-    Tracecode__V1__WatchDelistingsResponse *out = resp;
     notice *n;
     int tries, created;
 
@@ -498,8 +460,7 @@ svc_code api_watch_next(svc_ctx *c, void *state, void *resp, int *done, svc_stat
             return st->code;
         }
         if ((n = pop(w)) != NULL) {
-            w->current = n;
-            fill(w, n, out);
+            sending(w, n, ev);
             pthread_mutex_unlock(&h->mu);
             return SVC_OK;
         }
@@ -534,16 +495,13 @@ svc_code api_watch_next(svc_ctx *c, void *state, void *resp, int *done, svc_stat
     }
     if (w->hb_due) {
         w->hb_due = 0;
-        tracecode__v1__heartbeat__init(&w->out_heartbeat);
-        w->out_heartbeat.sent_unix = svc_now_unix();
-        out->event_case = TRACECODE__V1__WATCH_DELISTINGS_RESPONSE__EVENT_HEARTBEAT;
-        out->heartbeat = &w->out_heartbeat;
+        ev->heartbeat = 1;
         w->last_sent_ms = svc_now_ms();
         pthread_mutex_unlock(&h->mu);
         return SVC_OK;
     }
     w->waiting = 1;
-    *done = SVC_STREAM_WAIT;
+    ev->wait = 1;
     pthread_mutex_unlock(&h->mu);
     return SVC_OK;
 }
@@ -768,86 +726,4 @@ void delist_hub_free(delist_hub *h)
     pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->mu);
     free(h);
-}
-
-/* --- AckDelisting ---------------------------------------------------------------- */
-
-svc_code api_ack_delisting(svc_ctx *c, const void *req, void *resp, svc_status *st)
-{
-    const Tracecode__V1__AckDelistingRequest *q = req;
-    char err[STORE_ERR_MAX], field[48], actor[SVC_ACTOR_MAX];
-    store_idem idem;
-    int64_t now = svc_now_unix(), delisted = q->delisted_unix;
-    uint64_t ms, seq;
-    store_ack res;
-    store_err e;
-    size_t i;
-
-    (void)resp;
-    if (!check_id(st, "the caller's platform id", c->subject, PLATFORM_ID_MAX) ||
-        !svc_idem(c, q->request_id, &idem, actor, st))
-        return st->code;
-    if (strlen(q->notice_id) > STORE_CURSOR_MAX || store_cursor_parse(q->notice_id, &ms, &seq) != 0)
-        return svc_fail(st, SVC_INVALID_ARGUMENT,
-                        "notice_id '%.48s' is not a notice id (MS-SEQ, as sent)", q->notice_id);
-    if (q->n_listing_ids > STORE_NOTICE_LISTINGS)
-        return svc_fail(st, SVC_INVALID_ARGUMENT,
-                        "listing_ids holds %zu ids; a notice has at most %d", q->n_listing_ids,
-                        STORE_NOTICE_LISTINGS);
-    for (i = 0; i < q->n_listing_ids; i++) {
-        snprintf(field, sizeof(field), "listing_ids[%zu]", i);
-        if (!check_id(st, field, q->listing_ids[i], LISTING_ID_MAX))
-            return st->code;
-    }
-    if (delisted == 0)
-        delisted = now;
-    if (delisted < 0 || delisted > now + 300)
-        return svc_fail(st, SVC_INVALID_ARGUMENT,
-                        "delisted_unix %" PRId64 " is in the future (now %" PRId64 ")", delisted,
-                        now);
-    e = store_ack_notice(c->svc->store, &idem, c->subject, q->notice_id,
-                         (const char *const *)q->listing_ids, q->n_listing_ids, delisted, &res, err,
-                         sizeof(err));
-    return svc_store_fail(st, e, err);
-}
-
-/* --- AuditService.GetDelistingCompliance ------------------------------------------ */
-
-svc_code api_delisting_compliance(svc_ctx *c, const void *req, void *resp, svc_status *st)
-{
-    const Tracecode__V1__GetDelistingComplianceRequest *q = req;
-    Tracecode__V1__GetDelistingComplianceResponse *out = resp;
-    char err[STORE_ERR_MAX], what[256];
-    store_compliance r;
-    store_err e;
-    size_t i;
-
-    if (!check_id(st, "platform_id", q->platform_id, PLATFORM_ID_MAX))
-        return st->code;
-    if (q->from_unix < 0 || q->to_unix < 0)
-        return svc_fail(st, SVC_INVALID_ARGUMENT, "from_unix and to_unix must not be negative");
-    snprintf(what, sizeof(what),
-             "GetDelistingCompliance platform_id=%s from_unix=%" PRId64 " to_unix=%" PRId64,
-             q->platform_id, q->from_unix, q->to_unix);
-    if (audit_log_query(c, q->platform_id, what, st) != SVC_OK)
-        return st->code;
-    e = store_compliance_get(c->svc->store, q->platform_id, q->from_unix, q->to_unix, UNACKED_MAX,
-                             &r, err, sizeof(err));
-    if (e)
-        return svc_store_fail(st, e, err);
-    out->notices = r.notices;
-    out->acked = r.acked;
-    out->listings = r.listings;
-    out->p50_seconds = r.p50_s;
-    out->p99_seconds = r.p99_s;
-    out->unacked = svc_alloc(c, (r.nunacked ? r.nunacked : 1) * sizeof(char *));
-    if (!out->unacked) {
-        store_compliance_free(&r);
-        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
-    }
-    for (i = 0; i < r.nunacked; i++)
-        if ((out->unacked[out->n_unacked] = svc_strdup(c, r.unacked[i])) != NULL)
-            out->n_unacked++;
-    store_compliance_free(&r);
-    return SVC_OK;
 }
