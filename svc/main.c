@@ -620,6 +620,83 @@ static int wait_for_stop(const sigset_t *sigs, rpc_server *srv, svc *node, const
     }
 }
 
+/* --- the node's parts, as data ------------------------------------------------- */
+
+static int hub_start(svc *s, const void *cfgv, char *err, size_t cap)
+{
+    const config *cfg = cfgv;
+    delist_config dc = {cfg->heartbeat_ms, (size_t)cfg->watch_buffer_mib << 20};
+
+    s->hub = delist_hub_start(s, &dc, err, cap);
+    return s->hub ? 0 : -1;
+}
+
+static void hub_drain(svc *s)
+{
+    delist_hub_stop(s->hub); /* watchers never end by themselves */
+}
+
+static void hub_stop(svc *s)
+{
+    delist_hub_free(s->hub);
+    s->hub = NULL;
+}
+
+static int limits_start(svc *s, const void *cfgv, char *err, size_t cap)
+{
+    const config *cfg = cfgv;
+    char why[400];
+
+    s->limits = limits_new(rpc_share_slots(cfg->threads));
+    if (!s->limits) {
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    if (cfg->limits_file && limits_load(s->limits, cfg->limits_file, err, cap) != 0)
+        goto fail;
+    for (int i = 0; i < cfg->nlimit; i++)
+        if (limits_set(s->limits, cfg->limit[i], why, sizeof(why)) != 0) {
+            snprintf(err, cap, "--limit: %s", why);
+            goto fail;
+        }
+    return 0;
+fail: /* a part that does not start leaves nothing behind */
+    limits_free(s->limits);
+    s->limits = NULL;
+    return -1;
+}
+
+static void limits_stop(svc *s)
+{
+    limits_free(s->limits);
+    s->limits = NULL;
+}
+
+static int audit_begin(svc *s, const void *cfgv, char *err, size_t cap)
+{
+    const config *cfg = cfgv;
+
+    if (audit_note_keys(s, cfg->node_id, err, cap) != STORE_OK)
+        fprintf(stderr, "tracesvc: audit: cannot record the node's keys: %s\n", err);
+    s->audit = audit_start(s, cfg->node_id, err, cap);
+    return s->audit ? 0 : -1;
+}
+
+static void audit_end(svc *s)
+{
+    audit_stop(s->audit); /* after the server: the last minute's counts */
+    s->audit = NULL;
+}
+
+/* Started in this order, stopped in the reverse; drained (in the reverse)
+ * before the RPC server drains. */
+static const svc_module modules[] = {
+    {"the delisting hub", hub_start, hub_drain, hub_stop, NULL},
+    {"the limits", limits_start, NULL, limits_stop, limits_metrics},
+    {"the audit log", audit_begin, NULL, audit_end, audit_metrics},
+};
+#define NMODULES (sizeof(modules) / sizeof(modules[0]))
+
 int main(int argc, char **argv)
 {
     char err[512], stream_id[64];
@@ -631,15 +708,14 @@ int main(int argc, char **argv)
     struct event_base *base = NULL;
     store_tail *tail = NULL;
     rpc_server *srv = NULL;
-    delist_hub *hub = NULL;
     http_server *web = NULL;
     metrics_src mx;
-    delist_config dc;
+    size_t started = 0;
     pthread_t control;
     rpc_config rc;
     uint64_t rev;
     svc node;
-    int rc_exit = 1, sig, i;
+    int rc_exit = 1, sig;
 
     memset(&node, 0, sizeof(node));
     /* Before any thread exists (gRPC starts its own): signals come to
@@ -702,33 +778,13 @@ int main(int argc, char **argv)
     node.forgery_min = (uint32_t)cfg.forgery_min;
     node.forgery_window_s = (uint32_t)cfg.forgery_window;
     node.forgery_throttle = (double)cfg.forgery_throttle;
-    dc.heartbeat_ms = cfg.heartbeat_ms;
-    dc.buffer_bytes = (size_t)cfg.watch_buffer_mib << 20;
-    hub = delist_hub_start(&node, &dc, err, sizeof(err));
-    if (!hub) {
-        fprintf(stderr, "tracesvc: cannot start the delisting hub: %s\n", err);
-        goto stop_control;
-    }
-    node.hub = hub;
-    if (audit_note_keys(&node, cfg.node_id, err, sizeof(err)) != STORE_OK)
-        fprintf(stderr, "tracesvc: audit: cannot record the node's keys: %s\n", err);
-    node.limits = limits_new(rpc_share_slots(cfg.threads));
-    if (!node.limits ||
-        (cfg.limits_file && limits_load(node.limits, cfg.limits_file, err, sizeof(err)) != 0)) {
-        fprintf(stderr, "tracesvc: %s\n", node.limits ? err : "out of memory");
-        goto stop_hub;
-    }
-    for (i = 0; i < cfg.nlimit; i++)
-        if (limits_set(node.limits, cfg.limit[i], err, sizeof(err)) != 0) {
-            fprintf(stderr, "tracesvc: --limit: %s\n", err);
-            goto stop_hub;
+    node.modules = modules;
+    for (started = 0; started < NMODULES; started++)
+        if (modules[started].start(&node, &cfg, err, sizeof(err)) != 0) {
+            fprintf(stderr, "tracesvc: cannot start %s: %s\n", modules[started].name, err);
+            goto stop_modules;
         }
-
-    node.audit = audit_start(&node, cfg.node_id, err, sizeof(err));
-    if (!node.audit) {
-        fprintf(stderr, "tracesvc: cannot start the audit log: %s\n", err);
-        goto stop_hub;
-    }
+    node.nmodules = started;
 
     {
         int v = -1, w = -1;
@@ -774,15 +830,16 @@ int main(int argc, char **argv)
                     sig == SIGTERM ? "SIGTERM" : "SIGINT", DRAIN_MS);
         }
         http_stop(web);
-        delist_hub_stop(hub); /* watchers never end by themselves */
+        for (size_t m = NMODULES; m-- > 0;)
+            if (modules[m].drain)
+                modules[m].drain(&node);
         rpc_stop(srv, DRAIN_MS);
         rc_exit = (cfg.http && !web) ? 1 : 0;
     }
-    audit_stop(node.audit); /* after the server: the last minute's counts */
-stop_hub:
-    delist_hub_free(hub);
-    limits_free(node.limits);
-stop_control:
+stop_modules:
+    node.nmodules = 0;
+    while (started-- > 0)
+        modules[started].stop(&node);
     event_base_loopexit(base, NULL);
     pthread_join(control, NULL);
 out:

@@ -54,7 +54,23 @@ svc_role svc_role_parse(const char *name, size_t len);
 #define SVC_MSG_MAX 512
 
 /* The node: everything a handler may use. Shared by all threads. */
-typedef struct svc {
+/*
+ * A background part of the node, as data (nginx's module table in
+ * spirit): main.c starts the table in order and stops it in reverse, and
+ * /metrics asks each part for its own lines, so nothing here names the
+ * parts. cfg is main.c's configuration, opaque to the rest.
+ */
+typedef struct svc svc;
+typedef struct svc_module {
+    const char *name;
+    int (*start)(svc *s, const void *cfg, char *err, size_t errcap);
+    void (*drain)(svc *s); /* before the RPC server drains (may be NULL) */
+    void (*stop)(svc *s);  /* after the server has stopped */
+    /* Prometheus text appended at buf + n; the new length (svc_appendf). */
+    size_t (*metrics)(const svc *s, char *buf, size_t cap, size_t n);
+} svc_module;
+
+struct svc {
     rep *replica;
     /* The keyring, replaced whole when it is reloaded (SIGHUP, the
      * directory changed, an unknown key id): read it with svc_ring(), once
@@ -105,7 +121,10 @@ typedef struct svc {
     _Atomic int writable, draining;
     pthread_mutex_t why_mu;
     char why_not_writable[160]; /* under why_mu */
-} svc;
+    /* The parts main.c started (svc_module), for /metrics. */
+    const svc_module *modules;
+    size_t nmodules;
+};
 
 /* The keyring in force. */
 static inline keys_ring *svc_ring(const svc *s)

@@ -3,7 +3,6 @@
  * call memory, staleness, read-your-writes.
  */
 #include "api.h"
-#include "audit.h"
 #include "check.h"
 #include "limit.h"
 #include "tracecode/v1/types.pb-c.h"
@@ -250,19 +249,9 @@ size_t svc_metrics(svc *s, char *buf, size_t cap)
     OUT("# HELP tracesvc_redis_up 1 while the change-stream tail is connected to Redis.\n"
         "# TYPE tracesvc_redis_up gauge\ntracesvc_redis_up %d\n",
         s->redis_up ? s->redis_up(s->replica_lag_arg) : 0);
-    OUT("# HELP tracesvc_limit_refusals_total Calls refused by a fair-share or rate limit.\n"
-        "# TYPE tracesvc_limit_refusals_total counter\n");
-    for (v = 0; v < LIMIT_NAMES; v++)
-        if (v != LIMIT_VERIFY_BURST && v != LIMIT_WRITE_BURST)
-            OUT("tracesvc_limit_refusals_total{limit=\"%s\"} %llu\n", limit_name_str((limit_name)v),
-                (unsigned long long)limits_refused(s->limits, (limit_name)v));
-    n = audit_metrics(s->audit, buf, cap, n);
-    OUT("# HELP tracesvc_audit_tree_size Entries in the audit log's latest signed tree head.\n"
-        "# TYPE tracesvc_audit_tree_size gauge\ntracesvc_audit_tree_size %llu\n",
-        (unsigned long long)audit_tree_size(s->audit));
-    OUT("# HELP tracesvc_audit_sequencing 1 while this node holds the audit sequencing lease.\n"
-        "# TYPE tracesvc_audit_sequencing gauge\ntracesvc_audit_sequencing %d\n",
-        audit_sequencing(s->audit));
+    for (size_t m = 0; m < s->nmodules; m++)
+        if (s->modules[m].metrics)
+            n = s->modules[m].metrics(s, buf, cap, n);
     return n;
 }
 #undef OUT

@@ -497,3 +497,16 @@ uint64_t limits_refused(const limits *l, limit_name n)
                ? atomic_load_explicit(&((limits *)l)->refused[n], memory_order_relaxed)
                : 0;
 }
+
+size_t limits_metrics(const svc *s, char *buf, size_t cap, size_t n)
+{
+    n = svc_appendf(buf, cap, n,
+                    "# HELP tracesvc_limit_refusals_total Calls refused by a fair-share or rate "
+                    "limit.\n# TYPE tracesvc_limit_refusals_total counter\n");
+    for (int v = 0; v < LIMIT_NAMES; v++)
+        if (v != LIMIT_VERIFY_BURST && v != LIMIT_WRITE_BURST)
+            n = svc_appendf(buf, cap, n, "tracesvc_limit_refusals_total{limit=\"%s\"} %llu\n",
+                            limit_name_str((limit_name)v),
+                            (unsigned long long)limits_refused(s->limits, (limit_name)v));
+    return n;
+}

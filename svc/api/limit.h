@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct svc;
 struct svc_ctx;
 struct svc_status;
 struct store;
@@ -97,5 +98,7 @@ void limits_flag(limits *l, const char *platform, double throttle);
 
 /* Refusals by limit since start, for /metrics. */
 uint64_t limits_refused(const limits *l, limit_name n);
+/* The limits' metrics (svc_module.metrics): refusals by limit. */
+size_t limits_metrics(const struct svc *s, char *buf, size_t cap, size_t n);
 
 #endif

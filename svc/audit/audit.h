@@ -35,9 +35,9 @@ void audit_stop(audit_log *a);
 void audit_count(audit_log *a, const char *platform, const uint32_t k[TC_VERDICT_SLOTS]);
 void audit_count_one(audit_log *a, const char *platform, int verdict);
 
-/* The forgery signal's gauges (per platform) in Prometheus text, appended
- * at buf + n; returns the new length (as svc_appendf). */
-size_t audit_metrics(const audit_log *a, char *buf, size_t cap, size_t n);
+/* The audit module's metrics (svc_module.metrics): the forgery signal's
+ * gauges per platform, the tree size, whether this node sequences. */
+size_t audit_metrics(const svc *s, char *buf, size_t cap, size_t n);
 
 /* The tree size this node last saw and whether it is the sequencer. */
 uint64_t audit_tree_size(const audit_log *a);

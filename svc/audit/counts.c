@@ -143,8 +143,9 @@ void audit_forgery_tick(audit_log *a, int64_t now_s)
     }
 }
 
-size_t audit_metrics(const audit_log *a, char *buf, size_t cap, size_t n)
+size_t audit_metrics(const svc *s, char *buf, size_t cap, size_t n)
 {
+    const audit_log *a = s->audit;
     size_t i;
 
     n = svc_appendf(buf, cap, n,
@@ -162,6 +163,16 @@ size_t audit_metrics(const audit_log *a, char *buf, size_t cap, size_t n)
         if (atomic_load_explicit(&a->slot[i].state, memory_order_acquire) == 2)
             n = svc_appendf(buf, cap, n, "tracesvc_forgery_suspected{platform=\"%s\"} %d\n",
                             a->slot[i].name, atomic_load(&a->slot[i].flagged));
+    n = svc_appendf(buf, cap, n,
+                    "# HELP tracesvc_audit_tree_size Entries in the audit log's latest signed "
+                    "tree head.\n# TYPE tracesvc_audit_tree_size gauge\n"
+                    "tracesvc_audit_tree_size %llu\n",
+                    (unsigned long long)audit_tree_size(a));
+    n = svc_appendf(buf, cap, n,
+                    "# HELP tracesvc_audit_sequencing 1 while this node holds the audit "
+                    "sequencing lease.\n# TYPE tracesvc_audit_sequencing gauge\n"
+                    "tracesvc_audit_sequencing %d\n",
+                    audit_sequencing(a));
     return n;
 }
 
