@@ -73,9 +73,11 @@ typedef struct opts {
     long long valid_until;
     unsigned long quantity, chunk;
     int have_valid_until;
+    const char *given[64]; /* the long options given, for the command to check */
+    int ngiven;
 } opts;
 
-static int usage(void)
+static void usage_to(FILE *f)
 {
     fputs("usage: tracectl [--addr HOST:PORT] [--insecure --role R --subject S | --ca F --cert F "
           "--key F]\n"
@@ -98,9 +100,15 @@ static int usage(void)
           "  audit query [SUBJECT] [--kind K] [--from UNIX] [--to UNIX] [--count N]\n"
           "  audit verify --public-keys FILE [--since HEADFILE] [--out HEADFILE] [--index N]\n"
           "  keys list | keys activate KID | keys compromise KID --since UNIX --reason TEXT\n"
+          "  help [COMMAND]                 a command's usage and its options\n"
           "Writes take --request-id ID: the same ID again returns the first outcome and\n"
-          "writes nothing more.\n",
-          stderr);
+          "writes nothing more. An option a command does not take is refused.\n",
+          f);
+}
+
+static int usage(void)
+{
+    usage_to(stderr);
     return 2;
 }
 
@@ -1961,7 +1969,7 @@ static int parse_opts(int argc, char **argv, opts *o)
     };
     unsigned long long v;
     const char *ins = env("TRACECTL_INSECURE");
-    int c;
+    int c, li = 0;
 
     memset(o, 0, sizeof(*o));
     o->index = -1;
@@ -1973,7 +1981,9 @@ static int parse_opts(int argc, char **argv, opts *o)
     o->conn.cert = env("TRACECTL_CERT");
     o->conn.key = env("TRACECTL_KEY");
     o->conn.timeout_s = 120;
-    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", lo, &li)) != -1) {
+        if (c >= O_ADDR && o->ngiven < (int)(sizeof(o->given) / sizeof(o->given[0])))
+            o->given[o->ngiven++] = lo[li].name;
         switch (c) {
         case O_ADDR:
             o->conn.addr = optarg;
@@ -2120,31 +2130,108 @@ static int parse_opts(int argc, char **argv, opts *o)
             return usage();
         }
     }
-    if (o->conn.insecure && (!o->conn.role || !o->conn.subject))
-        return fail("--insecure needs --role (manufacturer, platform, regulator, certifier) and "
-                    "--subject (or TRACECTL_ROLE, TRACECTL_SUBJECT)");
     return 0;
+}
+
+/* Options every command takes: how to reach the service and print. */
+static const char global_opts[] = "addr insecure role subject ca cert key json timeout help";
+
+/* A command: its usage lines and the options it takes (git's
+ * parse-options in spirit: an option not its own is refused by name). */
+typedef struct command {
+    const char *name;
+    int (*fn)(rpc_client *, const opts *, int, char **);
+    const char *usage;
+    const char *opts;
+} command;
+
+static const command cmds[] = {
+    {"manufacturer", cmd_manufacturer, "manufacturer put CREDIT NAME [--suspended]",
+     "suspended request-id"},
+    {"cert", cmd_cert,
+     "cert put NUMBER --holder CREDIT --categories C1,C2 [--kind ccc|licence]\n"
+     "         [--valid-until UNIX] [--status S] [--reason TEXT]\n"
+     "cert get NUMBER | cert status NUMBER STATUS [--reason TEXT] | cert import FILE.csv",
+     "holder categories kind valid-until status reason request-id"},
+    {"product", cmd_product,
+     "product register --certificate N --category C --brand B --model M [--gtin G]",
+     "certificate category brand model gtin request-id"},
+    {"issue", cmd_issue,
+     "issue PRODUCT_ID --quantity N [--profile mac|sig] [--request-id ID] [--out FILE]\n"
+     "      [--sheet PREFIX] [--base-url URL] [--chunk N]",
+     "quantity profile request-id out sheet base-url chunk"},
+    {"batch", cmd_batch, "batch get BATCH_ID", ""},
+    {"recall", cmd_recall, "recall BATCH_ID FIRST LAST --reason TEXT", "reason request-id"},
+    {"verify", cmd_verify,
+     "verify [CODE ...] [--file F] [--full] [--listing-category C] [--listing-brand B]\n"
+     "       [--listing-model M]",
+     "file full listing-category listing-brand listing-model"},
+    {"listings", cmd_listings, "listings register FILE.csv     (header: listing_id,code)",
+     "request-id"},
+    {"watch", cmd_watch, "watch [--cursor-file F] [--exec CMD] [--count N]",
+     "cursor-file exec count"},
+    {"ack", cmd_ack, "ack NOTICE_ID [LISTING_ID ...] [--delisted UNIX]", "delisted request-id"},
+    {"compliance", cmd_compliance, "compliance PLATFORM_ID [--from UNIX] [--to UNIX]", "from to"},
+    {"audit", cmd_audit,
+     "audit head [--out FILE]\n"
+     "audit query [SUBJECT] [--kind K] [--from UNIX] [--to UNIX] [--count N]\n"
+     "audit verify --public-keys FILE [--since HEADFILE] [--out HEADFILE] [--index N]",
+     "out kind from to count public-keys since index"},
+    {"keys", cmd_keys,
+     "keys list | keys activate KID | keys compromise KID --since UNIX --reason TEXT",
+     "since reason request-id"},
+};
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+/* 1 when word is one of the space-separated words of list. */
+static int listed(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+
+    for (const char *p = list; (p = strstr(p, word)) != NULL; p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
+/* The command's options as "--a, --b" into buf. */
+static const char *options_of(const command *cmd, char *buf, size_t cap)
+{
+    const char *p = cmd->opts;
+    size_t o = 0;
+
+    buf[0] = '\0';
+    while (*p && o + 1 < cap) {
+        size_t n = strcspn(p, " ");
+        int k = snprintf(buf + o, cap - o, "%s--%.*s", o ? ", " : "", (int)n, p);
+        if (k < 0 || (size_t)k >= cap - o)
+            break;
+        o += (size_t)k;
+        p += n;
+        p += *p == ' ';
+    }
+    return o ? buf : "none of its own";
+}
+
+static int help(const char *name)
+{
+    char buf[512];
+
+    for (size_t i = 0; i < NCMDS; i++)
+        if (strcmp(cmds[i].name, name) == 0) {
+            printf("usage: tracectl [connection options] %s\n", cmds[i].usage);
+            printf("options of %s: %s\n", name, options_of(&cmds[i], buf, sizeof(buf)));
+            printf("connection options: --addr HOST:PORT, --insecure --role R --subject S, "
+                   "--ca F --cert F --key F, --timeout S, --json\n");
+            return 0;
+        }
+    return fail("help: no command '%s' (tracectl help lists them)", name);
 }
 
 int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        int (*fn)(rpc_client *, const opts *, int, char **);
-    } cmds[] = {{"manufacturer", cmd_manufacturer},
-                {"cert", cmd_cert},
-                {"product", cmd_product},
-                {"issue", cmd_issue},
-                {"batch", cmd_batch},
-                {"recall", cmd_recall},
-                {"verify", cmd_verify},
-                {"listings", cmd_listings},
-                {"watch", cmd_watch},
-                {"ack", cmd_ack},
-                {"compliance", cmd_compliance},
-                {"audit", cmd_audit},
-                {"keys", cmd_keys}};
     char err[512];
+    const command *cmd = NULL;
     rpc_client *cl;
     opts o;
     size_t i;
@@ -2155,15 +2242,29 @@ int main(int argc, char **argv)
         return rc;
     if (optind >= argc)
         return usage();
-    for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+    if (strcmp(argv[optind], "help") == 0) {
+        if (optind + 1 >= argc) {
+            usage_to(stdout);
+            return 0;
+        }
+        return help(argv[optind + 1]);
+    }
+    for (i = 0; i < NCMDS; i++)
         if (strcmp(argv[optind], cmds[i].name) == 0)
-            break;
-    if (i == sizeof(cmds) / sizeof(cmds[0]))
+            cmd = &cmds[i];
+    if (!cmd)
         return usage();
+    for (int g = 0; g < o.ngiven; g++)
+        if (!listed(global_opts, o.given[g]) && !listed(cmd->opts, o.given[g]))
+            return fail("--%s is not an option of '%s'; its options: %s (tracectl help %s)",
+                        o.given[g], cmd->name, options_of(cmd, err, sizeof(err)), cmd->name);
+    if (o.conn.insecure && (!o.conn.role || !o.conn.subject))
+        return fail("--insecure needs --role (manufacturer, platform, regulator, certifier) and "
+                    "--subject (or TRACECTL_ROLE, TRACECTL_SUBJECT)");
     cl = rpc_client_new(&o.conn, err, sizeof(err));
     if (!cl)
         return fail("%s", err);
-    rc = cmds[i].fn(cl, &o, argc - optind - 1, argv + optind + 1);
+    rc = cmd->fn(cl, &o, argc - optind - 1, argv + optind + 1);
     if (fflush(stdout) != 0 && rc == 0)
         rc = fail("cannot write output: %s", strerror(errno));
     rpc_client_free(cl);

@@ -84,6 +84,18 @@ check "verify stdin, malformed" 1 sh -c "echo NOTACODE | $ctl $plat verify"
 has "malformed" "$dir/out" "MALFORMED"
 check "verify json" 0 $ctl $plat --json verify "$first"
 has "json verdict" "$dir/out" '"verdict":"GENUINE"'
+# Each command takes its own options: another command's is refused by name
+# (usage: exit 2), before anything is sent.
+check "verify --holder refused" 2 $ctl $plat verify --holder X "$first"
+has "verify --holder names the options" "$dir/err" "is not an option of 'verify'; its options: --file, --full, --listing-category"
+check "issue --holder refused" 2 $ctl $mfr issue P1 --quantity 1 --holder X
+has "issue --holder names the command" "$dir/err" "is not an option of 'issue'"
+check "help verify" 0 $ctl help verify
+has "help verify: usage" "$dir/out" "usage: tracectl \[connection options\] verify"
+has "help verify: options" "$dir/out" "options of verify: --file"
+check "help" 0 $ctl help
+has "help lists the commands" "$dir/out" "keys list"
+check "help of no command" 2 $ctl help nope
 
 check "recall" 0 $ctl $mfr recall 1 0 9 --reason "battery swelling" --request-id r-1
 has "recall count" "$dir/out" "recalled 10 serials of batch 1"
