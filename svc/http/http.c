@@ -917,14 +917,130 @@ static void on_ready(http_server *h, struct evhttp_request *req, const struct ev
         text(req, 200, "OK", msg);
 }
 
+/* --- routes ------------------------------------------------------------------------ */
+
+#define NOT_FOUND "not found: scan pages are at /C/{code}, their JSON at /api/v1/scan/{code}"
+
+static void route_seen(http_server *h, struct evhttp_request *req, struct evhttp_uri *uri,
+                       const char *path)
+{
+    char code[CODE_ARG_MAX + 1];
+
+    (void)uri;
+    if (code_arg(path, 6, NULL, code))
+        on_seen(h, req, code);
+    else
+        text(req, 404, "Not Found", "not a trace code");
+}
+
+static void route_beacon(http_server *h, struct evhttp_request *req, struct evhttp_uri *uri,
+                         const char *path)
+{
+    (void)h, (void)uri, (void)path;
+    on_beacon_js(req);
+}
+
+static void route_metrics(http_server *h, struct evhttp_request *req, struct evhttp_uri *uri,
+                          const char *path)
+{
+    (void)uri, (void)path;
+    on_metrics(h, req);
+}
+
+static void route_healthz(http_server *h, struct evhttp_request *req, struct evhttp_uri *uri,
+                          const char *path)
+{
+    int probe = dup(2);
+
+    (void)uri, (void)path;
+    if (probe >= 0)
+        close(probe);
+    if (probe < 0)
+        text(req, 503, "Service Unavailable", "not healthy: out of file descriptors");
+    else if (!atomic_load(&h->healthy_accept))
+        text(req, 503, "Service Unavailable",
+             "not healthy: the HTTP listener could not accept connections");
+    else if (atomic_load(&h->svc->grpc_deaf))
+        text(req, 503, "Service Unavailable",
+             "not healthy: the gRPC listener does not accept connections (it stopped when "
+             "descriptors ran out); restart the node");
+    else
+        text(req, 200, "OK", "ok");
+}
+
+static void route_readyz(http_server *h, struct evhttp_request *req, struct evhttp_uri *uri,
+                         const char *path)
+{
+    (void)path;
+    on_ready(h, req, uri);
+}
+
+static void route_page(http_server *h, struct evhttp_request *req, struct evhttp_uri *uri,
+                       const char *path)
+{
+    char code[CODE_ARG_MAX + 1];
+
+    /* not a code: a page that explains */
+    on_scan(h, req, uri, code_arg(path, 3, NULL, code) ? code : "-", 0);
+}
+
+static void route_json(http_server *h, struct evhttp_request *req, struct evhttp_uri *uri,
+                       const char *path)
+{
+    char code[CODE_ARG_MAX + 1];
+
+    on_scan(h, req, uri, code_arg(path, 13, NULL, code) ? code : "-", 1);
+}
+
+static void route_qr(http_server *h, struct evhttp_request *req, struct evhttp_uri *uri,
+                     const char *path)
+{
+    char code[CODE_ARG_MAX + 1];
+
+    (void)uri;
+    if (code_arg(path, 4, ".svg", code) || code_arg(path, 4, ".png", code))
+        on_qr(h, req, code, strstr(path, ".png") != NULL);
+    else
+        text(req, 404, "Not Found", NOT_FOUND);
+}
+
+/* The HTTP routes, as the RPC methods are: data. A path matches a route
+ * whole (exact) or by its prefix; /C/ and /seen/ ignore case (a QR code in
+ * alphanumeric mode upper-cases the address). Only the beacon takes POST. */
+typedef struct route {
+    const char *path;
+    int exact, nocase, post;
+    void (*fn)(http_server *h, struct evhttp_request *req, struct evhttp_uri *uri,
+               const char *path);
+} route;
+
+static const route routes[] = {
+    {"/seen/", 0, 1, 1, route_seen},        {"/beacon.js", 1, 0, 0, route_beacon},
+    {"/metrics", 1, 0, 0, route_metrics},   {"/healthz", 1, 0, 0, route_healthz},
+    {"/readyz", 1, 0, 0, route_readyz},     {"/C/", 0, 1, 0, route_page},
+    {"/api/v1/scan/", 0, 0, 0, route_json}, {"/qr/", 0, 0, 0, route_qr},
+};
+
+static const route *route_of(const char *path)
+{
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        const route *r = &routes[i];
+        size_t n = strlen(r->path);
+        int same = r->nocase ? strncasecmp(path, r->path, n) == 0 : strncmp(path, r->path, n) == 0;
+        if (same && (!r->exact || path[n] == '\0'))
+            return r;
+    }
+    return NULL;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     http_server *h = arg;
     const char *raw = evhttp_request_get_uri(req), *path;
     struct evhttp_uri *uri;
-    char code[CODE_ARG_MAX + 1];
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     hconn *c = conn_of(h, req);
+    const route *r;
 
     /* Its headers are in: the next request's deadline starts now. */
     if (c)
@@ -941,48 +1057,13 @@ static void on_request(struct evhttp_request *req, void *arg)
     path = evhttp_uri_get_path(uri);
     if (!path)
         path = "/";
-    if (m == EVHTTP_REQ_POST && strncasecmp(path, "/seen/", 6) != 0) {
+    r = route_of(path);
+    if (m == EVHTTP_REQ_POST && (!r || !r->post))
         text(req, 405, "Method Not Allowed", "only the scan beacon (/seen/{code}) takes a POST");
-    } else if (strncasecmp(path, "/seen/", 6) == 0) {
-        if (code_arg(path, 6, NULL, code))
-            on_seen(h, req, code);
-        else
-            text(req, 404, "Not Found", "not a trace code");
-    } else if (strcmp(path, "/beacon.js") == 0) {
-        on_beacon_js(req);
-    } else if (strcmp(path, "/metrics") == 0) {
-        on_metrics(h, req);
-    } else if (strcmp(path, "/healthz") == 0) {
-        int probe = dup(2);
-        if (probe >= 0)
-            close(probe);
-        if (probe < 0)
-            text(req, 503, "Service Unavailable", "not healthy: out of file descriptors");
-        else if (!atomic_load(&h->healthy_accept))
-            text(req, 503, "Service Unavailable",
-                 "not healthy: the HTTP listener could not accept connections");
-        else if (atomic_load(&h->svc->grpc_deaf))
-            text(req, 503, "Service Unavailable",
-                 "not healthy: the gRPC listener does not accept connections (it stopped when "
-                 "descriptors ran out); restart the node");
-        else
-            text(req, 200, "OK", "ok");
-    } else if (strcmp(path, "/readyz") == 0) {
-        on_ready(h, req, uri);
-    } else if (strncasecmp(path, "/C/", 3) == 0) {
-        if (code_arg(path, 3, NULL, code))
-            on_scan(h, req, uri, code, 0);
-        else
-            on_scan(h, req, uri, "-", 0); /* a page that explains */
-    } else if (strncmp(path, "/api/v1/scan/", 13) == 0) {
-        on_scan(h, req, uri, code_arg(path, 13, NULL, code) ? code : "-", 1);
-    } else if (strncmp(path, "/qr/", 4) == 0 &&
-               (code_arg(path, 4, ".svg", code) || code_arg(path, 4, ".png", code))) {
-        on_qr(h, req, code, strstr(path, ".png") != NULL);
-    } else {
-        text(req, 404, "Not Found",
-             "not found: scan pages are at /C/{code}, their JSON at /api/v1/scan/{code}");
-    }
+    else if (r)
+        r->fn(h, req, uri, path);
+    else
+        text(req, 404, "Not Found", NOT_FOUND);
     evhttp_uri_free(uri);
 }
 
