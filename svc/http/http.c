@@ -1015,10 +1015,14 @@ typedef struct route {
 } route;
 
 static const route routes[] = {
-    {"/seen/", 0, 1, 1, route_seen},        {"/beacon.js", 1, 0, 0, route_beacon},
-    {"/metrics", 1, 0, 0, route_metrics},   {"/healthz", 1, 0, 0, route_healthz},
-    {"/readyz", 1, 0, 0, route_readyz},     {"/C/", 0, 1, 0, route_page},
-    {"/api/v1/scan/", 0, 0, 0, route_json}, {"/qr/", 0, 0, 0, route_qr},
+    {"/seen/", 0, 1, 1, route_seen},        /* the scan page's beacon: a scan */
+    {"/beacon.js", 1, 0, 0, route_beacon},  /* its script */
+    {"/metrics", 1, 0, 0, route_metrics},   /* Prometheus text */
+    {"/healthz", 1, 0, 0, route_healthz},   /* alive */
+    {"/readyz", 1, 0, 0, route_readyz},     /* ready to verify (?writes=1: and write) */
+    {"/C/", 0, 1, 0, route_page},           /* the scan page of a code */
+    {"/api/v1/scan/", 0, 0, 0, route_json}, /* the same as JSON */
+    {"/qr/", 0, 0, 0, route_qr},            /* a code's QR, .svg or .png */
 };
 
 static const route *route_of(const char *path)
