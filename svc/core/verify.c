@@ -16,6 +16,8 @@ const char *tc_verdict_name(int verdict)
         "UNKNOWN_BATCH",       "RECALLED",         "CERT_SUSPENDED",   "CERT_REVOKED",
         "CERT_EXPIRED",        "LISTING_MISMATCH", "ISSUER_SUSPENDED", "KEY_COMPROMISED",
     };
+    _Static_assert(sizeof(names) / sizeof(names[0]) == TC_VERDICT_LAST + 1,
+                   "a name for every verdict");
 
     if (verdict < 0 || verdict > TC_VERDICT_LAST)
         return "VERDICT_UNSPECIFIED";
