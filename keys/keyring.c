@@ -581,3 +581,8 @@ size_t keys_export_public(const keys_ring *ring, char *buf, size_t cap)
 #undef EMIT
     return len;
 }
+
+const char *keys_crypto_version(void)
+{
+    return OpenSSL_version(OPENSSL_VERSION_STRING);
+}

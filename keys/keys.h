@@ -41,6 +41,8 @@ typedef enum keys_kind { KEYS_KIND_MAC = 1, KEYS_KIND_ED25519 = 2 } keys_kind;
 typedef enum keys_state { KEYS_ACTIVE = 1, KEYS_VERIFY_ONLY = 2, KEYS_RETIRED = 3 } keys_state;
 
 const char *keys_kind_name(keys_kind kind);
+/* The crypto library's version (OpenSSL), for --version and build info. */
+const char *keys_crypto_version(void);
 const char *keys_state_name(keys_state state);
 
 #define KEYS_FILE_MAX 1024 /* a key file is far smaller; anything larger is refused */

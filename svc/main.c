@@ -22,12 +22,14 @@
 #include "rpc.h"
 #include "store.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -47,33 +49,120 @@ typedef struct config {
     const char *limit[64]; /* --limit, in order */
     int nlimit;
     char node_buf[128];
-    int insecure, threads, write_threads;
+    int insecure;
+    long threads, write_threads;
     long max_staleness, retention_s, heartbeat_ms, watch_buffer_mib;
     long copy_devices, copy_regions, copy_window;
     long forgery_percent, forgery_min, forgery_window, forgery_throttle;
     long redis_replicas, redis_replicas_wait, ready_staleness, redis_start_timeout;
 } config;
 
+/*
+ * Every flag, once: its name (the environment's is TRACESVC_ and the name
+ * upper-cased, '-' as '_'), its argument, where it goes, its range and
+ * default, and its line of help. The usage text, the environment, parsing
+ * and range errors all come from this table.
+ */
+enum { F_STR, F_NUM, F_SWITCH, F_LIST };
+typedef struct flag {
+    const char *name, *arg;
+    int kind;
+    size_t off;
+    long min, max, def;
+    const char *unit, *help;
+} flag;
+
+#define STR(n, field, a, h)                                                                        \
+    {                                                                                              \
+        n, a, F_STR, offsetof(config, field), 0, 0, 0, NULL, h                                     \
+    }
+#define NUM(n, field, a, lo, hi, d, u, h)                                                          \
+    {                                                                                              \
+        n, a, F_NUM, offsetof(config, field), lo, hi, d, u, h                                      \
+    }
+static const flag flags[] = {
+    STR("redis", redis, "URL", "Redis: redis://, rediss://, unix: or redis-sentinel:// (required)"),
+    STR("grpc", grpc, "ADDR:PORT", "the gRPC listener (required; port 0: the kernel picks)"),
+    STR("keys", keys, "DIR", "the keyring directory (required)"),
+    STR("http", http, "ADDR:PORT", "scan pages, /healthz, /readyz, /metrics"),
+    {"insecure", NULL, F_SWITCH, offsetof(config, insecure), 0, 0, 0, NULL,
+     "plaintext gRPC with the caller's role in metadata; loopback only"},
+    STR("tls-cert", tls_cert, "FILE", "the server's certificate (mTLS)"),
+    STR("tls-key", tls_key, "FILE", "its key"),
+    STR("client-ca", client_ca, "FILE", "the CA of callers' certificates"),
+    STR("client-crl", client_crl, "FILE", "revoked callers' certificates (reloaded on change)"),
+    STR("base-url", base_url, "URL",
+        "the scan pages' public address (default https://tc.example.com)"),
+    NUM("threads", threads, "N", 1, 64, 0, "", "gRPC workers (default: one per core)"),
+    NUM("write-threads", write_threads, "N", 1, 64, 4, "", "workers for calls that wait on Redis"),
+    NUM("max-staleness", max_staleness, "SECONDS", 1, 86400, 5, "seconds",
+        "answers are flagged stale past this replica age"),
+    NUM("ready-staleness", ready_staleness, "SECONDS", 1, 7L * 86400, 600, "seconds",
+        "not ready past this replica age"),
+    NUM("notice-retention", retention_s, "SECONDS", 60, 3650L * 86400, 7L * 86400, "seconds",
+        "delisting notices kept on the streams"),
+    NUM("heartbeat", heartbeat_ms, "MS", 50, 600000, DELIST_HEARTBEAT_MS, "ms",
+        "an idle delisting watcher's heartbeat"),
+    NUM("watch-buffer", watch_buffer_mib, "MIB", 1, 4096, (long)(DELIST_BUFFER_BYTES >> 20), "MiB",
+        "a live watcher's queue bound"),
+    NUM("copy-devices", copy_devices, "N", 1, 1000000, 10, "", "devices that make a copied code"),
+    NUM("copy-regions", copy_regions, "N", 1, 64, 3, "", "regions that make a copied code"),
+    NUM("copy-window", copy_window, "SECONDS", 0, 30L * 86400, 7200, "seconds",
+        "how fast a move between provinces is suspect"),
+    NUM("scan-ttl", scan_ttl, "SECONDS", 60, 3650L * 86400, 90L * 86400, "seconds",
+        "a code's scan history lives this long past its last scan"),
+    NUM("http-max-connections", http_max_conns, "N", 1, 1000000, 1024, "",
+        "open HTTP connections at most"),
+    STR("trusted-proxy", trusted_proxy, "CIDR[,CIDR...]",
+        "reverse proxies whose X-Forwarded-For is believed"),
+    STR("node-id", node_id, "NAME", "this node's name (default host:port)"),
+    STR("limits", limits_file, "FILE", "fair shares and rates"),
+    {"limit", "SCOPE:NAME=VALUE", F_LIST, offsetof(config, limit), 0, 0, 0, NULL,
+     "one limit, again for more (no environment variable)"},
+    NUM("forgery-percent", forgery_percent, "P", 0, 100, 50, "percent",
+        "FORGED and MALFORMED share that flags a platform (0: off)"),
+    NUM("forgery-min", forgery_min, "N", 1, 1000000000, 1000, "codes",
+        "codes over the window before a share counts"),
+    NUM("forgery-window", forgery_window, "SECONDS", 1, 600, 60, "seconds",
+        "the forgery signal's window"),
+    NUM("forgery-throttle", forgery_throttle, "CODES_PER_S", 0, 1000000000, 0, "codes/s",
+        "a flagged platform's verification rate on this node (0: none)"),
+    NUM("redis-replicas", redis_replicas, "N", 0, 16, 0, "",
+        "replicas a write must reach (WAIT) before it is acknowledged"),
+    NUM("redis-replicas-wait", redis_replicas_wait, "MS", 10, 60000, 2000, "ms",
+        "how long a write waits for them"),
+    NUM("redis-start-timeout", redis_start_timeout, "SECONDS", 0, 7L * 86400, 0, "seconds",
+        "how long to wait for Redis at start (0: as long as it takes)"),
+};
+#undef STR
+#undef NUM
+#define NFLAGS (sizeof(flags) / sizeof(flags[0]))
+
+static void usage_to(FILE *f)
+{
+    fputs("usage: tracesvc --redis URL --grpc ADDR:PORT --keys DIR [options]\n", f);
+    for (size_t i = 0; i < NFLAGS; i++) {
+        const flag *g = &flags[i];
+        char left[64];
+        snprintf(left, sizeof(left), "--%s%s%s", g->name, g->arg ? " " : "", g->arg ? g->arg : "");
+        fprintf(f, "  %-34s %s", left, g->help);
+        if (g->kind == F_NUM)
+            fprintf(f, " [%ld..%ld%s%s]", g->min, g->max, *g->unit ? " " : "", g->unit);
+        if (g->kind == F_NUM && g->def)
+            fprintf(f, " (default %ld)", g->def);
+        fputc('\n', f);
+    }
+    fputs("  --help, -h                         this text\n"
+          "  --version                          the version and build\n"
+          "Every flag but --limit may come from the environment: TRACESVC_ and its name\n"
+          "upper-cased, '-' as '_' (TRACESVC_REDIS, TRACESVC_MAX_STALENESS, ...); a flag\n"
+          "wins over its variable.\n",
+          f);
+}
+
 static int usage(void)
 {
-    fputs(
-        "usage: tracesvc --redis URL --grpc ADDR:PORT --http ADDR:PORT --keys DIR\n"
-        "                [--insecure] [--tls-cert F --tls-key F --client-ca F [--client-crl F]]\n"
-        "                [--base-url URL] [--threads N] [--write-threads N]\n"
-        "                [--max-staleness SECONDS]\n"
-        "                [--notice-retention SECONDS] [--heartbeat MS] [--watch-buffer MIB]\n"
-        "                [--copy-devices N] [--copy-regions N] [--copy-window SECONDS]\n"
-        "                [--node-id NAME] [--limits FILE] [--limit SCOPE:NAME=VALUE ...]\n"
-        "                [--forgery-percent P] [--forgery-min N] [--forgery-window SECONDS]\n"
-        "                [--forgery-throttle CODES_PER_S] [--trusted-proxy CIDR[,CIDR...]]\n"
-        "                [--scan-ttl SECONDS] [--http-max-connections N]\n"
-        "                [--redis-replicas N] [--redis-replicas-wait MS]\n"
-        "                [--redis-start-timeout SECONDS] [--ready-staleness SECONDS]\n"
-        "  URL: redis://[user:password@]host:port[/db], unix:/path[?db=N],\n"
-        "       rediss://[user:password@]host:port[/db][?ca=FILE&cert=FILE&key=FILE&sni=NAME] or\n"
-        "       redis-sentinel://[user:password@]host:port[,host:port...]/primary-name[?db=N]\n"
-        "  every flag also reads TRACESVC_<FLAG>\n",
-        stderr);
+    usage_to(stderr);
     return 2;
 }
 
@@ -96,231 +185,96 @@ static int parse_long(const char *s, long lo, long hi, long *out)
     return 1;
 }
 
+/* Set flag g from s (given as shown: "--name" or the variable). 0, or 2
+ * after saying why. */
+static int set_flag(config *c, const flag *g, const char *s, const char *shown)
+{
+    void *at = (char *)c + g->off;
+
+    switch (g->kind) {
+    case F_STR:
+        *(const char **)at = s;
+        return 0;
+    case F_SWITCH:
+        *(int *)at = s == NULL || (strcmp(s, "0") != 0 && strcmp(s, "false") != 0);
+        return 0;
+    case F_LIST:
+        if (c->nlimit == (int)(sizeof(c->limit) / sizeof(c->limit[0]))) {
+            fprintf(stderr, "tracesvc: at most 64 --limit flags; use --limits FILE\n");
+            return 2;
+        }
+        c->limit[c->nlimit++] = s;
+        return 0;
+    case F_NUM:
+        if (!parse_long(s, g->min, g->max, (long *)at)) {
+            fprintf(stderr, "tracesvc: %s '%s' must be %ld..%ld%s%s\n", shown, s, g->min, g->max,
+                    *g->unit ? " " : "", g->unit);
+            return 2;
+        }
+        return 0;
+    }
+    return 2;
+}
+
 static int configure(int argc, char **argv, config *c)
 {
-    static const struct option lo[] = {
-        {"redis", required_argument, 0, 'r'},
-        {"grpc", required_argument, 0, 'g'},
-        {"http", required_argument, 0, 'h'},
-        {"keys", required_argument, 0, 'k'},
-        {"insecure", no_argument, 0, 'i'},
-        {"tls-cert", required_argument, 0, 'c'},
-        {"tls-key", required_argument, 0, 'K'},
-        {"client-ca", required_argument, 0, 'a'},
-        {"client-crl", required_argument, 0, 'L'},
-        {"base-url", required_argument, 0, 'b'},
-        {"threads", required_argument, 0, 't'},
-        {"write-threads", required_argument, 0, 'w'},
-        {"max-staleness", required_argument, 0, 's'},
-        {"notice-retention", required_argument, 0, 'N'},
-        {"heartbeat", required_argument, 0, 'H'},
-        {"watch-buffer", required_argument, 0, 'B'},
-        {"copy-devices", required_argument, 0, 'D'},
-        {"copy-regions", required_argument, 0, 'R'},
-        {"copy-window", required_argument, 0, 'W'},
-        {"node-id", required_argument, 0, 'n'},
-        {"limits", required_argument, 0, 'l'},
-        {"trusted-proxy", required_argument, 0, 'X'},
-        {"scan-ttl", required_argument, 0, 'S'},
-        {"http-max-connections", required_argument, 0, 'C'},
-        {"forgery-percent", required_argument, 0, 'P'},
-        {"forgery-min", required_argument, 0, 'M'},
-        {"forgery-window", required_argument, 0, 'O'},
-        {"forgery-throttle", required_argument, 0, 'T'},
-        {"limit", required_argument, 0, 'm'},
-        {"redis-replicas", required_argument, 0, 'Q'},
-        {"redis-replicas-wait", required_argument, 0, 'q'},
-        {"ready-staleness", required_argument, 0, 'Y'},
-        {"redis-start-timeout", required_argument, 0, 'Z'},
-        {"help", no_argument, 0, '?'},
-        {0, 0, 0, 0},
-    };
-    const char *threads = env("TRACESVC_THREADS"), *stale = env("TRACESVC_MAX_STALENESS");
-    const char *wthreads = env("TRACESVC_WRITE_THREADS");
-    const char *ins = env("TRACESVC_INSECURE");
-    const char *keep = env("TRACESVC_NOTICE_RETENTION"), *hb = env("TRACESVC_HEARTBEAT");
-    const char *wbuf = env("TRACESVC_WATCH_BUFFER");
-    const char *cdev = env("TRACESVC_COPY_DEVICES"), *creg = env("TRACESVC_COPY_REGIONS");
-    const char *cwin = env("TRACESVC_COPY_WINDOW");
-    const char *fpct = env("TRACESVC_FORGERY_PERCENT"), *fmin = env("TRACESVC_FORGERY_MIN");
-    const char *fwin = env("TRACESVC_FORGERY_WINDOW"), *fthr = env("TRACESVC_FORGERY_THROTTLE");
-    const char *sttl = env("TRACESVC_SCAN_TTL"), *hmax = env("TRACESVC_HTTP_MAX_CONNECTIONS");
-    const char *rrep = env("TRACESVC_REDIS_REPLICAS"), *rwait = env("TRACESVC_REDIS_REPLICAS_WAIT");
-    const char *rstale = env("TRACESVC_READY_STALENESS");
-    const char *rstart = env("TRACESVC_REDIS_START_TIMEOUT");
-    long v;
-    int o;
+    struct option lo[NFLAGS + 3];
+    char var[64];
+    size_t i;
+    int o, li, rc;
 
     memset(c, 0, sizeof(*c));
-    c->redis = env("TRACESVC_REDIS");
-    c->grpc = env("TRACESVC_GRPC");
-    c->http = env("TRACESVC_HTTP");
-    c->keys = env("TRACESVC_KEYS");
-    c->tls_cert = env("TRACESVC_TLS_CERT");
-    c->tls_key = env("TRACESVC_TLS_KEY");
-    c->client_ca = env("TRACESVC_CLIENT_CA");
-    c->client_crl = env("TRACESVC_CLIENT_CRL");
-    c->base_url = env("TRACESVC_BASE_URL");
-    c->node_id = env("TRACESVC_NODE_ID");
-    c->limits_file = env("TRACESVC_LIMITS");
-    c->trusted_proxy = env("TRACESVC_TRUSTED_PROXY");
-    c->insecure = ins && strcmp(ins, "0") != 0 && strcmp(ins, "false") != 0;
-    while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-        switch (o) {
-        case 'r':
-            c->redis = optarg;
-            break;
-        case 'g':
-            c->grpc = optarg;
-            break;
-        case 'h':
-            c->http = optarg;
-            break;
-        case 'k':
-            c->keys = optarg;
-            break;
-        case 'i':
-            c->insecure = 1;
-            break;
-        case 'c':
-            c->tls_cert = optarg;
-            break;
-        case 'K':
-            c->tls_key = optarg;
-            break;
-        case 'a':
-            c->client_ca = optarg;
-            break;
-        case 'L':
-            c->client_crl = optarg;
-            break;
-        case 'b':
-            c->base_url = optarg;
-            break;
-        case 't':
-            threads = optarg;
-            break;
-        case 'w':
-            wthreads = optarg;
-            break;
-        case 's':
-            stale = optarg;
-            break;
-        case 'N':
-            keep = optarg;
-            break;
-        case 'H':
-            hb = optarg;
-            break;
-        case 'B':
-            wbuf = optarg;
-            break;
-        case 'D':
-            cdev = optarg;
-            break;
-        case 'R':
-            creg = optarg;
-            break;
-        case 'W':
-            cwin = optarg;
-            break;
-        case 'n':
-            c->node_id = optarg;
-            break;
-        case 'l':
-            c->limits_file = optarg;
-            break;
-        case 'X':
-            c->trusted_proxy = optarg;
-            break;
-        case 'S':
-            sttl = optarg;
-            break;
-        case 'C':
-            hmax = optarg;
-            break;
-        case 'P':
-            fpct = optarg;
-            break;
-        case 'M':
-            fmin = optarg;
-            break;
-        case 'O':
-            fwin = optarg;
-            break;
-        case 'T':
-            fthr = optarg;
-            break;
-        case 'Q':
-            rrep = optarg;
-            break;
-        case 'q':
-            rwait = optarg;
-            break;
-        case 'Y':
-            rstale = optarg;
-            break;
-        case 'Z':
-            rstart = optarg;
-            break;
-        case 'm':
-            if (c->nlimit == (int)(sizeof(c->limit) / sizeof(c->limit[0]))) {
-                fprintf(stderr, "tracesvc: at most 64 --limit flags; use --limits FILE\n");
-                return 2;
-            }
-            c->limit[c->nlimit++] = optarg;
-            break;
-        default:
-            return usage();
+    for (i = 0; i < NFLAGS; i++) {
+        const flag *g = &flags[i];
+        const char *v;
+        size_t k;
+
+        lo[i] = (struct option){g->name, g->arg ? required_argument : no_argument, 0, (int)i};
+        if (g->kind == F_NUM)
+            *(long *)((char *)c + g->off) = g->def;
+        if (g->kind == F_LIST)
+            continue;
+        snprintf(var, sizeof(var), "TRACESVC_%s", g->name);
+        for (k = 9; var[k]; k++)
+            var[k] = var[k] == '-' ? '_' : (char)toupper((unsigned char)var[k]);
+        if ((v = env(var)) != NULL && (rc = set_flag(c, g, v, var)) != 0)
+            return rc;
+    }
+    lo[NFLAGS] = (struct option){"help", no_argument, 0, 'h'};
+    lo[NFLAGS + 1] = (struct option){"version", no_argument, 0, 'V'};
+    lo[NFLAGS + 2] = (struct option){0, 0, 0, 0};
+    while ((o = getopt_long(argc, argv, "h", lo, &li)) != -1) {
+        if (o == 'h') {
+            usage_to(stdout);
+            return -1;
         }
+        if (o == 'V') {
+            printf("tracesvc %s (commit %s; gRPC core %s, OpenSSL %s)\n", TC_VERSION, TC_COMMIT,
+                   rpc_grpc_version(), keys_crypto_version());
+            return -1;
+        }
+        if (o < 0 || (size_t)o >= NFLAGS)
+            return usage();
+        snprintf(var, sizeof(var), "--%s", flags[o].name);
+        if ((rc = set_flag(c, &flags[o], optarg, var)) != 0)
+            return rc;
     }
     if (optind < argc || !c->redis || !c->grpc || !c->keys) {
         fputs("tracesvc: --redis, --grpc and --keys are required\n", stderr);
         return usage();
     }
-    c->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (c->threads < 1)
-        c->threads = 1;
-    if (threads) {
-        if (!parse_long(threads, 1, 64, &v)) {
-            fprintf(stderr, "tracesvc: --threads '%s' must be 1..64\n", threads);
-            return 2;
-        }
-        c->threads = (int)v;
-    }
-    c->write_threads = 4; /* they mostly wait on Redis */
-    if (wthreads) {
-        if (!parse_long(wthreads, 1, 64, &v)) {
-            fprintf(stderr, "tracesvc: --write-threads '%s' must be 1..64\n", wthreads);
-            return 2;
-        }
-        c->write_threads = (int)v;
+    if (!c->threads) {
+        c->threads = sysconf(_SC_NPROCESSORS_ONLN);
+        if (c->threads < 1)
+            c->threads = 1;
+        if (c->threads > 64)
+            c->threads = 64;
     }
     if (c->insecure && !rpc_addr_is_loopback(c->grpc)) {
         fprintf(stderr,
                 "tracesvc: --insecure serves plaintext and binds loopback only; '%s' is not "
                 "loopback (use 127.0.0.1:PORT, or TLS)\n",
                 c->grpc);
-        return 2;
-    }
-    c->max_staleness = 5;
-    if (stale && !parse_long(stale, 1, 86400, &c->max_staleness)) {
-        fprintf(stderr, "tracesvc: --max-staleness '%s' must be 1..86400 seconds\n", stale);
-        return 2;
-    }
-    c->retention_s = 7 * 86400;
-    if (keep && !parse_long(keep, 60, 3650L * 86400, &c->retention_s)) {
-        fprintf(stderr, "tracesvc: --notice-retention '%s' must be 60..315360000 seconds\n", keep);
-        return 2;
-    }
-    c->heartbeat_ms = DELIST_HEARTBEAT_MS;
-    if (hb && !parse_long(hb, 50, 600000, &c->heartbeat_ms)) {
-        fprintf(stderr, "tracesvc: --heartbeat '%s' must be 50..600000 ms\n", hb);
-        return 2;
-    }
-    c->watch_buffer_mib = (long)(DELIST_BUFFER_BYTES >> 20);
-    if (wbuf && !parse_long(wbuf, 1, 4096, &c->watch_buffer_mib)) {
-        fprintf(stderr, "tracesvc: --watch-buffer '%s' must be 1..4096 MiB\n", wbuf);
         return 2;
     }
     if (!c->node_id) { /* host:port, the same across restarts */
@@ -336,51 +290,6 @@ static int configure(int argc, char **argv, config *c)
     }
     if (!*c->node_id || strlen(c->node_id) > 64 || strpbrk(c->node_id, " \t\r\n")) {
         fprintf(stderr, "tracesvc: --node-id must be 1..64 characters without spaces\n");
-        return 2;
-    }
-    c->copy_devices = 10;
-    c->copy_regions = 3;
-    c->copy_window = 7200;
-    if ((cdev && !parse_long(cdev, 1, 1000000, &c->copy_devices)) ||
-        (creg && !parse_long(creg, 1, 64, &c->copy_regions)) ||
-        (cwin && !parse_long(cwin, 0, 30L * 86400, &c->copy_window))) {
-        fprintf(stderr, "tracesvc: --copy-devices 1..1000000, --copy-regions 1..64, "
-                        "--copy-window 0..2592000 seconds\n");
-        return 2;
-    }
-    c->scan_ttl = 90L * 86400;
-    if (sttl && !parse_long(sttl, 60, 3650L * 86400, &c->scan_ttl)) {
-        fprintf(stderr, "tracesvc: --scan-ttl '%s' must be 60 .. 315360000 seconds\n", sttl);
-        return 2;
-    }
-    c->http_max_conns = 1024;
-    if (hmax && !parse_long(hmax, 1, 1000000, &c->http_max_conns)) {
-        fprintf(stderr, "tracesvc: --http-max-connections '%s' must be 1..1000000\n", hmax);
-        return 2;
-    }
-    c->forgery_percent = 50;
-    c->forgery_min = 1000;
-    c->forgery_window = 60;
-    c->forgery_throttle = 0;
-    if ((fpct && !parse_long(fpct, 0, 100, &c->forgery_percent)) ||
-        (fmin && !parse_long(fmin, 1, 1000000000, &c->forgery_min)) ||
-        (fwin && !parse_long(fwin, 1, 600, &c->forgery_window)) ||
-        (fthr && !parse_long(fthr, 0, 1000000000, &c->forgery_throttle))) {
-        fprintf(stderr, "tracesvc: --forgery-percent 0..100 (0: off), --forgery-min 1.., "
-                        "--forgery-window 1..600 seconds, --forgery-throttle codes/s (0: none)\n");
-        return 2;
-    }
-    c->redis_replicas = 0;
-    c->redis_replicas_wait = 2000;
-    c->ready_staleness = 600;
-    c->redis_start_timeout = 0;
-    if ((rrep && !parse_long(rrep, 0, 16, &c->redis_replicas)) ||
-        (rwait && !parse_long(rwait, 10, 60000, &c->redis_replicas_wait)) ||
-        (rstale && !parse_long(rstale, 1, 7L * 86400, &c->ready_staleness)) ||
-        (rstart && !parse_long(rstart, 0, 7L * 86400, &c->redis_start_timeout))) {
-        fprintf(stderr, "tracesvc: --redis-replicas 0..16, --redis-replicas-wait 10..60000 ms, "
-                        "--ready-staleness 1..604800 seconds, --redis-start-timeout 0..604800 "
-                        "seconds (0: wait as long as it takes)\n");
         return 2;
     }
     if (c->ready_staleness < c->max_staleness) {
@@ -647,7 +556,7 @@ static int limits_start(svc *s, const void *cfgv, char *err, size_t cap)
     const config *cfg = cfgv;
     char why[400];
 
-    s->limits = limits_new(rpc_share_slots(cfg->threads));
+    s->limits = limits_new(rpc_share_slots((int)cfg->threads));
     if (!s->limits) {
         snprintf(err, cap, "out of memory");
         return -1;
@@ -728,7 +637,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if ((rc_exit = configure(argc, argv, &cfg)) != 0)
-        return rc_exit;
+        return rc_exit < 0 ? 0 : rc_exit; /* -1: --help or --version, done */
     raise_fd_limit();
     rc_exit = 1;
     if (keys_open(cfg.keys, &ring, err, sizeof(err)) != KEYS_OK) {
@@ -797,8 +706,8 @@ int main(int argc, char **argv)
     rc.tls_key = cfg.tls_key;
     rc.client_ca = cfg.client_ca;
     rc.client_crl = cfg.client_crl;
-    rc.threads = cfg.threads;
-    rc.write_threads = cfg.write_threads;
+    rc.threads = (int)cfg.threads;
+    rc.write_threads = (int)cfg.write_threads;
     rc.max_message = 4 << 20;
     rc.call_memory = 256 << 20;
     /* An experiment switch for bench/: one completion queue for all workers. */
@@ -808,7 +717,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tracesvc: %s\n", err);
     } else {
         fprintf(stderr,
-                "tracesvc: serving gRPC on %s port %d (%s), %d worker threads (+%d for "
+                "tracesvc: serving gRPC on %s port %d (%s), %ld worker threads (+%ld for "
                 "writes), registry at revision %llu with %zu batches\n",
                 cfg.grpc, rpc_port(srv), cfg.insecure ? "insecure, loopback only" : "mTLS",
                 cfg.threads, cfg.write_threads, (unsigned long long)rev,

@@ -56,6 +56,8 @@ unsigned rpc_share_slots(int threads);
 int rpc_reload_crl(rpc_server *r, size_t *entries, char *err, size_t errcap);
 /* The port actually bound (useful with port 0). */
 int rpc_port(const rpc_server *r);
+/* The gRPC core library's version. */
+const char *rpc_grpc_version(void);
 /* Calls by method and status and latency histograms, Prometheus text;
  * returns the bytes written, or the size needed when cap is short. */
 size_t rpc_metrics(const rpc_server *r, char *buf, size_t cap);

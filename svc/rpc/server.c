@@ -1200,6 +1200,11 @@ int rpc_reload_crl(rpc_server *r, size_t *entries, char *err, size_t errcap)
     return 0;
 }
 
+const char *rpc_grpc_version(void)
+{
+    return grpc_version_string();
+}
+
 int rpc_port(const rpc_server *r)
 {
     return r->port;
