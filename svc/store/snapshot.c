@@ -210,10 +210,13 @@ static store_err load_type(store *s, rep *r, const char *type, char *err, size_t
             }
             freeReplyObject(h);
             if (re) {
+                /* key lives in sc: the message first. The replies still
+                 * pipelined on c would answer its next user: c goes. */
+                store_err e = st_fail(re == REP_ERR_NOMEM ? STORE_ERR_NOMEM : STORE_ERR_PROTOCOL,
+                                      err, errcap, "cannot load %s: %s", key, rep_strerror(re));
                 freeReplyObject(sc);
-                st_pool_put(s, c, gen);
-                return st_fail(STORE_ERR_PROTOCOL, err, errcap, "cannot load %s: %s", key,
-                               rep_strerror(re));
+                redisFree(c);
+                return e;
             }
         }
         freeReplyObject(sc);
