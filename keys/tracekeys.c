@@ -35,22 +35,65 @@ typedef struct opts {
     unsigned long kid, count;
     unsigned long long batch, first;
     int urls, have_batch, have_count, have_kid;
+    const char *given[32]; /* the options given, for the command to check */
+    int ngiven;
 } opts;
+
+/* A command, its usage and the options it takes (others are refused). */
+typedef struct command {
+    const char *name, *usage, *opts;
+} command;
+
+static const command cmds[] = {
+    {"init", "init --dir DIR                   a new keyring: one MAC, one Ed25519 key", "dir"},
+    {"stage",
+     "stage --dir DIR [--kind mac|ed25519]\n"
+     "        a new verify-only key (rolling rotation: reload every node, then\n"
+     "        tracectl keys activate KID)",
+     "dir kind"},
+    {"rotate",
+     "rotate --dir DIR [--kind mac|ed25519]\n"
+     "        a new active key; the old one verifies only (stage + activate on one\n"
+     "        node's own keyring)",
+     "dir kind"},
+    {"retire", "retire --dir DIR --kid N         erase a verify-only key's secret", "dir kid"},
+    {"list", "list --dir DIR                   the keys, their kinds and states", "dir"},
+    {"export-public", "export-public --dir DIR          the public keys, as JSON", "dir"},
+    {"mint",
+     "mint --dir DIR --batch B --count N [--first S] [--profile mac|sig]\n"
+     "        [--base-url URL] [--urls] [--sheet PREFIX] [--png DIR]",
+     "dir batch count first profile base-url urls sheet png"},
+    {"check", "check --dir DIR [CODE|URL ...]   reads stdin when none given", "dir"},
+};
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+static void usage_to(FILE *f)
+{
+    fputs("usage: tracekeys COMMAND --dir DIR [options]\n", f);
+    for (size_t i = 0; i < NCMDS; i++)
+        fprintf(f, "  %s\n", cmds[i].usage);
+    fputs("  help [COMMAND]                   a command's usage\n"
+          "  --help, -h, --version\n"
+          "Exit status: 0 done (check: every code verifies), 1 some code does not verify,\n"
+          "2 usage or keyring error.\n",
+          f);
+}
 
 static int usage(void)
 {
-    fputs("usage: tracekeys init|stage|rotate|retire|list|export-public|mint|check --dir DIR "
-          "[options]\n"
-          "  stage   [--kind mac|ed25519]     new verify-only key (rolling rotation: reload\n"
-          "                                   every node, then tracectl keys activate KID)\n"
-          "  rotate  [--kind mac|ed25519]     new active key; the old one verifies only\n"
-          "                                   (stage + activate on one node's own keyring)\n"
-          "  retire  --kid N                  erase a verify-only key's secret\n"
-          "  mint    --batch B --count N [--first S] [--profile mac|sig] [--base-url URL]\n"
-          "          [--urls] [--sheet PREFIX] [--png DIR]\n"
-          "  check   [CODE|URL ...]           reads stdin when none given\n",
-          stderr);
+    usage_to(stderr);
     return 2;
+}
+
+/* 1 when word is one of the space-separated words of list. */
+static int listed(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+
+    for (const char *p = list; (p = strstr(p, word)) != NULL; p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return 1;
+    return 0;
 }
 
 static int die(const char *fmt, const char *a, const char *b)
@@ -87,13 +130,15 @@ static int parse_opts(int argc, char **argv, opts *o)
         {"png", required_argument, 0, 'P'},     {0, 0, 0, 0},
     };
     unsigned long long v;
-    int c;
+    int c, li = 0;
 
     memset(o, 0, sizeof(*o));
     o->kind = "mac";
     o->profile = "mac";
     o->base_url = DEFAULT_BASE_URL;
-    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", lo, &li)) != -1) {
+        if (c != '?' && o->ngiven < (int)(sizeof(o->given) / sizeof(o->given[0])))
+            o->given[o->ngiven++] = lo[li].name;
         switch (c) {
         case 'd':
             o->dir = optarg;
@@ -388,41 +433,63 @@ static int cmd_check(keys_ring *ring, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    const char *cmd;
+    const command *cmd = NULL;
+    const char *name;
     keys_ring *ring = NULL;
     opts o;
+    size_t i;
     int rc;
 
     if (argc < 2)
         return usage();
-    cmd = argv[1];
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
-        usage();
+    name = argv[1];
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 ||
+        (strcmp(name, "help") == 0 && argc == 2)) {
+        usage_to(stdout);
         return 0;
     }
+    if (strcmp(name, "--version") == 0) {
+        printf("tracekeys %s (OpenSSL %s)\n", TC_VERSION, keys_crypto_version());
+        return 0;
+    }
+    if (strcmp(name, "help") == 0) {
+        for (i = 0; i < NCMDS; i++)
+            if (strcmp(cmds[i].name, argv[2]) == 0) {
+                printf("usage: tracekeys %s\n", cmds[i].usage);
+                return 0;
+            }
+        return die("help: no command '%s'%s", argv[2], "");
+    }
+    for (i = 0; i < NCMDS; i++)
+        if (strcmp(name, cmds[i].name) == 0)
+            cmd = &cmds[i];
+    if (!cmd)
+        return usage();
     argc--;
     argv++;
     rc = parse_opts(argc, argv, &o);
     if (rc)
         return rc;
-    if (strcmp(cmd, "init") == 0)
+    for (int g = 0; g < o.ngiven; g++)
+        if (!listed(cmd->opts, o.given[g])) {
+            fprintf(stderr, "tracekeys: --%s is not an option of '%s'; usage: tracekeys %s\n",
+                    o.given[g], cmd->name, cmd->usage);
+            return 2;
+        }
+    if (strcmp(name, "init") == 0)
         return cmd_init(&o);
-    if (strcmp(cmd, "rotate") && strcmp(cmd, "stage") && strcmp(cmd, "retire") &&
-        strcmp(cmd, "list") && strcmp(cmd, "export-public") && strcmp(cmd, "mint") &&
-        strcmp(cmd, "check"))
-        return usage();
     rc = open_ring(o.dir, &ring);
     if (rc)
         return rc;
-    if (strcmp(cmd, "rotate") == 0 || strcmp(cmd, "stage") == 0)
-        rc = cmd_rotate(&o, ring, strcmp(cmd, "stage") == 0);
-    else if (strcmp(cmd, "retire") == 0)
+    if (strcmp(name, "rotate") == 0 || strcmp(name, "stage") == 0)
+        rc = cmd_rotate(&o, ring, strcmp(name, "stage") == 0);
+    else if (strcmp(name, "retire") == 0)
         rc = cmd_retire(&o, ring);
-    else if (strcmp(cmd, "list") == 0)
+    else if (strcmp(name, "list") == 0)
         rc = cmd_list(ring);
-    else if (strcmp(cmd, "export-public") == 0)
+    else if (strcmp(name, "export-public") == 0)
         rc = cmd_export(ring);
-    else if (strcmp(cmd, "mint") == 0)
+    else if (strcmp(name, "mint") == 0)
         rc = cmd_mint(&o, ring);
     else
         rc = cmd_check(ring, argc, argv);

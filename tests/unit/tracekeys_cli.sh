@@ -82,5 +82,13 @@ has "permission message" "$dir/err" "readable by group or others (mode 0644); ch
 
 check "no dir" 2 "$tk" list
 check "unknown command" 2 "$tk" frobnicate --dir "$ring"
+check "an option of another command" 2 "$tk" list --dir "$ring" --kid 3
+has "names the command" "$dir/err" "--kid is not an option of 'list'"
+check "help" 0 "$tk" --help
+has "help on stdout" "$dir/out" "usage: tracekeys COMMAND --dir DIR"
+check "help mint" 0 "$tk" help mint
+has "mint's usage" "$dir/out" "mint --dir DIR --batch B --count N"
+check "version" 0 "$tk" --version
+has "version says it" "$dir/out" "tracekeys [0-9]*\.[0-9]*\.[0-9]* (OpenSSL"
 
 verdict tracekeys_cli
