@@ -1,0 +1,81 @@
+/*
+ * ctl.h - what tracectl's files share: the options, the helpers that print
+ * and parse, and one function per command (tracectl.c dispatches).
+ */
+#ifndef TC_CTL_H
+#define TC_CTL_H
+
+#include "client.h"
+#include "codec.h"
+#include "labels.h"
+#include "merkle.h"
+#include "tracecode/v1/audit.pb-c.h"
+#include "tracecode/v1/issuer.pb-c.h"
+#include "tracecode/v1/registry.pb-c.h"
+#include "tracecode/v1/verifier.pb-c.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define VERIFY_CHUNK 1000
+#define CSV_LINE_MAX 8192
+#define CSV_FIELDS_MAX 16
+
+typedef struct opts {
+    rpc_client_opts conn;
+    int json, suspended, full;
+    const char *holder, *categories, *kind, *status, *reason, *certificate, *category, *brand;
+    const char *model, *gtin, *profile, *request_id, *out, *sheet, *base_url, *file;
+    const char *l_category, *l_brand, *l_model, *cursor_file, *exec, *public_keys, *since;
+    long long index;
+    unsigned long count;
+    long long delisted, from, to;
+    long long valid_until;
+    unsigned long quantity, chunk;
+    int have_valid_until;
+    const char *given[64]; /* the long options given, for the command to check */
+    int ngiven;
+} opts;
+
+/* The usage on stderr; returns 2. */
+int usage(void);
+/* "tracectl: " and the message on stderr; returns 2 (usage). */
+int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int rpc_failed(const rpc_result *r);
+void jstr(const char *s);
+const char *enum_name(const ProtobufCEnumDescriptor *d, int v, const char *prefix);
+const char *verdict_name(int v);
+const char *cert_status_name(int v);
+int parse_status(const char *s);
+int parse_kind(const char *s);
+int parse_u64(const char *s, unsigned long long max, unsigned long long *out);
+size_t split(char *s, char sep, char **out, size_t max);
+/* Split one CSV line (RFC 4180 quoting) in place: the field count, or -1
+ * for an unterminated quote. */
+int csv_fields(char *line, char **f, int max);
+void print_cert(const opts *o, const Tracecode__V1__Certificate *c);
+
+/* The commands: argc/argv after the command's name. */
+int cmd_manufacturer(rpc_client *cl, const opts *o, int argc, char **argv);
+int cmd_cert(rpc_client *cl, const opts *o, int argc, char **argv);
+int cmd_product(rpc_client *cl, const opts *o, int argc, char **argv);
+int cmd_keys(rpc_client *cl, const opts *o, int argc, char **argv);
+int cmd_issue(rpc_client *cl, const opts *o, int argc, char **argv);
+int cmd_batch(rpc_client *cl, const opts *o, int argc, char **argv);
+int cmd_recall(rpc_client *cl, const opts *o, int argc, char **argv);
+int cmd_verify(rpc_client *cl, const opts *o, int argc, char **argv);
+int cmd_listings(rpc_client *cl, const opts *o, int argc, char **argv);
+int cmd_watch(rpc_client *cl, const opts *o, int argc, char **argv);
+int cmd_ack(rpc_client *cl, const opts *o, int argc, char **argv);
+int cmd_compliance(rpc_client *cl, const opts *o, int argc, char **argv);
+int cmd_audit(rpc_client *cl, const opts *o, int argc, char **argv);
+
+#endif
