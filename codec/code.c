@@ -495,18 +495,11 @@ void codec_sb_printf(codec_sb *sb, const char *fmt, ...)
     codec_sb_put(sb, tmp, (size_t)n);
 }
 
+/* In the order of CODEC_PROFILE_* (codec_profile_of indexes it). */
 const codec_profile_info codec_profiles[CODEC_PROFILES] = {
     {CODEC_PROFILE_MAC, 1, "mac", 1, "mac", CODEC_MAC_BYTES, CODEC_MAC_TEXT_LEN},
     {CODEC_PROFILE_SIG, 2, "sig", 2, "ed25519", CODEC_SIGCODE_BYTES, CODEC_SIG_TEXT_LEN},
 };
-
-const codec_profile_info *codec_profile_of(int profile)
-{
-    for (size_t i = 0; i < CODEC_PROFILES; i++)
-        if (codec_profiles[i].profile == profile)
-            return &codec_profiles[i];
-    return NULL;
-}
 
 const codec_profile_info *codec_profile_numbered(int number)
 {

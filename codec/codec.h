@@ -69,9 +69,13 @@ typedef struct codec_profile_info {
 
 #define CODEC_PROFILES 2
 extern const codec_profile_info codec_profiles[CODEC_PROFILES];
-/* The row of a profile in a code's first byte, or of a number outside the
- * code; NULL when there is none. */
-const codec_profile_info *codec_profile_of(int profile);
+/* The row of a profile in a code's first byte (rows are in that order: on
+ * the verify path this is an index), or of a number outside the code;
+ * NULL when there is none. */
+static inline const codec_profile_info *codec_profile_of(int profile)
+{
+    return profile >= 0 && profile < CODEC_PROFILES ? &codec_profiles[profile] : NULL;
+}
 const codec_profile_info *codec_profile_numbered(int number);
 #define CODEC_BASE_URL_MAX 200
 
