@@ -1,0 +1,97 @@
+/*
+ * http_int.h - private to svc/http/: what the server (http.c) and the
+ * writer of pages and replies (page.c) share.
+ */
+#ifndef TC_HTTP_INT_H
+#define TC_HTTP_INT_H
+
+#include "http.h"
+#include "scan.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct evbuffer;
+struct evhttp_request;
+struct evhttp_uri;
+
+#define PATH_MAX_LEN 256
+#define CODE_ARG_MAX 160
+#define COOKIE "tcd"
+#define QR_MAX (64 * 1024)
+#define TRUSTED_MAX 32
+#define COOKIE_RND 16 /* random bytes of a device cookie */
+#define COOKIE_TAG 8  /* bytes of its MAC tag */
+#define COOKIE_HEX (2 * (1 + COOKIE_RND + COOKIE_TAG))
+
+typedef struct cidr {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    unsigned bits;
+} cidr;
+
+/* One HTTP connection, as this file tracks it: from the bufferevent evhttp
+ * asks us for (evhttp_set_bevcb) to evhttp's close callback. */
+typedef struct hconn {
+    struct http_server *h;
+    struct bufferevent *bev;         /* the socket bufferevent evhttp reads through */
+    struct evhttp_connection *evcon; /* once evhttp has made it (next loop turn) */
+    struct event *attach, *deadline; /* find evcon; the request's headers are due */
+    struct hconn *next;
+} hconn;
+
+struct http_server {
+    svc *svc;
+    struct evconnlistener *listener;
+    struct event *resume; /* accepts paused (cap reached, or accept failing) */
+    int paused, failing;
+    int conns, max_conns;
+    hconn *live;
+    int64_t accept_errors, errors_logged_at, backoff_ms;
+    _Atomic int healthy_accept; /* 0 while accept() fails: /healthz says so */
+    cidr trusted[TRUSTED_MAX];  /* proxies whose X-Region is believed */
+    int ntrusted;
+    struct event_base *base;
+    struct evhttp *http;
+    pthread_t thread;
+    int reader;
+    int port;
+    http_metrics_fn metrics;
+    void *metrics_arg;
+    uint8_t qr[QR_MAX]; /* one request at a time on this thread */
+};
+
+/* s escaped for HTML text and attributes / as a JSON string (quoted). */
+void http_esc_html(struct evbuffer *b, const char *s);
+void http_esc_json(struct evbuffer *b, const char *s);
+/* A reply with its headers (type, nosniff, no-store, the CSP). */
+void http_reply(struct evhttp_request *req, int code, const char *reason, const char *type,
+                struct evbuffer *body);
+/* A plain-text reply of one line. */
+void http_text(struct evhttp_request *req, int code, const char *reason, const char *msg);
+/* The scan page of code (beacon: with the script that records the scan),
+ * and its JSON; en: English, else Chinese. */
+void http_scan_page(struct evbuffer *b, const scan_view *v, const char *code, int en, int beacon);
+void http_scan_json(struct evbuffer *b, const scan_view *v, int en);
+
+/* visitor.c: who a request comes from. */
+/* English asked for: ?lang=en, or an Accept-Language that starts with en. */
+int http_want_english(struct evhttp_request *req, const struct evhttp_uri *uri);
+/* The device of the request's signed cookie into device; 0 if none. */
+int http_device_of(const svc *s, struct evhttp_request *req, char device[2 * COOKIE_RND + 1]);
+/* Set a new signed device cookie on the reply. */
+void http_new_cookie(const svc *s, struct evhttp_request *req);
+/* A crawler or link previewer by its User-Agent: it never records a scan. */
+int http_is_robot(struct evhttp_request *req);
+/* "ADDR/BITS" (v4 or v6) into c; 0 on success. */
+int http_cidr_parse(const char *s, cidr *c);
+/* The region a trusted proxy names (X-Region), else "". */
+void http_region_of(const http_server *h, struct evhttp_request *req,
+                    char out[STORE_REGION_MAX + 1]);
+/* The code in path after skip bytes (and before suffix); 0 if none. */
+int http_code_arg(const char *path, size_t skip, const char *suffix, char out[CODE_ARG_MAX + 1]);
+/* The device a JSON caller names (?device=ID); 0 if none or malformed. */
+int http_device_param(const struct evhttp_uri *uri, char out[65]);
+
+#endif

@@ -1,0 +1,197 @@
+/*
+ * page.c - what the HTTP server writes: escaping, replies with their
+ * security headers, and the scan page and its JSON in both languages.
+ * No sockets here.
+ */
+#include "http_int.h"
+#include "scan.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* --- output helpers ----------------------------------------------------------- */
+
+void http_esc_html(struct evbuffer *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<':
+            evbuffer_add(b, "&lt;", 4);
+            break;
+        case '>':
+            evbuffer_add(b, "&gt;", 4);
+            break;
+        case '&':
+            evbuffer_add(b, "&amp;", 5);
+            break;
+        case '"':
+            evbuffer_add(b, "&quot;", 6);
+            break;
+        case '\'':
+            evbuffer_add(b, "&#39;", 5);
+            break;
+        default:
+            evbuffer_add(b, s, 1);
+        }
+    }
+}
+
+void http_esc_json(struct evbuffer *b, const char *s)
+{
+    evbuffer_add(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            evbuffer_add_printf(b, "\\%c", ch);
+        else if (ch < 0x20)
+            evbuffer_add_printf(b, "\\u%04x", ch);
+        else
+            evbuffer_add(b, s, 1);
+    }
+    evbuffer_add(b, "\"", 1);
+}
+
+void http_reply(struct evhttp_request *req, int code, const char *reason, const char *type,
+                struct evbuffer *body)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+    evhttp_add_header(h, "Content-Type", type);
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_add_header(h, "Content-Security-Policy",
+                      "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+                      "script-src 'self'; connect-src 'self'");
+    evhttp_send_reply(req, code, reason, body);
+}
+
+void http_text(struct evhttp_request *req, int code, const char *reason, const char *msg)
+{
+    struct evbuffer *b = evbuffer_new();
+
+    if (!b) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    evbuffer_add_printf(b, "%s\n", msg);
+    http_reply(req, code, reason, "text/plain; charset=utf-8", b);
+    evbuffer_free(b);
+}
+
+/* --- the scan page ------------------------------------------------------------- */
+
+static const char *status_word(int status, int en)
+{
+    static const char *const zh[] = {"未知", "有效", "已暂停", "已撤销", "已过期"};
+    static const char *const eng[] = {"unknown", "valid", "suspended", "revoked", "expired"};
+
+    if (status < 0 || status > 4)
+        status = 0;
+    return en ? eng[status] : zh[status];
+}
+
+static const char *tone(const scan_view *v)
+{
+    if (v->verdict == 1 && !v->suspected_copy)
+        return "ok";
+    if (v->verdict == 1 || v->verdict == 9)
+        return "warn";
+    return "bad";
+}
+
+static void row(struct evbuffer *b, const char *name, const char *value)
+{
+    if (!value || !*value)
+        return;
+    evbuffer_add_printf(b, "<dt>%s</dt><dd>", name);
+    http_esc_html(b, value);
+    evbuffer_add(b, "</dd>", 5);
+}
+
+void http_scan_page(struct evbuffer *b, const scan_view *v, const char *code, int en, int beacon)
+{
+    char msg[1200], num[64];
+
+    scan_message(v, en, msg, sizeof(msg));
+    evbuffer_add_printf(
+        b,
+        "<!doctype html><html lang=\"%s\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+        "<title>%s</title><style>"
+        "body{font:16px/1.5 system-ui,sans-serif;margin:0;color:#111;background:#fafafa}"
+        "main{max-width:34em;margin:0 auto;padding:1em}"
+        ".v{padding:1em;border-radius:.5em;color:#fff;font-size:1.4em;font-weight:700}"
+        ".ok{background:#1b7f3b}.warn{background:#9a5b00}.bad{background:#b3261e}"
+        "dl{display:grid;grid-template-columns:auto 1fr;gap:.3em 1em}dt{color:#555}"
+        "dd{margin:0;word-break:break-all}p.m{font-size:1.1em}"
+        "</style></head><body><main>",
+        en ? "en" : "zh-CN", en ? "Product trace code" : "产品追溯码");
+    evbuffer_add_printf(b, "<div class=\"v %s\" role=\"status\">", tone(v));
+    http_esc_html(b, scan_label(v, en));
+    evbuffer_add(b, "</div><p class=\"m\">", 19);
+    http_esc_html(b, msg);
+    evbuffer_add(b, "</p><dl>", 8);
+    row(b, en ? "Brand" : "品牌", v->brand);
+    row(b, en ? "Model" : "型号", v->model);
+    row(b, en ? "Category" : "类别", v->category);
+    row(b, en ? "Maker" : "生产企业", v->issuer_name);
+    row(b, en ? "Certificate" : "证书编号", v->cert_number);
+    if (v->cert_number[0])
+        row(b, en ? "Certificate status" : "证书状态", status_word(v->cert_status, en));
+    row(b, en ? "Recall" : "召回", v->recall_reason);
+    if (v->recorded) {
+        snprintf(num, sizeof(num), "%llu", (unsigned long long)v->history.devices);
+        row(b, en ? "Scanned by (devices)" : "扫码设备数", num);
+        if (v->history.first_ms) {
+            time_t t = (time_t)(v->history.first_ms / 1000);
+            struct tm tm;
+            gmtime_r(&t, &tm);
+            strftime(num, sizeof(num), "%Y-%m-%d %H:%M UTC", &tm);
+            row(b, en ? "First scanned" : "首次扫码", num);
+        }
+        row(b, en ? "First scan region" : "首次扫码地区", v->history.first_region);
+    }
+    row(b, en ? "Code" : "追溯码", code);
+    evbuffer_add_printf(b, "</dl><p><a href=\"?lang=%s\">%s</a></p></main>", en ? "zh" : "en",
+                        en ? "中文" : "English");
+    if (beacon) /* the canonical code: letters and digits only */
+        evbuffer_add_printf(b, "<script src=\"/beacon.js\" data-code=\"%s\" async></script>",
+                            v->code);
+    evbuffer_add(b, "</body></html>\n", 15);
+}
+
+void http_scan_json(struct evbuffer *b, const scan_view *v, int en)
+{
+    char msg[1200];
+
+    scan_message(v, en, msg, sizeof(msg));
+    evbuffer_add_printf(b, "{\"verdict\":\"%s\",\"label\":", tc_verdict_name(v->verdict));
+    http_esc_json(b, scan_label(v, en));
+    evbuffer_add_printf(b, ",\"message\":");
+    http_esc_json(b, msg);
+    evbuffer_add_printf(b, ",\"brand\":");
+    http_esc_json(b, v->brand);
+    evbuffer_add_printf(b, ",\"model\":");
+    http_esc_json(b, v->model);
+    evbuffer_add_printf(b, ",\"category_code\":");
+    http_esc_json(b, v->category);
+    evbuffer_add_printf(b, ",\"issuer_name\":");
+    http_esc_json(b, v->issuer_name);
+    evbuffer_add_printf(b, ",\"certificate_number\":");
+    http_esc_json(b, v->cert_number);
+    evbuffer_add_printf(
+        b, ",\"certificate_status\":\"%s\",\"recall_reason\":", status_word(v->cert_status, 1));
+    http_esc_json(b, v->recall_reason);
+    evbuffer_add_printf(b, ",\"scan_count\":%llu,\"first_scan_unix\":%lld,\"first_scan_region\":",
+                        (unsigned long long)v->history.devices,
+                        (long long)(v->history.first_ms / 1000));
+    http_esc_json(b, v->history.first_region);
+    evbuffer_add_printf(
+        b, ",\"suspected_copy\":%s,\"copy_reasons\":", v->suspected_copy ? "true" : "false");
+    http_esc_json(b, v->copy_why);
+    evbuffer_add(b, "}\n", 2);
+}
