@@ -137,8 +137,11 @@ static int parse_opts(int argc, char **argv, opts *o)
     o->profile = "mac";
     o->base_url = DEFAULT_BASE_URL;
     while ((c = getopt_long(argc, argv, "", lo, &li)) != -1) {
-        if (c != '?' && o->ngiven < (int)(sizeof(o->given) / sizeof(o->given[0])))
+        if (c != '?') {
+            if (o->ngiven == (int)(sizeof(o->given) / sizeof(o->given[0])))
+                return die("at most %s options%s", "32", "");
             o->given[o->ngiven++] = lo[li].name;
+        }
         switch (c) {
         case 'd':
             o->dir = optarg;

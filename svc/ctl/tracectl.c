@@ -191,8 +191,11 @@ static int parse_opts(int argc, char **argv, opts *o)
     o->conn.key = env("TRACECTL_KEY");
     o->conn.timeout_s = 120;
     while ((c = getopt_long(argc, argv, "", lo, &li)) != -1) {
-        if (c >= O_ADDR && o->ngiven < (int)(sizeof(o->given) / sizeof(o->given[0])))
+        if (c >= O_ADDR) {
+            if (o->ngiven == (int)(sizeof(o->given) / sizeof(o->given[0])))
+                return fail("at most %d options", o->ngiven);
             o->given[o->ngiven++] = lo[li].name;
+        }
         switch (c) {
         case O_ADDR:
             o->conn.addr = optarg;

@@ -632,12 +632,6 @@ store_err st_run_timeout(store *s, int argc, const char **argv, const size_t *le
     return st_exec(s, argc, argv, lens, out, timeout_ms, 0, err, cap);
 }
 
-store_err st_run_durable(store *s, int argc, const char **argv, const size_t *lens,
-                         redisReply **out, char *err, size_t cap)
-{
-    return st_exec(s, argc, argv, lens, out, TIMEOUT_MS, 1, err, cap);
-}
-
 store_err store_ping(store *s, char *err, size_t errcap)
 {
     const char *argv[] = {"PING"};

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #define CHUNK 4096
+#define NUMKEYS_AT 2 /* EVALSHA sha numkeys KEYS... ARGV... */
 
 struct st_chunk {
     st_chunk *next;
@@ -40,7 +41,6 @@ static void args_init(st_args *a)
     a->v = a->v0;
     a->len = a->len0;
     a->chunks = NULL;
-    a->nkeys_at = 0;
     a->nkeys = 0;
     a->in_argv = 0;
     a->idem = 0;
@@ -142,25 +142,38 @@ static const char *vformat(st_args *a, size_t *n, const char *fmt, va_list ap)
     return p;
 }
 
-void st_cmd(st_args *a)
-{
-    args_init(a);
-    a->in_argv = 1;
-}
-
 void st_script(st_args *a, const st_lua *lua)
 {
     args_init(a);
     push(a, "EVALSHA", 7);
     push(a, lua->sha, 40);
-    a->nkeys_at = a->n;
-    push(a, "", 0); /* numkeys, once known */
+    push(a, "", 0); /* numkeys (NUMKEYS_AT), once known */
+}
+
+/* The idempotency key, fingerprint (hex, "" for none) and TTL of a write. */
+static void idem_parts(const store_idem *idem, char *key, char fp[65], char ttl[24])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+
+    snprintf(ttl, 24, "%d", STORE_IDEM_TTL_S);
+    if (!idem || !idem->request_id || !idem->request_id[0]) {
+        snprintf(key, STORE_IDEM_KEY_MAX, "{tc}:idem:-");
+        fp[0] = '\0';
+        return;
+    }
+    snprintf(key, STORE_IDEM_KEY_MAX, "{tc}:idem:%s:%s", idem->scope, idem->request_id);
+    for (i = 0; i < 32; i++) {
+        fp[2 * i] = hex[idem->fp[i] >> 4];
+        fp[2 * i + 1] = hex[idem->fp[i] & 15];
+    }
+    fp[64] = '\0';
 }
 
 void st_script_idem(st_args *a, const st_lua *lua, const store_idem *idem)
 {
     st_script(a, lua);
-    st_idem_parts(idem, a->idem_key, a->idem_fp, a->idem_ttl);
+    idem_parts(idem, a->idem_key, a->idem_fp, a->idem_ttl);
     a->idem = 1;
     a->durable = 1; /* acknowledged only once on the replicas (WAIT) */
     st_key(a, a->idem_key);
@@ -256,40 +269,20 @@ store_err st_run_args(store *s, st_args *a, redisReply **r, char *err, size_t ca
 
     *r = NULL;
     begin_argv(a);
-    if (a->nkeys_at) {
-        snprintf(a->numkeys, sizeof(a->numkeys), "%d", a->nkeys);
-        a->v[a->nkeys_at] = a->numkeys;
-        a->len[a->nkeys_at] = strlen(a->numkeys);
-    }
-    if (a->bad)
+    if (a->bad) {
         e = st_fail(STORE_ERR_NOMEM, err, cap, "cannot build the redis command: %s", a->bad);
-    else
+    } else {
+        snprintf(a->numkeys, sizeof(a->numkeys), "%d", a->nkeys);
+        a->v[NUMKEYS_AT] = a->numkeys;
+        a->len[NUMKEYS_AT] = strlen(a->numkeys);
         e = st_exec(s, a->n, a->v, a->len, r, a->timeout_ms ? a->timeout_ms : TIMEOUT_MS,
                     a->durable, err, cap);
+    }
     st_args_free(a);
     return e;
 }
 
 /* --- idempotency ---------------------------------------------------------- */
-
-void st_idem_parts(const store_idem *idem, char *key, char fp[65], char ttl[24])
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t i;
-
-    snprintf(ttl, 24, "%d", STORE_IDEM_TTL_S);
-    if (!idem || !idem->request_id || !idem->request_id[0]) {
-        snprintf(key, STORE_IDEM_KEY_MAX, "{tc}:idem:-");
-        fp[0] = '\0';
-        return;
-    }
-    snprintf(key, STORE_IDEM_KEY_MAX, "{tc}:idem:%s:%s", idem->scope, idem->request_id);
-    for (i = 0; i < 32; i++) {
-        fp[2 * i] = hex[idem->fp[i] >> 4];
-        fp[2 * i + 1] = hex[idem->fp[i] & 15];
-    }
-    fp[64] = '\0';
-}
 
 store_err st_idem_reply(redisReply **r, store_idem *idem, char *err, size_t cap)
 {

@@ -69,6 +69,11 @@ store_err store_get_batch(store *s, uint64_t id, store_batch *b, char *err, size
     b->quantity = (uint32_t)num_field(r->element, r->elements, "quantity");
     b->key_id = (unsigned)num_field(r->element, r->elements, "key_id");
     b->profile = (int)num_field(r->element, r->elements, "profile");
+    if (b->profile != REP_PROFILE_MAC && b->profile != REP_PROFILE_SIG) {
+        freeReplyObject(r);
+        return st_fail(STORE_ERR_PROTOCOL, err, errcap,
+                       "batch %" PRIu64 " is damaged in redis: profile %d", id, b->profile);
+    }
     b->issued = num_field(r->element, r->elements, "issued");
     b->manifest_key_id = (unsigned)num_field(r->element, r->elements, "manifest_kid");
     v = field(r->element, r->elements, "manifest");

@@ -134,13 +134,9 @@ store_err st_run_timeout(store *s, int argc, const char **argv, const size_t *le
 
 #define STORE_IDEM_KEY_MAX (32 + 2 * 128 + STORE_REQUEST_ID_MAX)
 
-/* A write: acknowledged once WAIT confirms it on the store's replicas. */
-store_err st_run_durable(store *s, int argc, const char **argv, const size_t *lens,
-                         redisReply **out, char *err, size_t cap);
-
 /*
  * A command under construction: a script (EVALSHA), its KEYS, then its
- * ARGV, or a plain command (st_cmd). Strings are kept by pointer (they
+ * ARGV. Strings are kept by pointer (they
  * must outlive the run) unless formatted (st_keyf, st_argf, st_arg_i64,
  * st_arg_u64), which are copied into a's own storage. It grows as needed;
  * a failed allocation or a key after an ARGV makes the run fail, so
@@ -156,7 +152,6 @@ typedef struct st_args {
     const char *v0[ST_ARGS_INLINE];
     size_t len0[ST_ARGS_INLINE];
     st_chunk *chunks;
-    int nkeys_at;    /* where numkeys goes; 0 for a plain command */
     int nkeys;       /* KEYS so far */
     int in_argv;     /* ARGV begun: no more keys */
     int idem;        /* wrapped write (lua/lib/idem.lua) */
@@ -173,7 +168,6 @@ void st_script(st_args *a, const st_lua *lua);
  * first ARGV); acknowledged once WAIT confirms it. */
 void st_script_idem(st_args *a, const st_lua *lua, const store_idem *idem);
 /* Start a as a plain command (its name is the first st_arg). */
-void st_cmd(st_args *a);
 void st_key(st_args *a, const char *key);
 void st_keyf(st_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The four keys lua/lib/audit.lua writes for an entry of kind on subject. */
@@ -188,9 +182,6 @@ void st_args_free(st_args *a);
  * or promoted server) is sent again whole with EVAL, which loads it. */
 store_err st_run_args(store *s, st_args *a, redisReply **r, char *err, size_t cap);
 
-/* The idempotency key and fingerprint of a write script: the key, into key
- * (cap >= STORE_IDEM_KEY_MAX); fp 65 bytes, ttl 24. */
-void st_idem_parts(const store_idem *idem, char *key, char fp[65], char ttl[24]);
 /* Replace *r ({ran, outcome}) by its outcome, setting idem->replayed. */
 store_err st_idem_reply(redisReply **r, store_idem *idem, char *err, size_t cap);
 /* Run a wrapped write script (st_script_idem) and unwrap its outcome. */

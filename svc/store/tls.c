@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #define DIAL_MS 2000
+#define STALL_MS 60000 /* longer than any reply timeout of the store */
 #define BUF 16384
 
 typedef struct bridge_link bridge_link;
@@ -186,7 +187,11 @@ static SSL *tls_dial(bridge_link *l, int *fdp)
         SSL_free(ssl);
         return NULL;
     }
-    set_timeouts(fd, 0); /* from now on a wait may be long (XREAD BLOCK) */
+    /* Waits for the next record are in poll() and may be long (XREAD
+     * BLOCK); these bound only a record that stops half-way or a write
+     * Redis stops taking (SIGSTOPped, hung): the link then ends and
+     * hiredis sees the connection lost. */
+    set_timeouts(fd, STALL_MS);
     set_last(t, 0, NULL, NULL);
     return ssl;
 }
@@ -207,9 +212,12 @@ static int write_all(int fd, const char *p, size_t n)
 
 /* All of p[0..n) onto ssl; a record to read first (a key update) is read
  * by the retry. */
+/* All of p[0..n) onto ssl. A retry reads a record first (a key update)
+ * or waits once more after a stalled write; a few of those and the link
+ * ends (STALL_MS each). */
 static int tls_write(SSL *ssl, const char *p, size_t n)
 {
-    for (;;) {
+    for (int tries = 0; tries < 4; tries++) {
         int w = SSL_write(ssl, p, (int)n);
         if (w == (int)n)
             return 0;
@@ -219,46 +227,72 @@ static int tls_write(SSL *ssl, const char *p, size_t n)
                 return -1;
         }
     }
+    return -1;
+}
+
+static void note_refusal(st_tls *t)
+{
+    char why[256];
+
+    set_last(t, 1, "redis ended the connection", ssl_why(why, sizeof(why)));
+}
+
+/* A write failed: if Redis closed the connection with an alert (it refused
+ * us), the alert is still to be read - record it. */
+static void refused_why(st_tls *t, SSL *ssl)
+{
+    char c;
+    int n = SSL_read(ssl, &c, 1);
+
+    if (n <= 0 && SSL_get_error(ssl, n) == SSL_ERROR_SSL)
+        note_refusal(t);
+    ERR_clear_error();
 }
 
 /* Copy both ways until either side closes. SSL_has_pending, not
  * SSL_pending: a record OpenSSL has read from the socket but not yet
- * processed (behind a session ticket, say) is invisible to poll(). Redis
- * refusing the connection
- * after the handshake (TLS 1.3 checks the client's certificate then) is
- * recorded before hiredis's side is closed, so the dialler can say why. */
+ * processed (behind a session ticket, say) is invisible to poll(); then
+ * poll() only looks (timeout 0), so hiredis closing its end is still seen
+ * while a half record waits. Redis refusing the connection after the
+ * handshake (TLS 1.3 checks the client's certificate then) is recorded
+ * before hiredis's side is closed, so the dialler can say why. */
 static void pump(st_tls *t, int plain, SSL *ssl, int fd)
 {
     char *buf = malloc(BUF);
 
     while (buf) {
         struct pollfd p[2] = {{plain, POLLIN, 0}, {fd, POLLIN, 0}};
+        int pending = SSL_has_pending(ssl);
 
-        if (!SSL_has_pending(ssl) && poll(p, 2, -1) < 0) {
+        if (poll(p, 2, pending ? 0 : -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
-        }
-        if (SSL_has_pending(ssl) || p[1].revents) {
-            int n = SSL_read(ssl, buf, BUF);
-            if (n <= 0) {
-                int e = SSL_get_error(ssl, n);
-                if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-                    continue; /* a record that was not data (a session ticket) */
-                if (e == SSL_ERROR_SSL) {
-                    char why[256];
-                    set_last(t, 1, "redis ended the connection", ssl_why(why, sizeof(why)));
-                }
-                break;
-            }
-            if (write_all(plain, buf, (size_t)n) != 0)
-                break;
         }
         if (p[0].revents) {
             ssize_t n = recv(plain, buf, BUF, 0);
             if (n < 0 && errno == EINTR)
                 continue;
-            if (n <= 0 || tls_write(ssl, buf, (size_t)n) != 0)
+            if (n <= 0)
+                break;
+            if (tls_write(ssl, buf, (size_t)n) != 0) {
+                refused_why(t, ssl); /* Redis may have closed with an alert */
+                break;
+            }
+        }
+        if (pending || p[1].revents) {
+            int n = SSL_read(ssl, buf, BUF);
+            if (n <= 0) {
+                int e = SSL_get_error(ssl, n);
+                /* a record that was not data (a session ticket), or one
+                 * stalled half-way past STALL_MS: look again */
+                if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                    continue;
+                if (e == SSL_ERROR_SSL)
+                    note_refusal(t);
+                break;
+            }
+            if (write_all(plain, buf, (size_t)n) != 0)
                 break;
         }
     }

@@ -366,12 +366,11 @@ static store_err recall_plan(store *s, const char *id, char *cert, size_t certca
             break;
         snprintf(sets[i], len, "{tc}:batch-listings:%s:%s", id, p);
     }
-    e = i == n ? read_sets(s, sets, n, lists, err, errcap) : STORE_ERR_NOMEM;
+    e = i == n ? read_sets(s, sets, n, lists, err, errcap)
+               : st_fail(STORE_ERR_NOMEM, err, errcap, "out of memory");
     while (i > 0)
         free(sets[--i]);
     free(sets);
-    if (e == STORE_ERR_NOMEM)
-        goto nomem;
     if (e)
         freeReplyObject(*plats);
     return e;

@@ -238,6 +238,31 @@ def chain(node, credit, number, quantity, maker="Acme", brand="Acme", model="PB"
     return batch, codes
 
 
+def every_connection_serves(test, na, nb, number, credit):
+    """Two nodes on one Redis: a chain written through na reaches nb's tail
+    (nb verifies a code GENUINE), nb's delisting hub (a watcher there gets
+    the notice of a revocation made through na), and na's audit sequencer
+    (a signed head) - every kind of Redis connection a node makes."""
+    from tracecode.v1 import audit_pb2 as A, registry_pb2 as R, types_pb2 as T
+    from tracecode.v1 import verifier_pb2 as V
+    reg, plat = md("regulator", "SAMR"), md("platform", "p")
+    _, codes = chain(na, credit, number, 3)
+    test.assertTrue(wait_for(lambda: nb.ver.VerifyCode(
+        V.VerifyCodeRequest(code=codes[0]), metadata=plat).result.verdict ==
+        T.VERDICT_GENUINE, 10))
+    na.ver.RegisterListings(V.RegisterListingsRequest(bindings=[
+        V.ListingBinding(listing_id="L1", code=codes[0])]), metadata=plat)
+    watch = nb.ver.WatchDelistings(V.WatchDelistingsRequest(), metadata=plat, timeout=10)
+    na.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
+        number=number, status=T.CERTIFICATE_STATUS_REVOKED, reason="x"), metadata=reg)
+    ev = next(e for e in watch if e.WhichOneof("event") == "notice")
+    test.assertEqual(list(ev.notice.listing_ids), ["L1"])
+    watch.cancel()
+    test.assertTrue(wait_for(lambda: status_of(
+        na.audit.GetTreeHead, A.GetTreeHeadRequest(), metadata=reg)[0] == grpc.StatusCode.OK,
+        10))
+
+
 def mfr_req(request_id="", **kw):
     """An UpsertManufacturerRequest for a Manufacturer of kw."""
     from tracecode.v1 import registry_pb2 as R, types_pb2 as T

@@ -19,17 +19,9 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tcfixture as F  # noqa: E402
 
-import grpc  # noqa: E402
-
 WORK = F.workdir()
 F.generate_stubs(os.path.join(WORK, "stubs"))
 
-from tracecode.v1 import audit_pb2 as A  # noqa: E402
-from tracecode.v1 import registry_pb2 as R  # noqa: E402
-from tracecode.v1 import types_pb2 as T  # noqa: E402
-from tracecode.v1 import verifier_pb2 as V  # noqa: E402
-
-REG = F.md("regulator", "SAMR")
 PW = "tls-pw-2026"
 
 
@@ -144,27 +136,7 @@ class RedisTLS(unittest.TestCase):
         self.assertEqual(len(os.listdir(tmp)), 2)  # one private directory each
         try:
             na, nb = F.Node(a.port), F.Node(b.port)
-            number = "CCC-TLS-1"
-            _, codes = F.chain(na, F.uscc(1), number, 3)
-            # B's tail came over TLS: it sees A's batch.
-            self.assertTrue(F.wait_for(lambda: nb.ver.VerifyCode(
-                V.VerifyCodeRequest(code=codes[0]), metadata=F.md("platform", "p")).result
-                .verdict == T.VERDICT_GENUINE, 10))
-            # B's hub came over TLS: a watcher there gets the notice.
-            na.ver.RegisterListings(V.RegisterListingsRequest(bindings=[
-                V.ListingBinding(listing_id="L1", code=codes[0])]),
-                metadata=F.md("platform", "p"))
-            watch = nb.ver.WatchDelistings(V.WatchDelistingsRequest(),
-                                           metadata=F.md("platform", "p"), timeout=10)
-            na.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
-                number=number, status=T.CERTIFICATE_STATUS_REVOKED, reason="x"), metadata=REG)
-            ev = next(e for e in watch if e.WhichOneof("event") == "notice")
-            self.assertEqual(list(ev.notice.listing_ids), ["L1"])
-            watch.cancel()
-            # A's audit sequencer came over TLS: a signed head.
-            self.assertTrue(F.wait_for(lambda: F.status_of(
-                na.audit.GetTreeHead, A.GetTreeHeadRequest(), metadata=REG)[0] ==
-                grpc.StatusCode.OK, 10))
+            F.every_connection_serves(self, na, nb, "CCC-TLS-1", F.uscc(1))
             # The nodes' connections are on the TLS port: none is plain.
             self.assertGreaterEqual(self.clients_over_tls(), 4)  # pools, tails, hub
             self.assertEqual(self.clients_over_plain(), 0)

@@ -632,6 +632,26 @@ static void test_noscript(void **state)
     assert_non_null(strstr(f->err, "NOSCRIPT"));
 }
 
+/* A batch record damaged in Redis (a profile no code has, or none) is
+ * refused as such when read back, never handed on to issue codes under. */
+static void test_damaged_batch(void **state)
+{
+    fx *f = *state;
+    const char *set[] = {"HSET", "{tc}:batch:99", "quantity", "5", "profile", "7"};
+    const char *del[] = {"HDEL", "{tc}:batch:99", "profile"};
+    store_batch b;
+    redisReply *r;
+
+    assert_int_equal(st_run(f->s, 6, set, NULL, &r, f->err, sizeof(f->err)), STORE_OK);
+    freeReplyObject(r);
+    assert_int_equal(store_get_batch(f->s, 99, &b, f->err, sizeof(f->err)), STORE_ERR_PROTOCOL);
+    assert_string_equal(f->err, "batch 99 is damaged in redis: profile 7");
+    assert_int_equal(st_run(f->s, 3, del, NULL, &r, f->err, sizeof(f->err)), STORE_OK);
+    freeReplyObject(r);
+    assert_int_equal(store_get_batch(f->s, 99, &b, f->err, sizeof(f->err)), STORE_ERR_PROTOCOL);
+    assert_string_equal(f->err, "batch 99 is damaged in redis: profile 0");
+}
+
 /* Listings bound while a certificate is suspended: the suspension reads
  * the platforms before its script runs (so that the script is given every
  * key), and must still write a notice for exactly the listings bound
@@ -818,6 +838,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_noscript, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fanout_under_binds, setup, teardown),
         cmocka_unit_test(test_bad_url),
         cmocka_unit_test(test_rediss_urls),
