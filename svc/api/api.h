@@ -1,205 +1,20 @@
 /*
  * api.h - what the RPC layer hands to a capability, and what it expects
  * back. Handlers take decoded messages (the generated protobuf-c structs,
- * passed as void * here) and a context; they never see a gRPC call, a
- * byte buffer or the protobuf-c library.
+ * passed as void * here) and a context (node.h); they never see a gRPC
+ * call, a byte buffer or the protobuf-c library.
  */
 #ifndef TC_API_H
 #define TC_API_H
 
-#include "keys.h"
-#include "replica.h"
-#include "store.h"
-#include "verify.h"
+#include "node.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stddef.h>
-#include <stdint.h>
+/* --- helpers of the handlers (common.c) ---------------------------------- */
 
-/* Status codes: the numbers are gRPC's (grpc/status.h), so the RPC layer
- * passes them through unchanged. */
-typedef enum svc_code {
-    SVC_OK = 0,
-    SVC_CANCELLED = 1,
-    SVC_INVALID_ARGUMENT = 3,
-    SVC_DEADLINE_EXCEEDED = 4,
-    SVC_NOT_FOUND = 5,
-    SVC_ALREADY_EXISTS = 6,
-    SVC_PERMISSION_DENIED = 7,
-    SVC_RESOURCE_EXHAUSTED = 8,
-    SVC_FAILED_PRECONDITION = 9,
-    SVC_ABORTED = 10,
-    SVC_OUT_OF_RANGE = 11,
-    SVC_UNIMPLEMENTED = 12,
-    SVC_INTERNAL = 13,
-    SVC_UNAVAILABLE = 14,
-    SVC_UNAUTHENTICATED = 16,
-} svc_code;
-
-typedef enum svc_role {
-    SVC_ROLE_NONE = 0,
-    SVC_ROLE_MANUFACTURER = 1 << 0,
-    SVC_ROLE_PLATFORM = 1 << 1,
-    SVC_ROLE_REGULATOR = 1 << 2,
-    SVC_ROLE_CERTIFIER = 1 << 3,
-    SVC_ROLE_ANY = 0xff, /* health, reflection */
-} svc_role;
-
-const char *svc_role_name(svc_role role);
-/* "manufacturer" -> SVC_ROLE_MANUFACTURER; SVC_ROLE_NONE if unknown. */
-svc_role svc_role_parse(const char *name, size_t len);
-
-#define SVC_SUBJECT_MAX 64
-#define SVC_MSG_MAX 512
-
-/* The node: everything a handler may use. Shared by all threads. */
-/*
- * A background part of the node, as data (nginx's module table in
- * spirit): main.c starts the table in order and stops it in reverse, and
- * /metrics asks each part for its own lines, so nothing here names the
- * parts. cfg is main.c's configuration, opaque to the rest.
- */
-typedef struct svc svc;
-typedef struct svc_module {
-    const char *name;
-    int (*start)(svc *s, const void *cfg, char *err, size_t errcap);
-    void (*drain)(svc *s); /* before the RPC server drains (may be NULL) */
-    void (*stop)(svc *s);  /* after the server has stopped */
-    /* Prometheus text appended at buf + n; the new length (svc_appendf). */
-    size_t (*metrics)(const svc *s, char *buf, size_t cap, size_t n);
-} svc_module;
-
-struct svc {
-    rep *replica;
-    /* The keyring, replaced whole when it is reloaded (SIGHUP, the
-     * directory changed, an unknown key id): read it with svc_ring(), once
-     * per call. A replaced ring is freed a grace period later (no call
-     * holds one that long). */
-    _Atomic(keys_ring *) ring;
-    const char *keys_dir;
-    const char *node_id;
-    pthread_mutex_t keys_mu;
-    _Atomic int64_t keys_looked_ms[256]; /* per key id: the last look for its file */
-    _Atomic int keys_reloading;          /* a reload holds keys_mu */
-    int beating;                         /* main thread: the last heartbeat reached Redis */
-    _Atomic unsigned lacks_key;          /* the deployment issues under it, this keyring lacks
-                                          * it: not ready (codes under it would be FORGED) */
-    struct svc_old_ring {
-        keys_ring *ring;
-        int64_t at;
-    } old_rings[8]; /* under keys_mu */
-    store *store;
-    const char *base_url;
-    int64_t max_staleness_ms;
-    /* Milliseconds since the replica last heard from Redis. */
-    int64_t (*replica_lag_ms)(void *arg);
-    void *replica_lag_arg;
-    struct delist_hub *hub; /* delist.h: the node's watchers */
-    /* Copy detection (scan.h): the thresholds. */
-    uint32_t copy_devices, copy_regions;
-    int64_t copy_window_s;
-    int64_t scan_ttl_s; /* a code's scan history lives this long past its last scan */
-    /* Forgery signal (audit.h): a platform whose FORGED and MALFORMED
-     * answers pass forgery_percent of at least forgery_min codes over the
-     * last forgery_window_s seconds is flagged; forgery_throttle codes/s
-     * (0: none) then bound its verifications on this node. */
-    uint32_t forgery_percent, forgery_min, forgery_window_s;
-    double forgery_throttle;
-    /* Verdicts given (index: tracecode.v1.Verdict), for /metrics. */
-    _Atomic uint64_t verdicts[TC_VERDICT_SLOTS];
-    int (*redis_up)(void *arg); /* the change-stream tail is connected */
-    struct audit_log *audit;    /* audit.h: sequencing, verification counts */
-    struct limits *limits;      /* limit.h: fair shares and rates (NULL: none) */
-    _Atomic int grpc_deaf;      /* the gRPC listener no longer accepts (rpc_probe) */
-    /* Readiness: the node verifies while its replica heard from Redis
-     * within ready_staleness_ms (a stale answer beats none), and takes
-     * writes while the primary does (writable, checked once a second by the
-     * main thread; why_not_writable says why not). draining: SIGTERM came,
-     * readiness is off. */
-    int64_t ready_staleness_ms;
-    _Atomic int writable, draining;
-    pthread_mutex_t why_mu;
-    char why_not_writable[160]; /* under why_mu */
-    /* The parts main.c started (svc_module), for /metrics. */
-    const svc_module *modules;
-    size_t nmodules;
-};
-
-/* The keyring in force. */
-static inline keys_ring *svc_ring(const svc *s)
-{
-    return atomic_load_explicit(&((svc *)s)->ring, memory_order_acquire);
-}
-
-/* Load the keyring from s->keys_dir again and put it in force; the one in
- * force stays when the directory does not load (err says why). why is
- * logged. 0 on success. */
-int svc_keys_reload(svc *s, const char *why, char *err, size_t errcap);
-/* A code named key id kid that seen (the ring the caller used) cannot
- * verify: when the directory has that key's file (looked for at most once
- * a second per id, so a forger's ids cost one stat a second each), load
- * the keyring again. 1 when the caller should verify again with
- * svc_ring(). */
-int svc_keys_refresh(svc *s, const keys_ring *seen, unsigned kid);
-/* Free replaced rings past their grace period (all of them: at exit). */
-void svc_keys_reap(svc *s, int all);
-/* tc_verify against the keyring in force, and once more after a reload
- * when the code named a key id this node did not hold (verify_api.c). The
- * caller holds a replica read section. */
-void svc_verify(svc *s, const char *code, size_t len, const tc_listing *listing, int64_t now,
-                tc_vres *out);
-/* "1,2,4": the key ids this node can verify. */
-size_t svc_key_ids(const keys_ring *ring, char *buf, size_t cap);
-
-/* The node can answer verifications (readiness, health of VerifierService
- * and ConsumerService). */
-int svc_can_verify(const svc *s);
-/* The node can make writes now (RegistryService, IssuerService). */
-int svc_can_write(const svc *s);
-
-/* One call's context. */
-typedef struct svc_ctx {
-    svc *svc;
-    svc_role role;
-    char subject[SVC_SUBJECT_MAX + 1]; /* credit code, platform id, body id */
-    int reader;                        /* this thread's replica reader slot */
-    int64_t deadline_ms;               /* CLOCK_MONOTONIC; INT64_MAX: none */
-    /* Writes: what the request (the current message of a client stream)
-     * asks, as SHA-256 over the method and the request with its
-     * request_id left out; has_fp when the request has a request_id field. */
-    uint8_t fp[32];
-    int has_fp;
-    void *lim_entry; /* limit.c: the caller's entry, once looked up this call */
-    /* Call-lifetime memory (a bump arena, freed when the call ends). */
-    void *(*alloc)(void *arena, size_t size);
-    void *arena;
-    /* Server streams: have next() called again (code SVC_OK), or end the
-     * call with code and msg. Any thread, any time: a call that has ended
-     * (gen no longer matches) is left alone. */
-    void (*wake)(void *call, uint64_t gen, svc_code code, const char *msg);
-    void *wake_call;
-    uint64_t wake_gen;
-} svc_ctx;
-
-/* The outcome of a handler. */
-typedef struct svc_status {
-    svc_code code;
-    char msg[SVC_MSG_MAX];
-} svc_status;
-
-/* Set st and return code (for `return svc_fail(...)`). */
-svc_code svc_fail(svc_status *st, svc_code code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* Map a store error (message in err) to a status. */
-svc_code svc_store_fail(svc_status *st, store_err e, const char *err);
-
-/* Arena helpers; NULL only when the call's memory bound is reached. */
-void *svc_alloc(svc_ctx *c, size_t size);
+/* A copy of s in the call's memory; NULL at the call's memory bound. */
 char *svc_strdup(svc_ctx *c, const char *s);
 
-/* The caller as the audit log names it: "role:subject". */
-#define SVC_ACTOR_MAX (16 + SVC_SUBJECT_MAX)
+/* The caller as the audit log names it: "role:subject" (SVC_ACTOR_MAX). */
 void svc_actor(const svc_ctx *c, char *buf, size_t cap);
 
 /* A write's idempotency key from its request_id ("" or NULL: none): idem
@@ -208,10 +23,6 @@ void svc_actor(const svc_ctx *c, char *buf, size_t cap);
  * A-Z a-z 0-9 . _ - */
 int svc_idem(svc_ctx *c, const char *request_id, store_idem *idem, char *scope, svc_status *st);
 
-int64_t svc_now_unix(void);
-int64_t svc_now_ms(void); /* CLOCK_MONOTONIC */
-/* Is the replica lagging beyond the configured bound? */
-int svc_stale(const svc *s);
 /* Wait (up to timeout_ms) until the local replica has applied rev, so a
  * caller reads its own writes on this node. 1 when it has. */
 int svc_wait_revision(const svc *s, uint64_t rev, int64_t timeout_ms);
@@ -220,14 +31,11 @@ int svc_wait_revision(const svc *s, uint64_t rev, int64_t timeout_ms);
  * its answer carries the revision even when this replica is behind. */
 void svc_settle(svc_ctx *c, uint64_t rev);
 
-/* printf at buf + n (within cap); returns n plus the length formatted,
- * so a caller can size a buffer from a first pass with cap 0. */
-size_t svc_appendf(char *buf, size_t cap, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* The node's own metrics in Prometheus text (verdicts, replica, Redis,
- * watchers); the bytes written, or the size needed when cap is short. */
-size_t svc_metrics(svc *s, char *buf, size_t cap);
+/* tc_verify against the keyring in force, and once more after a reload
+ * when the code named a key id this node did not hold (verify_api.c). The
+ * caller holds a replica read section. */
+void svc_verify(svc *s, const char *code, size_t len, const tc_listing *listing, int64_t now,
+                tc_vres *out);
 
 /* --- handler shapes ------------------------------------------------------ */
 

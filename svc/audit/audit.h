@@ -13,7 +13,7 @@
 #ifndef TC_AUDIT_H
 #define TC_AUDIT_H
 
-#include "api.h"
+#include "node.h"
 
 #include <stddef.h>
 #include <stdint.h>

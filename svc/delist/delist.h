@@ -14,7 +14,7 @@
 #ifndef TC_DELIST_H
 #define TC_DELIST_H
 
-#include "api.h"
+#include "node.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -2,7 +2,7 @@
  * limit.c - see limit.h.
  */
 #include "limit.h"
-#include "api.h"
+#include "node.h"
 
 #include <errno.h>
 #include <stdarg.h>
