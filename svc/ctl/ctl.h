@@ -5,6 +5,7 @@
 #ifndef TC_CTL_H
 #define TC_CTL_H
 
+#include "auditor.h"
 #include "client.h"
 #include "codec.h"
 #include "labels.h"

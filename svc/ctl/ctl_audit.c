@@ -6,32 +6,7 @@
 
 /* --- audit ------------------------------------------------------------------- */
 
-typedef struct head {
-    uint64_t size;
-    merkle_hash root;
-    int64_t time;
-    unsigned kid;
-    uint8_t sig[CODEC_SIG_BYTES];
-} head;
-
-static int unhex(const char *s, size_t slen, uint8_t *out, size_t n)
-{
-    if (slen != 2 * n)
-        return -1;
-    for (size_t i = 0; i < 2 * n; i++) {
-        int c = s[i], v = c >= '0' && c <= '9'   ? c - '0'
-                          : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                          : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                 : -1;
-        if (v < 0)
-            return -1;
-        if (i % 2)
-            out[i / 2] |= (uint8_t)v;
-        else
-            out[i / 2] = (uint8_t)(v << 4);
-    }
-    return 0;
-}
+typedef auditor_head head;
 
 static void hex(const uint8_t *p, size_t n, char *out)
 {
@@ -60,49 +35,15 @@ static char *slurp(const char *path, size_t max)
     return buf;
 }
 
-/* The Ed25519 public key kid in `tracekeys export-public` JSON. */
-static int public_key(const char *json, unsigned kid, uint8_t pub[CODEC_PUB_BYTES])
-{
-    const char *p = json;
-
-    while ((p = strstr(p, "\"kid\":")) != NULL) {
-        const char *end = strchr(p, '}'), *k;
-        unsigned long id = strtoul(p + 6, NULL, 10);
-        p += 6;
-        if (!end)
-            return -1;
-        if (id != kid)
-            continue;
-        k = strstr(p, "\"public\":\"");
-        if (!k || k > end)
-            return -1;
-        k += 10;
-        return unhex(k, strcspn(k, "\""), pub, CODEC_PUB_BYTES);
-    }
-    return -1;
-}
-
 /* 0 when h is signed by its key in keys; else why not. */
 static int head_check(const char *keys, const head *h, const char *what)
 {
-    uint8_t pub[CODEC_PUB_BYTES];
-    char text[MERKLE_HEAD_TEXT_MAX];
-    size_t len = merkle_head_text(h->size, h->root, h->time, h->kid, text, sizeof(text));
+    char why[256];
 
-    if (public_key(keys, h->kid, pub) != 0) {
-        fprintf(stderr,
-                "tracectl: audit: %s is signed by key %u, which is not in the public keys\n", what,
-                h->kid);
-        return 1;
-    }
-    if (codec_ed25519_verify(pub, (const uint8_t *)text, len, h->sig) != CODEC_OK) {
-        fprintf(stderr,
-                "tracectl: audit: the signature of %s (size %" PRIu64 ") does not verify with "
-                "key %u\n",
-                what, h->size, h->kid);
-        return 1;
-    }
-    return 0;
+    if (auditor_head_check(keys, h, what, why, sizeof(why)) == 0)
+        return 0;
+    fprintf(stderr, "tracectl: audit: %s\n", why);
+    return 1;
 }
 
 static int get_head(rpc_client *cl, head *h)
@@ -131,18 +72,17 @@ static int get_head(rpc_client *cl, head *h)
     return 0;
 }
 
-/* A head file: the signed text, then "signature HEX". */
+/* A head file (auditor_head_format), written whole or not at all. */
 static int save_head(const char *path, const head *h)
 {
-    char text[MERKLE_HEAD_TEXT_MAX], sig[2 * CODEC_SIG_BYTES + 1], tmp[4096];
+    char text[AUDITOR_HEAD_FILE_MAX + 1], tmp[4096];
     FILE *f;
 
-    merkle_head_text(h->size, h->root, h->time, h->kid, text, sizeof(text));
-    hex(h->sig, sizeof(h->sig), sig);
+    auditor_head_format(h, text, sizeof(text));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     if (!(f = fopen(tmp, "w")))
         return -1;
-    fprintf(f, "%ssignature %s\n", text, sig);
+    fputs(text, f);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         fclose(f);
         return -1;
@@ -153,24 +93,11 @@ static int save_head(const char *path, const head *h)
 
 static int read_head(const char *path, head *h)
 {
-    char *t = slurp(path, 4096), root[65], sig[129];
-    unsigned long long size;
-    long long time;
-    int ok;
+    char *t = slurp(path, 4096);
+    int rc = t ? auditor_head_parse(t, h) : -1;
 
-    if (!t)
-        return -1;
-    memset(h, 0, sizeof(*h));
-    ok = sscanf(t,
-                "tracecode-tree-head v1\nkey %u\nsize %llu\nroot %64s\ntime %lld\nsignature "
-                "%128s",
-                &h->kid, &size, root, &time, sig) == 5 &&
-         unhex(root, strlen(root), h->root, sizeof(h->root)) == 0 &&
-         unhex(sig, strlen(sig), h->sig, sizeof(h->sig)) == 0;
     free(t);
-    h->size = size;
-    h->time = time;
-    return ok ? 0 : -1;
+    return rc;
 }
 
 static void print_head(const opts *o, const head *h)
@@ -191,15 +118,16 @@ static void print_head(const opts *o, const head *h)
 typedef struct entries {
     const opts *o;
     uint64_t next, stop, count; /* next index expected; stop before; printed */
-    merkle_frontier f;
-    merkle_hash *leaf; /* verify: recomputed leaf hashes */
-    int verify, broken;
+    auditor_log log;
+    merkle_hash *leaf; /* verify: recomputed leaf hashes (one: the one entry's) */
+    int verify, one, broken;
 } entries;
 
 static int on_entry(void *arg, const ProtobufCMessage *msg)
 {
     entries *x = arg;
     const Tracecode__V1__AuditEntry *e = ((const Tracecode__V1__QueryAuditResponse *)msg)->entry;
+    char why[256] = "";
 
     if (!e)
         return 0;
@@ -220,15 +148,21 @@ static int on_entry(void *arg, const ProtobufCMessage *msg)
         x->next = e->index + 1;
         return ++x->count >= x->stop;
     }
-    if (e->index != x->next) {
-        fprintf(stderr,
-                "tracectl: audit: entry %" PRIu64 " is missing (the log skips to %" PRIu64 ")\n",
-                x->next, e->index);
+    if (x->next >= x->stop)
+        return 1;
+    if (x->one && e->index != x->next)
+        snprintf(why, sizeof(why), "entry %" PRIu64 " is missing (the log skips to %" PRIu64 ")",
+                 x->next, e->index);
+    else if (x->one)
+        merkle_leaf_hash(e->body.data, e->body.len, x->leaf[0]);
+    else if (auditor_log_add(&x->log, e->index, e->body.data, e->body.len, x->leaf[x->next], why,
+                             sizeof(why)) == 0)
+        why[0] = '\0';
+    if (why[0]) {
+        fprintf(stderr, "tracectl: audit: %s\n", why);
         x->broken = 1;
         return 1;
     }
-    merkle_leaf_hash(e->body.data, e->body.len, x->leaf[x->next]);
-    merkle_frontier_add(&x->f, x->leaf[x->next], NULL, NULL);
     x->next++;
     return x->next >= x->stop;
 }
@@ -303,7 +237,7 @@ static int included(rpc_client *cl, const head *h, uint64_t index, const merkle_
         const Tracecode__V1__GetInclusionProofResponse *p = (const void *)resp;
         n = proof_of(p->n_hashes, p->hashes, proof);
     }
-    ok = n >= 0 && merkle_verify_inclusion(leaf, index, h->size, proof, (size_t)n, h->root);
+    ok = n >= 0 && auditor_included(h, index, leaf, proof, (size_t)n);
     rpc_msg_free(resp);
     return ok;
 }
@@ -313,33 +247,32 @@ static int consistent(rpc_client *cl, const head *old, const head *h)
     Tracecode__V1__GetConsistencyProofRequest q =
         TRACECODE__V1__GET_CONSISTENCY_PROOF_REQUEST__INIT;
     merkle_hash proof[MERKLE_MAX_PROOF];
-    ProtobufCMessage *resp;
+    ProtobufCMessage *resp = NULL;
     rpc_result r;
-    long n;
-    int ok;
+    char why[256];
+    long n = 0;
+    int bad;
 
-    if (old->size > h->size) {
-        fprintf(stderr, "tracectl: audit: the log shrank from %" PRIu64 " to %" PRIu64 " entries\n",
-                old->size, h->size);
-        return 1;
+    /* A proof exists only from a non-empty tree to a larger one. */
+    if (old->size > 0 && old->size < h->size) {
+        q.from_size = old->size;
+        q.to_size = h->size;
+        if (rpc_call_unary(cl, "/tracecode.v1.AuditService/GetConsistencyProof", &q.base,
+                           &tracecode__v1__get_consistency_proof_response__descriptor, &resp, &r))
+            return rpc_failed(&r);
+        {
+            const Tracecode__V1__GetConsistencyProofResponse *p = (const void *)resp;
+            n = proof_of(p->n_hashes, p->hashes, proof);
+        }
     }
-    q.from_size = old->size;
-    q.to_size = h->size;
-    if (rpc_call_unary(cl, "/tracecode.v1.AuditService/GetConsistencyProof", &q.base,
-                       &tracecode__v1__get_consistency_proof_response__descriptor, &resp, &r))
-        return rpc_failed(&r);
-    {
-        const Tracecode__V1__GetConsistencyProofResponse *p = (const void *)resp;
-        n = proof_of(p->n_hashes, p->hashes, proof);
-    }
-    ok = n >= 0 &&
-         merkle_verify_consistency(old->size, h->size, old->root, h->root, proof, (size_t)n);
+    bad = n < 0 ? (snprintf(why, sizeof(why),
+                            "the consistency proof is not a list of SHA-256 "
+                            "hashes"),
+                   1)
+                : auditor_consistent(old, h, proof, (size_t)n, why, sizeof(why)) != 0;
     rpc_msg_free(resp);
-    if (!ok) {
-        fprintf(stderr,
-                "tracectl: audit: the log of %" PRIu64 " entries is not an extension of the saved "
-                "head of %" PRIu64 " entries: its history was rewritten\n",
-                h->size, old->size);
+    if (bad) {
+        fprintf(stderr, "tracectl: audit: %s\n", why);
         return 1;
     }
     printf("consistent with the saved head of size %" PRIu64 "\n", old->size);
@@ -374,7 +307,6 @@ static int audit_verify(rpc_client *cl, const opts *o)
     char *keys;
     head h, old;
     entries x;
-    merkle_hash root;
     int rc = 1;
 
     if (!o->public_keys)
@@ -403,12 +335,13 @@ static int audit_verify(rpc_client *cl, const opts *o)
                       h.size);
             goto out;
         }
-        x.leaf = malloc(sizeof(*x.leaf) * ((size_t)o->index + 1));
+        x.leaf = malloc(sizeof(*x.leaf));
+        x.one = 1;
         x.next = (uint64_t)o->index;
         x.stop = x.next + 1;
         if (!x.leaf || fetch(cl, &x, "", 1))
             goto out;
-        if (!included(cl, &h, x.stop - 1, x.leaf[x.stop - 1], &rpc)) {
+        if (!included(cl, &h, x.stop - 1, x.leaf[0], &rpc)) {
             if (!rpc)
                 fprintf(stderr,
                         "tracectl: audit: entry %lld does not match the signed tree head: it was "
@@ -418,12 +351,18 @@ static int audit_verify(rpc_client *cl, const opts *o)
         }
         printf("entry %lld is in the tree: inclusion proof ok\n", o->index);
     } else {
-        x.leaf = malloc(sizeof(*x.leaf) * (h.size ? h.size : 1));
-        x.stop = h.size;
-        if (!x.leaf || fetch(cl, &x, "", 1000))
+        /* Every leaf hash is kept to name the entries that do not match. */
+        x.leaf =
+            h.size < SIZE_MAX / sizeof(*x.leaf) ? malloc(sizeof(*x.leaf) * (h.size + 1)) : NULL;
+        if (!x.leaf) {
+            rc = fail("cannot hold the %" PRIu64 " entries' hashes in memory", h.size);
             goto out;
-        merkle_frontier_root(&x.f, root);
-        if (memcmp(root, h.root, sizeof(root)) != 0) {
+        }
+        auditor_log_init(&x.log);
+        x.stop = h.size;
+        if (fetch(cl, &x, "", 1000))
+            goto out;
+        if (!auditor_log_matches(&x.log, &h)) {
             locate(cl, &h, &x);
             goto out;
         }

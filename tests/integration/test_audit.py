@@ -349,6 +349,24 @@ class Audit(unittest.TestCase):
         r = self.tracectl(port, "audit", "verify", "--public-keys", self.pubfile, "--since", bad)
         self.assertEqual(r.returncode, 1)
         self.assertIn("signature of the saved head", r.stderr)
+        # An outside auditor's own program, linking only auditor/, reads the same files.
+        later = os.path.join(WORK, "head-later.txt")
+        self.chain(self.a)
+        self.head(min_size=self.entries_count())
+        r = self.tracectl(port, "audit", "head", "--out", later)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        check = [F.binary("check_head"), self.pubfile]
+        r = subprocess.run(check + [saved, later], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.stdout.count(": ok\n"), 2, r.stdout)
+        r = subprocess.run(check + [later, saved], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("the log shrank from", r.stdout)
+        r = subprocess.run(check + [bad], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("does not verify with key", r.stdout)
+        r = subprocess.run(check + ["/nonexistent"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2)
 
     def test_5_sequencer_killed_another_carries_on(self):
         # which node sequences? the one whose log says so last
