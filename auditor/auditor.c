@@ -38,12 +38,15 @@ static size_t hex(const uint8_t *p, size_t n, char *out)
     return 2 * n;
 }
 
-/* An unsigned decimal at p (no sign, no space): its value and end. */
+/* An unsigned decimal at p, as written (no sign, no space, no leading
+ * zero), up to max: its value and end. */
 static const char *decimal(const char *p, uint64_t max, uint64_t *v)
 {
     const char *start = p;
 
     *v = 0;
+    if (p[0] == '0' && p[1] >= '0' && p[1] <= '9')
+        return NULL;
     while (*p >= '0' && *p <= '9') {
         if (*v > (max - (uint64_t)(*p - '0')) / 10)
             return NULL;
@@ -133,7 +136,7 @@ int auditor_head_parse(const char *text, auditor_head *h)
     h->kid = (unsigned)v;
     if (!(p = word(p, "size")) || !(p = decimal(p, UINT64_MAX, &h->size)) || *p++ != '\n')
         return -1;
-    if (!(p = word(p, "root")) || (n = strcspn(p, "\n")) != 2 * MERKLE_HASH_BYTES ||
+    if (!(p = word(p, "root")) || (n = strcspn(p, "\n")) != 2 * MERKLE_HASH_BYTES || p[n] != '\n' ||
         unhex(p, n, h->root, sizeof(h->root)) != 0)
         return -1;
     p += n + 1;

@@ -3,13 +3,16 @@
  * that parses has a body inside the text whose declared length matches;
  * over a tree built from the input's bytes, every leaf's inclusion proof
  * and a consistency proof verify, and the input's own bytes read as a
- * proof of anything never crash the checks.
+ * proof of anything never crash the checks; read as a head file, one that
+ * parses is written back as the same text, hex in lower case (auditor/).
  */
+#include "auditor.h"
 #include "merkle.h"
 #include "store.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -79,5 +82,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(proof, data, np * MERKLE_HASH_BYTES);
     (void)merkle_verify_inclusion(leaf, k - 1, n, proof, np, root);
     (void)merkle_verify_consistency(k, n, r1, root, proof, np);
+
+    /* the input as a head file, and as public keys (auditor/): a head
+     * that parses is written back as the text it was read from (hex
+     * digits in lower case; the last newline may be missing) */
+    {
+        static char text[2048], again[AUDITOR_HEAD_FILE_MAX + 1];
+        uint8_t pub[CODEC_PUB_BYTES];
+        auditor_head h, h2;
+        size_t tn = size < sizeof(text) - 1 ? size : sizeof(text) - 1, an;
+        memcpy(text, data, tn);
+        text[tn] = '\0';
+        if (auditor_head_parse(text, &h) == 0) {
+            an = auditor_head_format(&h, again, sizeof(again));
+            if (an >= sizeof(again) || strncasecmp(again, text, an - 1) != 0 ||
+                auditor_head_parse(again, &h2) != 0 || memcmp(&h, &h2, sizeof(h)) != 0)
+                abort();
+        }
+        (void)auditor_public_key(text, k, pub);
+    }
     return 0;
 }

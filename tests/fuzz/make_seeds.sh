@@ -49,4 +49,7 @@ printf 'tracecode-audit v1\nindex 7\ntime 1795267936412\nkind cert\nactor regula
     > "$dir/audit/entry"
 printf 'tracecode-audit v1\nindex 0\ntime 0\nkind key\nactor node:a\nsubject keys\nbody 0:' \
     > "$dir/audit/empty"
+# A saved tree head (auditor_head_parse); the signature need not verify.
+printf 'tracecode-tree-head v1\nkey 2\nsize 12\nroot %s\ntime 1795267936\nsignature %s\n' \
+    "$(printf '%064d' 0 | tr 0 a)" "$(printf '%0128d' 0 | tr 0 b)" > "$dir/audit/head"
 rm -rf "$dir/ring" "$dir/codes"

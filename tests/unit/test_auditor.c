@@ -147,9 +147,10 @@ static void test_head_file(void **state)
     assert_memory_equal(&back, &h, sizeof(h));
     assert_non_null(strstr(text, "tracecode-tree-head v1\nkey 12\nsize 7\nroot "));
 
-    /* Every cut of the file is refused, never read as a smaller head. */
+    /* Every cut of the file is refused, never read as a smaller head, and
+     * nothing past the cut is read (the rest of the buffer is the head). */
     for (size_t i = 0; i + 1 < n; i++) {
-        memcpy(cut, text, i);
+        memcpy(cut, text, n + 1);
         cut[i] = '\0';
         assert_int_equal(auditor_head_parse(cut, &back), -1);
     }
@@ -159,6 +160,7 @@ static void test_head_file(void **state)
         "tracecode-tree-head v1\nkey -1\n",
         "tracecode-tree-head v1\nkey 4294967296\n",
         "tracecode-tree-head v1\nkey 1\nsize 18446744073709551616\n",
+        "tracecode-tree-head v1\nkey 02\n", /* one text per head: no leading zero */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(auditor_head_parse(bad[i], &back), -1);
