@@ -185,6 +185,18 @@ size_t codec_utf8_len(const uint8_t *s, size_t n);
 int codec_text_check(const uint8_t *s, size_t n, size_t *bad);
 
 /*
+ * Text into a JSON string's body (RFC 8259, without the quotes), the one
+ * escaping tracectl's and the scan page's JSON share: `"` and `\` with a
+ * backslash, control bytes (below 0x20, and DEL) as \u00XX, every other
+ * byte as it is (callers send checked UTF-8). Writes at most cap bytes
+ * including a NUL; returns the length needed, at most
+ * CODEC_JSON_ESCAPED_MAX(n): slice a long text to escape it into a small
+ * buffer (every byte escapes alone).
+ */
+#define CODEC_JSON_ESCAPED_MAX(n) (6 * (n))
+size_t codec_json_escape(const char *s, size_t n, char *out, size_t cap);
+
+/*
  * The one lenient path for a code from outside (a request field, a typed
  * or scanned string): the canonical text is decoded strictly at once;
  * anything else is trimmed of surrounding white space (space, tab, CR,

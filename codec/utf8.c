@@ -1,8 +1,11 @@
 /*
  * utf8.c - UTF-8 as RFC 3629 defines it (shortest forms, no surrogates,
- * nothing above U+10FFFF). Pure: no allocation, no state.
+ * nothing above U+10FFFF), and text into JSON strings. Pure: no
+ * allocation, no state.
  */
 #include "codec.h"
+
+#include <string.h>
 
 size_t codec_utf8_len(const uint8_t *s, size_t n)
 {
@@ -55,4 +58,37 @@ int codec_text_check(const uint8_t *s, size_t n, size_t *bad)
         i += l;
     }
     return CODEC_TEXT_OK;
+}
+
+size_t codec_json_escape(const char *s, size_t n, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t len = 0, i;
+
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        char e[6];
+        size_t k;
+        if (ch == '"' || ch == '\\') {
+            e[0] = '\\';
+            e[1] = (char)ch;
+            k = 2;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            memcpy(e, "\\u00", 4);
+            e[4] = hex[ch >> 4];
+            e[5] = hex[ch & 15];
+            k = 6;
+        } else {
+            e[0] = (char)ch;
+            k = 1;
+        }
+        if (len + k < cap)
+            memcpy(out + len, e, k);
+        else if (len < cap)
+            cap = len + 1; /* out of room: stop writing, keep counting */
+        len += k;
+    }
+    if (cap)
+        out[len < cap ? len : cap - 1] = '\0';
+    return len;
 }

@@ -597,12 +597,40 @@ static void audit_end(svc *s)
     s->audit = NULL;
 }
 
+/* The keyring is loaded before the parts start and checked once a second
+ * (check_keys); as a part it keeps the node out of readiness while it
+ * lacks an issuing key, and says so in /metrics. */
+static int keyring_ready(const svc *s, char *why, size_t cap)
+{
+    unsigned kid = atomic_load(&((svc *)s)->lacks_key);
+
+    if (kid && cap)
+        snprintf(why, cap,
+                 "the deployment issues under key %u, which this node's keyring lacks (copy "
+                 "key-%03u to it and send SIGHUP)",
+                 kid, kid);
+    return kid == 0;
+}
+
+static size_t keyring_metrics(const svc *s, char *buf, size_t cap, size_t n)
+{
+    return svc_appendf(buf, cap, n,
+                       "# HELP tracesvc_keyring_missing_key An issuing key of the deployment "
+                       "this node's keyring lacks (0: none); the node is not ready meanwhile.\n"
+                       "# TYPE tracesvc_keyring_missing_key gauge\n"
+                       "tracesvc_keyring_missing_key %u\n",
+                       atomic_load(&((svc *)s)->lacks_key));
+}
+
 /* Started in this order, stopped in the reverse; drained (in the reverse)
- * before the RPC server drains. */
+ * before the RPC server drains. Every part may keep the node out of
+ * readiness (svc_ready) and adds its lines to /metrics. */
 static const svc_module modules[] = {
-    {"the delisting hub", hub_start, hub_drain, hub_stop, NULL},
-    {"the limits", limits_start, NULL, limits_stop, limits_metrics},
-    {"the audit log", audit_begin, NULL, audit_end, audit_metrics},
+    /* name, start, drain, stop, metrics, ready */
+    {"the keyring", NULL, NULL, NULL, keyring_metrics, keyring_ready},
+    {"the delisting hub", hub_start, hub_drain, hub_stop, NULL, NULL},
+    {"the limits", limits_start, NULL, limits_stop, limits_metrics, NULL},
+    {"the audit log", audit_begin, NULL, audit_end, audit_metrics, NULL},
 };
 #define NMODULES (sizeof(modules) / sizeof(modules[0]))
 
@@ -689,7 +717,7 @@ int main(int argc, char **argv)
     node.forgery_throttle = (double)cfg.forgery_throttle;
     node.modules = modules;
     for (started = 0; started < NMODULES; started++)
-        if (modules[started].start(&node, &cfg, err, sizeof(err)) != 0) {
+        if (modules[started].start && modules[started].start(&node, &cfg, err, sizeof(err)) != 0) {
             fprintf(stderr, "tracesvc: cannot start %s: %s\n", modules[started].name, err);
             goto stop_modules;
         }
@@ -748,7 +776,8 @@ int main(int argc, char **argv)
 stop_modules:
     node.nmodules = 0;
     while (started-- > 0)
-        modules[started].stop(&node);
+        if (modules[started].stop)
+            modules[started].stop(&node);
     event_base_loopexit(base, NULL);
     pthread_join(control, NULL);
 out:

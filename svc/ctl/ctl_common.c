@@ -25,15 +25,13 @@ int rpc_failed(const rpc_result *r)
 /* JSON string with escapes. */
 void jstr(const char *s)
 {
+    char out[CODEC_JSON_ESCAPED_MAX(64) + 1];
+    size_t n = s ? strlen(s) : 0, i, k;
+
     putchar('"');
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
+    for (i = 0; i < n; i += k) { /* 64 bytes at a time: always fits */
+        k = n - i < 64 ? n - i : 64;
+        fwrite(out, 1, codec_json_escape(s + i, k, out, sizeof(out)), stdout);
     }
     putchar('"');
 }

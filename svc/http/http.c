@@ -403,24 +403,14 @@ static void on_ready(http_server *h, struct evhttp_request *req, const struct ev
 {
     const char *q = evhttp_uri_get_query(uri);
     int want_writes = q && strstr(q, "writes=1") != NULL;
-    int verify = svc_can_verify(h->svc), write = svc_can_write(h->svc);
-    char why[160], msg[400];
+    char why[160], not_ready[300], msg[400];
+    int verify = svc_ready(h->svc, not_ready, sizeof(not_ready)), write = svc_can_write(h->svc);
 
     pthread_mutex_lock(&h->svc->why_mu);
     snprintf(why, sizeof(why), "%s", h->svc->why_not_writable);
     pthread_mutex_unlock(&h->svc->why_mu);
-    if (atomic_load(&h->svc->draining))
-        snprintf(msg, sizeof(msg), "not ready: draining (SIGTERM)");
-    else if (atomic_load(&h->svc->lacks_key))
-        snprintf(msg, sizeof(msg),
-                 "not ready: the deployment issues under key %u, which this node's keyring "
-                 "lacks (copy key-%03u to it and send SIGHUP)",
-                 atomic_load(&h->svc->lacks_key), atomic_load(&h->svc->lacks_key));
-    else if (!verify)
-        snprintf(msg, sizeof(msg),
-                 "not ready: the replica has not heard from redis for %.0f s (more than "
-                 "--ready-staleness)",
-                 (double)h->svc->replica_lag_ms(h->svc->replica_lag_arg) / 1000.0);
+    if (!verify)
+        snprintf(msg, sizeof(msg), "not ready: %s", not_ready);
     else
         snprintf(msg, sizeof(msg), "ready: verifying%s; writes %s%s",
                  svc_stale(h->svc) ? " (answers flagged stale)" : "",

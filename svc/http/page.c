@@ -4,6 +4,7 @@
  * No sockets here.
  */
 #include "http_int.h"
+#include "codec.h"
 #include "scan.h"
 
 #include <event2/buffer.h>
@@ -42,15 +43,13 @@ void http_esc_html(struct evbuffer *b, const char *s)
 
 void http_esc_json(struct evbuffer *b, const char *s)
 {
+    char out[CODEC_JSON_ESCAPED_MAX(64) + 1];
+    size_t n = strlen(s), i, k;
+
     evbuffer_add(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            evbuffer_add_printf(b, "\\%c", ch);
-        else if (ch < 0x20)
-            evbuffer_add_printf(b, "\\u%04x", ch);
-        else
-            evbuffer_add(b, s, 1);
+    for (i = 0; i < n; i += k) { /* 64 bytes at a time: always fits */
+        k = n - i < 64 ? n - i : 64;
+        evbuffer_add(b, out, codec_json_escape(s + i, k, out, sizeof(out)));
     }
     evbuffer_add(b, "\"", 1);
 }

@@ -109,11 +109,32 @@ int svc_stale(const svc *s)
     return s->replica_lag_ms && s->replica_lag_ms(s->replica_lag_arg) > s->max_staleness_ms;
 }
 
+int svc_ready(const svc *s, char *why, size_t cap)
+{
+    if (!why)
+        cap = 0;
+    if (atomic_load(&((svc *)s)->draining)) {
+        if (cap)
+            snprintf(why, cap, "draining (SIGTERM)");
+        return 0;
+    }
+    for (size_t m = 0; m < s->nmodules; m++)
+        if (s->modules[m].ready && !s->modules[m].ready(s, why, cap))
+            return 0;
+    if (s->replica_lag_ms && s->replica_lag_ms(s->replica_lag_arg) > s->ready_staleness_ms) {
+        if (cap)
+            snprintf(why, cap,
+                     "the replica has not heard from redis for %.0f s (more than "
+                     "--ready-staleness)",
+                     (double)s->replica_lag_ms(s->replica_lag_arg) / 1000.0);
+        return 0;
+    }
+    return 1;
+}
+
 int svc_can_verify(const svc *s)
 {
-    if (atomic_load(&((svc *)s)->draining) || atomic_load(&((svc *)s)->lacks_key))
-        return 0;
-    return !s->replica_lag_ms || s->replica_lag_ms(s->replica_lag_arg) <= s->ready_staleness_ms;
+    return svc_ready(s, NULL, 0);
 }
 
 int svc_can_write(const svc *s)

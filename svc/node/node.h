@@ -71,6 +71,9 @@ typedef struct svc_module {
     void (*stop)(svc *s);  /* after the server has stopped */
     /* Prometheus text appended at buf + n; the new length (svc_appendf). */
     size_t (*metrics)(const svc *s, char *buf, size_t cap, size_t n);
+    /* 1 while this part lets the node verify; 0 and why (a sentence, cap
+     * may be 0) when it keeps the node out of readiness. NULL: always. */
+    int (*ready)(const svc *s, char *why, size_t cap);
 } svc_module;
 
 struct svc {
@@ -150,6 +153,10 @@ void svc_keys_reap(svc *s, int all);
 /* "1,2,4": the key ids this node can verify. */
 size_t svc_key_ids(const keys_ring *ring, char *buf, size_t cap);
 
+/* 1 when the node can answer verifications; 0 and why ("draining
+ * (SIGTERM)", a part's reason, the replica's staleness) when it cannot.
+ * why may be NULL. */
+int svc_ready(const svc *s, char *why, size_t cap);
 /* The node can answer verifications (readiness, health of VerifierService
  * and ConsumerService). */
 int svc_can_verify(const svc *s);

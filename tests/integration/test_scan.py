@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import unittest
@@ -285,6 +286,35 @@ class Scan(unittest.TestCase):
         self.assertEqual((status, h["Content-Type"]), (200, "image/svg+xml"))
         self.assertTrue(svg.startswith(b"<?xml") or svg.startswith(b"<svg"))
         self.assertEqual(self.get("/qr/NOTACODE.png")[0], 404)
+
+    def test_not_ready_without_an_issuing_key(self):
+        # The deployment issues under key 2 (ed25519); node b's keyring has
+        # only key 1: b answers /readyz 503 naming the key and what to do,
+        # says so in /metrics, and is ready once it has the file (SIGHUP).
+        self.reg.ActivateKey(R.ActivateKeyRequest(key_id=2, request_id="act-2-ready"),
+                             metadata=REG, timeout=10)
+        kb = os.path.join(WORK, "keys-b")
+        os.mkdir(kb, 0o700)
+        subprocess.run(["cp", "-p", os.path.join(self.keys, "key-001"), kb], check=True)
+        b = F.Service(WORK, "b", self.redis.url, kb, ["--http", "127.0.0.1:0"]).start()
+        try:
+            def ready():
+                return self.get("/readyz", port=b.http_port)
+
+            self.assertTrue(F.wait_for(lambda: ready()[0] == 503, 10), ready())
+            self.assertEqual(ready()[2].decode(),
+                             "not ready: the deployment issues under key 2, which this node's "
+                             "keyring lacks (copy key-002 to it and send SIGHUP)\n")
+            metrics = self.get("/metrics", port=b.http_port)[2].decode()
+            self.assertIn("\ntracesvc_keyring_missing_key 2\n", metrics)
+            self.assertIn("lacks: copy key-002 to it and send SIGHUP", b.output())
+            subprocess.run(["cp", "-p", os.path.join(self.keys, "key-002"), kb], check=True)
+            b.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(F.wait_for(lambda: ready()[0] == 200, 10), ready())
+            metrics = self.get("/metrics", port=b.http_port)[2].decode()
+            self.assertIn("\ntracesvc_keyring_missing_key 0\n", metrics)
+        finally:
+            self.assertEqual(b.stop(), 0, b.output()[-2000:])
 
     def test_health_and_metrics(self):
         self.assertEqual(self.get("/healthz")[0], 200)

@@ -367,6 +367,45 @@ static void test_canonical(void **state)
     assert_int_equal(decoded, 8);
 }
 
+/* JSON escaping: the named escapes, control bytes and DEL as \u00XX, UTF-8
+ * as it is; a short buffer holds a prefix that never ends inside an escape,
+ * and the length needed is always told. */
+static void test_json_escape(void **state)
+{
+    static const struct {
+        const char *in;
+        size_t n;
+        const char *out;
+    } kat[] = {
+        {"", 0, ""},
+        {"plain", 5, "plain"},
+        {"a\"b\\c", 5, "a\\\"b\\\\c"},
+        {"\n\t\x01\x1f\x7f", 5, "\\u000a\\u0009\\u0001\\u001f\\u007f"},
+        {"\0x", 2, "\\u0000x"}, /* a NUL inside the n bytes is escaped, never cut */
+        {"\xe5\x8d\x8e\xe4\xb8\xba </script>", 16, "\xe5\x8d\x8e\xe4\xb8\xba </script>"},
+    };
+    char out[64];
+    size_t i, cap;
+
+    (void)state;
+    for (i = 0; i < sizeof(kat) / sizeof(kat[0]); i++) {
+        assert_int_equal(codec_json_escape(kat[i].in, kat[i].n, out, sizeof(out)),
+                         strlen(kat[i].out));
+        assert_string_equal(out, kat[i].out);
+        assert_int_equal(codec_json_escape(kat[i].in, kat[i].n, NULL, 0), strlen(kat[i].out));
+        assert_true(strlen(kat[i].out) <= CODEC_JSON_ESCAPED_MAX(kat[i].n));
+    }
+    /* "a\"\x01" (9 bytes escaped): every cap gives a whole-escape prefix,
+     * NUL-terminated; cap 10 the whole. */
+    static const char *const prefix[] = {"",      "",      "a",     "a",     "a\\\"",       "a\\\"",
+                                         "a\\\"", "a\\\"", "a\\\"", "a\\\"", "a\\\"\\u0001"};
+    for (cap = 1; cap < sizeof(prefix) / sizeof(prefix[0]); cap++) {
+        memset(out, 'X', sizeof(out));
+        assert_int_equal(codec_json_escape("a\"\x01", 3, out, cap), 9);
+        assert_string_equal(out, prefix[cap]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -375,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_group),         cmocka_unit_test(test_url),
         cmocka_unit_test(test_pack_range),    cmocka_unit_test(test_roundtrip_mac),
         cmocka_unit_test(test_roundtrip_sig), cmocka_unit_test(test_canonical),
+        cmocka_unit_test(test_json_escape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
