@@ -15,6 +15,7 @@
  * drains.
  */
 #include "api.h"
+#include "commit_gen.h"
 #include "audit.h"
 #include "delist.h"
 #include "http.h"
@@ -249,8 +250,8 @@ static int configure(int argc, char **argv, config *c)
             return -1;
         }
         if (o == 'V') {
-            printf("tracesvc %s (commit %s; gRPC core %s, OpenSSL %s)\n", TC_VERSION, TC_COMMIT,
-                   rpc_grpc_version(), keys_crypto_version());
+            printf("tracesvc %s (commit %s; gRPC core %s, OpenSSL %s, %s)\n", TC_VERSION, TC_COMMIT,
+                   rpc_grpc_version(), keys_crypto_version(), store_client_version());
             return -1;
         }
         if (o < 0 || (size_t)o >= NFLAGS)
@@ -622,11 +623,27 @@ static size_t keyring_metrics(const svc *s, char *buf, size_t cap, size_t n)
                        atomic_load(&((svc *)s)->lacks_key));
 }
 
+/* What runs: tracesvc_build_info, as Prometheus client libraries name it
+ * (a gauge of 1 whose labels are the facts). */
+static size_t build_metrics(const svc *s, char *buf, size_t cap, size_t n)
+{
+    (void)s;
+    return svc_appendf(buf, cap, n,
+                       "# HELP tracesvc_build_info The version and commit of this tracesvc and "
+                       "the libraries it runs on.\n"
+                       "# TYPE tracesvc_build_info gauge\n"
+                       "tracesvc_build_info{version=\"%s\",commit=\"%s\",grpc=\"%s\","
+                       "openssl=\"%s\",redis_client=\"%s\"} 1\n",
+                       TC_VERSION, TC_COMMIT, rpc_grpc_version(), keys_crypto_version(),
+                       store_client_version());
+}
+
 /* Started in this order, stopped in the reverse; drained (in the reverse)
  * before the RPC server drains. Every part may keep the node out of
  * readiness (svc_ready) and adds its lines to /metrics. */
 static const svc_module modules[] = {
     /* name, start, drain, stop, metrics, ready */
+    {"the build", NULL, NULL, NULL, build_metrics, NULL},
     {"the keyring", NULL, NULL, NULL, keyring_metrics, keyring_ready},
     {"the delisting hub", hub_start, hub_drain, hub_stop, NULL, NULL},
     {"the limits", limits_start, NULL, limits_stop, limits_metrics, NULL},

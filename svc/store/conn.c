@@ -669,3 +669,10 @@ int store_writable(store *s, char *err, size_t errcap)
     }
     return 1;
 }
+
+#define ST_STR2(x) #x
+#define ST_STR(x) ST_STR2(x)
+const char *store_client_version(void)
+{
+    return "hiredis " ST_STR(HIREDIS_MAJOR) "." ST_STR(HIREDIS_MINOR) "." ST_STR(HIREDIS_PATCH);
+}

@@ -58,6 +58,8 @@ typedef struct store store;
  * store_free.
  */
 store_err store_open(const char *url, store **out, char *err, size_t errcap);
+/* The Redis client library's version ("hiredis 0.14.1"), for build info. */
+const char *store_client_version(void);
 void store_free(store *s);
 /* How long delisting notices stay on a platform's stream (ms; <= 0 means
  * the default, STORE_NOTICE_RETENTION_MS). Set before serving. */

@@ -346,6 +346,16 @@ class Scan(unittest.TestCase):
         self.assertLessEqual(m['tracesvc_rpc_latency_seconds_bucket{%s,le="0.001"}' % vc], count)
         self.assertEqual((m["tracesvc_redis_up"], m["tracesvc_replica_stale"]), (1, 0))
         self.assertGreater(m["tracesvc_replica_revision"], 0)
+        # What runs, as --version says it.
+        version = subprocess.run([F.binary("tracesvc"), "--version"], capture_output=True,
+                                 text=True, check=True).stdout
+        ver, commit, grpc_v, ssl_v, hiredis_v = re.match(
+            r"tracesvc (\S+) \(commit (\S+); gRPC core (\S+), OpenSSL (\S+), hiredis (\S+)\)",
+            version).groups()
+        info = ('tracesvc_build_info{version="%s",commit="%s",grpc="%s",openssl="%s",'
+                'redis_client="hiredis %s"}' % (ver, commit, grpc_v, ssl_v, hiredis_v))
+        self.assertEqual(m.get(info), 1, [k for k in m if k.startswith("tracesvc_build_info")])
+        self.assertNotEqual(commit, "unknown")  # built from a git tree
 
 
 if __name__ == "__main__":

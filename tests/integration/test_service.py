@@ -808,7 +808,7 @@ class Nodes(unittest.TestCase):
         p = subprocess.run([exe, "--version"], capture_output=True, text=True)
         self.assertEqual(p.returncode, 0)
         self.assertRegex(p.stdout, r"^tracesvc \d+\.\d+\.\d+ \(commit \S+; gRPC core \S+, "
-                                   r"OpenSSL \S+\)\n$")
+                                   r"OpenSSL \S+, hiredis \S+\)\n$")
         base = [exe, "--redis", "unix:/nonexistent", "--grpc", "127.0.0.1:0", "--keys", "/nonexistent"]
         p = subprocess.run(base + ["--heartbeat", "1"], capture_output=True, text=True)
         self.assertEqual(p.returncode, 2)
