@@ -89,6 +89,19 @@ class Watch:
         self.call.cancel()
         self.done.wait(5)
 
+    def live(self, timeout=5.0):
+        """Wait for a heartbeat: the server sends one only to a watcher that
+        is caught up and idle, so one arriving means the watch is live."""
+        return F.wait_for(lambda: self.heartbeats >= 1 or self.done.is_set(), timeout) and \
+            self.heartbeats >= 1
+
+    def quiet_until_heartbeat(self, timeout=5.0):
+        """Wait for the next heartbeat; a notice sent before it (a duplicate,
+        say) would have arrived first on the same stream."""
+        seen = self.heartbeats
+        return F.wait_for(lambda: self.heartbeats > seen or self.done.is_set(), timeout) and \
+            self.heartbeats > seen
+
 
 def notice_text(m):
     """The canonical text a notice's signature covers (docs/ARCHITECTURE.md),
@@ -165,7 +178,7 @@ class Delisting(unittest.TestCase):
         self.bind(p, [("P%d" % i, codes[i]) for i in range(5)])
         self.bind(q, [("Q1", codes[10])])
         wp, wq = Watch(self.c, p), Watch(self.c, q)
-        time.sleep(0.3)  # both watchers are live (caught up) on C
+        self.assertTrue(wp.live() and wq.live())  # both caught up on C
         t0 = time.time()
         r = self.set_status(number, T.CERTIFICATE_STATUS_REVOKED, reason="fire risk")
         self.assertEqual(r.notices, 2)
@@ -212,7 +225,7 @@ class Delisting(unittest.TestCase):
                          [T.CERTIFICATE_STATUS_REVOKED, T.CERTIFICATE_STATUS_VALID, T.CERTIFICATE_STATUS_SUSPENDED, T.CERTIFICATE_STATUS_VALID])
         self.set_status(number, T.CERTIFICATE_STATUS_REVOKED)
         later += w.take(1)
-        time.sleep(0.5)
+        self.assertTrue(w.quiet_until_heartbeat())
         self.assertTrue(w.q.empty(), "a notice came twice")
         ids = [m.notice_id for m in got + later]
         self.assertEqual(ids, self.stream_ids(p))  # each exactly once, in order
@@ -224,8 +237,9 @@ class Delisting(unittest.TestCase):
 
     def test_heartbeats_keep_idle_watchers(self):
         w = Watch(self.c, unique("shopidle"))
-        time.sleep(1.2)  # --heartbeat 300
-        self.assertGreaterEqual(w.heartbeats, 2)
+        t0 = time.time()
+        self.assertTrue(F.wait_for(lambda: w.heartbeats >= 3, 5), w.heartbeats)  # --heartbeat 300
+        self.assertGreater(time.time() - t0, 0.5)  # paced, not sent in a burst
         self.assertTrue(w.q.empty() and w.error is None)
         w.cancel()
 
@@ -258,7 +272,7 @@ class Delisting(unittest.TestCase):
         p = unique("shopk")
         self.bind(p, [("K1", codes[0])])
         w = Watch(self.c, p)
-        time.sleep(0.3)
+        self.assertTrue(w.live())
         acked = []  # reasons of the changes the regulator was told were written
         status = [T.CERTIFICATE_STATUS_SUSPENDED, T.CERTIFICATE_STATUS_VALID]
         stop = threading.Event()
@@ -276,12 +290,14 @@ class Delisting(unittest.TestCase):
                 i += 1
         t = threading.Thread(target=regulator, daemon=True)
         t.start()
-        time.sleep(0.5)
+        self.assertTrue(F.wait_for(lambda: len(acked) >= 3, 10))  # writing, and being watched
         self.redis.proc.send_signal(signal.SIGKILL)
         self.redis.proc.wait()
-        time.sleep(0.5)
+        before = len(acked)
+        time.sleep(0.5)  # Redis stays down a while: writes fail, nothing is acknowledged
+        self.assertLessEqual(len(acked), before + 1)  # at most one answered as it died
         self.redis.start()  # AOF with fsync always: every acknowledged write is back
-        time.sleep(1.0)
+        self.assertTrue(F.wait_for(lambda: len(acked) >= before + 3, 15))  # writing again
         stop.set()
         t.join(10)
         self.assertGreater(len(acked), 4)
@@ -309,10 +325,13 @@ class Delisting(unittest.TestCase):
         slow = F.Node(self.svcs[2].port, options=[("grpc.http2.bdp_probe", 0),
                                                   ("grpc.http2.lookahead_bytes", 65536)])
         w = Watch(slow, p, start=False)
+        # Not read, so not observable: give the call a moment to reach C
+        # before the notices (had it not, it would read them from the
+        # stream at its start instead, and still fall behind).
         time.sleep(0.3)
         for i in range(120):  # ~12 KB a notice: far beyond C's 1 MiB bound
             self.set_status(number, (T.CERTIFICATE_STATUS_SUSPENDED, T.CERTIFICATE_STATUS_VALID)[i % 2])
-        time.sleep(0.5)
+        time.sleep(0.5)  # the node queues what the client does not read (a time, not a state)
         w.thread.start()
         w.done.wait(20)
         self.assertEqual(w.error.code(), grpc.StatusCode.ABORTED, w.error.details())

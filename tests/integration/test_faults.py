@@ -177,7 +177,9 @@ class Load:
         self.timeout = timeout
         self.stop_ev = threading.Event()
         self.lock = threading.Lock()
+        self.verify, self.write = verify, write
         self.verify_ok = 0
+        self.verified = []     # (time, node) of each genuine answer
         self.verify_bad = []   # (time, node, code or verdict, detail)
         self.acked = []        # (time, node, credit code)
         self.write_err = []    # (time, node, status code, detail)
@@ -209,6 +211,7 @@ class Load:
                 with self.lock:
                     if r.verdict == T.VERDICT_GENUINE:
                         self.verify_ok += 1
+                        self.verified.append((time.time(), i))
                     else:
                         self.verify_bad.append((t, i, T.Verdict.Name(r.verdict), r.detail))
             except grpc.RpcError as e:
@@ -231,6 +234,19 @@ class Load:
                     self.write_err.append((t, i, e.code(), e.details()))
                 time.sleep(0.05)
             time.sleep(0.02)
+
+    def running(self, since=None, timeout=30.0):
+        """Wait until every node has answered a verification genuine and
+        acknowledged a write (those the load makes) after since (default:
+        ever): the load is on, or back, everywhere."""
+        since = since or 0
+
+        def up():
+            with self.lock:
+                v = {n for t, n in self.verified if t > since}
+                w = {n for t, n, _ in self.acked if t > since}
+            return (not self.verify or len(v) == 3) and (not self.write or len(w) == 3)
+        return F.wait_for(up, timeout)
 
     def last_error(self, i):
         with self.lock:
@@ -326,7 +342,7 @@ class Faults(unittest.TestCase):
         watcher.start()
         suspended = []
         with Load(self.c, self.codes) as load:
-            time.sleep(1.5)
+            self.assertTrue(load.running())
             t0 = time.time()
             os.kill(self.c.pid("redis%d" % old), signal.SIGKILL)
             # Suspensions during the failover, each retried with its
@@ -350,7 +366,7 @@ class Faults(unittest.TestCase):
                     time.sleep(0.3)
                 time.sleep(0.3)
             self.wait_writes_everywhere(load, t0, 30)
-            time.sleep(1)
+            self.assertTrue(load.running(since=time.time()))  # and on after it
         self.assertNotEqual(self.c.primary(), old, "the Sentinels did not promote a replica")
         self.assert_no_failed_verification(load)
         kinds = {code for _, _, code, _ in load.write_err}
@@ -373,7 +389,7 @@ class Faults(unittest.TestCase):
     def test_2_demoted_by_replicaof(self):
         old = self.c.primary()
         with Load(self.c, self.codes, verify=True, write=True) as load:
-            time.sleep(1)
+            self.assertTrue(load.running())
             t0 = time.time()
             # Behind the Sentinels' back, as an operator would move the
             # primary: FAILOVER pauses writes, lets a replica catch up,
@@ -408,7 +424,7 @@ class Faults(unittest.TestCase):
         wt.start()
         self.assertTrue(F.wait_for(lambda: seen == [H.HealthCheckResponse.SERVING], 5), seen)
         with Load(self.c, self.codes, timeout=1.5) as load:
-            time.sleep(1)
+            self.assertTrue(load.running())
             t0 = time.time()
             os.kill(self.c.pid("redis%d" % p), signal.SIGSTOP)
             try:
@@ -586,7 +602,7 @@ class Faults(unittest.TestCase):
                 b, k, codes = self.issue(i, mf, pid, 50)
                 self.assertEqual(k, kid, "node%d issues under key %d" % (i, k))
                 self.assert_genuine_everywhere(codes, "activated, issued on node%d" % i)
-            time.sleep(1)
+            self.assertTrue(load.running(since=time.time()))
         self.assert_no_failed_verification(load)
         entries = [e for e in self.n[0].audit.QueryAudit(A.QueryAuditRequest(kind="key"),
                                                         metadata=REG, timeout=10)]
@@ -629,7 +645,8 @@ class Faults(unittest.TestCase):
     def test_6_compromise(self):
         mf, pid = self.product()
         early_batch, kid, early = self.issue(0, mf, pid, 20)
-        time.sleep(2.1)
+        t = int(time.time())  # `since` is in whole seconds: the next but one after the issue
+        self.assertTrue(F.wait_for(lambda: int(time.time()) >= t + 2, 3))
         since = int(time.time())
         late_batch, kid2, late = self.issue(1, mf, pid, 20)
         self.assertEqual(kid2, kid)

@@ -15,6 +15,7 @@ was found against a real tracesvc and redis-server:
 * the limits file and --limit flags are checked, and refusals counted.
 """
 import os
+import re
 import sys
 import time
 import unittest
@@ -118,10 +119,12 @@ class Limits(F.ServiceCase):
         # HTTP/2 windows, so the server's sends stall).
         slow = F.Node(self.svc.port, options=[("grpc.http2.bdp_probe", 0),
                                               ("grpc.http2.lookahead_bytes", 65536)])
+        before = self.refusals("issue_streams")
         stalled = [slow.iss.IssueCodes(I.IssueCodesRequest(product_id=p1, quantity=500000),
                                        metadata=F.md("manufacturer", m1)) for _ in range(8)]
         try:
-            time.sleep(1.0)
+            # all eight reached the node: two streaming, six refused
+            self.assertTrue(F.wait_for(lambda: self.refusals("issue_streams") >= before + 6, 10))
             refused = 0
             for c in stalled:
                 try:
@@ -194,7 +197,8 @@ print(msgs[0] if msgs else "")
         import subprocess
         flood = subprocess.Popen([sys.executable, script, "6"], stdout=subprocess.PIPE, text=True)
         try:
-            time.sleep(2.5)  # started and flooding
+            before = self.refusals("verify_rate")
+            self.assertTrue(F.wait_for(lambda: self.refusals("verify_rate") > before + 10, 15))
             busy = self.verify_latency("calm", 100)
         finally:
             out, _ = flood.communicate(timeout=60)
@@ -210,6 +214,10 @@ print(msgs[0] if msgs else "")
                         (idle * 1000, busy * 1000))
         self.assertRegex(self.metrics(), r'tracesvc_limit_refusals_total\{limit="verify_rate"\} '
                                          r'[1-9]')
+
+    def refusals(self, limit):
+        m = re.search(r'tracesvc_limit_refusals_total\{limit="%s"\} (\d+)' % limit, self.metrics())
+        return int(m.group(1)) if m else 0
 
     def metrics(self):
         import urllib.request
