@@ -15,6 +15,7 @@
  * drains.
  */
 #include "api.h"
+#include "config.h"
 #include "commit_gen.h"
 #include "audit.h"
 #include "delist.h"
@@ -23,11 +24,8 @@
 #include "rpc.h"
 #include "store.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -41,269 +39,6 @@
 
 #define DRAIN_MS 10000
 #define NODE_TTL_S 10 /* a node that has not beaten for this long is not live */
-
-typedef struct config {
-    const char *redis, *grpc, *http, *keys, *tls_cert, *tls_key, *client_ca, *client_crl;
-    const char *base_url;
-    const char *node_id, *limits_file, *trusted_proxy;
-    long scan_ttl, http_max_conns;
-    const char *limit[64]; /* --limit, in order */
-    int nlimit;
-    char node_buf[128];
-    int insecure;
-    long threads, write_threads;
-    long max_staleness, retention_s, heartbeat_ms, watch_buffer_mib;
-    long copy_devices, copy_regions, copy_window;
-    long forgery_percent, forgery_min, forgery_window, forgery_throttle;
-    long redis_replicas, redis_replicas_wait, ready_staleness, redis_start_timeout;
-} config;
-
-/*
- * Every flag, once: its name (the environment's is TRACESVC_ and the name
- * upper-cased, '-' as '_'), its argument, where it goes, its range and
- * default, and its line of help. The usage text, the environment, parsing
- * and range errors all come from this table.
- */
-enum { F_STR, F_NUM, F_SWITCH, F_LIST };
-typedef struct flag {
-    const char *name, *arg;
-    int kind;
-    size_t off;
-    long min, max, def;
-    const char *unit, *help;
-} flag;
-
-#define STR(n, field, a, h)                                                                        \
-    {                                                                                              \
-        n, a, F_STR, offsetof(config, field), 0, 0, 0, NULL, h                                     \
-    }
-#define NUM(n, field, a, lo, hi, d, u, h)                                                          \
-    {                                                                                              \
-        n, a, F_NUM, offsetof(config, field), lo, hi, d, u, h                                      \
-    }
-static const flag flags[] = {
-    STR("redis", redis, "URL", "Redis: redis://, rediss://, unix: or redis-sentinel:// (required)"),
-    STR("grpc", grpc, "ADDR:PORT", "the gRPC listener (required; port 0: the kernel picks)"),
-    STR("keys", keys, "DIR", "the keyring directory (required)"),
-    STR("http", http, "ADDR:PORT", "scan pages, /healthz, /readyz, /metrics"),
-    {"insecure", NULL, F_SWITCH, offsetof(config, insecure), 0, 0, 0, NULL,
-     "plaintext gRPC with the caller's role in metadata; loopback only"},
-    STR("tls-cert", tls_cert, "FILE", "the server's certificate (mTLS)"),
-    STR("tls-key", tls_key, "FILE", "its key"),
-    STR("client-ca", client_ca, "FILE", "the CA of callers' certificates"),
-    STR("client-crl", client_crl, "FILE", "revoked callers' certificates (reloaded on change)"),
-    STR("base-url", base_url, "URL",
-        "the scan pages' public address (default https://tc.example.com)"),
-    NUM("threads", threads, "N", 1, 64, 0, "", "gRPC workers (default: one per core)"),
-    NUM("write-threads", write_threads, "N", 1, 64, 4, "", "workers for calls that wait on Redis"),
-    NUM("max-staleness", max_staleness, "SECONDS", 1, 86400, 5, "seconds",
-        "answers are flagged stale past this replica age"),
-    NUM("ready-staleness", ready_staleness, "SECONDS", 1, 7L * 86400, 600, "seconds",
-        "not ready past this replica age"),
-    NUM("notice-retention", retention_s, "SECONDS", 60, 3650L * 86400, 7L * 86400, "seconds",
-        "delisting notices kept on the streams"),
-    NUM("heartbeat", heartbeat_ms, "MS", 50, 600000, DELIST_HEARTBEAT_MS, "ms",
-        "an idle delisting watcher's heartbeat"),
-    NUM("watch-buffer", watch_buffer_mib, "MIB", 1, 4096, (long)(DELIST_BUFFER_BYTES >> 20), "MiB",
-        "a live watcher's queue bound"),
-    NUM("copy-devices", copy_devices, "N", 1, 1000000, 10, "", "devices that make a copied code"),
-    NUM("copy-regions", copy_regions, "N", 1, 64, 3, "", "regions that make a copied code"),
-    NUM("copy-window", copy_window, "SECONDS", 0, 30L * 86400, 7200, "seconds",
-        "how fast a move between provinces is suspect"),
-    NUM("scan-ttl", scan_ttl, "SECONDS", 60, 3650L * 86400, 90L * 86400, "seconds",
-        "a code's scan history lives this long past its last scan"),
-    NUM("http-max-connections", http_max_conns, "N", 1, 1000000, 1024, "",
-        "open HTTP connections at most"),
-    STR("trusted-proxy", trusted_proxy, "CIDR[,CIDR...]",
-        "reverse proxies whose X-Forwarded-For is believed"),
-    STR("node-id", node_id, "NAME", "this node's name (default host:port)"),
-    STR("limits", limits_file, "FILE", "fair shares and rates"),
-    {"limit", "SCOPE:NAME=VALUE", F_LIST, offsetof(config, limit), 0, 0, 0, NULL,
-     "one limit, again for more (no environment variable)"},
-    NUM("forgery-percent", forgery_percent, "P", 0, 100, 50, "percent",
-        "FORGED and MALFORMED share that flags a platform (0: off)"),
-    NUM("forgery-min", forgery_min, "N", 1, 1000000000, 1000, "codes",
-        "codes over the window before a share counts"),
-    NUM("forgery-window", forgery_window, "SECONDS", 1, 600, 60, "seconds",
-        "the forgery signal's window"),
-    NUM("forgery-throttle", forgery_throttle, "CODES_PER_S", 0, 1000000000, 0, "codes/s",
-        "a flagged platform's verification rate on this node (0: none)"),
-    NUM("redis-replicas", redis_replicas, "N", 0, 16, 0, "",
-        "replicas a write must reach (WAIT) before it is acknowledged"),
-    NUM("redis-replicas-wait", redis_replicas_wait, "MS", 10, 60000, 2000, "ms",
-        "how long a write waits for them"),
-    NUM("redis-start-timeout", redis_start_timeout, "SECONDS", 0, 7L * 86400, 0, "seconds",
-        "how long to wait for Redis at start (0: as long as it takes)"),
-};
-#undef STR
-#undef NUM
-#define NFLAGS (sizeof(flags) / sizeof(flags[0]))
-
-static void usage_to(FILE *f)
-{
-    fputs("usage: tracesvc --redis URL --grpc ADDR:PORT --keys DIR [options]\n", f);
-    for (size_t i = 0; i < NFLAGS; i++) {
-        const flag *g = &flags[i];
-        char left[64];
-        snprintf(left, sizeof(left), "--%s%s%s", g->name, g->arg ? " " : "", g->arg ? g->arg : "");
-        fprintf(f, "  %-34s %s", left, g->help);
-        if (g->kind == F_NUM)
-            fprintf(f, " [%ld..%ld%s%s]", g->min, g->max, *g->unit ? " " : "", g->unit);
-        if (g->kind == F_NUM && g->def)
-            fprintf(f, " (default %ld)", g->def);
-        fputc('\n', f);
-    }
-    fputs("  --help, -h                         this text\n"
-          "  --version                          the version and build\n"
-          "Every flag but --limit may come from the environment: TRACESVC_ and its name\n"
-          "upper-cased, '-' as '_' (TRACESVC_REDIS, TRACESVC_MAX_STALENESS, ...); a flag\n"
-          "wins over its variable.\n",
-          f);
-}
-
-static int usage(void)
-{
-    usage_to(stderr);
-    return 2;
-}
-
-static const char *env(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : NULL;
-}
-
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return 0;
-    *out = v;
-    return 1;
-}
-
-/* Set flag g from s (given as shown: "--name" or the variable). 0, or 2
- * after saying why. */
-static int set_flag(config *c, const flag *g, const char *s, const char *shown)
-{
-    void *at = (char *)c + g->off;
-
-    switch (g->kind) {
-    case F_STR:
-        *(const char **)at = s;
-        return 0;
-    case F_SWITCH:
-        *(int *)at = s == NULL || (strcmp(s, "0") != 0 && strcmp(s, "false") != 0);
-        return 0;
-    case F_LIST:
-        if (c->nlimit == (int)(sizeof(c->limit) / sizeof(c->limit[0]))) {
-            fprintf(stderr, "tracesvc: at most 64 --limit flags; use --limits FILE\n");
-            return 2;
-        }
-        c->limit[c->nlimit++] = s;
-        return 0;
-    case F_NUM:
-        if (!parse_long(s, g->min, g->max, (long *)at)) {
-            fprintf(stderr, "tracesvc: %s '%s' must be %ld..%ld%s%s\n", shown, s, g->min, g->max,
-                    *g->unit ? " " : "", g->unit);
-            return 2;
-        }
-        return 0;
-    }
-    return 2;
-}
-
-static int configure(int argc, char **argv, config *c)
-{
-    struct option lo[NFLAGS + 3];
-    char var[64];
-    size_t i;
-    int o, li, rc;
-
-    memset(c, 0, sizeof(*c));
-    for (i = 0; i < NFLAGS; i++) {
-        const flag *g = &flags[i];
-        const char *v;
-        size_t k;
-
-        lo[i] = (struct option){g->name, g->arg ? required_argument : no_argument, 0, (int)i};
-        if (g->kind == F_NUM)
-            *(long *)((char *)c + g->off) = g->def;
-        if (g->kind == F_LIST)
-            continue;
-        snprintf(var, sizeof(var), "TRACESVC_%s", g->name);
-        for (k = 9; var[k]; k++)
-            var[k] = var[k] == '-' ? '_' : (char)toupper((unsigned char)var[k]);
-        if ((v = env(var)) != NULL && (rc = set_flag(c, g, v, var)) != 0)
-            return rc;
-    }
-    lo[NFLAGS] = (struct option){"help", no_argument, 0, 'h'};
-    lo[NFLAGS + 1] = (struct option){"version", no_argument, 0, 'V'};
-    lo[NFLAGS + 2] = (struct option){0, 0, 0, 0};
-    while ((o = getopt_long(argc, argv, "h", lo, &li)) != -1) {
-        if (o == 'h') {
-            usage_to(stdout);
-            return -1;
-        }
-        if (o == 'V') {
-            printf("tracesvc %s (commit %s; gRPC core %s, OpenSSL %s, %s)\n", TC_VERSION, TC_COMMIT,
-                   rpc_grpc_version(), keys_crypto_version(), store_client_version());
-            return -1;
-        }
-        if (o < 0 || (size_t)o >= NFLAGS)
-            return usage();
-        snprintf(var, sizeof(var), "--%s", flags[o].name);
-        if ((rc = set_flag(c, &flags[o], optarg, var)) != 0)
-            return rc;
-    }
-    if (optind < argc || !c->redis || !c->grpc || !c->keys) {
-        fputs("tracesvc: --redis, --grpc and --keys are required\n", stderr);
-        return usage();
-    }
-    if (!c->threads) {
-        c->threads = sysconf(_SC_NPROCESSORS_ONLN);
-        if (c->threads < 1)
-            c->threads = 1;
-        if (c->threads > 64)
-            c->threads = 64;
-    }
-    if (c->insecure && !rpc_addr_is_loopback(c->grpc)) {
-        fprintf(stderr,
-                "tracesvc: --insecure serves plaintext and binds loopback only; '%s' is not "
-                "loopback (use 127.0.0.1:PORT, or TLS)\n",
-                c->grpc);
-        return 2;
-    }
-    if (!c->node_id) { /* host:port, the same across restarts */
-        char host[64] = "node";
-        const char *port = c->grpc ? strrchr(c->grpc, ':') : NULL;
-        gethostname(host, sizeof(host) - 1);
-        host[sizeof(host) - 1] = '\0';
-        if (port && strcmp(port, ":0") != 0)
-            snprintf(c->node_buf, sizeof(c->node_buf), "%s%s", host, port);
-        else /* a port picked at start names nothing: the process does */
-            snprintf(c->node_buf, sizeof(c->node_buf), "%s-%ld", host, (long)getpid());
-        c->node_id = c->node_buf;
-    }
-    if (!*c->node_id || strlen(c->node_id) > 64 || strpbrk(c->node_id, " \t\r\n")) {
-        fprintf(stderr, "tracesvc: --node-id must be 1..64 characters without spaces\n");
-        return 2;
-    }
-    if (c->ready_staleness < c->max_staleness) {
-        fprintf(stderr,
-                "tracesvc: --ready-staleness (%ld s) must not be below --max-staleness "
-                "(%ld s): answers are flagged stale before the node stops being ready\n",
-                c->ready_staleness, c->max_staleness);
-        return 2;
-    }
-    if (!c->base_url)
-        c->base_url = "https://tc.example.com";
-    return 0;
-}
 
 /*
  * Open the store; while Redis (or every Sentinel) cannot be reached, try
@@ -756,7 +491,7 @@ int main(int argc, char **argv)
     rc.max_message = 4 << 20;
     rc.call_memory = 256 << 20;
     /* An experiment switch for bench/: one completion queue for all workers. */
-    rc.shared_cq = env("TRACESVC_SHARED_CQ") != NULL;
+    rc.shared_cq = cfg.shared_cq;
     srv = rpc_start(&rc, &node, err, sizeof(err));
     if (!srv) {
         fprintf(stderr, "tracesvc: %s\n", err);
