@@ -1,0 +1,58 @@
+#!/usr/bin/python3
+"""tracesvc's command line, without Redis: --help and -h (stdout, exit 0)
+from the one flag table, --version naming the build, values out of range
+refused naming the flag or the environment variable they came from, and
+--insecure refused off loopback.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tcfixture as F  # noqa: E402
+
+
+class Flags(unittest.TestCase):
+    def test_help_version_and_flag_errors(self):
+        """One flag table: --help (stdout, exit 0) lists every flag with its
+        range and default; --version names the build; a value out of range
+        is refused naming the flag or the variable it came from."""
+        exe = F.binary("tracesvc")
+        for h in ("--help", "-h"):
+            p = subprocess.run([exe, h], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0)
+            self.assertEqual(p.stderr, "")
+            for flag in ("--redis URL", "--max-staleness SECONDS", "--limit SCOPE:NAME=VALUE",
+                         "--redis-start-timeout SECONDS", "[1..86400 seconds] (default 5)"):
+                self.assertIn(flag, p.stdout)
+        p = subprocess.run([exe, "--version"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0)
+        self.assertRegex(p.stdout, r"^tracesvc \d+\.\d+\.\d+ \(commit \S+; gRPC core \S+, "
+                                   r"OpenSSL \S+, hiredis \S+\)\n$")
+        base = [exe, "--redis", "unix:/nonexistent", "--grpc", "127.0.0.1:0", "--keys", "/nonexistent"]
+        p = subprocess.run(base + ["--heartbeat", "1"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--heartbeat '1' must be 50..600000 ms", p.stderr)
+        env = dict(os.environ, TRACESVC_MAX_STALENESS="0")
+        p = subprocess.run(base, capture_output=True, text=True, env=env)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("TRACESVC_MAX_STALENESS '0' must be 1..86400 seconds", p.stderr)
+        p = subprocess.run(base + ["--bogus"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("usage: tracesvc", p.stderr)
+
+    def test_insecure_refuses_non_loopback(self):
+        work = F.workdir()
+        keys = F.keyring(work)
+        p = subprocess.run([F.Service(work, "x", "unix:/nonexistent", keys).cmd[0], "--redis",
+                            "unix:/nonexistent", "--keys", keys, "--grpc", "0.0.0.0:0",
+                            "--insecure"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("'0.0.0.0:0' is not loopback", p.stderr)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
