@@ -10,12 +10,16 @@
 #include <hiredis/hiredis.h>
 #include <event2/event.h>
 #include <stdatomic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define K_STREAM "{tc}:changes"
+#define BLOCK_MS "1000" /* XREAD BLOCK: an answer at least this often */
+#define SILENT_MS 5000  /* no answer for this long: Redis is not answering */
+#define WATCH_EVERY_MS 1000
 
 /* --- tailing the change stream (libevent + hiredis async) ---------------- */
 
@@ -26,13 +30,31 @@ struct store_tail {
     struct event_base *base;
     redisAsyncContext *ac;
     struct event *retry;
+    struct event *watch; /* the silence watchdog: hiredis async has no timeouts */
     int backoff_ms;
     char last_id[64];
     uint64_t rev;
     _Atomic int64_t heard_ms;
     _Atomic int connected;
     int closing;
+    char where[300]; /* the endpoint of ac, for the log */
+    int said_lost;   /* "lost" logged since the stream was last followed */
+    int following;   /* a reply came on this connection */
 };
+
+/* The tail's state changes, one line each (never one per retry). */
+static void tail_log(store_tail *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tail_log(store_tail *t, const char *fmt, ...)
+{
+    va_list ap;
+
+    (void)t;
+    fputs("tracesvc: change stream: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
 
 static int64_t now_ms(void)
 {
@@ -44,6 +66,37 @@ static int64_t now_ms(void)
 
 static void tail_connect(store_tail *t);
 static void tail_read(store_tail *t);
+static void tail_schedule(store_tail *t);
+
+/*
+ * A primary that stops answering without closing (SIGSTOP, a hung host, a
+ * dropped route) would hold the tail forever: the replica would stop
+ * following while the pool has long moved to the new primary. Every
+ * second: a connection that has answered nothing for SILENT_MS (an XREAD
+ * BLOCK answers every second) is dropped, the store asked where the
+ * primary is, and the tail reconnects.
+ */
+static void tail_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    store_tail *t = arg;
+    int64_t quiet = now_ms() - atomic_load(&t->heard_ms);
+
+    (void)fd;
+    (void)what;
+    if (t->ac && quiet > SILENT_MS) {
+        redisAsyncContext *ac = t->ac;
+        tail_log(t, "no answer from %s for %lld ms; reconnecting", t->where, (long long)quiet);
+        t->said_lost = 1;
+        st_suspect(t->s, "change stream silent");
+        atomic_store(&t->heard_ms, now_ms()); /* the next try gets its own SILENT_MS */
+        t->ac = NULL;
+        atomic_store(&t->connected, 0);
+        t->following = 0;
+        redisAsyncFree(ac); /* pending callbacks get NULL (a connection that never
+                             * completed gets no disconnect callback: hence here) */
+        tail_schedule(t);
+    }
+}
 
 static void tail_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -66,11 +119,16 @@ static void tail_disconnected(const redisAsyncContext *ac, int status)
 {
     store_tail *t = ac->data;
 
-    (void)status;
     t->ac = NULL; /* hiredis frees it after this returns */
     atomic_store(&t->connected, 0);
-    if (!t->closing && t->gen == store_generation(t->s))
+    if (!t->closing && t->gen == store_generation(t->s)) {
         st_suspect(t->s, "change stream lost"); /* not our own move to a new primary */
+        if (!t->said_lost)
+            tail_log(t, "lost %s (%s); reconnecting, the replica answers from what it holds",
+                     t->where, status == REDIS_OK ? "closed" : ac->errstr);
+        t->said_lost = 1;
+    }
+    t->following = 0;
     tail_schedule(t);
 }
 
@@ -79,9 +137,13 @@ static void tail_resnapshot(store_tail *t)
 {
     char err[STORE_ERR_MAX];
 
+    tail_log(t, "a gap after revision %llu (trimmed, or another history): loading a snapshot",
+             (unsigned long long)t->rev);
     if (store_snapshot(t->s, t->r, t->last_id, sizeof(t->last_id), &t->rev, err, sizeof(err)) ==
         STORE_OK)
         rep_reclaim(t->r);
+    else
+        tail_log(t, "the snapshot failed, trying again on the next change: %s", err);
 }
 
 static void tail_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -97,11 +159,19 @@ static void tail_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (r->type == REDIS_REPLY_ERROR) {
         if (st_failover_reply(r))
             st_suspect(t->s, r->str);
+        tail_log(t, "%s answered %.200s; reconnecting", t->where, r->str);
+        t->said_lost = 1;
         redisAsyncDisconnect(t->ac);
         return;
     }
     atomic_store(&t->heard_ms, now_ms());
     t->backoff_ms = 100;
+    if (!t->following) {
+        tail_log(t, "following %s after %s (revision %llu)", t->where, t->last_id,
+                 (unsigned long long)t->rev);
+        t->following = 1;
+        t->said_lost = 0;
+    }
     /* [[stream, [[id, [f, v, ...]], ...]]] or nil on timeout */
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->elements == 2) {
         redisReply *entries = r->element[0]->element[1];
@@ -132,8 +202,8 @@ static void tail_reply(redisAsyncContext *ac, void *reply, void *priv)
 
 static void tail_read(store_tail *t)
 {
-    const char *argv[] = {"XREAD", "COUNT",   "1000",   "BLOCK",
-                          "1000",  "STREAMS", K_STREAM, t->last_id};
+    const char *argv[] = {"XREAD",  "COUNT",   "1000",   "BLOCK",
+                          BLOCK_MS, "STREAMS", K_STREAM, t->last_id};
 
     if (t->ac)
         redisAsyncCommandArgv(t->ac, tail_reply, t, 8, argv, NULL);
@@ -160,6 +230,10 @@ static void tail_connect(store_tail *t)
     st_addr a;
 
     st_current(t->s, &a, &t->gen);
+    if (a.path[0])
+        snprintf(t->where, sizeof(t->where), "%s", a.path);
+    else
+        snprintf(t->where, sizeof(t->where), "%s:%d", a.host, a.port);
     t->ac = a.path[0]   ? redisAsyncConnectUnix(a.path)
             : a.host[0] ? redisAsyncConnect(a.host, a.port)
                         : NULL;
@@ -201,9 +275,18 @@ store_tail *store_tail_new(store *s, rep *r, struct event_base *base, const char
     atomic_init(&t->heard_ms, now_ms());
     atomic_init(&t->connected, 0);
     t->retry = evtimer_new(base, tail_retry_cb, t);
-    if (!t->retry) {
+    t->watch = event_new(base, -1, EV_PERSIST, tail_watch_cb, t);
+    if (!t->retry || !t->watch) {
+        if (t->retry)
+            event_free(t->retry);
+        if (t->watch)
+            event_free(t->watch);
         free(t);
         return NULL;
+    }
+    {
+        struct timeval every = {WATCH_EVERY_MS / 1000, (WATCH_EVERY_MS % 1000) * 1000};
+        evtimer_add(t->watch, &every);
     }
     tail_connect(t);
     return t;
@@ -221,6 +304,7 @@ void store_tail_free(store_tail *t)
         redisAsyncFree(ac);
     }
     event_free(t->retry);
+    event_free(t->watch);
     free(t);
 }
 

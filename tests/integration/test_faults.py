@@ -317,7 +317,8 @@ class Faults(unittest.TestCase):
         rev = int(self.c.cli(p, "GET", "{tc}:rev").strip())
         for i in range(3):
             self.assertTrue(F.wait_for(lambda: self.c.revision(i) >= rev, 10),
-                            "node%d's replica stays behind revision %d" % (i, rev))
+                            "node%d's replica stays behind revision %d (at %s); its log ends:\n%s"
+                            % (i, rev, self.c.revision(i), self.c.log("node%d" % i)[-3000:]))
 
     def wait_writes_everywhere(self, load, t0, limit):
         """Each node acknowledges a write after t0 within limit seconds."""
@@ -439,7 +440,18 @@ class Faults(unittest.TestCase):
                 self.assertEqual(health.Check(H.HealthCheckRequest(
                     service="tracecode.v1.RegistryService"), timeout=3).status,
                     H.HealthCheckResponse.NOT_SERVING)
-                time.sleep(max(0, t0 + 10 - time.time()))
+                # The Sentinels promote a replica while the old primary is still
+                # stopped: every node's change stream follows the new one now,
+                # not when the stopped one wakes (it never answers meanwhile).
+                self.assertTrue(F.wait_for(lambda: self.c.primary() != p, 8))
+                new = self.c.base + self.c.primary()
+                self.assertTrue(F.wait_for(lambda: load.first_ack_after(0, t0 + 1), 8))
+                rev = int(self.c.cli(new, "GET", "{tc}:rev").strip())
+                for i in range(3):
+                    self.assertTrue(F.wait_for(lambda: self.c.revision(i) >= rev, 8),
+                                    "node%d's change stream waits for the stopped primary; its "
+                                    "log ends:\n%s" % (i, self.c.log("node%d" % i)[-2000:]))
+                time.sleep(max(0, t0 + 10 - time.time()))  # the rest of its 10 s
             finally:
                 os.kill(self.c.pid("redis%d" % p), signal.SIGCONT)
             t1 = time.time()
