@@ -50,6 +50,8 @@ int main(int argc, char **argv)
     char *keys, *text, why[256];
     int i, rc = 0;
 
+    memset(&prev, 0, sizeof(prev));
+
     if (argc < 3) {
         fprintf(stderr, "usage: check_head KEYS.json HEAD...\n");
         return 2;
