@@ -29,6 +29,7 @@ redis_port() { echo $((base + $1)); }
 sentinel_port() { echo $((base + 10 + $1)); }
 grpc_port() { echo $((base + 20 + $1)); }
 http_port() { echo $((base + 30 + $1)); }
+admin_port() { echo $((base + 35 + $1)); }
 
 # The settings both this script and docker/compose.yaml use (compared by
 # tests/cluster_flags.sh): durability survives a promotion because every
@@ -133,13 +134,14 @@ up_node() { # index
         TRACESVC_SENTINEL_PASSWORD=$(cat "$dir/secrets/sentinel") \
         "$bin/tracesvc" --redis "$(sentinel_url)" --keys "$dir/node$i/keys" --insecure \
         --grpc "127.0.0.1:$(grpc_port "$i")" --http "127.0.0.1:$(http_port "$i")" \
+        --admin "127.0.0.1:$(admin_port "$i")" \
         --node-id "node$i" --base-url https://tc.example.com $TRACESVC_FLAGS \
         >> "$dir/node$i.log" 2>&1 &
     started "node$i" $!
 }
 
 ready() { # index [query]
-    curl -sf "http://127.0.0.1:$(http_port "$1")/readyz$2"
+    curl -sf "http://127.0.0.1:$(admin_port "$1")/readyz$2"
 }
 
 cmd_up() {
@@ -183,7 +185,8 @@ cmd_up() {
 Keyrings: $dir/node0/keys, node1/keys, node2/keys (copies of $dir/keys)
 Reach any node with tracectl (insecure gRPC on loopback):
   TRACECTL_ADDR=127.0.0.1:$(grpc_port 0) TRACECTL_INSECURE=1 $bin/tracectl --role regulator --subject SAMR manufacturer list
-Nodes: gRPC 127.0.0.1:$(grpc_port 0) :$(grpc_port 1) :$(grpc_port 2); HTTP (/readyz, /metrics, /C/{code}) 127.0.0.1:$(http_port 0) :$(http_port 1) :$(http_port 2)
+Nodes: gRPC 127.0.0.1:$(grpc_port 0) :$(grpc_port 1) :$(grpc_port 2); scan pages (/C/{code}) 127.0.0.1:$(http_port 0) :$(http_port 1) :$(http_port 2);
+       admin (/readyz, /metrics) 127.0.0.1:$(admin_port 0) :$(admin_port 1) :$(admin_port 2)
 Redis (password in $dir/secrets/redis): 127.0.0.1:$(redis_port 0) :$(redis_port 1) :$(redis_port 2)
 Sentinels (password in $dir/secrets/sentinel): $(sentinel_url)
 Stop: scripts/cluster.sh down   (CLUSTER_DIR=$dir CLUSTER_PORT=$base)
@@ -232,8 +235,9 @@ cmd_status() {
     done
     for i in 0 1 2; do
         if alive "node$i"; then
-            printf 'node%d      grpc 127.0.0.1:%s http :%s  %s\n' "$i" "$(grpc_port "$i")" "$(http_port "$i")" \
-                "$(curl -s "http://127.0.0.1:$(http_port "$i")/readyz" || echo unreachable)"
+            printf 'node%d      grpc 127.0.0.1:%s http :%s admin :%s  %s\n' "$i" "$(grpc_port "$i")" \
+                "$(http_port "$i")" "$(admin_port "$i")" \
+                "$(curl -s "http://127.0.0.1:$(admin_port "$i")/readyz" || echo unreachable)"
         else
             printf 'node%d      down\n' "$i"
         fi

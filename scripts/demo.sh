@@ -10,7 +10,10 @@
 #                 whose delisting hook runs; the same code now says so; the
 #                 platform acknowledges; the regulator reads the compliance
 #                 report; restored, a second notice lets the listings return
-# and stops everything it started (by PID).
+# From a terminal it then keeps everything running, printing where to look,
+# until Ctrl-C; without one (CI, a script; or DEMO_STAY=0) it stops
+# everything it started (by PID) at once. DEMO_STAY=1 stays without a
+# terminal too.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -57,6 +60,7 @@ done
 cat "$work/tracesvc.log"
 TRACECTL_ADDR=127.0.0.1:$(grep -o " port [0-9]*" "$work/tracesvc.log" | head -n 1 | cut -d' ' -f3)
 web=http://127.0.0.1:$(grep -o "http-port [0-9]*" "$work/tracesvc.log" | cut -d' ' -f2)
+admin=http://127.0.0.1:$(grep -o "admin-port [0-9]*" "$work/tracesvc.log" | cut -d' ' -f2)
 TRACECTL_INSECURE=1
 export TRACECTL_ADDR TRACECTL_INSECURE
 ctl=$bin/tracectl
@@ -152,8 +156,24 @@ run "$ctl" $regulator audit query 2024010701000001
 run "$ctl" $regulator audit verify --public-keys "$work/public-keys.json" --out "$work/tree-head.txt"
 
 echo "scan page (Chinese; ?lang=en for English): $web/C/$code"
-echo "its QR: $web/qr/$code.png   metrics: $web/metrics"
+echo "its QR: $web/qr/$code.png   metrics (admin listener, loopback): $admin/metrics"
 echo "audit tree head (signed; checked above with the exported public keys):"
 cat "$work/tree-head.txt"
 
 printf '\ndemo finished: codes and label sheets in %s\n' "$work"
+
+# A person at a terminal gets a node to look at; a script gets its exit.
+if [ "${DEMO_STAY:-}" = 1 ] || { [ "${DEMO_STAY:-}" != 0 ] && [ -t 0 ] && [ -t 1 ]; }; then
+    cat <<EOF
+
+Everything keeps running until Ctrl-C:
+  scan page     $web/C/$code   (?lang=en for English)
+  its QR        $web/qr/$code.png
+  metrics       $admin/metrics   (health: $admin/healthz, $admin/readyz)
+  gRPC          $TRACECTL_ADDR   (insecure, loopback):
+                TRACECTL_ADDR=$TRACECTL_ADDR TRACECTL_INSECURE=1 $bin/tracectl --role platform --subject shop-a verify $code
+EOF
+    trap 'echo; echo "stopping"; exit 0' INT TERM
+    while kill -0 "$svc_pid" 2>/dev/null; do sleep 1; done
+    echo "tracesvc exited; see $work/tracesvc.log"
+fi

@@ -21,6 +21,22 @@ npm_tools() {
         npm ci --no-audit --no-fund --loglevel=error >/dev/null
     fi
 }
+# promtool (checks /metrics and the alert rules in the tests): taken out of
+# Debian's prometheus package into .tools/, not installed - installing it
+# would also start a Prometheus server.
+promtool_tool() {
+    [ -x .tools/promtool ] && return 0
+    tmp=$(mktemp -d)
+    if ! (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1); then
+        ${sudo:-} apt-get update -qq
+        (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1)
+    fi
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
+    mkdir -p .tools
+    cp "$tmp/x/usr/bin/promtool" .tools/promtool
+    rm -rf "$tmp"
+    echo "deps.sh: .tools/promtool ($(.tools/promtool --version 2>&1 | head -n 1))"
+}
 cd "$(dirname "$0")/.."
 
 missing=""
@@ -31,6 +47,7 @@ for p in $PKGS; do
 done
 if [ -z "$missing" ]; then
     npm_tools
+    promtool_tool
     exit 0
 fi
 
@@ -44,3 +61,4 @@ $sudo apt-get update -qq
 # shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
 npm_tools
+promtool_tool

@@ -45,7 +45,10 @@ static const flag flags[] = {
     STR("redis", redis, "URL", "Redis: redis://, rediss://, unix: or redis-sentinel:// (required)"),
     STR("grpc", grpc, "ADDR:PORT", "the gRPC listener (required; port 0: the kernel picks)"),
     STR("keys", keys, "DIR", "the keyring directory (required)"),
-    STR("http", http, "ADDR:PORT", "scan pages, /healthz, /readyz, /metrics"),
+    STR("http", http, "ADDR:PORT", "the consumers' listener: scan pages, their JSON, QR images"),
+    STR("admin", admin, "ADDR:PORT",
+        "the operators' listener: /metrics, /healthz, /readyz (default 127.0.0.1:0: "
+        "loopback, the port printed at start)"),
     {"insecure", NULL, F_SWITCH, offsetof(config, insecure), 0, 0, 0, NULL,
      "plaintext gRPC with the caller's role in metadata; loopback only"},
     STR("tls-cert", tls_cert, "FILE", "the server's certificate (mTLS)"),
@@ -262,6 +265,8 @@ int configure(int argc, char **argv, config *c)
     }
     if (!c->base_url)
         c->base_url = "https://tc.example.com";
+    if (!c->admin)
+        c->admin = "127.0.0.1:0";
     c->shared_cq = env("TRACESVC_SHARED_CQ") != NULL;
     return 0;
 }

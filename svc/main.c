@@ -91,14 +91,20 @@ static void *control_main(void *arg)
 typedef struct metrics_src {
     rpc_server *srv;
     svc *node;
+    /* The public listener (or NULL) and the admin one: set by the main
+     * thread while the admin listener may already serve /metrics. */
+    _Atomic(http_server *) http[2];
 } metrics_src;
 
-/* /metrics: the RPC layer's counters, then the node's. */
+/* /metrics: the RPC layer's counters, the HTTP listeners', the node's. */
 static size_t metrics(void *arg, char *buf, size_t cap)
 {
     metrics_src *m = arg;
     size_t n = rpc_metrics(m->srv, buf, cap);
 
+    http_server *hs[2] = {atomic_load(&m->http[0]), atomic_load(&m->http[1])};
+
+    n = http_metrics(hs, 2, buf, cap, n);
     return n + svc_metrics(m->node, n < cap ? buf + n : NULL, n < cap ? cap - n : 0);
 }
 
@@ -379,8 +385,9 @@ static size_t build_metrics(const svc *s, char *buf, size_t cap, size_t n)
 static const svc_module modules[] = {
     /* name, start, drain, stop, metrics, ready */
     {"the build", NULL, NULL, NULL, build_metrics, NULL},
+    {"the process", NULL, NULL, NULL, svc_process_metrics, NULL},
     {"the keyring", NULL, NULL, NULL, keyring_metrics, keyring_ready},
-    {"the delisting hub", hub_start, hub_drain, hub_stop, NULL, NULL},
+    {"the delisting hub", hub_start, hub_drain, hub_stop, delist_metrics, NULL},
     {"the limits", limits_start, NULL, limits_stop, limits_metrics, NULL},
     {"the audit log", audit_begin, NULL, audit_end, audit_metrics, NULL},
 };
@@ -397,7 +404,7 @@ int main(int argc, char **argv)
     struct event_base *base = NULL;
     store_tail *tail = NULL;
     rpc_server *srv = NULL;
-    http_server *web = NULL;
+    http_server *web = NULL, *admin = NULL;
     metrics_src mx;
     size_t started = 0;
     pthread_t control;
@@ -502,28 +509,41 @@ int main(int argc, char **argv)
                 cfg.grpc, rpc_port(srv), cfg.insecure ? "insecure, loopback only" : "mTLS",
                 cfg.threads, cfg.write_threads, (unsigned long long)rev,
                 rep_count_batches(replica));
-        if (cfg.http) {
-            mx.srv = srv;
-            mx.node = &node;
-            web = http_start(cfg.http, &node, cfg.trusted_proxy, (int)cfg.http_max_conns, metrics,
-                             &mx, err, sizeof(err));
+        mx.srv = srv;
+        mx.node = &node;
+        atomic_init(&mx.http[0], NULL);
+        atomic_init(&mx.http[1], NULL);
+        admin = http_start(HTTP_ADMIN, cfg.admin, &node, NULL, 64, metrics, &mx, err, sizeof(err));
+        atomic_store(&mx.http[1], admin);
+        if (!admin)
+            fprintf(stderr, "tracesvc: %s\n", err);
+        else
+            fprintf(stderr,
+                    "tracesvc: serving the admin listener on %s admin-port %d (/metrics, "
+                    "/healthz, /readyz)\n",
+                    cfg.admin, http_port(admin));
+        if (admin && cfg.http) {
+            web = http_start(HTTP_PUBLIC, cfg.http, &node, cfg.trusted_proxy,
+                             (int)cfg.http_max_conns, metrics, &mx, err, sizeof(err));
+            atomic_store(&mx.http[0], web);
             if (!web)
                 fprintf(stderr, "tracesvc: %s\n", err);
             else
-                fprintf(stderr, "tracesvc: serving HTTP on %s http-port %d (scan pages, health)\n",
+                fprintf(stderr, "tracesvc: serving HTTP on %s http-port %d (scan pages)\n",
                         cfg.http, http_port(web));
         }
-        if (!cfg.http || web) {
+        if (admin && (!cfg.http || web)) {
             sig = wait_for_stop(&sigs, srv, &node, cfg.client_crl);
             fprintf(stderr, "tracesvc: %s: draining (up to %d ms)\n",
                     sig == SIGTERM ? "SIGTERM" : "SIGINT", DRAIN_MS);
         }
+        http_stop(admin); /* first: its /metrics reads the public listener's counters */
         http_stop(web);
         for (size_t m = NMODULES; m-- > 0;)
             if (modules[m].drain)
                 modules[m].drain(&node);
         rpc_stop(srv, DRAIN_MS);
-        rc_exit = (cfg.http && !web) ? 1 : 0;
+        rc_exit = (!admin || (cfg.http && !web)) ? 1 : 0;
     }
 stop_modules:
     node.nmodules = 0;

@@ -107,6 +107,9 @@ for n in nodes:
     check(env.get("TRACESVC_NODE_ID") == n, "%s: TRACESVC_NODE_ID should be %s" % (n, n))
     check(set(sentinels) <= set(s.get("depends_on") or {}), "%s starts before the Sentinels" % n)
     check("readyz" in json.dumps(s["healthcheck"]["test"]), "%s's health check is not /readyz" % n)
+    admin = env.get("TRACESVC_ADMIN", "")
+    check(admin.rsplit(":", 1)[-1] in json.dumps(s["healthcheck"]["test"]) and admin,
+          "%s's health check does not ask its admin listener (TRACESVC_ADMIN)" % n)
 
 if failures:
     print("cluster_flags: docker/compose.yaml and scripts/cluster.sh are out of step:")

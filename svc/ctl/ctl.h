@@ -46,10 +46,33 @@ typedef struct opts {
     int ngiven;
 } opts;
 
-/* The usage on stderr; returns 2. */
+/*
+ * Exit statuses, so a script can tell a negative answer from a broken one
+ * (tracectl help, docs/OPERATIONS.md):
+ */
+enum {
+    CTL_OK = 0,     /* done; every code genuine, the log verified */
+    CTL_NO = 1,     /* answered no, and asking again will not change it: a code
+                     * not genuine, a listing not bound, an audit that does not
+                     * verify, a request the service refuses for what it asks
+                     * (NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION,
+                     * INVALID_ARGUMENT, OUT_OF_RANGE, PERMISSION_DENIED,
+                     * UNAUTHENTICATED) */
+    CTL_USAGE = 2,  /* the command, an option or an input file is wrong */
+    CTL_SERVER = 3, /* no answer, try again later: the server cannot be reached
+                     * or timed out, is busy (RESOURCE_EXHAUSTED, ABORTED) or
+                     * failed (INTERNAL, UNKNOWN, ...) */
+    CTL_LOCAL = 4,  /* a local file cannot be read or written, a --exec hook
+                     * failed, out of memory */
+};
+
+/* The usage on stderr; returns CTL_USAGE. */
 int usage(void);
-/* "tracectl: " and the message on stderr; returns 2 (usage). */
+/* "tracectl: " and the message on stderr; returns CTL_USAGE. */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same for a local failure (a file, memory); returns CTL_LOCAL. */
+int fail_local(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The call's status on stderr; returns CTL_NO or CTL_SERVER by its code. */
 int rpc_failed(const rpc_result *r);
 void jstr(const char *s);
 const char *enum_name(const ProtobufCEnumDescriptor *d, int v, const char *prefix);

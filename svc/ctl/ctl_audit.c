@@ -43,7 +43,7 @@ static int head_check(const char *keys, const head *h, const char *what)
     if (auditor_head_check(keys, h, what, why, sizeof(why)) == 0)
         return 0;
     fprintf(stderr, "tracectl: audit: %s\n", why);
-    return 1;
+    return CTL_NO;
 }
 
 static int get_head(rpc_client *cl, head *h)
@@ -61,7 +61,7 @@ static int get_head(rpc_client *cl, head *h)
     if (!t || t->root_hash.len != sizeof(h->root) || t->signature.len != sizeof(h->sig)) {
         rpc_msg_free(resp);
         fprintf(stderr, "tracectl: audit: the tree head's root or signature has the wrong size\n");
-        return 1;
+        return CTL_NO;
     }
     h->size = t->size;
     memcpy(h->root, t->root_hash.data, sizeof(h->root));
@@ -186,7 +186,7 @@ static int fetch(rpc_client *cl, entries *x, const char *subject, uint64_t page)
         rpc_call_server_stream(cl, "/tracecode.v1.AuditService/QueryAudit", &q.base,
                                &tracecode__v1__query_audit_response__descriptor, on_entry, x, &r);
         if (x->broken)
-            return 1;
+            return CTL_NO;
         if (r.code != 0 && r.code != 1) /* 1: we cancelled, having enough */
             return rpc_failed(&r);
         if (x->next == before || (!x->verify && x->next - before < page))
@@ -197,7 +197,7 @@ static int fetch(rpc_client *cl, entries *x, const char *subject, uint64_t page)
                 "tracectl: audit: entries %" PRIu64 " .. %" PRIu64
                 " of the signed tree are missing\n",
                 x->next, x->stop - 1);
-        return 1;
+        return CTL_NO;
     }
     return 0;
 }
@@ -273,7 +273,7 @@ static int consistent(rpc_client *cl, const head *old, const head *h)
     rpc_msg_free(resp);
     if (bad) {
         fprintf(stderr, "tracectl: audit: %s\n", why);
-        return 1;
+        return CTL_NO;
     }
     printf("consistent with the saved head of size %" PRIu64 "\n", old->size);
     return 0;
@@ -289,7 +289,7 @@ static int locate(rpc_client *cl, const head *h, entries *x)
         if (included(cl, h, i, x->leaf[i], &rpc))
             continue;
         if (rpc)
-            return 1;
+            return rpc;
         fprintf(stderr,
                 "tracectl: audit: entry %" PRIu64 " does not match the signed tree head: it was "
                 "changed after it was logged\n",
@@ -299,7 +299,7 @@ static int locate(rpc_client *cl, const head *h, entries *x)
     if (!bad)
         fprintf(stderr, "tracectl: audit: the entries do not hash to the signed root, yet each "
                         "one's inclusion proof verifies: the stored tree is inconsistent\n");
-    return 1;
+    return CTL_NO;
 }
 
 static int audit_verify(rpc_client *cl, const opts *o)
@@ -307,23 +307,23 @@ static int audit_verify(rpc_client *cl, const opts *o)
     char *keys;
     head h, old;
     entries x;
-    int rc = 1;
+    int rc;
 
     if (!o->public_keys)
         return fail("audit verify needs --public-keys FILE (tracekeys export-public)");
     if (!(keys = slurp(o->public_keys, 1 << 20)))
-        return fail("cannot read public keys %s", o->public_keys);
+        return fail_local("cannot read public keys %s", o->public_keys);
     memset(&x, 0, sizeof(x));
-    if (get_head(cl, &h) || head_check(keys, &h, "the tree head"))
+    if ((rc = get_head(cl, &h)) || (rc = head_check(keys, &h, "the tree head")))
         goto out;
     printf("tree head: size %" PRIu64 ", signed at %" PRId64 " by key %u: signature ok\n", h.size,
            h.time, h.kid);
     if (o->since) {
         if (read_head(o->since, &old) != 0) {
-            rc = fail("cannot read a tree head from %s", o->since);
+            rc = fail_local("cannot read a tree head from %s", o->since);
             goto out;
         }
-        if (head_check(keys, &old, "the saved head") || consistent(cl, &old, &h))
+        if ((rc = head_check(keys, &old, "the saved head")) || (rc = consistent(cl, &old, &h)))
             goto out;
     }
     x.o = o;
@@ -339,9 +339,14 @@ static int audit_verify(rpc_client *cl, const opts *o)
         x.one = 1;
         x.next = (uint64_t)o->index;
         x.stop = x.next + 1;
-        if (!x.leaf || fetch(cl, &x, "", 1))
+        if (!x.leaf) {
+            rc = fail_local("out of memory");
+            goto out;
+        }
+        if ((rc = fetch(cl, &x, "", 1)))
             goto out;
         if (!included(cl, &h, x.stop - 1, x.leaf[0], &rpc)) {
+            rc = rpc ? rpc : CTL_NO;
             if (!rpc)
                 fprintf(stderr,
                         "tracectl: audit: entry %lld does not match the signed tree head: it was "
@@ -355,21 +360,21 @@ static int audit_verify(rpc_client *cl, const opts *o)
         x.leaf =
             h.size < SIZE_MAX / sizeof(*x.leaf) ? malloc(sizeof(*x.leaf) * (h.size + 1)) : NULL;
         if (!x.leaf) {
-            rc = fail("cannot hold the %" PRIu64 " entries' hashes in memory", h.size);
+            rc = fail_local("cannot hold the %" PRIu64 " entries' hashes in memory", h.size);
             goto out;
         }
         auditor_log_init(&x.log);
         x.stop = h.size;
-        if (fetch(cl, &x, "", 1000))
+        if ((rc = fetch(cl, &x, "", 1000)))
             goto out;
         if (!auditor_log_matches(&x.log, &h)) {
-            locate(cl, &h, &x);
+            rc = locate(cl, &h, &x);
             goto out;
         }
         printf("all %" PRIu64 " entries hash to the signed root\n", h.size);
     }
     if (o->out && save_head(o->out, &h) != 0) {
-        rc = fail("cannot save the tree head to %s: %s", o->out, strerror(errno));
+        rc = fail_local("cannot save the tree head to %s: %s", o->out, strerror(errno));
         goto out;
     }
     printf("audit log verified\n");
@@ -383,13 +388,14 @@ out:
 int cmd_audit(rpc_client *cl, const opts *o, int argc, char **argv)
 {
     head h;
+    int rc;
 
     if (argc >= 1 && strcmp(argv[0], "head") == 0 && argc == 1) {
-        if (get_head(cl, &h))
-            return 1;
+        if ((rc = get_head(cl, &h)))
+            return rc;
         print_head(o, &h);
         if (o->out && save_head(o->out, &h) != 0)
-            return fail("cannot save the tree head to %s: %s", o->out, strerror(errno));
+            return fail_local("cannot save the tree head to %s: %s", o->out, strerror(errno));
         return 0;
     }
     if (argc >= 1 && strcmp(argv[0], "query") == 0 && argc <= 2) {

@@ -4,22 +4,48 @@
  */
 #include "ctl.h"
 
+static void say(const char *fmt, va_list ap)
+{
+    fputs("tracectl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 int fail(const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("tracectl: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    return 2;
+    return CTL_USAGE;
+}
+
+int fail_local(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    say(fmt, ap);
+    va_end(ap);
+    return CTL_LOCAL;
 }
 
 int rpc_failed(const rpc_result *r)
 {
     fprintf(stderr, "tracectl: %s: %s\n", rpc_code_name(r->code), r->msg);
-    return 1;
+    switch (r->code) {
+    case 3:  /* INVALID_ARGUMENT */
+    case 5:  /* NOT_FOUND */
+    case 6:  /* ALREADY_EXISTS */
+    case 7:  /* PERMISSION_DENIED */
+    case 9:  /* FAILED_PRECONDITION */
+    case 11: /* OUT_OF_RANGE */
+    case 16: /* UNAUTHENTICATED */
+        return CTL_NO;
+    default:
+        return CTL_SERVER;
+    }
 }
 
 /* JSON string with escapes. */

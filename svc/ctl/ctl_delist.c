@@ -181,7 +181,7 @@ int cmd_watch(rpc_client *cl, const opts *o, int argc, char **argv)
     memset(&w, 0, sizeof(w));
     w.o = o;
     if (o->cursor_file && read_cursor(o->cursor_file, w.cursor, sizeof(w.cursor)) != 0)
-        return fail("cannot read cursor file %s: %s", o->cursor_file, strerror(errno));
+        return fail_local("cannot read cursor file %s: %s", o->cursor_file, strerror(errno));
     rpc_client_set_timeout(cl, 0);
     for (;;) {
         q.cursor = w.cursor;
@@ -189,7 +189,7 @@ int cmd_watch(rpc_client *cl, const opts *o, int argc, char **argv)
                                &tracecode__v1__watch_delistings_response__descriptor, on_notice, &w,
                                &r);
         if (w.failed)
-            return 1;
+            return CTL_LOCAL; /* the hook or the cursor file */
         if (o->count && w.seen >= o->count)
             return 0;
         /* Ended by the node (draining, the watcher fell behind, Redis away):

@@ -69,19 +69,19 @@ int cmd_issue(rpc_client *cl, const opts *o, int argc, char **argv)
     if (o->sheet &&
         !(s.sheet = labels_new(o->sheet, o->base_url ? o->base_url : "https://tc.example.com",
                                s.err, sizeof(s.err))))
-        return fail("%s", s.err);
+        return fail_local("%s", s.err);
     s.out = o->out ? fopen(o->out, "w") : stdout;
     if (!s.out) {
         labels_free(s.sheet);
-        return fail("cannot open '%s': %s", o->out, strerror(errno));
+        return fail_local("cannot open '%s': %s", o->out, strerror(errno));
     }
     if (rpc_call_server_stream(cl, "/tracecode.v1.IssuerService/IssueCodes", &q.base,
                                &tracecode__v1__issue_codes_response__descriptor, on_codes, &s, &r))
-        rc = s.failed ? fail("%s", s.err) : rpc_failed(&r);
+        rc = s.failed ? fail_local("%s", s.err) : rpc_failed(&r);
     if (!rc && s.sheet && labels_finish(s.sheet, &pages, s.err, sizeof(s.err)))
-        rc = fail("%s", s.err);
+        rc = fail_local("%s", s.err);
     if (s.out != stdout && fclose(s.out) != 0 && !rc)
-        rc = fail("cannot write '%s': %s", o->out, strerror(errno));
+        rc = fail_local("cannot write '%s': %s", o->out, strerror(errno));
     labels_free(s.sheet);
     if (!rc) {
         if (o->json)

@@ -199,13 +199,13 @@ static int cert_import(rpc_client *cl, const opts *o, const char *path)
     int rc = 0;
 
     if (!im)
-        return fail("out of memory");
+        return fail_local("out of memory");
     im->path = path;
     im->request_id = o->request_id;
     im->in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!im->in) {
         free(im);
-        return fail("cannot open '%s': %s", path, strerror(errno));
+        return fail_local("cannot open '%s': %s", path, strerror(errno));
     }
     if (import_header(im))
         rc = 2;

@@ -93,7 +93,7 @@ static int verify_add(verifier *v, const char *code, size_t len)
     char *c = malloc(len + 1);
 
     if (!c)
-        return fail("out of memory");
+        return fail_local("out of memory");
     memcpy(c, code, len);
     c[len] = '\0';
     v->codes[v->n++] = c;
@@ -123,7 +123,7 @@ int cmd_verify(rpc_client *cl, const opts *o, int argc, char **argv)
     int rc = 0, i;
 
     if (!v)
-        return fail("out of memory");
+        return fail_local("out of memory");
     v->cl = cl;
     v->o = o;
     v->all_genuine = 1;
@@ -132,7 +132,7 @@ int cmd_verify(rpc_client *cl, const opts *o, int argc, char **argv)
     if (!rc && o->file) {
         FILE *f = strcmp(o->file, "-") == 0 ? stdin : fopen(o->file, "r");
         if (!f)
-            rc = fail("cannot open '%s': %s", o->file, strerror(errno));
+            rc = fail_local("cannot open '%s': %s", o->file, strerror(errno));
         else {
             rc = verify_lines(v, f);
             if (f != stdin)
@@ -144,7 +144,7 @@ int cmd_verify(rpc_client *cl, const opts *o, int argc, char **argv)
     if (!rc)
         rc = verify_flush(v);
     if (!rc && !v->all_genuine)
-        rc = 1;
+        rc = CTL_NO;
     for (i = 0; i < (int)v->n; i++)
         free(v->codes[i]);
     free(v);
@@ -236,10 +236,10 @@ int cmd_listings(rpc_client *cl, const opts *o, int argc, char **argv)
         return usage();
     in = strcmp(argv[1], "-") == 0 ? stdin : fopen(argv[1], "r");
     if (!in)
-        return fail("cannot open '%s': %s", argv[1], strerror(errno));
+        return fail_local("cannot open '%s': %s", argv[1], strerror(errno));
     w = calloc(1, sizeof(*w));
     if (!w)
-        return fail("out of memory");
+        return fail_local("out of memory");
     w->cl = cl;
     w->o = o;
     w->path = argv[1];
@@ -277,7 +277,7 @@ int cmd_listings(rpc_client *cl, const opts *o, int argc, char **argv)
         printf("bound %u listings; %u not bound; %u share their code with other listings\n",
                w->bound, w->refused, w->copies);
     if (!rc && w->refused)
-        rc = 1;
+        rc = CTL_NO;
     free(w);
     return rc;
 }

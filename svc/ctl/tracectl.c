@@ -34,10 +34,13 @@
  * either --insecure --role R --subject S (TRACECTL_INSECURE, _ROLE,
  * _SUBJECT) or --ca F --cert F --key F (TRACECTL_CA, _CERT, _KEY).
  *
- * Exit status: 0 success (verify: every code GENUINE); 1 an RPC failed or
- * a code was not genuine; 2 usage.
+ * Exit status (ctl.h): 0 done (verify: every code GENUINE); 1 answered no
+ * (a code not genuine; a request refused for what it asks); 2 usage; 3 no
+ * answer, try again later (unreachable, timed out, busy); 4 a local
+ * failure (a file, a --exec hook).
  */
 #include "ctl.h"
+#include "commit_gen.h"
 
 #include <getopt.h>
 
@@ -66,7 +69,12 @@ static void usage_to(FILE *f)
           "  keys list | keys activate KID | keys compromise KID --since UNIX --reason TEXT\n"
           "  help [COMMAND]                 a command's usage and its options\n"
           "Writes take --request-id ID: the same ID again returns the first outcome and\n"
-          "writes nothing more. An option a command does not take is refused.\n",
+          "writes nothing more. An option a command does not take is refused.\n"
+          "Exit status: 0 done (every code genuine); 1 answered no, asking again will\n"
+          "not change it (a code not genuine, a listing not bound, an audit that does not\n"
+          "verify, a request refused for what it asks); 2 usage; 3 no answer, try again\n"
+          "later (unreachable, timed out, busy, failed); 4 a local failure (a file, a\n"
+          "--exec hook, memory).\n",
           f);
 }
 
@@ -174,6 +182,7 @@ static int parse_opts(int argc, char **argv, opts *o)
         {"since", 1, 0, O_SINCE},
         {"index", 1, 0, O_INDEX},
         {"help", 0, 0, 'h'},
+        {"version", 0, 0, 'V'},
         {0, 0, 0, 0},
     };
     unsigned long long v;
@@ -190,7 +199,7 @@ static int parse_opts(int argc, char **argv, opts *o)
     o->conn.cert = env("TRACECTL_CERT");
     o->conn.key = env("TRACECTL_KEY");
     o->conn.timeout_s = 120;
-    while ((c = getopt_long(argc, argv, "", lo, &li)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", lo, &li)) != -1) {
         if (c >= O_ADDR) {
             if (o->ngiven == (int)(sizeof(o->given) / sizeof(o->given[0])))
                 return fail("at most %d options", o->ngiven);
@@ -338,6 +347,13 @@ static int parse_opts(int argc, char **argv, opts *o)
                 return fail("--chunk '%s' must be 0..65536", optarg);
             o->chunk = (unsigned long)v;
             break;
+        case 'h':
+            usage_to(stdout);
+            return -1; /* done: exit 0 */
+        case 'V':
+            printf("tracectl %s (commit %s; gRPC core %s)\n", TC_VERSION, TC_COMMIT,
+                   rpc_client_grpc_version());
+            return -1;
         default:
             return usage();
         }
@@ -346,7 +362,8 @@ static int parse_opts(int argc, char **argv, opts *o)
 }
 
 /* Options every command takes: how to reach the service and print. */
-static const char global_opts[] = "addr insecure role subject ca cert key json timeout help";
+static const char global_opts[] =
+    "addr insecure role subject ca cert key json timeout help version";
 
 /* A command: its usage lines and the options it takes (git's
  * parse-options in spirit: an option not its own is refused by name). */
@@ -451,7 +468,7 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN); /* an --exec hook may stop reading early */
     if ((rc = parse_opts(argc, argv, &o)) != 0)
-        return rc;
+        return rc < 0 ? CTL_OK : rc; /* -1: --help or --version */
     if (optind >= argc)
         return usage();
     if (strcmp(argv[optind], "help") == 0) {
@@ -478,7 +495,7 @@ int main(int argc, char **argv)
         return fail("%s", err);
     rc = cmd->fn(cl, &o, argc - optind - 1, argv + optind + 1);
     if (fflush(stdout) != 0 && rc == 0)
-        rc = fail("cannot write output: %s", strerror(errno));
+        rc = fail_local("cannot write output: %s", strerror(errno));
     rpc_client_free(cl);
     return rc;
 }

@@ -58,6 +58,9 @@ typedef struct delist_event {
  * the stream itself while catching up (one Redis round trip a page). */
 svc_code delist_next(svc_ctx *c, delist_watcher *w, delist_event *ev, svc_status *st);
 
+/* The hub's metrics (svc_module.metrics): watchers open, platforms live. */
+size_t delist_metrics(const svc *s, char *buf, size_t cap, size_t n);
+
 /* The canonical text a notice's signature covers (see docs/ARCHITECTURE.md);
  * returns its length, 0 if cap is too small. buf NULL: the length needed. */
 size_t delist_notice_text(const store_notice *n, unsigned kid, char *buf, size_t cap);

@@ -71,6 +71,7 @@ struct delist_hub {
     watcher *all;
     int dirty; /* the set of platforms changed since the hub last read it */
     int stopping;
+    long nwatchers; /* in h->all */
     store_reader *rd;
     pthread_t thread;
     int started;
@@ -374,6 +375,7 @@ delist_watcher *delist_watch(delist_hub *h, const char *platform, const char *cu
     if (h->all)
         h->all->prev_all = w;
     h->all = w;
+    h->nwatchers++;
     pthread_mutex_unlock(&h->mu);
     return w;
 }
@@ -390,6 +392,7 @@ void delist_unwatch(delist_watcher *w)
         h->all = w->next_all;
     if (w->next_all)
         w->next_all->prev_all = w->prev_all;
+    h->nwatchers--;
     watcher_unref_locked(w);
     pthread_mutex_unlock(&h->mu);
 }
@@ -726,4 +729,26 @@ void delist_hub_free(delist_hub *h)
     pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->mu);
     free(h);
+}
+
+size_t delist_metrics(const svc *s, char *buf, size_t cap, size_t n)
+{
+    delist_hub *h = s->hub;
+    long watchers = 0, platforms = 0;
+
+    if (h) {
+        pthread_mutex_lock(&h->mu);
+        watchers = h->nwatchers;
+        for (const plat *p = h->plats; p; p = p->next)
+            platforms += p->live != NULL;
+        pthread_mutex_unlock(&h->mu);
+    }
+    return svc_appendf(buf, cap, n,
+                       "# HELP tracesvc_delist_watchers Delisting watchers (WatchDelistings "
+                       "streams) open on this node.\n# TYPE tracesvc_delist_watchers gauge\n"
+                       "tracesvc_delist_watchers %ld\n"
+                       "# HELP tracesvc_delist_platforms_live Platforms with a watcher caught up "
+                       "on this node.\n# TYPE tracesvc_delist_platforms_live gauge\n"
+                       "tracesvc_delist_platforms_live %ld\n",
+                       watchers, platforms);
 }

@@ -48,12 +48,17 @@
 #define HEADER_DEADLINE_S 10 /* the whole of a request's headers, not per byte */
 #define ACCEPT_LOG_EVERY_MS 10000
 
-static int64_t mono_ms(void)
+static int64_t mono_us(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t mono_ms(void)
+{
+    return mono_us() / 1000;
 }
 
 static void pause_accepts(http_server *h, int64_t ms)
@@ -128,6 +133,8 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     h->accept_errors++;
     h->failing = 1;
     atomic_store(&h->healthy_accept, 0);
+    if (h->kind == HTTP_PUBLIC)
+        atomic_store(&h->svc->http_deaf, 1); /* for the admin listener's /healthz */
     h->backoff_ms = h->backoff_ms ? (h->backoff_ms * 2 > 2000 ? 2000 : h->backoff_ms * 2) : 50;
     if (now - h->errors_logged_at >= ACCEPT_LOG_EVERY_MS) {
         fprintf(stderr,
@@ -235,6 +242,8 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
     if (++h->conns >= h->max_conns)
         pause_accepts(h, 100);
     atomic_store(&h->healthy_accept, 1);
+    if (h->kind == HTTP_PUBLIC)
+        atomic_store(&h->svc->http_deaf, 0);
     h->backoff_ms = 0;
     arm_deadline(c);
     return bev;
@@ -424,6 +433,9 @@ static void on_ready(http_server *h, struct evhttp_request *req, const struct ev
 /* --- routes ------------------------------------------------------------------------ */
 
 #define NOT_FOUND "not found: scan pages are at /C/{code}, their JSON at /api/v1/scan/{code}"
+#define NOT_FOUND_ADMIN                                                                            \
+    "not found: this is the admin listener (--admin): /metrics, /healthz, /readyz; scan pages "    \
+    "are on --http"
 
 static void route_seen(http_server *h, struct evhttp_request *req, struct evhttp_uri *uri,
                        const char *path)
@@ -461,7 +473,7 @@ static void route_healthz(http_server *h, struct evhttp_request *req, struct evh
         close(probe);
     if (probe < 0)
         http_text(req, 503, "Service Unavailable", "not healthy: out of file descriptors");
-    else if (!atomic_load(&h->healthy_accept))
+    else if (!atomic_load(&h->healthy_accept) || atomic_load(&h->svc->http_deaf))
         http_text(req, 503, "Service Unavailable",
                   "not healthy: the HTTP listener could not accept connections");
     else if (atomic_load(&h->svc->grpc_deaf))
@@ -513,27 +525,120 @@ static void route_qr(http_server *h, struct evhttp_request *req, struct evhttp_u
  * alphanumeric mode upper-cases the address). Only the beacon takes POST. */
 typedef struct route {
     const char *path;
+    http_kind kind; /* the listener that serves it */
     int exact, nocase, post;
     void (*fn)(http_server *h, struct evhttp_request *req, struct evhttp_uri *uri,
                const char *path);
 } route;
 
 static const route routes[] = {
-    {"/seen/", 0, 1, 1, route_seen},        /* the scan page's beacon: a scan */
-    {"/beacon.js", 1, 0, 0, route_beacon},  /* its script */
-    {"/metrics", 1, 0, 0, route_metrics},   /* Prometheus text */
-    {"/healthz", 1, 0, 0, route_healthz},   /* alive */
-    {"/readyz", 1, 0, 0, route_readyz},     /* ready to verify (?writes=1: and write) */
-    {"/C/", 0, 1, 0, route_page},           /* the scan page of a code */
-    {"/api/v1/scan/", 0, 0, 0, route_json}, /* the same as JSON */
-    {"/qr/", 0, 0, 0, route_qr},            /* a code's QR, .svg or .png */
+    {"/seen/", HTTP_PUBLIC, 0, 1, 1, route_seen},        /* the scan page's beacon: a scan */
+    {"/beacon.js", HTTP_PUBLIC, 1, 0, 0, route_beacon},  /* its script */
+    {"/C/", HTTP_PUBLIC, 0, 1, 0, route_page},           /* the scan page of a code */
+    {"/api/v1/scan/", HTTP_PUBLIC, 0, 0, 0, route_json}, /* the same as JSON */
+    {"/qr/", HTTP_PUBLIC, 0, 0, 0, route_qr},            /* a code's QR, .svg or .png */
+    {"/metrics", HTTP_ADMIN, 1, 0, 0, route_metrics},    /* Prometheus text */
+    {"/healthz", HTTP_ADMIN, 1, 0, 0, route_healthz},    /* alive */
+    {"/readyz", HTTP_ADMIN, 1, 0, 0, route_readyz}, /* ready to verify (?writes=1: and write) */
 };
 
-static const route *route_of(const char *path)
+_Static_assert(sizeof(routes) / sizeof(routes[0]) <= HTTP_ROUTES_MAX, "HTTP_ROUTES_MAX");
+
+static const int status_codes[HTTP_STATUSES] = {200, 204, 301, 302, 304, 400, 403,
+                                                404, 405, 413, 414, 429, 500, 503};
+/* Latency bounds, microseconds. */
+static const int64_t http_bucket_us[HTTP_BUCKETS] = {100,   250,   500,   1000,   2500,   5000,
+                                                     10000, 25000, 50000, 100000, 250000, 1000000};
+
+static void count_request(http_server *h, const route *r, int status, int64_t us)
+{
+    size_t ri = r ? (size_t)(r - routes) : HTTP_ROUTES_MAX, si = 0, b = 0;
+
+    while (si < HTTP_STATUSES && status_codes[si] != status)
+        si++;
+    while (b < HTTP_BUCKETS && us > http_bucket_us[b])
+        b++;
+    atomic_fetch_add_explicit(&h->stats.reqs[ri][si], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->stats.lat[ri][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->stats.lat_sum_us[ri], (uint64_t)(us > 0 ? us : 0),
+                              memory_order_relaxed);
+}
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* Row ri of the stats: a route of h's listener, or the last (no route). */
+static const char *row_name(const http_server *h, size_t ri)
+{
+    if (ri == HTTP_ROUTES_MAX)
+        return "none";
+    return ri < NROUTES && routes[ri].kind == h->kind ? routes[ri].path : NULL;
+}
+
+size_t http_metrics(http_server *const *hs, size_t nh, char *buf, size_t cap, size_t n)
+{
+#define OUT(...) (n = svc_appendf(buf, cap, n, __VA_ARGS__))
+    OUT("# HELP tracesvc_http_requests_total HTTP requests answered, by listener, route and "
+        "status.\n# TYPE tracesvc_http_requests_total counter\n");
+    for (size_t k = 0; k < nh; k++) {
+        const http_server *h = hs[k];
+        const char *who = h && h->kind == HTTP_ADMIN ? "admin" : "public";
+        for (size_t ri = 0; h && ri <= HTTP_ROUTES_MAX; ri++) {
+            const char *path = row_name(h, ri);
+            for (size_t si = 0; path && si <= HTTP_STATUSES; si++) {
+                uint64_t v = atomic_load_explicit(&h->stats.reqs[ri][si], memory_order_relaxed);
+                char code[8];
+                if (!v)
+                    continue;
+                snprintf(code, sizeof(code), "%d", si < HTTP_STATUSES ? status_codes[si] : 0);
+                OUT("tracesvc_http_requests_total{listener=\"%s\",route=\"%s\",code=\"%s\"} "
+                    "%llu\n",
+                    who, path, si < HTTP_STATUSES ? code : "other", (unsigned long long)v);
+            }
+        }
+    }
+    OUT("# HELP tracesvc_http_request_duration_seconds Time to answer an HTTP request, by "
+        "listener and route.\n# TYPE tracesvc_http_request_duration_seconds histogram\n");
+    for (size_t k = 0; k < nh; k++) {
+        const http_server *h = hs[k];
+        const char *who = h && h->kind == HTTP_ADMIN ? "admin" : "public";
+        for (size_t ri = 0; h && ri <= HTTP_ROUTES_MAX; ri++) {
+            const char *path = row_name(h, ri);
+            uint64_t cum = 0, total = 0;
+            for (size_t b = 0; path && b <= HTTP_BUCKETS; b++)
+                total += atomic_load_explicit(&h->stats.lat[ri][b], memory_order_relaxed);
+            if (!path || (!total && ri == HTTP_ROUTES_MAX))
+                continue;
+            for (size_t b = 0; b <= HTTP_BUCKETS; b++) {
+                char le[24];
+                cum += atomic_load_explicit(&h->stats.lat[ri][b], memory_order_relaxed);
+                if (b < HTTP_BUCKETS)
+                    snprintf(le, sizeof(le), "%g", (double)http_bucket_us[b] / 1e6);
+                else
+                    snprintf(le, sizeof(le), "+Inf");
+                OUT("tracesvc_http_request_duration_seconds_bucket{listener=\"%s\",route=\"%s\","
+                    "le=\"%s\"} %llu\n",
+                    who, path, le, (unsigned long long)cum);
+            }
+            OUT("tracesvc_http_request_duration_seconds_sum{listener=\"%s\",route=\"%s\"} "
+                "%.6f\n",
+                who, path,
+                (double)atomic_load_explicit(&h->stats.lat_sum_us[ri], memory_order_relaxed) / 1e6);
+            OUT("tracesvc_http_request_duration_seconds_count{listener=\"%s\",route=\"%s\"} "
+                "%llu\n",
+                who, path, (unsigned long long)cum);
+        }
+    }
+#undef OUT
+    return n;
+}
+
+static const route *route_of(http_kind kind, const char *path)
 {
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const route *r = &routes[i];
         size_t n = strlen(r->path);
+        if (r->kind != kind)
+            continue;
         int same = r->nocase ? strncasecmp(path, r->path, n) == 0 : strncmp(path, r->path, n) == 0;
         if (same && (!r->exact || path[n] == '\0'))
             return r;
@@ -549,6 +654,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     hconn *c = conn_of(h, req);
     const route *r;
+    int64_t t0 = mono_us();
 
     /* Its headers are in: the next request's deadline starts now. */
     if (c)
@@ -556,23 +662,27 @@ static void on_request(struct evhttp_request *req, void *arg)
 
     if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD && m != EVHTTP_REQ_POST) {
         http_text(req, 405, "Method Not Allowed", "only GET, HEAD and the scan beacon's POST");
+        count_request(h, NULL, 405, mono_us() - t0);
         return;
     }
     if (strlen(raw) > PATH_MAX_LEN || !(uri = evhttp_uri_parse(raw))) {
         http_text(req, 414, "URI Too Long", "the address is too long or not an address");
+        count_request(h, NULL, 414, mono_us() - t0);
         return;
     }
     path = evhttp_uri_get_path(uri);
     if (!path)
         path = "/";
-    r = route_of(path);
+    r = route_of(h->kind, path);
+    http_status = 500; /* what a handler that answers evhttp_send_error(500) sent */
     if (m == EVHTTP_REQ_POST && (!r || !r->post))
         http_text(req, 405, "Method Not Allowed",
                   "only the scan beacon (/seen/{code}) takes a POST");
     else if (r)
         r->fn(h, req, uri, path);
     else
-        http_text(req, 404, "Not Found", NOT_FOUND);
+        http_text(req, 404, "Not Found", h->kind == HTTP_ADMIN ? NOT_FOUND_ADMIN : NOT_FOUND);
+    count_request(h, r, http_status, mono_us() - t0);
     evhttp_uri_free(uri);
 }
 
@@ -586,9 +696,11 @@ static void *http_main(void *arg)
     return NULL;
 }
 
-http_server *http_start(const char *addr, svc *s, const char *trusted, int max_conns,
-                        http_metrics_fn metrics, void *metrics_arg, char *err, size_t errcap)
+http_server *http_start(http_kind kind, const char *addr, svc *s, const char *trusted,
+                        int max_conns, http_metrics_fn metrics, void *metrics_arg, char *err,
+                        size_t errcap)
 {
+    const char *flag = kind == HTTP_ADMIN ? "--admin" : "--http";
     struct rlimit rl;
     const char *colon = strrchr(addr, ':');
     char host[128];
@@ -599,14 +711,14 @@ http_server *http_start(const char *addr, svc *s, const char *trusted, int max_c
     size_t n;
 
     if (!colon || (n = (size_t)(colon - addr)) == 0 || n >= sizeof(host)) {
-        snprintf(err, errcap, "--http '%s' is not HOST:PORT", addr);
+        snprintf(err, errcap, "%s '%s' is not HOST:PORT", flag, addr);
         return NULL;
     }
     memcpy(host, addr, n);
     host[n] = '\0';
     port = strtol(colon + 1, &end, 10);
     if (end == colon + 1 || *end || port < 0 || port > 65535) {
-        snprintf(err, errcap, "--http '%s': the port is not 0..65535", addr);
+        snprintf(err, errcap, "%s '%s': the port is not 0..65535", flag, addr);
         return NULL;
     }
     h = calloc(1, sizeof(*h));
@@ -614,6 +726,7 @@ http_server *http_start(const char *addr, svc *s, const char *trusted, int max_c
         snprintf(err, errcap, "out of memory");
         goto fail;
     }
+    h->kind = kind;
     h->svc = s;
     atomic_store(&h->healthy_accept, 1);
     /* Never more than a quarter of the descriptors: gRPC, Redis and the
@@ -650,7 +763,7 @@ http_server *http_start(const char *addr, svc *s, const char *trusted, int max_c
     evhttp_set_bevcb(h->http, new_bev, h);
     sock = evhttp_bind_socket_with_handle(h->http, host, (ev_uint16_t)port);
     if (!sock) {
-        snprintf(err, errcap, "cannot listen on '%s' for HTTP (in use, or not an address)", addr);
+        snprintf(err, errcap, "%s: cannot listen on '%s' (in use, or not an address)", flag, addr);
         goto fail;
     }
     h->listener = evhttp_bound_socket_get_listener(sock);

@@ -41,7 +41,24 @@ typedef struct hconn {
     struct hconn *next;
 } hconn;
 
+/* Requests by route and status, and their latency, for /metrics. The
+ * counters are written by the listener's thread and read by the admin
+ * listener's (relaxed atomics). */
+#define HTTP_ROUTES_MAX 16 /* routes[] has fewer; one more row for no route */
+#define HTTP_STATUSES 14   /* the codes we answer (http.c), and one for others */
+#define HTTP_BUCKETS 12
+typedef struct http_stats {
+    _Atomic uint64_t reqs[HTTP_ROUTES_MAX + 1][HTTP_STATUSES + 1];
+    _Atomic uint64_t lat[HTTP_ROUTES_MAX + 1][HTTP_BUCKETS + 1];
+    _Atomic uint64_t lat_sum_us[HTTP_ROUTES_MAX + 1];
+} http_stats;
+
+/* The status of the reply being sent on this thread (http_reply sets it). */
+extern _Thread_local int http_status;
+
 struct http_server {
+    http_kind kind;
+    http_stats stats;
     svc *svc;
     struct evconnlistener *listener;
     struct event *resume; /* accepts paused (cap reached, or accept failing) */

@@ -54,6 +54,8 @@ void http_esc_json(struct evbuffer *b, const char *s)
     evbuffer_add(b, "\"", 1);
 }
 
+_Thread_local int http_status;
+
 void http_reply(struct evhttp_request *req, int code, const char *reason, const char *type,
                 struct evbuffer *body)
 {
@@ -65,6 +67,7 @@ void http_reply(struct evhttp_request *req, int code, const char *reason, const 
     evhttp_add_header(h, "Content-Security-Policy",
                       "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
                       "script-src 'self'; connect-src 'self'");
+    http_status = code;
     evhttp_send_reply(req, code, reason, body);
 }
 

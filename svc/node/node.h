@@ -118,6 +118,7 @@ struct svc {
     struct audit_log *audit;    /* audit.h: sequencing, verification counts */
     struct limits *limits;      /* limit.h: fair shares and rates (NULL: none) */
     _Atomic int grpc_deaf;      /* the gRPC listener no longer accepts (rpc_probe) */
+    _Atomic int http_deaf;      /* the public HTTP listener's accept() fails */
     /* Readiness: the node verifies while its replica heard from Redis
      * within ready_staleness_ms (a stale answer beats none), and takes
      * writes while the primary does (writable, checked once a second by the
@@ -210,6 +211,11 @@ int svc_stale(const svc *s);
  * so a caller can size a buffer from a first pass with cap 0. */
 size_t svc_appendf(char *buf, size_t cap, size_t n, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* The process collector (process.c): process_cpu_seconds_total,
+ * process_resident_memory_bytes, process_open_fds, ... as the Prometheus
+ * client libraries name them; a part's metrics function. */
+size_t svc_process_metrics(const svc *s, char *buf, size_t cap, size_t n);
 
 /* The node's own metrics in Prometheus text (verdicts, replica, Redis,
  * watchers); the bytes written, or the size needed when cap is short. */

@@ -73,6 +73,8 @@ void rpc_slot_arm(slot *s)
         fprintf(stderr, "tracesvc: cannot arm a request slot (%d)\n", (int)e);
 }
 
+static void count_call(slot *s, svc_code code);
+
 static void release(slot *s)
 {
     if (s->payload)
@@ -93,6 +95,10 @@ static void release(slot *s)
     s->call = NULL;
     if (s->hstate && s->m && s->m->close)
         s->m->close(&s->ctx, s->hstate);
+    /* Ended with no status sent: the client cancelled, or went away. */
+    if (s->begun && !s->counted)
+        count_call(s, SVC_CANCELLED);
+    s->begun = s->counted = 0;
     limits_leave(s->w->srv->svc->limits, &s->hold);
     s->gen++;
     arena_reset(&s->call_mem);
@@ -151,6 +157,7 @@ static void count_call(slot *s, svc_code code)
 
     while (b < BUCKETS - 1 && us > rpc_bucket_us[b])
         b++;
+    s->counted = 1;
     atomic_fetch_add_explicit(&st->calls[m][(unsigned)code < CODES ? code : 2], 1,
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&st->lat[m][b], 1, memory_order_relaxed);
@@ -336,6 +343,10 @@ static void begin_call(slot *s)
     void *req = NULL, *resp;
 
     s->t0_us = now_us();
+    s->begun = 1;
+    atomic_fetch_add_explicit(
+        &s->w->stats->started[s->m ? (size_t)(s->m - rpc_methods) : METHODS_MAX], 1,
+        memory_order_relaxed);
     if (!s->m) {
         char method[256];
         size_t n = GRPC_SLICE_LENGTH(s->details.method);

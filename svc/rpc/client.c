@@ -341,3 +341,8 @@ int rpc_call_client_stream(rpc_client *c, const char *path,
     *resp = response(recv, out, r);
     return r->code;
 }
+
+const char *rpc_client_grpc_version(void)
+{
+    return grpc_version_string();
+}

@@ -28,6 +28,8 @@ typedef struct rpc_result {
 typedef struct rpc_client rpc_client;
 
 rpc_client *rpc_client_new(const rpc_client_opts *o, char *err, size_t errcap);
+/* gRPC core's version, for --version. */
+const char *rpc_client_grpc_version(void);
 void rpc_client_free(rpc_client *c);
 /* Calls started from now on get timeout_s (<= 0: no deadline, for watches). */
 void rpc_client_set_timeout(rpc_client *c, int timeout_s);

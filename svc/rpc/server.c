@@ -92,7 +92,7 @@ static grpc_server_credentials *credentials(const rpc_config *cfg, char *err, si
 
 rpc_server *rpc_start(const rpc_config *cfg, svc *sv, char *err, size_t errcap)
 {
-    grpc_arg args[1];
+    grpc_arg args[2];
     grpc_channel_args chargs;
     grpc_server_credentials *creds;
     rpc_server *r;
@@ -134,7 +134,12 @@ rpc_server *rpc_start(const rpc_config *cfg, svc *sv, char *err, size_t errcap)
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
     args[0].value.integer = (int)cfg->max_message;
-    chargs.num_args = 1;
+    /* A second tracesvc on the same port must fail to start, not share the
+     * port's connections with this one (gRPC sets SO_REUSEPORT otherwise). */
+    args[1].type = GRPC_ARG_INTEGER;
+    args[1].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
+    args[1].value.integer = 0;
+    chargs.num_args = 2;
     chargs.args = args;
     r->server = grpc_server_create(&chargs, NULL);
     for (i = 0; i < rpc_nmethods; i++) {
@@ -370,6 +375,102 @@ static uint64_t sum(const rpc_server *r, const _Atomic uint64_t *field)
     return x;
 }
 
+/* gRPC's status names as grpc-go spells them (codes.Code.String()), which
+ * the go-grpc-prometheus dashboards and alerts expect. */
+static const char *const go_code[CODES] = {
+    "OK",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+    "NotFound", "AlreadyExists",  "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+    "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
+    "DataLoss", "Unauthenticated"};
+
+static const char *grpc_type(rpc_kind k)
+{
+    switch (k) {
+    case RPC_UNARY:
+        return "unary";
+    case RPC_SERVER_STREAM:
+        return "server_stream";
+    case RPC_CLIENT_STREAM:
+        return "client_stream";
+    case RPC_BIDI:
+        break;
+    }
+    return "bidi_stream";
+}
+
+/* The labels of method m: grpc_type, grpc_service and grpc_method. */
+static size_t labels(const rpc_method *m, char *out, size_t cap)
+{
+    const char *path = m->path + 1, *slash = strchr(path, '/');
+    int svc_len = slash ? (int)(slash - path) : (int)strlen(path);
+    int k = snprintf(out, cap, "grpc_type=\"%s\",grpc_service=\"%.*s\",grpc_method=\"%s\"",
+                     grpc_type(m->kind), svc_len, path, slash ? slash + 1 : "");
+
+    return k < 0 ? 0 : (size_t)k;
+}
+
+/* The same calls under the names the gRPC ecosystem's dashboards use
+ * (grpc_server_started_total, _handled_total, _handling_seconds), and the
+ * streams open now (started less ended) by method. */
+static size_t ecosystem_metrics(const rpc_server *r, char *buf, size_t cap, size_t n)
+{
+    char l[256];
+    size_t m, c, b;
+
+#define OUT(...) (n = svc_appendf(buf, cap, n, __VA_ARGS__))
+    OUT("# HELP grpc_server_started_total Total number of RPCs started on the server.\n"
+        "# TYPE grpc_server_started_total counter\n");
+    for (m = 0; m < rpc_nmethods && m < METHODS_MAX; m++) {
+        labels(&rpc_methods[m], l, sizeof(l));
+        OUT("grpc_server_started_total{%s} %llu\n", l,
+            (unsigned long long)sum(r, &r->workers[0].stats->started[m]));
+    }
+    OUT("# HELP grpc_server_handled_total Total number of RPCs completed on the server, "
+        "regardless of success or failure.\n# TYPE grpc_server_handled_total counter\n");
+    for (m = 0; m < rpc_nmethods && m < METHODS_MAX; m++) {
+        labels(&rpc_methods[m], l, sizeof(l));
+        for (c = 0; c < CODES; c++) {
+            uint64_t v = sum(r, &r->workers[0].stats->calls[m][c]);
+            if (v || c == 0)
+                OUT("grpc_server_handled_total{%s,grpc_code=\"%s\"} %llu\n", l, go_code[c],
+                    (unsigned long long)v);
+        }
+    }
+    OUT("# HELP grpc_server_handling_seconds Histogram of response latency (seconds) of gRPC "
+        "that had been application-level handled by the server.\n"
+        "# TYPE grpc_server_handling_seconds histogram\n");
+    for (m = 0; m < rpc_nmethods && m < METHODS_MAX; m++) {
+        uint64_t cum = 0;
+        labels(&rpc_methods[m], l, sizeof(l));
+        for (b = 0; b < BUCKETS; b++) {
+            cum += sum(r, &r->workers[0].stats->lat[m][b]);
+            if (b < BUCKETS - 1)
+                OUT("grpc_server_handling_seconds_bucket{%s,le=\"%g\"} %llu\n", l,
+                    (double)rpc_bucket_us[b] / 1e6, (unsigned long long)cum);
+            else
+                OUT("grpc_server_handling_seconds_bucket{%s,le=\"+Inf\"} %llu\n", l,
+                    (unsigned long long)cum);
+        }
+        OUT("grpc_server_handling_seconds_sum{%s} %.6f\n", l,
+            (double)sum(r, &r->workers[0].stats->lat_sum_us[m]) / 1e6);
+        OUT("grpc_server_handling_seconds_count{%s} %llu\n", l, (unsigned long long)cum);
+    }
+    OUT("# HELP tracesvc_rpc_open_streams Streaming calls open now (delisting watches, "
+        "issuance, imports, verify streams), by method.\n"
+        "# TYPE tracesvc_rpc_open_streams gauge\n");
+    for (m = 0; m < rpc_nmethods && m < METHODS_MAX; m++) {
+        uint64_t started = sum(r, &r->workers[0].stats->started[m]), ended = 0;
+        if (rpc_methods[m].kind == RPC_UNARY)
+            continue;
+        for (c = 0; c < CODES; c++)
+            ended += sum(r, &r->workers[0].stats->calls[m][c]);
+        OUT("tracesvc_rpc_open_streams{method=\"%s\"} %llu\n", rpc_methods[m].path + 1,
+            (unsigned long long)(started > ended ? started - ended : 0));
+    }
+#undef OUT
+    return n;
+}
+
 size_t rpc_metrics(const rpc_server *r, char *buf, size_t cap)
 {
     size_t n = 0, m, c, b;
@@ -410,6 +511,7 @@ size_t rpc_metrics(const rpc_server *r, char *buf, size_t cap)
         OUT("tracesvc_rpc_latency_seconds_count{method=\"%s\"} %llu\n", name,
             (unsigned long long)cum);
     }
+    n = ecosystem_metrics(r, buf, cap, n);
 #undef OUT
     return n;
 }

@@ -31,7 +31,8 @@ extern const int64_t rpc_bucket_us[BOUNDS];
  * for /metrics). Relaxed atomics: with a shared queue any thread may
  * finish a slot's call. */
 typedef struct rpc_stats {
-    _Atomic uint64_t calls[METHODS_MAX + 1][CODES];
+    _Atomic uint64_t started[METHODS_MAX + 1];
+    _Atomic uint64_t calls[METHODS_MAX + 1][CODES]; /* ended, by status */
     _Atomic uint64_t lat[METHODS_MAX + 1][BUCKETS];
     _Atomic uint64_t lat_sum_us[METHODS_MAX + 1];
 } rpc_stats;
@@ -75,6 +76,7 @@ struct slot {
     int stream_done;
     uint64_t gen; /* call generation, for wakes */
     int64_t t0_us;
+    int begun, counted; /* a call began in the slot; it was counted as ended */
 };
 
 /* A client certificate already read: reading one (a PEM decode and an

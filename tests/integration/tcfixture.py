@@ -104,9 +104,11 @@ class Service:
         for _ in range(1000):
             with open(self.log_path) as f:
                 text = f.read()
-            m = re.search(r"port (\d+) ", text)
-            if m and ("--http" not in self.cmd or "http-port" in text):
+            m = re.search(r"gRPC on \S+ port (\d+) ", text)
+            a = re.search(r"admin-port (\d+)", text)
+            if m and a and ("--http" not in self.cmd or "http-port" in text):
                 self.port = int(m.group(1))
+                self.admin_port = int(a.group(1))  # /metrics, /healthz, /readyz
                 h = re.search(r"http-port (\d+)", text)
                 self.http_port = int(h.group(1)) if h else None
                 return self

@@ -293,7 +293,7 @@ class Audit(unittest.TestCase):
         self.assertEqual(F.status_of(n.audit.GetConsistencyProof, A.GetConsistencyProofRequest(
             from_size=0, to_size=3), metadata=REG)[0], grpc.StatusCode.INVALID_ARGUMENT)
         # the tree size is on /metrics
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.svcs[0].http_port,
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.svcs[0].admin_port,
                                     timeout=10) as r:
             text = r.read().decode()
         size = int(re.search(r"^tracesvc_audit_tree_size (\d+)$", text, re.M).group(1))

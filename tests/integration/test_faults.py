@@ -58,7 +58,7 @@ def free_base():
     for _ in range(200):
         base = random.randrange(20000, 60000, 50)
         ok = True
-        for off in (0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32):
+        for off in (0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32, 35, 36, 37):
             s = socket.socket()
             try:
                 s.bind(("127.0.0.1", base + off))
@@ -127,7 +127,7 @@ class Cluster:
     def ready(self, i, query=""):
         import urllib.request
         try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/readyz%s" % (self.base + 30 + i,
+            with urllib.request.urlopen("http://127.0.0.1:%d/readyz%s" % (self.base + 35 + i,
                                                                          query), timeout=3) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
@@ -137,7 +137,7 @@ class Cluster:
 
     def revision(self, i):
         import urllib.request
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % (self.base + 30 + i),
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % (self.base + 35 + i),
                                     timeout=3) as r:
             for line in r.read().decode().splitlines():
                 if line.startswith("tracesvc_replica_revision "):

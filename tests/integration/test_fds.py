@@ -54,9 +54,9 @@ class Fds(unittest.TestCase):
         finally:
             ch.close()
 
-    def healthz(self, port):
+    def healthz(self, port, path="/healthz"):
         try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=2) as r:
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=2) as r:
                 return r.status
         except Exception as e:  # noqa: BLE001 - a status or a failure, both are answers
             return getattr(e, "code", None) or repr(e)
@@ -96,7 +96,8 @@ class Fds(unittest.TestCase):
             self.assertTrue(ended, "a connection feeding a byte at a time was never ended")
             for s in socks:
                 s.close()
-            self.assertTrue(F.wait_for(lambda: self.healthz(svc.http_port) == 200, 5))
+            self.assertTrue(F.wait_for(lambda: self.healthz(svc.admin_port) == 200, 5))
+            self.assertTrue(self.healthz(svc.http_port, "/beacon.js") == 200)
             self.assertTrue(self.grpc_ok(svc.port))
             log = svc.output()
             self.assertLess(len(log), 4096, "the log grew: " + log[-500:])
@@ -141,12 +142,14 @@ class Fds(unittest.TestCase):
             # (it logs "Failed accept4" and never re-arms): the node cannot
             # mend that, so /healthz must say it, for the orchestrator to
             # replace the node.
-            self.assertTrue(F.wait_for(lambda: self.healthz(svc.http_port) in (200, 503), 10))
+            self.assertTrue(F.wait_for(lambda: self.healthz(svc.http_port, "/beacon.js") == 200,
+                                       10))
+            self.assertTrue(F.wait_for(lambda: self.healthz(svc.admin_port) in (200, 503), 10))
             if not self.grpc_ok(svc.port):
-                self.assertTrue(F.wait_for(lambda: self.healthz(svc.http_port) == 503, 10))
+                self.assertTrue(F.wait_for(lambda: self.healthz(svc.admin_port) == 503, 10))
                 self.assertIn("the gRPC listener does not accept connections", svc.output())
             else:
-                self.assertEqual(self.healthz(svc.http_port), 200)
+                self.assertEqual(self.healthz(svc.admin_port), 200)
         finally:
             for s in held:
                 s.close()

@@ -221,7 +221,7 @@ print(msgs[0] if msgs else "")
 
     def metrics(self):
         import urllib.request
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.svc.http_port,
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.svc.admin_port,
                                     timeout=5) as r:
             return r.read().decode()
 
@@ -277,7 +277,7 @@ print(msgs[0] if msgs else "")
             self.assertIn("forgery signal: platform fake-shop: 400 of 440 codes forged or "
                           "malformed in 3 s; throttled", b.output())
             import urllib.request
-            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % b.http_port) as r:
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % b.admin_port) as r:
                 m = r.read().decode()
             self.assertIn('tracesvc_forgery_suspected{platform="fake-shop"} 1', m)
             self.assertIn('tracesvc_forgery_suspected{platform="honest-shop"} 0', m)

@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +42,7 @@ def unique(prefix):
 class Scan(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        cls.started = time.time()
         cls.redis = F.Redis(WORK)
         cls.redis.start()
         cls.keys = F.keyring(WORK)
@@ -299,27 +301,40 @@ class Scan(unittest.TestCase):
         b = F.Service(WORK, "b", self.redis.url, kb, ["--http", "127.0.0.1:0"]).start()
         try:
             def ready():
-                return self.get("/readyz", port=b.http_port)
+                return self.get("/readyz", port=b.admin_port)
 
             self.assertTrue(F.wait_for(lambda: ready()[0] == 503, 10), ready())
             self.assertEqual(ready()[2].decode(),
                              "not ready: the deployment issues under key 2, which this node's "
                              "keyring lacks (copy key-002 to it and send SIGHUP)\n")
-            metrics = self.get("/metrics", port=b.http_port)[2].decode()
+            metrics = self.get("/metrics", port=b.admin_port)[2].decode()
             self.assertIn("\ntracesvc_keyring_missing_key 2\n", metrics)
             self.assertIn("lacks: copy key-002 to it and send SIGHUP", b.output())
             subprocess.run(["cp", "-p", os.path.join(self.keys, "key-002"), kb], check=True)
             b.proc.send_signal(signal.SIGHUP)
             self.assertTrue(F.wait_for(lambda: ready()[0] == 200, 10), ready())
-            metrics = self.get("/metrics", port=b.http_port)[2].decode()
+            metrics = self.get("/metrics", port=b.admin_port)[2].decode()
             self.assertIn("\ntracesvc_keyring_missing_key 0\n", metrics)
         finally:
             self.assertEqual(b.stop(), 0, b.output()[-2000:])
 
     def test_health_and_metrics(self):
-        self.assertEqual(self.get("/healthz")[0], 200)
-        self.assertEqual(self.get("/readyz")[:3:2], (200, b"ready: verifying; writes possible\n"))
-        self.assertEqual(self.get("/readyz?writes=1")[0], 200)
+        admin = self.svc.admin_port
+        self.assertEqual(self.get("/healthz", port=admin)[0], 200)
+        self.assertEqual(self.get("/readyz", port=admin)[:3:2],
+                         (200, b"ready: verifying; writes possible\n"))
+        self.assertEqual(self.get("/readyz?writes=1", port=admin)[0], 200)
+        # Each listener serves its own: no metrics or health on the public
+        # one, no scan pages on the admin one (loopback by default).
+        for path in ("/metrics", "/healthz", "/readyz"):
+            status, _, body = self.get(path)
+            self.assertEqual(status, 404, path)
+            self.assertIn(b"scan pages are at /C/{code}", body)
+        status, _, body = self.get("/C/" + "A" * 34, port=admin)
+        self.assertEqual(status, 404)
+        self.assertIn(b"this is the admin listener (--admin)", body)
+        self.assertRegex(self.svc.output(), r"serving the admin listener on 127\.0\.0\.1:0 "
+                                            r"admin-port \d+ ")
         _, _, codes = self.chain()
         pm = F.md("platform", "shop-m")
         self.ver.VerifyCode(V.VerifyCodeRequest(code=codes[9]), metadata=pm)
@@ -328,7 +343,7 @@ class Scan(unittest.TestCase):
         self.assertEqual(self.ver.VerifyCode(V.VerifyCodeRequest(code=forged), metadata=pm).result.verdict,
                          T.VERDICT_FORGED)
         F.status_of(self.ver.VerifyCode, V.VerifyCodeRequest(code="x"), metadata=REG)
-        status, h, body = self.get("/metrics")
+        status, h, body = self.get("/metrics", port=admin)
         self.assertEqual(status, 200)
         self.assertIn("text/plain; version=0.0.4", h["Content-Type"])
         m = {}
@@ -356,6 +371,58 @@ class Scan(unittest.TestCase):
                 'redis_client="hiredis %s"}' % (ver, commit, grpc_v, ssl_v, hiredis_v))
         self.assertEqual(m.get(info), 1, [k for k in m if k.startswith("tracesvc_build_info")])
         self.assertNotEqual(commit, "unknown")  # built from a git tree
+        # The process collector, under the names Prometheus clients use.
+        self.assertGreater(m["process_resident_memory_bytes"], 1 << 20)
+        self.assertGreater(m["process_open_fds"], 5)
+        self.assertLessEqual(m["process_open_fds"], m["process_max_fds"])
+        self.assertGreaterEqual(m["process_cpu_seconds_total"], 0)
+        self.assertLess(abs(m["process_start_time_seconds"] - self.started), 120)
+        # gRPC calls also under the gRPC ecosystem's names.
+        lv = ('grpc_type="unary",grpc_service="tracecode.v1.VerifierService",'
+              'grpc_method="VerifyCode"')
+        self.assertEqual(m['grpc_server_handled_total{%s,grpc_code="OK"}' % lv],
+                         m['tracesvc_rpc_calls_total{%s,code="OK"}' % vc])
+        self.assertGreaterEqual(m['grpc_server_started_total{%s}' % lv],
+                                m['grpc_server_handled_total{%s,grpc_code="OK"}' % lv])
+        self.assertEqual(m['grpc_server_handling_seconds_count{%s}' % lv], count)
+        # HTTP requests by listener, route and status (this test's own included).
+        self.assertGreaterEqual(m.get('tracesvc_http_requests_total{listener="admin",'
+                                      'route="/healthz",code="200"}', 0), 1)
+        self.assertGreaterEqual(m.get('tracesvc_http_requests_total{listener="public",'
+                                      'route="none",code="404"}', 0), 3)
+        self.assertIn('tracesvc_http_request_duration_seconds_count{listener="admin",'
+                      'route="/readyz"}', m)
+        # Prometheus's own linter finds nothing wrong.
+        promtool = os.path.join(F.ROOT, ".tools", "promtool")
+        self.assertTrue(os.access(promtool, os.X_OK), "no .tools/promtool: run ./scripts/deps.sh")
+        p = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True)
+        self.assertEqual((p.returncode, p.stdout + p.stderr), (0, b""))
+
+    def test_cancelled_watches_are_counted(self):
+        # Five watches the client cancels: counted as Canceled when they end,
+        # and open streams go back to what they were.
+        def metric(name):
+            body = self.get("/metrics", port=self.svc.admin_port)[2].decode()
+            for line in body.splitlines():
+                if line.startswith(name + " "):
+                    return float(line.rsplit(" ", 1)[1])
+            return 0.0
+        method = "tracecode.v1.VerifierService/WatchDelistings"
+        lv = ('grpc_type="server_stream",grpc_service="tracecode.v1.VerifierService",'
+              'grpc_method="WatchDelistings"')
+        open_ = 'tracesvc_rpc_open_streams{method="%s"}' % method
+        cancelled = 'grpc_server_handled_total{%s,grpc_code="Canceled"}' % lv
+        open0, cancelled0 = metric(open_), metric(cancelled)
+        calls = [self.ver.WatchDelistings(V.WatchDelistingsRequest(),
+                                          metadata=F.md("platform", "shop-cancel"))
+                 for _ in range(5)]
+        self.assertTrue(F.wait_for(lambda: metric(open_) == open0 + 5, 10), metric(open_))
+        self.assertTrue(F.wait_for(lambda: metric("tracesvc_delist_watchers") >= 5, 10))
+        for c in calls:
+            c.cancel()
+        self.assertTrue(F.wait_for(lambda: metric(cancelled) == cancelled0 + 5, 10),
+                        (metric(cancelled), cancelled0))
+        self.assertEqual(metric(open_), open0)
 
 
 if __name__ == "__main__":

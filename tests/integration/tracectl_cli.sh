@@ -23,8 +23,8 @@ for _ in $(seq 200); do [ "$(redis-cli -s "$dir/redis.sock" ping 2>/dev/null)" =
 "$bin/tracesvc" --redis "unix:$dir/redis.sock" --grpc 127.0.0.1:0 --keys "$dir/keys" --insecure \
     --threads 2 > "$dir/svc.log" 2>&1 &
 svc_pid=$!
-for _ in $(seq 200); do grep -q "port [0-9]" "$dir/svc.log" && break; sleep 0.05; done
-TRACECTL_ADDR=127.0.0.1:$(grep -o "port [0-9]*" "$dir/svc.log" | cut -d' ' -f2)
+for _ in $(seq 200); do grep -q "admin-port [0-9]" "$dir/svc.log" && break; sleep 0.05; done
+TRACECTL_ADDR=127.0.0.1:$(grep -o " port [0-9]*" "$dir/svc.log" | head -n 1 | cut -d' ' -f3)
 TRACECTL_INSECURE=1
 export TRACECTL_ADDR TRACECTL_INSECURE
 ctl="$bin/tracectl"
@@ -142,7 +142,7 @@ has "only the new notice" "$dir/out" '"new_status":"SUSPENDED","reason":"audit".
 [ "$(wc -l < "$dir/out")" -eq 1 ] || { echo "FAIL: watch printed more than one notice"; fails=$((fails + 1)); }
 second=$(cat "$dir/cursor")
 [ "$second" != "$first" ] || { echo "FAIL: the cursor file did not move"; fails=$((fails + 1)); }
-check "a failing hook" 1 $ctl $plat watch --count 1 --cursor-file "$dir/cursor2" --exec "exit 3"
+check "a failing hook" 4 $ctl $plat watch --count 1 --cursor-file "$dir/cursor2" --exec "exit 3"
 has "hook failure said" "$dir/err" "exec failed for notice $first"
 [ ! -e "$dir/cursor2" ] || { echo "FAIL: a failed hook advanced the cursor"; fails=$((fails + 1)); }
 check "ack whole" 0 $ctl $plat ack "$first"
@@ -160,7 +160,20 @@ check "compliance needs the regulator" 1 $ctl $plat compliance shop-a
 check "wrong role" 1 $ctl $plat cert get CERT-1
 has "role said" "$dir/err" "PERMISSION_DENIED: role platform may not call tracecode.v1.RegistryService"
 check "no identity" 2 $ctl manufacturer put X Y
-check "no server" 1 $ctl --addr 127.0.0.1:1 --timeout 2 $reg cert get CERT-1
+check "no server" 3 $ctl --addr 127.0.0.1:1 --timeout 2 $reg cert get CERT-1
 has "unavailable" "$dir/err" "UNAVAILABLE\|DEADLINE_EXCEEDED"
+check "unreadable file" 4 $ctl $plat verify --file "$dir/nonexistent"
+has "unreadable said" "$dir/err" "cannot open '$dir/nonexistent'"
+check "--help" 0 $ctl --help
+has "--help on stdout" "$dir/out" "Exit status: 0 done"
+check "-h" 0 $ctl -h
+has "-h on stdout" "$dir/out" "usage: tracectl"
+# A second tracesvc on the first one's gRPC port does not start (no
+# SO_REUSEPORT: it would otherwise take half of the port's connections).
+check "port taken" 1 timeout 30 "$bin/tracesvc" --redis "unix:$dir/redis.sock" \
+    --grpc "$TRACECTL_ADDR" --keys "$dir/keys" --insecure --threads 2
+has "port taken said" "$dir/err" "cannot listen on '$TRACECTL_ADDR'"
+check "--version" 0 $ctl --version
+has "--version names the build" "$dir/out" "tracectl 0.1.0 (commit "
 
 verdict tracectl_cli
