@@ -63,15 +63,40 @@ static unsigned name_kid(const char *name)
     return v <= CODEC_KID_MAX ? v : 0;
 }
 
-static keys_err read_key_file(const char *path, keys_record *r, char *errbuf, size_t errcap)
+/* 1 when the file open on fd is inside the directory whose real path is
+ * real_dir (what a link led to, read back from the descriptor: no window
+ * between a check and the open). */
+static int fd_inside(int fd, const char *real_dir)
+{
+    char proc[64], where[PATH_CAP];
+    size_t n = strlen(real_dir);
+    ssize_t k;
+
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    k = readlink(proc, where, sizeof(where) - 1);
+    if (k <= 0)
+        return 0;
+    where[k] = '\0';
+    return strncmp(where, real_dir, n) == 0 && where[n] == '/';
+}
+
+static keys_err read_key_file(const char *path, const char *real_dir, unsigned flags,
+                              keys_record *r, char *errbuf, size_t errcap)
 {
     char buf[KEYS_FILE_MAX + 1], why[256];
     struct stat st;
     ssize_t got;
     size_t len = 0;
     keys_err err;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int secret = (flags & KEYS_OPEN_SECRET_VOLUME) != 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | (secret ? 0 : O_NOFOLLOW));
 
+    if (fd < 0 && errno == ELOOP && !secret)
+        return keys_fail(KEYS_ERR_PERM, errbuf, errcap,
+                         "key file '%s' is a symbolic link (a Kubernetes Secret volume?); the "
+                         "keyring takes regular files unless told to follow links inside its "
+                         "directory",
+                         path);
     if (fd < 0)
         return keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot open key file '%s': %s", path,
                          strerror(errno));
@@ -79,10 +104,18 @@ static keys_err read_key_file(const char *path, keys_record *r, char *errbuf, si
         close(fd);
         return keys_fail(KEYS_ERR_IO, errbuf, errcap, "key file '%s' is not a regular file", path);
     }
-    if (st.st_mode & 077) {
+    if (secret && !fd_inside(fd, real_dir)) {
         close(fd);
         return keys_fail(KEYS_ERR_PERM, errbuf, errcap,
-                         "key file '%s' is readable by group or others (mode %04o); chmod 600 it",
+                         "key file '%s' leads outside the keyring directory '%s'", path, real_dir);
+    }
+    if (st.st_mode & (secret ? 037 : 077)) {
+        close(fd);
+        return keys_fail(KEYS_ERR_PERM, errbuf, errcap,
+                         secret ? "key file '%s' is writable by its group or readable by others "
+                                  "(mode %04o); chmod 640 it at most"
+                                : "key file '%s' is readable by group or others (mode %04o); "
+                                  "chmod 600 it",
                          path, (unsigned)(st.st_mode & 07777));
     }
     while (len < sizeof(buf)) {
@@ -270,15 +303,24 @@ static void pick_active(keys_ring *ring)
 
 keys_err keys_open(const char *dir, keys_ring **out, char *errbuf, size_t errcap)
 {
+    return keys_open_ex(dir, 0, out, errbuf, errcap);
+}
+
+keys_err keys_open_ex(const char *dir, unsigned flags, keys_ring **out, char *errbuf, size_t errcap)
+{
     keys_ring *ring;
     DIR *d;
     struct dirent *e;
     keys_err err = KEYS_OK;
     size_t dlen = strlen(dir);
+    char real_dir[PATH_CAP] = "";
 
     *out = NULL;
     if (dlen >= PATH_CAP - 16)
         return keys_fail(KEYS_ERR_ARG, errbuf, errcap, "keyring path '%s' is too long", dir);
+    if ((flags & KEYS_OPEN_SECRET_VOLUME) && !realpath(dir, real_dir))
+        return keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot open keyring '%s': %s", dir,
+                         strerror(errno));
     d = opendir(dir);
     if (!d)
         return keys_fail(KEYS_ERR_IO, errbuf, errcap, "cannot open keyring '%s': %s", dir,
@@ -300,7 +342,7 @@ keys_err keys_open(const char *dir, keys_ring **out, char *errbuf, size_t errcap
             err = keys_fail(KEYS_ERR_ARG, errbuf, errcap, "keyring path '%s' is too long", dir);
             break;
         }
-        err = read_key_file(path, &r, errbuf, errcap);
+        err = read_key_file(path, real_dir, flags, &r, errbuf, errcap);
         if (!err && r.kid != kid)
             err = keys_fail(KEYS_ERR_FORMAT, errbuf, errcap, "key file '%s' holds kid %u", path,
                             r.kid);

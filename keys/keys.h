@@ -104,6 +104,16 @@ keys_err keys_init_dir(const char *dir, char *errbuf, size_t errcap);
  * Caller frees with keys_free.
  */
 keys_err keys_open(const char *dir, keys_ring **out, char *errbuf, size_t errcap);
+/*
+ * keys_open with options. KEYS_OPEN_SECRET_VOLUME takes a keyring mounted
+ * as a Kubernetes Secret: key-NNN may be a symbolic link (to ..data/key-NNN)
+ * when the file it leads to is inside dir, and may be readable by its group
+ * (an fsGroup); never by others, never writable but by its owner. Without
+ * it, a link or a group-readable file is refused (KEYS_ERR_PERM) saying so.
+ */
+#define KEYS_OPEN_SECRET_VOLUME 1u
+keys_err keys_open_ex(const char *dir, unsigned flags, keys_ring **out, char *errbuf,
+                      size_t errcap);
 void keys_free(keys_ring *ring);
 
 /*

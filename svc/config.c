@@ -51,6 +51,9 @@ static const flag flags[] = {
         "loopback, the port printed at start)"),
     {"insecure", NULL, F_SWITCH, offsetof(config, insecure), 0, 0, 0, NULL,
      "plaintext gRPC with the caller's role in metadata; loopback only"},
+    {"keys-allow-group-read", NULL, F_SWITCH, offsetof(config, keys_group_read), 0, 0, 0, NULL,
+     "take a keyring mounted as a Kubernetes Secret: key files may be links inside --keys and "
+     "readable by their group (an fsGroup), never by others"},
     STR("tls-cert", tls_cert, "FILE", "the server's certificate (mTLS)"),
     STR("tls-key", tls_key, "FILE", "its key"),
     STR("client-ca", client_ca, "FILE", "the CA of callers' certificates"),

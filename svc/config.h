@@ -14,6 +14,7 @@ typedef struct config {
     int nlimit;
     char node_buf[128];
     int insecure;
+    int keys_group_read; /* --keys-allow-group-read */
     long threads, write_threads;
     long max_staleness, retention_s, heartbeat_ms, watch_buffer_mib;
     long copy_devices, copy_regions, copy_window;

@@ -15,6 +15,7 @@
  * drains.
  */
 #include "api.h"
+#include "log.h"
 #include "config.h"
 #include "commit_gen.h"
 #include "audit.h"
@@ -59,17 +60,16 @@ static int open_store(const config *cfg, const sigset_t *sigs, store **st)
         if (e == STORE_OK)
             break;
         if (e != STORE_ERR_UNAVAILABLE || (until && time(NULL) >= until)) {
-            fprintf(stderr, "tracesvc: %s\n", err);
+            tclog(TCLOG_ERROR, "%s", err);
             return -1;
         }
         if (strcmp(err, last) != 0)
-            fprintf(stderr, "tracesvc: waiting for redis: %s (trying again, up to every 5 s)\n",
-                    err);
+            tclog(TCLOG_INFO, "waiting for redis: %s (trying again, up to every 5 s)", err);
         snprintf(last, sizeof(last), "%s", err);
         struct timespec nap = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
         int sig = sigtimedwait(sigs, NULL, &nap);
         if (sig == SIGTERM || sig == SIGINT) {
-            fprintf(stderr, "tracesvc: stopped while waiting for redis\n");
+            tclog(TCLOG_INFO, "stopped while waiting for redis");
             return -1;
         }
         delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
@@ -77,7 +77,7 @@ static int open_store(const config *cfg, const sigset_t *sigs, store **st)
     if (last[0]) {
         char at[300];
         store_primary(*st, at, sizeof(at));
-        fprintf(stderr, "tracesvc: redis answers at %s\n", at);
+        tclog(TCLOG_INFO, "redis answers at %s", at);
     }
     return 0;
 }
@@ -129,8 +129,8 @@ static void raise_fd_limit(void)
         rlim_t was = rl.rlim_cur;
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
-            fprintf(stderr, "tracesvc: descriptors: limit raised from %llu to %llu\n",
-                    (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+            tclog(TCLOG_INFO, "descriptors: limit raised from %llu to %llu",
+                  (unsigned long long)was, (unsigned long long)rl.rlim_cur);
     }
 }
 
@@ -150,12 +150,12 @@ static void check_keys(svc *node)
     }
     if (lacks != atomic_load(&node->lacks_key)) {
         if (lacks)
-            fprintf(stderr,
-                    "tracesvc: not ready: the deployment issues under key %u, which keyring %s "
-                    "lacks: copy key-%03u to it and send SIGHUP\n",
-                    lacks, node->keys_dir, lacks);
+            tclog(TCLOG_WARN,
+                  "not ready: the deployment issues under key %u, which keyring %s "
+                  "lacks: copy key-%03u to it and send SIGHUP",
+                  lacks, node->keys_dir, lacks);
         else
-            fprintf(stderr, "tracesvc: the keyring holds every key the deployment issues under\n");
+            tclog(TCLOG_INFO, "the keyring holds every key the deployment issues under");
     }
     atomic_store(&node->lacks_key, lacks);
 }
@@ -176,12 +176,12 @@ static void check_ready(svc *node, int *could_verify, int *could_write)
     atomic_store(&node->writable, w);
     v = svc_can_verify(node);
     if (w != *could_write)
-        fprintf(stderr, "tracesvc: writes %s%s%s\n",
-                w ? "possible again" : "not possible: ", w ? "" : why, "");
+        tclog(TCLOG_INFO, "writes %s%s%s", w ? "possible again" : "not possible: ", w ? "" : why,
+              "");
     if (v != *could_verify)
-        fprintf(stderr, "tracesvc: %s\n",
-                v ? "verifying again: the replica is fresh"
-                  : "not ready: the replica has not heard from redis within --ready-staleness");
+        tclog(v ? TCLOG_INFO : TCLOG_WARN, "%s",
+              v ? "verifying again: the replica is fresh"
+                : "not ready: the replica has not heard from redis within --ready-staleness");
     if (w != *could_write || v != *could_verify)
         rpc_health_changed();
     *could_write = w;
@@ -202,10 +202,10 @@ static void keys_tick(svc *node, int hup, struct timespec *seen, unsigned ticks)
         *seen = sb.st_mtim;
     if (hup || changed) {
         if (svc_keys_reload(node, hup ? "SIGHUP" : "its directory changed", err, sizeof(err)))
-            fprintf(stderr, "tracesvc: keyring %s not reloaded, the keys in force stay: %s\n",
-                    node->keys_dir, err);
+            tclog(TCLOG_WARN, "keyring %s not reloaded, the keys in force stay: %s", node->keys_dir,
+                  err);
         else if (audit_note_keys(node, node->node_id, err, sizeof(err)) != STORE_OK)
-            fprintf(stderr, "tracesvc: audit: cannot record the node's keys: %s\n", err);
+            tclog(TCLOG_WARN, "audit: cannot record the node's keys: %s", err);
     }
     svc_keys_reap(node, 0);
     if (hup || changed || !node->beating || ticks % 3 == 0) {
@@ -213,8 +213,8 @@ static void keys_tick(svc *node, int hup, struct timespec *seen, unsigned ticks)
         int ok = store_node_beat(node->store, node->node_id, ids, NODE_TTL_S, err, sizeof(err)) ==
                  STORE_OK;
         if (ok != node->beating) /* log changes, not every tick */
-            fprintf(stderr, "tracesvc: %s\n",
-                    ok ? "live in redis again (keys and node id, for ActivateKey)" : err);
+            tclog(ok ? TCLOG_INFO : TCLOG_WARN, "%s",
+                  ok ? "live in redis again (keys and node id, for ActivateKey)" : err);
         node->beating = ok;
     }
 }
@@ -250,10 +250,10 @@ static int wait_for_stop(const sigset_t *sigs, rpc_server *srv, svc *node, const
         if (++ticks % 3 == 0) {
             int deaf = !rpc_probe(srv, 1000);
             if (deaf != atomic_load(&node->grpc_deaf))
-                fprintf(stderr, "tracesvc: the gRPC listener %s\n",
-                        deaf ? "does not accept connections (out of descriptors?); /healthz "
-                               "says so"
-                             : "accepts connections again");
+                tclog(TCLOG_INFO, "the gRPC listener %s",
+                      deaf ? "does not accept connections (out of descriptors?); /healthz "
+                             "says so"
+                           : "accepts connections again");
             atomic_store(&node->grpc_deaf, deaf);
         }
         if (!crl)
@@ -264,10 +264,9 @@ static int wait_for_stop(const sigset_t *sigs, rpc_server *srv, svc *node, const
         if (stat(crl, &sb) == 0)
             seen = sb.st_mtim;
         if (rpc_reload_crl(srv, &n, err, sizeof(err)) == 0)
-            fprintf(stderr, "tracesvc: client CRL %s in force: %zu certificates revoked\n", crl, n);
+            tclog(TCLOG_INFO, "client CRL %s in force: %zu certificates revoked", crl, n);
         else
-            fprintf(stderr, "tracesvc: client CRL %s not reloaded, the previous list stays: %s\n",
-                    crl, err);
+            tclog(TCLOG_WARN, "client CRL %s not reloaded, the previous list stays: %s", crl, err);
     }
 }
 
@@ -328,7 +327,7 @@ static int audit_begin(svc *s, const void *cfgv, char *err, size_t cap)
     const config *cfg = cfgv;
 
     if (audit_note_keys(s, cfg->node_id, err, cap) != STORE_OK)
-        fprintf(stderr, "tracesvc: audit: cannot record the node's keys: %s\n", err);
+        tclog(TCLOG_WARN, "audit: cannot record the node's keys: %s", err);
     s->audit = audit_start(s, cfg->node_id, err, cap);
     return s->audit ? 0 : -1;
 }
@@ -412,6 +411,7 @@ int main(int argc, char **argv)
     uint64_t rev;
     svc node;
     int rc_exit = 1, sig;
+    keys_err ke;
 
     memset(&node, 0, sizeof(node));
     /* Before any thread exists (gRPC starts its own): signals come to
@@ -427,8 +427,13 @@ int main(int argc, char **argv)
         return rc_exit < 0 ? 0 : rc_exit; /* -1: --help or --version, done */
     raise_fd_limit();
     rc_exit = 1;
-    if (keys_open(cfg.keys, &ring, err, sizeof(err)) != KEYS_OK) {
-        fprintf(stderr, "tracesvc: %s\n", err);
+    node.keys_flags = cfg.keys_group_read ? KEYS_OPEN_SECRET_VOLUME : 0;
+    if ((ke = keys_open_ex(cfg.keys, node.keys_flags, &ring, err, sizeof(err))) != KEYS_OK) {
+        tclog(TCLOG_ERROR, "%s%s", err,
+              ke == KEYS_ERR_PERM && !cfg.keys_group_read
+                  ? " (for a keyring mounted as a Kubernetes Secret - links to ..data, files "
+                    "readable by an fsGroup - start with --keys-allow-group-read)"
+                  : "");
         return 1;
     }
     if (open_store(&cfg, &sigs, &st) != 0)
@@ -439,14 +444,14 @@ int main(int argc, char **argv)
     if (!replica)
         goto out;
     if (store_snapshot(st, replica, stream_id, sizeof(stream_id), &rev, err, sizeof(err))) {
-        fprintf(stderr, "tracesvc: cannot load the registry: %s\n", err);
+        tclog(TCLOG_WARN, "cannot load the registry: %s", err);
         goto out;
     }
     evthread_use_pthreads();
     base = event_base_new();
     tail = base ? store_tail_new(st, replica, base, stream_id, rev) : NULL;
     if (!tail) {
-        fprintf(stderr, "tracesvc: cannot start following the change stream\n");
+        tclog(TCLOG_WARN, "cannot start following the change stream");
         goto out;
     }
     pthread_create(&control, NULL, control_main, base);
@@ -477,7 +482,7 @@ int main(int argc, char **argv)
     node.modules = modules;
     for (started = 0; started < NMODULES; started++)
         if (modules[started].start && modules[started].start(&node, &cfg, err, sizeof(err)) != 0) {
-            fprintf(stderr, "tracesvc: cannot start %s: %s\n", modules[started].name, err);
+            tclog(TCLOG_WARN, "cannot start %s: %s", modules[started].name, err);
             goto stop_modules;
         }
     node.nmodules = started;
@@ -501,14 +506,13 @@ int main(int argc, char **argv)
     rc.shared_cq = cfg.shared_cq;
     srv = rpc_start(&rc, &node, err, sizeof(err));
     if (!srv) {
-        fprintf(stderr, "tracesvc: %s\n", err);
+        tclog(TCLOG_ERROR, "%s", err);
     } else {
-        fprintf(stderr,
-                "tracesvc: serving gRPC on %s port %d (%s), %ld worker threads (+%ld for "
-                "writes), registry at revision %llu with %zu batches\n",
-                cfg.grpc, rpc_port(srv), cfg.insecure ? "insecure, loopback only" : "mTLS",
-                cfg.threads, cfg.write_threads, (unsigned long long)rev,
-                rep_count_batches(replica));
+        tclog(TCLOG_INFO,
+              "serving gRPC on %s port %d (%s), %ld worker threads (+%ld for "
+              "writes), registry at revision %llu with %zu batches",
+              cfg.grpc, rpc_port(srv), cfg.insecure ? "insecure, loopback only" : "mTLS",
+              cfg.threads, cfg.write_threads, (unsigned long long)rev, rep_count_batches(replica));
         mx.srv = srv;
         mx.node = &node;
         atomic_init(&mx.http[0], NULL);
@@ -516,26 +520,26 @@ int main(int argc, char **argv)
         admin = http_start(HTTP_ADMIN, cfg.admin, &node, NULL, 64, metrics, &mx, err, sizeof(err));
         atomic_store(&mx.http[1], admin);
         if (!admin)
-            fprintf(stderr, "tracesvc: %s\n", err);
+            tclog(TCLOG_ERROR, "%s", err);
         else
-            fprintf(stderr,
-                    "tracesvc: serving the admin listener on %s admin-port %d (/metrics, "
-                    "/healthz, /readyz)\n",
-                    cfg.admin, http_port(admin));
+            tclog(TCLOG_INFO,
+                  "serving the admin listener on %s admin-port %d (/metrics, "
+                  "/healthz, /readyz)",
+                  cfg.admin, http_port(admin));
         if (admin && cfg.http) {
             web = http_start(HTTP_PUBLIC, cfg.http, &node, cfg.trusted_proxy,
                              (int)cfg.http_max_conns, metrics, &mx, err, sizeof(err));
             atomic_store(&mx.http[0], web);
             if (!web)
-                fprintf(stderr, "tracesvc: %s\n", err);
+                tclog(TCLOG_ERROR, "%s", err);
             else
-                fprintf(stderr, "tracesvc: serving HTTP on %s http-port %d (scan pages)\n",
-                        cfg.http, http_port(web));
+                tclog(TCLOG_INFO, "serving HTTP on %s http-port %d (scan pages)", cfg.http,
+                      http_port(web));
         }
         if (admin && (!cfg.http || web)) {
             sig = wait_for_stop(&sigs, srv, &node, cfg.client_crl);
-            fprintf(stderr, "tracesvc: %s: draining (up to %d ms)\n",
-                    sig == SIGTERM ? "SIGTERM" : "SIGINT", DRAIN_MS);
+            tclog(TCLOG_INFO, "%s: draining (up to %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                  DRAIN_MS);
         }
         http_stop(admin); /* first: its /metrics reads the public listener's counters */
         http_stop(web);
@@ -567,6 +571,6 @@ out:
         keys_free(atomic_load(&node.ring));
     }
     if (rc_exit == 0)
-        fprintf(stderr, "tracesvc: stopped\n");
+        tclog(TCLOG_INFO, "stopped");
     return rc_exit;
 }

@@ -4,6 +4,7 @@
  * from them (docs/OPERATIONS.md, "The forgery signal").
  */
 #include "audit_int.h"
+#include "log.h"
 #include "limit.h"
 
 #include <inttypes.h>
@@ -82,7 +83,7 @@ static void forgery_entry(audit_log *a, vslot *v, const char *kind, uint64_t all
     if (store_audit_append(a->svc->store, kind, actor, v->name, body,
                            len < sizeof(body) ? len : sizeof(body) - 1, NULL, err,
                            sizeof(err)) != STORE_OK)
-        fprintf(stderr, "tracesvc: audit: %s entry for platform %s lost: %s\n", kind, v->name, err);
+        tclog(TCLOG_WARN, "audit: %s entry for platform %s lost: %s", kind, v->name, err);
 }
 
 /* Once a second: each platform's new answers into its ring; past the
@@ -127,17 +128,16 @@ void audit_forgery_tick(audit_log *a, int64_t now_s)
             share >= a->svc->forgery_percent * 10) {
             atomic_store(&v->flagged, 1);
             limits_flag(a->svc->limits, v->name, a->svc->forgery_throttle);
-            fprintf(stderr,
-                    "tracesvc: forgery signal: platform %s: %" PRIu64 " of %" PRIu64
-                    " codes forged or malformed in %u s%s\n",
-                    v->name, bad, all, w, a->svc->forgery_throttle > 0 ? "; throttled" : "");
+            tclog(TCLOG_WARN,
+                  "forgery signal: platform %s: %" PRIu64 " of %" PRIu64
+                  " codes forged or malformed in %u s%s",
+                  v->name, bad, all, w, a->svc->forgery_throttle > 0 ? "; throttled" : "");
             forgery_entry(a, v, "forgery", all, bad, n);
         } else if (atomic_load(&v->flagged) &&
                    (all < a->svc->forgery_min / 2 || share < a->svc->forgery_percent * 5)) {
             atomic_store(&v->flagged, 0);
             limits_flag(a->svc->limits, v->name, 0);
-            fprintf(stderr, "tracesvc: forgery signal: platform %s is back under the threshold\n",
-                    v->name);
+            tclog(TCLOG_INFO, "forgery signal: platform %s is back under the threshold", v->name);
             forgery_entry(a, v, "forgery-cleared", all, bad, n);
         }
     }
@@ -205,7 +205,7 @@ void audit_flush_counts(audit_log *a, int64_t minute)
                                v == &a->other ? "(other platforms)" : v->name, body,
                                len < sizeof(body) ? len : sizeof(body) - 1, NULL, err,
                                sizeof(err)) != STORE_OK)
-            fprintf(stderr, "tracesvc: audit: verification counts of minute %" PRId64 " lost: %s\n",
-                    minute, err);
+            tclog(TCLOG_WARN, "audit: verification counts of minute %" PRId64 " lost: %s", minute,
+                  err);
     }
 }

@@ -4,6 +4,7 @@
  * once a minute appends the counts (counts.c); and the key records.
  */
 #include "audit_int.h"
+#include "log.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -76,19 +77,19 @@ static int load(audit_log *a)
     merkle_hash root;
 
     if (store_audit_head(a->svc->store, &h, err, sizeof(err)) != STORE_OK) {
-        fprintf(stderr, "tracesvc: audit: cannot read the tree head: %s\n", err);
+        tclog(TCLOG_WARN, "audit: cannot read the tree head: %s", err);
         return -1;
     }
     if (merkle_frontier_load(&a->f, h.size, get_one, a->svc->store) != 0) {
-        fprintf(stderr, "tracesvc: audit: cannot load the tree of size %" PRIu64 "\n", h.size);
+        tclog(TCLOG_WARN, "audit: cannot load the tree of size %" PRIu64 "", h.size);
         return -1;
     }
     merkle_frontier_root(&a->f, root);
     if (h.size && memcmp(root, h.root, sizeof(root)) != 0) {
-        fprintf(stderr,
-                "tracesvc: audit: the stored tree does not match its signed head at size %" PRIu64
-                "; not sequencing (see docs/AUDIT.md)\n",
-                h.size);
+        tclog(TCLOG_WARN,
+              "audit: the stored tree does not match its signed head at size %" PRIu64
+              "; not sequencing (see docs/AUDIT.md)",
+              h.size);
         return -1;
     }
     a->head_time = h.time_unix;
@@ -117,14 +118,14 @@ static void sequence(audit_log *a)
         return;
     if (count > old && store_audit_read(a->svc->store, old, (size_t)(count - old), &e, &n, err,
                                         sizeof(err)) != STORE_OK) {
-        fprintf(stderr, "tracesvc: audit: %s\n", err);
+        tclog(TCLOG_INFO, "audit: %s", err);
         return;
     }
     memset(&g, 0, sizeof(g));
     for (i = 0; i < n; i++) {
         merkle_hash leaf;
         if (!e[i].text || e[i].len == 0) { /* not written yet, or lost: stop before it */
-            fprintf(stderr, "tracesvc: audit: entry %" PRIu64 " is missing\n", old + i);
+            tclog(TCLOG_INFO, "audit: entry %" PRIu64 " is missing", old + i);
             break;
         }
         merkle_leaf_hash(e[i].text, e[i].len, leaf);
@@ -136,8 +137,8 @@ static void sequence(audit_log *a)
     merkle_frontier_root(&a->f, h.root);
     h.time_unix = now;
     if (g.oom || sign_head(a, &h) != 0) {
-        fprintf(stderr, "tracesvc: audit: cannot %s\n",
-                g.oom ? "grow the tree: out of memory" : "sign the tree head");
+        tclog(TCLOG_WARN, "audit: cannot %s",
+              g.oom ? "grow the tree: out of memory" : "sign the tree head");
         a->loaded = 0;
     } else {
         se = store_audit_commit(a->svc->store, a->token, old, &h, (const uint8_t *const *)g.buf,
@@ -148,7 +149,7 @@ static void sequence(audit_log *a)
         } else {
             /* lost the lease, or another node moved the tree: start over */
             if (se != STORE_ERR_UNAVAILABLE)
-                fprintf(stderr, "tracesvc: audit: %s\n", err);
+                tclog(TCLOG_INFO, "audit: %s", err);
             a->loaded = 0;
         }
     }
@@ -180,7 +181,7 @@ static void *run(void *arg)
         if (held != atomic_load(&a->leader)) {
             atomic_store(&a->leader, held);
             a->loaded = 0;
-            fprintf(stderr, "tracesvc: audit: %s sequencing the log\n", held ? "now" : "no longer");
+            tclog(TCLOG_INFO, "audit: %s sequencing the log", held ? "now" : "no longer");
         }
         if (held) {
             sequence(a);

@@ -9,6 +9,7 @@
  * wake, each with a reference, and wakes them after unlocking.
  */
 #include "delist.h"
+#include "log.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -641,12 +642,12 @@ static void *hub_main(void *arg)
         if (e) {
             struct timespec nap = {backoff / 1000, (backoff % 1000) * 1000000L};
             if (!warned++)
-                fprintf(stderr, "tracesvc: delisting watchers: %s (retrying)\n", err);
+                tclog(TCLOG_WARN, "delisting watchers: %s (retrying)", err);
             nanosleep(&nap, NULL);
             backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
         } else {
             if (warned)
-                fprintf(stderr, "tracesvc: delisting watchers: redis is back\n");
+                tclog(TCLOG_INFO, "delisting watchers: redis is back");
             warned = 0;
             backoff = 100;
         }

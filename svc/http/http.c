@@ -18,6 +18,7 @@
  * codes get a page that says what is wrong.
  */
 #include "http.h"
+#include "log.h"
 #include "http_int.h"
 #include "check.h"
 #include "scan.h"
@@ -137,11 +138,11 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
         atomic_store(&h->svc->http_deaf, 1); /* for the admin listener's /healthz */
     h->backoff_ms = h->backoff_ms ? (h->backoff_ms * 2 > 2000 ? 2000 : h->backoff_ms * 2) : 50;
     if (now - h->errors_logged_at >= ACCEPT_LOG_EVERY_MS) {
-        fprintf(stderr,
-                "tracesvc: http: accept() failed %lld times since the last report (%s); "
-                "pausing accepts, next try in %lld ms\n",
-                (long long)h->accept_errors, evutil_socket_error_to_string(err),
-                (long long)h->backoff_ms);
+        tclog(TCLOG_WARN,
+              "http: accept() failed %lld times since the last report (%s); "
+              "pausing accepts, next try in %lld ms",
+              (long long)h->accept_errors, evutil_socket_error_to_string(err),
+              (long long)h->backoff_ms);
         h->accept_errors = 0;
         h->errors_logged_at = now;
     }

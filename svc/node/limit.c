@@ -3,6 +3,7 @@
  */
 #include "limit.h"
 #include "node.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -336,11 +337,14 @@ static int refuse(limits *l, limit_name n, svc_status *st, const char *fmt, ...)
 {
     va_list ap;
 
+    static tclog_gate gates[LIMIT_NAMES]; /* a line per limit every 10 s at most */
+
     atomic_fetch_add_explicit(&l->refused[n], 1, memory_order_relaxed);
     st->code = SVC_RESOURCE_EXHAUSTED;
     va_start(ap, fmt);
     vsnprintf(st->msg, sizeof(st->msg), fmt, ap);
     va_end(ap);
+    tclog_every(&gates[n], 10000, TCLOG_WARN, "limit hit: %s", st->msg);
     return SVC_RESOURCE_EXHAUSTED;
 }
 

@@ -177,6 +177,11 @@ size_t svc_metrics(svc *s, char *buf, size_t cap)
     OUT("# HELP tracesvc_redis_up 1 while the change-stream tail is connected to Redis.\n"
         "# TYPE tracesvc_redis_up gauge\ntracesvc_redis_up %d\n",
         s->redis_up ? s->redis_up(s->replica_lag_arg) : 0);
+    OUT("# HELP tracesvc_ready 1 while the node can verify (/readyz 200).\n"
+        "# TYPE tracesvc_ready gauge\ntracesvc_ready %d\n"
+        "# HELP tracesvc_writable 0 while writes cannot be made (the primary unreachable or "
+        "changing, too few replicas).\n# TYPE tracesvc_writable gauge\ntracesvc_writable %d\n",
+        svc_ready(s, NULL, 0), svc_can_write(s));
     for (size_t m = 0; m < s->nmodules; m++)
         if (s->modules[m].metrics)
             n = s->modules[m].metrics(s, buf, cap, n);

@@ -84,6 +84,7 @@ struct svc {
      * holds one that long). */
     _Atomic(keys_ring *) ring;
     const char *keys_dir;
+    unsigned keys_flags; /* keys_open_ex: KEYS_OPEN_SECRET_VOLUME */
     const char *node_id;
     pthread_mutex_t keys_mu;
     _Atomic int64_t keys_looked_ms[256]; /* per key id: the last look for its file */

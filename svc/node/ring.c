@@ -6,6 +6,7 @@
  * svc/api/keys_api.c.
  */
 #include "node.h"
+#include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,7 +78,7 @@ static int reload_locked(svc *s, const char *why, char *err, size_t errcap)
     int64_t now = svc_now_ms();
     char ids[512];
 
-    if (keys_open(s->keys_dir, &ring, err, errcap) != KEYS_OK)
+    if (keys_open_ex(s->keys_dir, s->keys_flags, &ring, err, errcap) != KEYS_OK)
         return -1;
     if (same_keys(ring, svc_ring(s))) {
         keys_free(ring);
@@ -101,9 +102,8 @@ static int reload_locked(svc *s, const char *why, char *err, size_t errcap)
     s->old_rings[slot].ring = old;
     s->old_rings[slot].at = now;
     svc_key_ids(ring, ids, sizeof(ids));
-    fprintf(stderr, "tracesvc: keyring %s reloaded (%s): keys %s; active mac %u, ed25519 %u\n",
-            s->keys_dir, why, ids, keys_active(ring, KEYS_KIND_MAC),
-            keys_active(ring, KEYS_KIND_ED25519));
+    tclog(TCLOG_INFO, "keyring %s reloaded (%s): keys %s; active mac %u, ed25519 %u", s->keys_dir,
+          why, ids, keys_active(ring, KEYS_KIND_MAC), keys_active(ring, KEYS_KIND_ED25519));
     return 0;
 }
 
@@ -125,7 +125,7 @@ int svc_keys_reload(svc *s, const char *why, char *err, size_t errcap)
     int rc = reload(s, why, err, errcap);
 
     if (rc == 1)
-        fprintf(stderr, "tracesvc: keyring %s read again (%s): unchanged\n", s->keys_dir, why);
+        tclog(TCLOG_INFO, "keyring %s read again (%s): unchanged", s->keys_dir, why);
     return rc < 0 ? -1 : 0;
 }
 
@@ -154,7 +154,7 @@ int svc_keys_refresh(svc *s, const keys_ring *seen, unsigned kid)
     snprintf(why, sizeof(why), "a code named key id %u, not loaded yet", kid);
     rc = reload(s, why, err, sizeof(err));
     if (rc < 0)
-        fprintf(stderr, "tracesvc: keyring %s not reloaded: %s\n", s->keys_dir, err);
+        tclog(TCLOG_WARN, "keyring %s not reloaded: %s", s->keys_dir, err);
     return svc_ring(s) != seen &&
            (keys_mac(svc_ring(s), kid) || keys_ed25519_public(svc_ring(s), kid));
 }

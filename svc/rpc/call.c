@@ -13,6 +13,7 @@
  * touching the next call in the slot.
  */
 #include "server_int.h"
+#include "log.h"
 #include "fastpb.h"
 #include "merkle.h"
 #include "wire.h"
@@ -70,7 +71,7 @@ void rpc_slot_arm(slot *s)
     if (e == GRPC_CALL_OK)
         s->main_busy = 1;
     else
-        fprintf(stderr, "tracesvc: cannot arm a request slot (%d)\n", (int)e);
+        tclog(TCLOG_WARN, "cannot arm a request slot (%d)", (int)e);
 }
 
 static void count_call(slot *s, svc_code code);
@@ -121,7 +122,7 @@ static void start(slot *s, grpc_op *ops, size_t n, tag *t)
     grpc_call_error e = grpc_call_start_batch(s->call, ops, n, t, NULL);
 
     if (e != GRPC_CALL_OK) {
-        fprintf(stderr, "tracesvc: grpc_call_start_batch failed (%d)\n", (int)e);
+        tclog(TCLOG_WARN, "grpc_call_start_batch failed (%d)", (int)e);
         s->finished = 1;
         return;
     }

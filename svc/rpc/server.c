@@ -6,9 +6,11 @@
  * caller.c.
  */
 #include "server_int.h"
+#include "log.h"
 #include "wire.h"
 
 #include <grpc/grpc_security.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -90,6 +92,18 @@ static grpc_server_credentials *credentials(const rpc_config *cfg, char *err, si
     return creds;
 }
 
+/* gRPC core's own lines (a failed accept4, a bad peer) into our log, as
+ * logfmt like every other line: "grpc: <message> (<file>:<line>)". */
+static void grpc_log_line(gpr_log_func_args *a)
+{
+    const char *file = a->file ? strrchr(a->file, '/') : NULL;
+
+    tclog(a->severity == GPR_LOG_SEVERITY_ERROR  ? TCLOG_ERROR
+          : a->severity == GPR_LOG_SEVERITY_INFO ? TCLOG_INFO
+                                                 : TCLOG_DEBUG,
+          "grpc: %s (%s:%d)", a->message ? a->message : "", file ? file + 1 : "?", a->line);
+}
+
 rpc_server *rpc_start(const rpc_config *cfg, svc *sv, char *err, size_t errcap)
 {
     grpc_arg args[2];
@@ -130,6 +144,7 @@ rpc_server *rpc_start(const rpc_config *cfg, svc *sv, char *err, size_t errcap)
         }
         atomic_store(&r->crl_gen, 1);
     }
+    gpr_set_log_function(grpc_log_line);
     grpc_init();
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;

@@ -4,6 +4,7 @@
  * command with the store's rules (failover replies, timeouts, WAIT).
  */
 #include "store.h"
+#include "log.h"
 #include "store_int.h"
 #include "tls.h"
 
@@ -208,8 +209,8 @@ static int resolve(store *s, char *err, size_t cap)
     for (i = 0; i < n; i++)
         redisFree(old[i]);
     if (moved)
-        fprintf(stderr, "tracesvc: redis: the Sentinels name %s:%d as primary of '%s' (was %s)\n",
-                host, port, s->a.master, was);
+        tclog(TCLOG_INFO, "redis: the Sentinels name %s:%d as primary of '%s' (was %s)", host, port,
+              s->a.master, was);
     return 0;
 }
 
@@ -258,7 +259,7 @@ static void *monitor_main(void *arg)
         pthread_mutex_unlock(&s->mu);
         err[0] = '\0';
         if (resolve(s, err, sizeof(err)) != 0 && strcmp(err, last) != 0)
-            fprintf(stderr, "tracesvc: redis: cannot ask the Sentinels: %s\n", err);
+            tclog(TCLOG_WARN, "redis: cannot ask the Sentinels: %s", err);
         memcpy(last, err, sizeof(last)); /* log a failure once, not twice a second */
         pthread_mutex_lock(&s->mu);
     }

@@ -4,6 +4,7 @@
  */
 #include "store.h"
 #include "store_int.h"
+#include "log.h"
 
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
@@ -43,18 +44,7 @@ struct store_tail {
 };
 
 /* The tail's state changes, one line each (never one per retry). */
-static void tail_log(store_tail *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tail_log(store_tail *t, const char *fmt, ...)
-{
-    va_list ap;
-
-    (void)t;
-    fputs("tracesvc: change stream: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
+#define tail_log(t, ...) ((void)(t), tclog(TCLOG_WARN, "change stream: " __VA_ARGS__))
 
 static int64_t now_ms(void)
 {
@@ -167,8 +157,8 @@ static void tail_reply(redisAsyncContext *ac, void *reply, void *priv)
     atomic_store(&t->heard_ms, now_ms());
     t->backoff_ms = 100;
     if (!t->following) {
-        tail_log(t, "following %s after %s (revision %llu)", t->where, t->last_id,
-                 (unsigned long long)t->rev);
+        tclog(TCLOG_INFO, "change stream: following %s after %s (revision %llu)", t->where,
+              t->last_id, (unsigned long long)t->rev);
         t->following = 1;
         t->said_lost = 0;
     }

@@ -300,3 +300,12 @@ def wait_for(pred, timeout=10.0):
             return True
         time.sleep(0.02)
     return pred()
+
+
+LOGFMT = re.compile(r'ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z '
+                    r'level=(debug|info|warn|error) msg="(?:[^"\\\x00-\x1f]|\\.)*"$')
+
+
+def logfmt_problems(text):
+    """The lines of a tracesvc log that are not one logfmt event each."""
+    return [line for line in text.splitlines() if not LOGFMT.match(line)]

@@ -373,7 +373,7 @@ class Audit(unittest.TestCase):
         def sequencer():
             for i, s in enumerate(self.svcs):
                 lines = [l for l in s.output().splitlines() if "sequencing the log" in l]
-                if lines and lines[-1].endswith("now sequencing the log"):
+                if lines and lines[-1].endswith('now sequencing the log"'):  # logfmt msg="..."
                     return i
             return None
         self.assertTrue(F.wait_for(lambda: sequencer() is not None, 10))

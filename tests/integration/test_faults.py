@@ -299,7 +299,13 @@ class Faults(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        logs = [cls.c.log("node%d" % i) for i in range(3)]
         cls.c.down()
+        # Failovers, demotions, stops and drains: every line one logfmt event.
+        for i, text in enumerate(logs):
+            bad = F.logfmt_problems(text)
+            if bad:
+                raise AssertionError("node%d's log is not logfmt: %r" % (i, bad[:5]))
 
     def setUp(self):
         self.c.heal()

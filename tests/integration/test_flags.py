@@ -54,5 +54,35 @@ class Flags(unittest.TestCase):
         shutil.rmtree(work, ignore_errors=True)
 
 
+    def test_keyring_as_a_kubernetes_secret(self):
+        """A keyring laid out as a Kubernetes Secret volume (links to ..data,
+        files readable by an fsGroup) is refused, naming the option; with
+        --keys-allow-group-read it loads (the node then waits for Redis)."""
+        work = F.workdir()
+        keys = F.keyring(work)
+        stamp = os.path.join(keys, "..2026_12_03_10_00_00.1")
+        os.mkdir(stamp)
+        for name in ("key-001", "key-002"):
+            os.rename(os.path.join(keys, name), os.path.join(stamp, name))
+            os.chmod(os.path.join(stamp, name), 0o440)
+            os.symlink(os.path.join("..data", name), os.path.join(keys, name))
+        os.symlink("..2026_12_03_10_00_00.1", os.path.join(keys, "..data"))
+        base = [F.binary("tracesvc"), "--redis", "unix:" + os.path.join(work, "none.sock"),
+                "--grpc", "127.0.0.1:0", "--insecure", "--keys", keys,
+                "--redis-start-timeout", "1"]
+        p = subprocess.run(base, capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("is a symbolic link (a Kubernetes Secret volume?)", p.stderr)
+        self.assertIn("start with --keys-allow-group-read", p.stderr)
+        self.assertEqual(F.logfmt_problems(p.stderr), [])
+        p = subprocess.run(base + ["--keys-allow-group-read"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertNotIn("keyring", p.stderr)  # loaded; what stops it is Redis
+        self.assertIn("redis", p.stderr)
+        env = dict(os.environ, TRACESVC_KEYS_ALLOW_GROUP_READ="1")
+        p = subprocess.run(base, capture_output=True, text=True, timeout=30, env=env)
+        self.assertNotIn("keyring", p.stderr)
+        shutil.rmtree(work, ignore_errors=True)
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

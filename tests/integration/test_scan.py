@@ -60,6 +60,10 @@ class Scan(unittest.TestCase):
         cls.redis.stop()
         if rc != 0:
             raise AssertionError("tracesvc exited %s:\n%s" % (rc, cls.svc.output()[-4000:]))
+        # Every line it logged, the drain included, is one logfmt event.
+        bad = F.logfmt_problems(cls.svc.output())
+        if bad:
+            raise AssertionError("not logfmt: %r" % bad[:5])
 
     def get(self, path, headers=None, method="GET", port=None):
         c = http.client.HTTPConnection("127.0.0.1", port or self.svc.http_port, timeout=10)

@@ -414,6 +414,71 @@ static void test_sign_export(void **state)
     keys_free(ring);
 }
 
+/* A keyring mounted as a Kubernetes Secret: key-NNN -> ..data/key-NNN,
+ * ..data -> ..2026_12_03_10_00_00.1/, files 0440 for an fsGroup. Refused
+ * as it is, saying why; taken with KEYS_OPEN_SECRET_VOLUME; a link that
+ * leads outside the directory, a file others may read or the group may
+ * write, refused even then. */
+static void test_secret_volume(void **state)
+{
+    fixture *fx = *state;
+    char stamp[256], data[256], link[256], target[512], outside[256], cmd[1200];
+    keys_ring *ring = NULL;
+    unsigned kid;
+
+    assert_int_equal(keys_init_dir(fx->dir, fx->err, sizeof(fx->err)), KEYS_OK);
+    snprintf(stamp, sizeof(stamp), "%s/..2026_12_03_10_00_00.1", fx->dir);
+    snprintf(data, sizeof(data), "%s/..data", fx->dir);
+    assert_int_equal(mkdir(stamp, 0755), 0);
+    for (kid = 1; kid <= 2; kid++) {
+        snprintf(link, sizeof(link), "%s/key-%03u", fx->dir, kid);
+        snprintf(target, sizeof(target), "%s/key-%03u", stamp, kid);
+        assert_int_equal(rename(link, target), 0);
+        assert_int_equal(chmod(target, 0440), 0);
+        snprintf(target, sizeof(target), "..data/key-%03u", kid);
+        assert_int_equal(symlink(target, link), 0);
+    }
+    assert_int_equal(symlink("..2026_12_03_10_00_00.1", data), 0);
+
+    expect_open_fails(fx, KEYS_ERR_PERM, "is a symbolic link (a Kubernetes Secret volume?)");
+    assert_int_equal(
+        keys_open_ex(fx->dir, KEYS_OPEN_SECRET_VOLUME, &ring, fx->err, sizeof(fx->err)), KEYS_OK);
+    assert_int_equal(keys_active(ring, KEYS_KIND_MAC), 1);
+    assert_int_equal(keys_active(ring, KEYS_KIND_ED25519), 2);
+    keys_free(ring);
+
+    /* Others may read it: refused even from a Secret volume. */
+    snprintf(target, sizeof(target), "%s/key-001", stamp);
+    assert_int_equal(chmod(target, 0444), 0);
+    ring = (keys_ring *)1;
+    assert_int_equal(
+        keys_open_ex(fx->dir, KEYS_OPEN_SECRET_VOLUME, &ring, fx->err, sizeof(fx->err)),
+        KEYS_ERR_PERM);
+    assert_null(ring);
+    assert_non_null(strstr(fx->err, "readable by others (mode 0444)"));
+    assert_int_equal(chmod(target, 0460), 0); /* group-writable */
+    assert_int_equal(
+        keys_open_ex(fx->dir, KEYS_OPEN_SECRET_VOLUME, &ring, fx->err, sizeof(fx->err)),
+        KEYS_ERR_PERM);
+    assert_int_equal(chmod(target, 0440), 0);
+
+    /* A link that leads out of the directory. */
+    snprintf(outside, sizeof(outside), "%s-outside", fx->dir);
+    assert_int_equal(mkdir(outside, 0700), 0);
+    snprintf(link, sizeof(link), "%s/key-001", fx->dir);
+    snprintf(cmd, sizeof(cmd), "cp -p '%s' '%s/key-001'", target, outside);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(unlink(link), 0);
+    snprintf(target, sizeof(target), "%s/key-001", outside);
+    assert_int_equal(symlink(target, link), 0);
+    assert_int_equal(
+        keys_open_ex(fx->dir, KEYS_OPEN_SECRET_VOLUME, &ring, fx->err, sizeof(fx->err)),
+        KEYS_ERR_PERM);
+    assert_non_null(strstr(fx->err, "leads outside the keyring directory"));
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", outside);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -423,6 +488,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exhaust_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupted_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_volume, setup, teardown),
         cmocka_unit_test(test_record_parse),
         cmocka_unit_test_setup_teardown(test_sign_export, setup, teardown),
     };
