@@ -46,6 +46,9 @@ static const flag flags[] = {
     STR("grpc", grpc, "ADDR:PORT", "the gRPC listener (required; port 0: the kernel picks)"),
     STR("keys", keys, "DIR", "the keyring directory (required)"),
     STR("http", http, "ADDR:PORT", "the consumers' listener: scan pages, their JSON, QR images"),
+    STR("access-log", access_log, "FILE",
+        "a logfmt line per gRPC call and HTTP request (- for standard error; codes cut to 6 "
+        "symbols, no secrets)"),
     STR("admin", admin, "ADDR:PORT",
         "the operators' listener: /metrics, /healthz, /readyz (default 127.0.0.1:0: "
         "loopback, the port printed at start)"),

@@ -6,7 +6,8 @@
 #define TC_CONFIG_H
 
 typedef struct config {
-    const char *redis, *grpc, *http, *admin, *keys, *tls_cert, *tls_key, *client_ca, *client_crl;
+    const char *redis, *grpc, *http, *admin, *access_log, *keys, *tls_cert, *tls_key, *client_ca,
+        *client_crl;
     const char *base_url;
     const char *node_id, *limits_file, *trusted_proxy;
     long scan_ttl, http_max_conns;

@@ -427,6 +427,10 @@ int main(int argc, char **argv)
         return rc_exit < 0 ? 0 : rc_exit; /* -1: --help or --version, done */
     raise_fd_limit();
     rc_exit = 1;
+    if (cfg.access_log && tclog_access_open(cfg.access_log, err, sizeof(err)) != 0) {
+        tclog(TCLOG_ERROR, "%s", err);
+        return 1;
+    }
     node.keys_flags = cfg.keys_group_read ? KEYS_OPEN_SECRET_VOLUME : 0;
     if ((ke = keys_open_ex(cfg.keys, node.keys_flags, &ring, err, sizeof(err))) != KEYS_OK) {
         tclog(TCLOG_ERROR, "%s%s", err,

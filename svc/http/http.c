@@ -551,7 +551,52 @@ static const int status_codes[HTTP_STATUSES] = {200, 204, 301, 302, 304, 400, 40
 static const int64_t http_bucket_us[HTTP_BUCKETS] = {100,   250,   500,   1000,   2500,   5000,
                                                      10000, 25000, 50000, 100000, 250000, 1000000};
 
-static void count_request(http_server *h, const route *r, int status, int64_t us)
+/* What the access log says of a request, taken before its handler runs
+ * (a reply may free the request). A consumer's code is cut to its first
+ * six symbols: enough to find a line, never a copy of the label. */
+typedef struct access_info {
+    char peer[80], path[112];
+    const char *method;
+} access_info;
+
+static void access_begin(struct evhttp_request *req, const char *raw, access_info *ai)
+{
+    static const char *const coded[] = {"/c/", "/api/v1/scan/", "/qr/", "/seen/"};
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    size_t n, keep, i;
+
+    raw = raw ? raw : "";
+    n = keep = strcspn(raw, "?");
+    snprintf(ai->peer, sizeof(ai->peer), "-");
+    if (evcon) {
+        evhttp_connection_get_peer(evcon, &addr, &port);
+        if (addr)
+            snprintf(ai->peer, sizeof(ai->peer), "%s:%u", addr, (unsigned)port);
+    }
+    ai->method = m == EVHTTP_REQ_GET    ? "GET"
+                 : m == EVHTTP_REQ_HEAD ? "HEAD"
+                 : m == EVHTTP_REQ_POST ? "POST"
+                                        : "OTHER";
+    for (i = 0; i < sizeof(coded) / sizeof(coded[0]); i++) {
+        size_t p = strlen(coded[i]);
+        if (n > p + 6 && strncasecmp(raw, coded[i], p) == 0) {
+            keep = p + 6;
+            break;
+        }
+    }
+    if (keep > sizeof(ai->path) - 4)
+        keep = sizeof(ai->path) - 4;
+    for (i = 0; i < keep; i++) /* the caller's bytes: keep the line one value each */
+        ai->path[i] =
+            (unsigned char)raw[i] <= ' ' || raw[i] == '"' || raw[i] == 0x7f ? '?' : raw[i];
+    memcpy(ai->path + keep, keep < n ? "..." : "", keep < n ? 4 : 1);
+}
+
+static void count_request(http_server *h, const route *r, int status, int64_t us,
+                          const access_info *ai)
 {
     size_t ri = r ? (size_t)(r - routes) : HTTP_ROUTES_MAX, si = 0, b = 0;
 
@@ -563,6 +608,10 @@ static void count_request(http_server *h, const route *r, int status, int64_t us
     atomic_fetch_add_explicit(&h->stats.lat[ri][b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->stats.lat_sum_us[ri], (uint64_t)(us > 0 ? us : 0),
                               memory_order_relaxed);
+    if (ai)
+        tclog_access("proto=http listener=%s method=%s route=%s status=%d ms=%.3f peer=%s path=%s",
+                     h->kind == HTTP_ADMIN ? "admin" : "public", ai->method, r ? r->path : "none",
+                     status, (double)us / 1000.0, ai->peer, ai->path);
 }
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -656,19 +705,24 @@ static void on_request(struct evhttp_request *req, void *arg)
     hconn *c = conn_of(h, req);
     const route *r;
     int64_t t0 = mono_us();
+    access_info access, *ai = NULL;
 
     /* Its headers are in: the next request's deadline starts now. */
     if (c)
         arm_deadline(c);
+    if (tclog_access_on()) {
+        access_begin(req, raw, &access);
+        ai = &access;
+    }
 
     if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD && m != EVHTTP_REQ_POST) {
         http_text(req, 405, "Method Not Allowed", "only GET, HEAD and the scan beacon's POST");
-        count_request(h, NULL, 405, mono_us() - t0);
+        count_request(h, NULL, 405, mono_us() - t0, ai);
         return;
     }
     if (strlen(raw) > PATH_MAX_LEN || !(uri = evhttp_uri_parse(raw))) {
         http_text(req, 414, "URI Too Long", "the address is too long or not an address");
-        count_request(h, NULL, 414, mono_us() - t0);
+        count_request(h, NULL, 414, mono_us() - t0, ai);
         return;
     }
     path = evhttp_uri_get_path(uri);
@@ -683,7 +737,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         r->fn(h, req, uri, path);
     else
         http_text(req, 404, "Not Found", h->kind == HTTP_ADMIN ? NOT_FOUND_ADMIN : NOT_FOUND);
-    count_request(h, r, http_status, mono_us() - t0);
+    count_request(h, r, http_status, mono_us() - t0, ai);
     evhttp_uri_free(uri);
 }
 

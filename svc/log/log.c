@@ -4,6 +4,8 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -105,4 +107,51 @@ void tclog_every(tclog_gate *gate, int64_t every_ms, tclog_level level, const ch
         tclog(level, "%s (%llu more since the last)", msg, (unsigned long long)held);
     else
         tclog(level, "%s", msg);
+}
+
+static _Atomic int access_fd = -1;
+
+int tclog_access_open(const char *path, char *err, size_t errcap)
+{
+    int fd =
+        strcmp(path, "-") == 0 ? 2 : open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+
+    if (fd < 0) {
+        snprintf(err, errcap, "--access-log: cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    atomic_store(&access_fd, fd);
+    return 0;
+}
+
+int tclog_access_on(void)
+{
+    return atomic_load_explicit(&access_fd, memory_order_relaxed) >= 0;
+}
+
+void tclog_access(const char *fmt, ...)
+{
+    char line[LINE_MAX_BYTES];
+    struct timespec ts;
+    struct tm tm;
+    va_list ap;
+    int fd = atomic_load_explicit(&access_fd, memory_order_relaxed), k;
+    size_t n;
+
+    if (fd < 0)
+        return;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    k = snprintf(line, sizeof(line),
+                 "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=info msg=\"access\" ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 ts.tv_nsec / 1000000);
+    n = k > 0 ? (size_t)k : 0;
+    va_start(ap, fmt);
+    k = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    va_end(ap);
+    n += k > 0 ? ((size_t)k < sizeof(line) - n - 1 ? (size_t)k : sizeof(line) - n - 2) : 0;
+    line[n++] = '\n';
+    while (write(fd, line, n) < 0 && errno == EINTR)
+        ;
 }

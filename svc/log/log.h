@@ -36,6 +36,17 @@ typedef struct tclog_gate {
 void tclog_every(tclog_gate *gate, int64_t every_ms, tclog_level level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/*
+ * The access log (--access-log FILE, "-" for standard error): one logfmt
+ * line per gRPC call and HTTP request, `msg="access"` then the caller's
+ * keys (proto, method or route, code, ms, peer, role, subject). Callers
+ * never put secrets or a consumer's whole code in it. Off until opened;
+ * tclog_access_on() is one load for the hot path.
+ */
+int tclog_access_open(const char *path, char *err, size_t errcap);
+int tclog_access_on(void);
+void tclog_access(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* logfmt's value escaping of s into out (quoted); the length written. */
 size_t tclog_quote(const char *s, char *out, size_t cap);
 

@@ -20,6 +20,7 @@
 
 #include <grpc/byte_buffer.h>
 #include <grpc/slice.h>
+#include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 #include <limits.h>
 #include <stdio.h>
@@ -78,6 +79,10 @@ static void count_call(slot *s, svc_code code);
 
 static void release(slot *s)
 {
+    /* Ended with no status sent: the client cancelled, or went away. */
+    if (s->begun && !s->counted)
+        count_call(s, SVC_CANCELLED);
+    s->begun = s->counted = 0;
     if (s->payload)
         grpc_byte_buffer_destroy(s->payload);
     if (s->recv)
@@ -96,10 +101,6 @@ static void release(slot *s)
     s->call = NULL;
     if (s->hstate && s->m && s->m->close)
         s->m->close(&s->ctx, s->hstate);
-    /* Ended with no status sent: the client cancelled, or went away. */
-    if (s->begun && !s->counted)
-        count_call(s, SVC_CANCELLED);
-    s->begun = s->counted = 0;
     limits_leave(s->w->srv->svc->limits, &s->hold);
     s->gen++;
     arena_reset(&s->call_mem);
@@ -150,6 +151,29 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The access log's line of a call: what was called, how it ended, by
+ * whom, from where; never what it carried. */
+static void access_line(slot *s, svc_code code, int64_t us)
+{
+    char method[160], *peer = s->call ? grpc_call_get_peer(s->call) : NULL;
+
+    if (s->m) {
+        snprintf(method, sizeof(method), "%s", s->m->path);
+    } else {
+        size_t n = GRPC_SLICE_LENGTH(s->details.method);
+        n = n < sizeof(method) - 1 ? n : sizeof(method) - 1;
+        memcpy(method, GRPC_SLICE_START_PTR(s->details.method), n);
+        method[n] = '\0';
+        for (size_t i = 0; i < n; i++) /* a caller's bytes: keep the line one value */
+            if ((unsigned char)method[i] <= ' ' || method[i] == '"' || method[i] == 0x7f)
+                method[i] = '?';
+    }
+    tclog_access("proto=grpc method=%s code=%s ms=%.3f role=%s subject=%s peer=%s", method,
+                 rpc_code_name((int)code), (double)us / 1000.0, svc_role_name(s->ctx.role),
+                 s->ctx.subject[0] ? s->ctx.subject : "-", peer ? peer : "-");
+    gpr_free(peer);
+}
+
 static void count_call(slot *s, svc_code code)
 {
     rpc_stats *st = s->w->stats;
@@ -164,6 +188,8 @@ static void count_call(slot *s, svc_code code)
     atomic_fetch_add_explicit(&st->lat[m][b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&st->lat_sum_us[m], (uint64_t)(us > 0 ? us : 0),
                               memory_order_relaxed);
+    if (tclog_access_on())
+        access_line(s, code, us);
 }
 
 /* Send the final status (with a message when msg is not NULL), and for

@@ -49,7 +49,8 @@ class Scan(unittest.TestCase):
         cls.svc = F.Service(WORK, "a", cls.redis.url, cls.keys, [
             "--http", "127.0.0.1:0", "--base-url", BASE, "--copy-devices", "3",
             "--copy-regions", "2", "--copy-window", "3600",
-            "--trusted-proxy", "127.0.0.1/32"]).start()
+            "--trusted-proxy", "127.0.0.1/32",
+            "--access-log", os.path.join(WORK, "access.log")]).start()
         cls.node = F.Node(cls.svc.port)
         cls.reg, cls.iss, cls.ver, cls.con = (cls.node.reg, cls.node.iss, cls.node.ver,
                                               cls.node.con)
@@ -401,6 +402,33 @@ class Scan(unittest.TestCase):
         self.assertTrue(os.access(promtool, os.X_OK), "no .tools/promtool: run ./scripts/deps.sh")
         p = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True)
         self.assertEqual((p.returncode, p.stdout + p.stderr), (0, b""))
+
+    def test_access_log(self):
+        # A line per call and per request, logfmt, saying who called what and
+        # how it ended; a consumer's code never whole in it.
+        _, _, codes = self.chain()
+        self.ver.VerifyCode(V.VerifyCodeRequest(code=codes[3]), metadata=F.md("platform", "shop-l"))
+        self.page("/C/%s?lang=en" % codes[3])
+        self.get("/api/v1/scan/%s?device=d1" % codes[4])
+        self.get("/readyz", port=self.svc.admin_port)
+        path = os.path.join(WORK, "access.log")
+
+        def lines():
+            with open(path) as f:
+                return f.read().splitlines()
+        self.assertTrue(F.wait_for(lambda: any("route=/api/v1/scan/" in l for l in lines()), 5))
+        pair = r'[a-z_]+=(?:"(?:[^"\\]|\\.)*"|[^\s"]+)'
+        shape = re.compile(r'ts=\S+Z level=info msg="access"(?: %s)+$' % pair)
+        self.assertEqual([l for l in lines() if not shape.match(l)], [])
+        text = "\n".join(lines())
+        self.assertRegex(text, r"proto=grpc method=/tracecode.v1.VerifierService/VerifyCode "
+                               r"code=OK ms=\S+ role=platform subject=shop-l peer=\S+")
+        self.assertRegex(text, r"proto=http listener=public method=GET route=/C/ status=200 "
+                               r"ms=\S+ peer=127\.0\.0\.1:\d+ path=/C/%s\.\.\.(\n|$)"
+                         % codes[3][:6])
+        self.assertIn("proto=http listener=admin method=GET route=/readyz status=200", text)
+        for c in codes:
+            self.assertNotIn(c[:12], text)  # never more than six symbols of a code
 
     def test_cancelled_watches_are_counted(self):
         # Five watches the client cancels: counted as Canceled when they end,
