@@ -545,11 +545,15 @@ int main(int argc, char **argv)
             tclog(TCLOG_INFO, "%s: draining (up to %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                   DRAIN_MS);
         }
-        http_stop(admin); /* first: its /metrics reads the public listener's counters */
-        http_stop(web);
         for (size_t m = NMODULES; m-- > 0;)
             if (modules[m].drain)
                 modules[m].drain(&node);
+        /* The listeners stay up while calls finish: /readyz says "draining"
+         * to the load balancer instead of refusing it, scan pages answer. */
+        rpc_drain(srv, DRAIN_MS);
+        tclog(TCLOG_INFO, "drained: every gRPC call has ended");
+        http_stop(admin); /* first: its /metrics reads the public listener's counters */
+        http_stop(web);
         rpc_stop(srv, DRAIN_MS);
         rc_exit = (!admin || (cfg.http && !web)) ? 1 : 0;
     }

@@ -62,7 +62,9 @@ const char *rpc_grpc_version(void);
  * returns the bytes written, or the size needed when cap is short. */
 size_t rpc_metrics(const rpc_server *r, char *buf, size_t cap);
 /* Stop accepting, let in-flight calls finish for up to grace_ms, cancel
- * what remains, join the workers, free everything. */
+ * what remains; the server's counters stay readable (/metrics). Once. */
+void rpc_drain(rpc_server *r, int grace_ms);
+/* rpc_drain if not done yet, then join the workers and free everything. */
 void rpc_stop(rpc_server *r, int grace_ms);
 
 #endif

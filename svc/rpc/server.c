@@ -332,16 +332,13 @@ int rpc_port(const rpc_server *r)
     return r->port;
 }
 
-void rpc_stop(rpc_server *r, int grace_ms)
+void rpc_drain(rpc_server *r, int grace_ms)
 {
     int64_t until = svc_now_ms() + grace_ms;
     struct timespec nap = {0, 10 * 1000000};
-    int t;
-    size_t k;
 
-    if (!r)
-        return;
-    atomic_store(&r->stopping, 1);
+    if (!r || atomic_exchange(&r->stopping, 1))
+        return; /* drained already */
     grpc_server_shutdown_and_notify(r->server, r->workers[0].cq, &r->shutdown_tag);
     while (!atomic_load(&r->shutdown_done) && svc_now_ms() < until)
         nanosleep(&nap, NULL);
@@ -350,6 +347,16 @@ void rpc_stop(rpc_server *r, int grace_ms)
         while (!atomic_load(&r->shutdown_done))
             nanosleep(&nap, NULL);
     }
+}
+
+void rpc_stop(rpc_server *r, int grace_ms)
+{
+    int t;
+    size_t k;
+
+    if (!r)
+        return;
+    rpc_drain(r, grace_ms);
     grpc_server_destroy(r->server);
     for (t = 0; t < r->nworkers; t++)
         if (r->workers[t].own_cq)

@@ -780,11 +780,29 @@ class Nodes(unittest.TestCase):
             got = [len(first.codes)]
             killer = threading.Timer(0.05, lambda: a.proc.send_signal(signal.SIGTERM))
             killer.start()
+
+            def ready():
+                import urllib.error
+                import urllib.request
+                try:
+                    with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % a.admin_port,
+                                                timeout=2) as r:
+                        return r.status, r.read()
+                except urllib.error.HTTPError as e:
+                    return e.code, e.read()
+                except OSError:
+                    return None, b""
+            # While the unread stream holds the drain, the admin listener
+            # is still there and says why the node is out (not a refused
+            # connection).
+            self.assertTrue(F.wait_for(lambda: ready()[0] == 503, 5), ready())
+            self.assertEqual(ready()[1], b"not ready: draining (SIGTERM)\n")
             for m in stream:
                 got.append(len(m.codes))
             self.assertEqual(sum(got), 200000)
             self.assertEqual(a.proc.wait(timeout=30), 0)
             self.assertIn("draining", a.output())
+            self.assertIn("drained: every gRPC call has ended", a.output())
             a.proc = None
             self.assertEqual(b.stop(), 0, b.output()[-4000:])
         finally:
