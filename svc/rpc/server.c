@@ -397,6 +397,27 @@ static uint64_t sum(const rpc_server *r, const _Atomic uint64_t *field)
     return x;
 }
 
+/* Method m's latency histogram as name_bucket{labels,le=...}, _sum, _count. */
+static size_t histogram(const rpc_server *r, size_t m, const char *name, const char *labels_,
+                        char *buf, size_t cap, size_t n)
+{
+    uint64_t cum = 0;
+    char le[24];
+
+    for (size_t b = 0; b < BUCKETS; b++) {
+        cum += sum(r, &r->workers[0].stats->lat[m][b]);
+        if (b < BUCKETS - 1)
+            snprintf(le, sizeof(le), "%g", (double)rpc_bucket_us[b] / 1e6);
+        else
+            snprintf(le, sizeof(le), "+Inf");
+        n = svc_appendf(buf, cap, n, "%s_bucket{%s,le=\"%s\"} %llu\n", name, labels_, le,
+                        (unsigned long long)cum);
+    }
+    n = svc_appendf(buf, cap, n, "%s_sum{%s} %.6f\n", name, labels_,
+                    (double)sum(r, &r->workers[0].stats->lat_sum_us[m]) / 1e6);
+    return svc_appendf(buf, cap, n, "%s_count{%s} %llu\n", name, labels_, (unsigned long long)cum);
+}
+
 /* gRPC's status names as grpc-go spells them (codes.Code.String()), which
  * the go-grpc-prometheus dashboards and alerts expect. */
 static const char *const go_code[CODES] = {
@@ -437,7 +458,7 @@ static size_t labels(const rpc_method *m, char *out, size_t cap)
 static size_t ecosystem_metrics(const rpc_server *r, char *buf, size_t cap, size_t n)
 {
     char l[256];
-    size_t m, c, b;
+    size_t m, c;
 
 #define OUT(...) (n = svc_appendf(buf, cap, n, __VA_ARGS__))
     OUT("# HELP grpc_server_started_total Total number of RPCs started on the server.\n"
@@ -462,20 +483,8 @@ static size_t ecosystem_metrics(const rpc_server *r, char *buf, size_t cap, size
         "that had been application-level handled by the server.\n"
         "# TYPE grpc_server_handling_seconds histogram\n");
     for (m = 0; m < rpc_nmethods && m < METHODS_MAX; m++) {
-        uint64_t cum = 0;
         labels(&rpc_methods[m], l, sizeof(l));
-        for (b = 0; b < BUCKETS; b++) {
-            cum += sum(r, &r->workers[0].stats->lat[m][b]);
-            if (b < BUCKETS - 1)
-                OUT("grpc_server_handling_seconds_bucket{%s,le=\"%g\"} %llu\n", l,
-                    (double)rpc_bucket_us[b] / 1e6, (unsigned long long)cum);
-            else
-                OUT("grpc_server_handling_seconds_bucket{%s,le=\"+Inf\"} %llu\n", l,
-                    (unsigned long long)cum);
-        }
-        OUT("grpc_server_handling_seconds_sum{%s} %.6f\n", l,
-            (double)sum(r, &r->workers[0].stats->lat_sum_us[m]) / 1e6);
-        OUT("grpc_server_handling_seconds_count{%s} %llu\n", l, (unsigned long long)cum);
+        n = histogram(r, m, "grpc_server_handling_seconds", l, buf, cap, n);
     }
     OUT("# HELP tracesvc_rpc_open_streams Streaming calls open now (delisting watches, "
         "issuance, imports, verify streams), by method.\n"
@@ -495,7 +504,7 @@ static size_t ecosystem_metrics(const rpc_server *r, char *buf, size_t cap, size
 
 size_t rpc_metrics(const rpc_server *r, char *buf, size_t cap)
 {
-    size_t n = 0, m, c, b;
+    size_t n = 0, m, c;
 
 #define OUT(...) (n = svc_appendf(buf, cap, n, __VA_ARGS__))
     OUT("# HELP tracesvc_rpc_calls_total gRPC calls finished, by method and status.\n"
@@ -513,25 +522,13 @@ size_t rpc_metrics(const rpc_server *r, char *buf, size_t cap)
     OUT("# HELP tracesvc_rpc_latency_seconds gRPC call duration (streams: the whole call).\n"
         "# TYPE tracesvc_rpc_latency_seconds histogram\n");
     for (m = 0; m < rpc_nmethods && m < METHODS_MAX; m++) {
-        const char *name = rpc_methods[m].path + 1;
-        uint64_t cum = 0;
+        char l[192];
         if (!sum(r, &r->workers[0].stats->lat_sum_us[m]) &&
             !sum(r, &r->workers[0].stats->lat[m][0]) &&
             !sum(r, &r->workers[0].stats->lat[m][BUCKETS - 1]))
             continue;
-        for (b = 0; b < BUCKETS; b++) {
-            cum += sum(r, &r->workers[0].stats->lat[m][b]);
-            if (b < BUCKETS - 1)
-                OUT("tracesvc_rpc_latency_seconds_bucket{method=\"%s\",le=\"%g\"} %llu\n", name,
-                    (double)rpc_bucket_us[b] / 1e6, (unsigned long long)cum);
-            else
-                OUT("tracesvc_rpc_latency_seconds_bucket{method=\"%s\",le=\"+Inf\"} %llu\n", name,
-                    (unsigned long long)cum);
-        }
-        OUT("tracesvc_rpc_latency_seconds_sum{method=\"%s\"} %.6f\n", name,
-            (double)sum(r, &r->workers[0].stats->lat_sum_us[m]) / 1e6);
-        OUT("tracesvc_rpc_latency_seconds_count{method=\"%s\"} %llu\n", name,
-            (unsigned long long)cum);
+        snprintf(l, sizeof(l), "method=\"%s\"", rpc_methods[m].path + 1);
+        n = histogram(r, m, "tracesvc_rpc_latency_seconds", l, buf, cap, n);
     }
     n = ecosystem_metrics(r, buf, cap, n);
 #undef OUT

@@ -35,7 +35,8 @@ struct store_tail {
     int backoff_ms;
     char last_id[64];
     uint64_t rev;
-    _Atomic int64_t heard_ms;
+    _Atomic int64_t heard_ms; /* the last answer from Redis: the replica's lag */
+    int64_t tried_ms;         /* the last answer, or the last (re)connect: the watchdog's */
     _Atomic int connected;
     int closing;
     char where[300]; /* the endpoint of ac, for the log */
@@ -69,7 +70,7 @@ static void tail_schedule(store_tail *t);
 static void tail_watch_cb(evutil_socket_t fd, short what, void *arg)
 {
     store_tail *t = arg;
-    int64_t quiet = now_ms() - atomic_load(&t->heard_ms);
+    int64_t quiet = now_ms() - t->tried_ms;
 
     (void)fd;
     (void)what;
@@ -78,7 +79,7 @@ static void tail_watch_cb(evutil_socket_t fd, short what, void *arg)
         tail_log(t, "no answer from %s for %lld ms; reconnecting", t->where, (long long)quiet);
         t->said_lost = 1;
         st_suspect(t->s, "change stream silent");
-        atomic_store(&t->heard_ms, now_ms()); /* the next try gets its own SILENT_MS */
+        t->tried_ms = now_ms(); /* the next try gets its own SILENT_MS; the lag keeps growing */
         t->ac = NULL;
         atomic_store(&t->connected, 0);
         t->following = 0;
@@ -155,6 +156,7 @@ static void tail_reply(redisAsyncContext *ac, void *reply, void *priv)
         return;
     }
     atomic_store(&t->heard_ms, now_ms());
+    t->tried_ms = now_ms();
     t->backoff_ms = 100;
     if (!t->following) {
         tclog(TCLOG_INFO, "change stream: following %s after %s (revision %llu)", t->where,
@@ -209,8 +211,7 @@ static void tail_connected(const redisAsyncContext *ac, int status)
         tail_schedule(t);
         return;
     }
-    atomic_store(&t->connected, 1);
-    atomic_store(&t->heard_ms, now_ms());
+    atomic_store(&t->connected, 1); /* a connection is not an answer: the lag runs on */
 }
 
 static void tail_connect(store_tail *t)
@@ -219,6 +220,7 @@ static void tail_connect(store_tail *t)
     const char *argv[] = {"SELECT", db};
     st_addr a;
 
+    t->tried_ms = now_ms();
     st_current(t->s, &a, &t->gen);
     if (a.path[0])
         snprintf(t->where, sizeof(t->where), "%s", a.path);
@@ -263,6 +265,7 @@ store_tail *store_tail_new(store *s, rep *r, struct event_base *base, const char
     t->rev = rev;
     snprintf(t->last_id, sizeof(t->last_id), "%s", stream_id);
     atomic_init(&t->heard_ms, now_ms());
+    t->tried_ms = now_ms();
     atomic_init(&t->connected, 0);
     t->retry = evtimer_new(base, tail_retry_cb, t);
     t->watch = event_new(base, -1, EV_PERSIST, tail_watch_cb, t);
