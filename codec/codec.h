@@ -197,6 +197,17 @@ int codec_text_check(const uint8_t *s, size_t n, size_t *bad);
 size_t codec_json_escape(const char *s, size_t n, char *out, size_t cap);
 
 /*
+ * Text into a manual page's body (roff, man(7)): `\` as \e, `-` as \- (so
+ * options copy and search as typed), a `.` or `'` that starts a line behind
+ * \& (not read as a request); newlines kept. The manual pages are written
+ * from the programs' option tables with it (--man). Writes at most cap
+ * bytes including a NUL; returns the length needed, at most
+ * CODEC_ROFF_ESCAPED_MAX(n).
+ */
+#define CODEC_ROFF_ESCAPED_MAX(n) (3 * (n))
+size_t codec_roff_escape(const char *s, size_t n, char *out, size_t cap);
+
+/*
  * The one lenient path for a code from outside (a request field, a typed
  * or scanned string): the canonical text is decoded strictly at once;
  * anything else is trimmed of surrounding white space (space, tab, CR,

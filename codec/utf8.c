@@ -92,3 +92,31 @@ size_t codec_json_escape(const char *s, size_t n, char *out, size_t cap)
         out[len < cap ? len : cap - 1] = '\0';
     return len;
 }
+
+size_t codec_roff_escape(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t len = 0, i;
+
+    for (i = 0; i < n; i++) {
+        char e[3] = {'\\', s[i], 0};
+        size_t k = 2;
+        if (s[i] == '\\')
+            e[1] = 'e';
+        else if ((s[i] == '.' || s[i] == '\'') && (i == 0 || s[i - 1] == '\n')) {
+            e[1] = '&';
+            e[2] = s[i];
+            k = 3;
+        } else if (s[i] != '-') {
+            e[0] = s[i];
+            k = 1;
+        }
+        if (len + k < cap)
+            memcpy(out + len, e, k);
+        else if (len < cap)
+            cap = len + 1; /* out of room: stop writing, keep counting */
+        len += k;
+    }
+    if (cap)
+        out[len < cap ? len : cap - 1] = '\0';
+    return len;
+}

@@ -73,7 +73,7 @@ static void usage_to(FILE *f)
     for (size_t i = 0; i < NCMDS; i++)
         fprintf(f, "  %s\n", cmds[i].usage);
     fputs("  help [COMMAND]                   a command's usage\n"
-          "  --help, -h, --version\n"
+          "  --help, -h, --version, --man (the manual page, roff)\n"
           "Exit status: 0 done (check: every code verifies), 1 some code does not verify,\n"
           "2 usage or keyring error.\n",
           f);
@@ -83,6 +83,48 @@ static int usage(void)
 {
     usage_to(stderr);
     return 2;
+}
+
+/* s as roff text, sliced so no escape is cut. */
+static void roff(FILE *f, const char *s)
+{
+    char buf[CODEC_ROFF_ESCAPED_MAX(256) + 1];
+
+    for (size_t n = strlen(s), k; n; s += k, n -= k) {
+        k = n < 256 ? n : 256;
+        codec_roff_escape(s, k, buf, sizeof(buf));
+        fputs(buf, f);
+    }
+}
+
+/* tracekeys(1), its commands from the command table. */
+static void man_to(FILE *f)
+{
+    fprintf(f, ".TH TRACEKEYS 1 \"\" \"tracecode %s\" \"tracecode\"\n", TC_VERSION);
+    fputs(".SH NAME\ntracekeys \\- manage a tracecode keyring; mint and check codes from it "
+          "locally\n"
+          ".SH SYNOPSIS\n.B tracekeys\n\\fICOMMAND\\fR \\fB\\-\\-dir\\fR \\fIDIR\\fR "
+          "[\\fIoptions\\fR]\n"
+          ".SH DESCRIPTION\nA keyring is a directory of key files, one per key, each readable by "
+          "its owner only; tracesvc reads it at start, on SIGHUP and when it changes. Run "
+          "tracekeys as the user tracesvc runs as (the package's is tracecode: "
+          "\\fBrunuser \\-u tracecode \\-\\- tracekeys init \\-\\-dir /etc/tracecode/keys\\fR).\n"
+          ".SH COMMANDS\n",
+          f);
+    for (size_t i = 0; i < NCMDS; i++) {
+        fputs(".TP\n.B ", f);
+        roff(f, cmds[i].name);
+        fputs("\n.nf\n", f);
+        roff(f, cmds[i].usage);
+        fputs("\n.fi\n", f);
+    }
+    fputs(".TP\n.B help\n[\\fICOMMAND\\fR]: a command's usage. \\fB\\-\\-help\\fR, "
+          "\\fB\\-h\\fR, \\fB\\-\\-version\\fR and \\fB\\-\\-man\\fR print the usage, the "
+          "version and this page.\n"
+          ".SH EXIT STATUS\n0 done (check: every code verifies); 1 some code does not verify; 2 "
+          "a usage or keyring error.\n"
+          ".SH SEE ALSO\ntracesvc(8), tracectl(1)\n",
+          f);
 }
 
 /* 1 when word is one of the space-separated words of list. */
@@ -449,6 +491,10 @@ int main(int argc, char **argv)
     if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 ||
         (strcmp(name, "help") == 0 && argc == 2)) {
         usage_to(stdout);
+        return 0;
+    }
+    if (strcmp(name, "--man") == 0) {
+        man_to(stdout);
         return 0;
     }
     if (strcmp(name, "--version") == 0) {

@@ -1,8 +1,10 @@
 /*
  * config.c - tracesvc's flags as one table: the usage text (--help), the
- * TRACESVC_* environment names, parsing and range errors, --version.
+ * manual page (--man), the TRACESVC_* environment names, parsing and range
+ * errors, --version.
  */
 #include "config.h"
+#include "codec.h"
 #include "commit_gen.h"
 #include "delist.h"
 #include "http.h"
@@ -124,6 +126,7 @@ static void usage_to(FILE *f)
     }
     fputs("  --help, -h                         this text\n"
           "  --version                          the version and build\n"
+          "  --man                              the manual page (roff)\n"
           "Every flag but --limit may come from the environment: TRACESVC_ and its name\n"
           "upper-cased, '-' as '_' (TRACESVC_REDIS, TRACESVC_MAX_STALENESS, ...); a flag\n"
           "wins over its variable.\n",
@@ -134,6 +137,98 @@ static int usage(void)
 {
     usage_to(stderr);
     return 2;
+}
+
+/* The variable a flag reads: TRACESVC_ and its name upper-cased. */
+static const char *env_name(const flag *g, char *var, size_t cap)
+{
+    snprintf(var, cap, "TRACESVC_%s", g->name);
+    for (size_t k = 9; var[k]; k++)
+        var[k] = var[k] == '-' ? '_' : (char)toupper((unsigned char)var[k]);
+    return var;
+}
+
+/* s as roff text, sliced so no escape is cut. */
+static void roff(FILE *f, const char *s)
+{
+    char buf[CODEC_ROFF_ESCAPED_MAX(256) + 1];
+
+    for (size_t n = strlen(s), k; n; s += k, n -= k) {
+        k = n < 256 ? n : 256;
+        codec_roff_escape(s, k, buf, sizeof(buf));
+        fputs(buf, f);
+    }
+}
+
+/* tracesvc(8), written from the flag table (the package installs it). */
+static void man_to(FILE *f)
+{
+    char var[64];
+
+    fprintf(f, ".TH TRACESVC 8 \"\" \"tracecode %s\" \"tracecode\"\n", TC_VERSION);
+    fputs(".SH NAME\ntracesvc \\- the tracecode service: issue, verify and delist signed product "
+          "trace codes\n"
+          ".SH SYNOPSIS\n.B tracesvc\n\\fB\\-\\-redis\\fR \\fIURL\\fR \\fB\\-\\-grpc\\fR "
+          "\\fIADDR:PORT\\fR \\fB\\-\\-keys\\fR \\fIDIR\\fR [\\fIoptions\\fR]\n"
+          ".SH DESCRIPTION\n"
+          "tracesvc serves the tracecode gRPC API to manufacturers (issuing codes), platforms "
+          "(verifying them and watching for delisting notices), regulators and certifiers; the "
+          "consumers' scan pages on \\fB\\-\\-http\\fR; and /metrics, /healthz and /readyz on "
+          "\\fB\\-\\-admin\\fR. Redis holds the registry and certificate status; every node "
+          "keeps a replica in memory and answers verifications from it. It logs one logfmt line "
+          "per event on standard error.\n"
+          ".SH OPTIONS\n",
+          f);
+    for (size_t i = 0; i < NFLAGS; i++) {
+        const flag *g = &flags[i];
+        fputs(".TP\n\\fB", f);
+        roff(f, "--");
+        roff(f, g->name);
+        fputs("\\fR", f);
+        if (g->arg) {
+            fputs(" \\fI", f);
+            roff(f, g->arg);
+            fputs("\\fR", f);
+        }
+        fputc('\n', f);
+        roff(f, g->help);
+        if (g->kind == F_NUM)
+            fprintf(f, " Range %ld to %ld%s%s", g->min, g->max, *g->unit ? " " : "", g->unit);
+        if (g->kind == F_NUM && g->def)
+            fprintf(f, "; default %ld", g->def);
+        fputs(g->kind == F_NUM ? ".\n" : "\n", f);
+    }
+    fputs(".TP\n\\fB\\-\\-help\\fR, \\fB\\-h\\fR\nThe options, on standard output.\n"
+          ".TP\n\\fB\\-\\-version\\fR\nThe version, the commit and the libraries built with.\n"
+          ".TP\n\\fB\\-\\-man\\fR\nThis page (roff).\n"
+          ".SH ENVIRONMENT\nEvery option but \\fB\\-\\-limit\\fR may come from a variable; an "
+          "option given wins over its variable. A switch is on unless its variable is 0 or "
+          "false.\n",
+          f);
+    for (size_t i = 0; i < NFLAGS; i++)
+        if (flags[i].kind != F_LIST) {
+            fputs(".TP\n.B ", f);
+            roff(f, env_name(&flags[i], var, sizeof(var)));
+            fputs("\n", f);
+            roff(f, "--");
+            roff(f, flags[i].name);
+            fputc('\n', f);
+        }
+    fputs(".SH SIGNALS\n"
+          ".TP\n.B SIGHUP\nRead the keyring directory and \\fB\\-\\-client\\-crl\\fR again (both "
+          "are also read again when they change).\n"
+          ".TP\n.BR SIGTERM \", \" SIGINT\nDrain: /readyz answers 503, calls in progress finish "
+          "(up to 10 s), then stop.\n"
+          ".SH FILES\n"
+          ".TP\n.I /etc/default/tracecode\nThe variables the packaged systemd unit "
+          "(tracesvc.service) starts tracesvc with.\n"
+          ".TP\n.I /etc/tracecode/keys\nThe keyring the package's defaults name; owned by the "
+          "tracecode user, mode 0700 (see tracekeys(1)).\n"
+          ".SH EXIT STATUS\n0 stopped after a signal; 1 could not start or serve (said in the "
+          "log); 2 a usage or range error.\n"
+          ".SH SEE ALSO\ntracectl(1), tracekeys(1), "
+          "/usr/share/doc/tracecode/OPERATIONS.md\n",
+          f);
 }
 
 static const char *env(const char *name)
@@ -188,7 +283,7 @@ static int set_flag(config *c, const flag *g, const char *s, const char *shown)
 
 int configure(int argc, char **argv, config *c)
 {
-    struct option lo[NFLAGS + 3];
+    struct option lo[NFLAGS + 4];
     char var[64];
     size_t i;
     int o, li, rc;
@@ -197,25 +292,26 @@ int configure(int argc, char **argv, config *c)
     for (i = 0; i < NFLAGS; i++) {
         const flag *g = &flags[i];
         const char *v;
-        size_t k;
 
         lo[i] = (struct option){g->name, g->arg ? required_argument : no_argument, 0, (int)i};
         if (g->kind == F_NUM)
             *(long *)((char *)c + g->off) = g->def;
         if (g->kind == F_LIST)
             continue;
-        snprintf(var, sizeof(var), "TRACESVC_%s", g->name);
-        for (k = 9; var[k]; k++)
-            var[k] = var[k] == '-' ? '_' : (char)toupper((unsigned char)var[k]);
-        if ((v = env(var)) != NULL && (rc = set_flag(c, g, v, var)) != 0)
+        if ((v = env(env_name(g, var, sizeof(var)))) != NULL && (rc = set_flag(c, g, v, var)) != 0)
             return rc;
     }
     lo[NFLAGS] = (struct option){"help", no_argument, 0, 'h'};
     lo[NFLAGS + 1] = (struct option){"version", no_argument, 0, 'V'};
-    lo[NFLAGS + 2] = (struct option){0, 0, 0, 0};
+    lo[NFLAGS + 2] = (struct option){"man", no_argument, 0, 'M'};
+    lo[NFLAGS + 3] = (struct option){0, 0, 0, 0};
     while ((o = getopt_long(argc, argv, "h", lo, &li)) != -1) {
         if (o == 'h') {
             usage_to(stdout);
+            return -1;
+        }
+        if (o == 'M') {
+            man_to(stdout);
             return -1;
         }
         if (o == 'V') {

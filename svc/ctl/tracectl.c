@@ -68,6 +68,7 @@ static void usage_to(FILE *f)
           "  audit verify --public-keys FILE [--since HEADFILE] [--out HEADFILE] [--index N]\n"
           "  keys list | keys activate KID | keys compromise KID --since UNIX --reason TEXT\n"
           "  help [COMMAND]                 a command's usage and its options\n"
+          "  --help, -h | --version | --man (the manual page, roff)\n"
           "Writes take --request-id ID: the same ID again returns the first outcome and\n"
           "writes nothing more. An option a command does not take is refused.\n"
           "Exit status: 0 done (every code genuine); 1 answered no, asking again will\n"
@@ -91,6 +92,8 @@ static const char *env(const char *name)
     const char *v = getenv(name);
     return v && *v ? v : NULL;
 }
+
+static void man_to(FILE *f);
 
 static int parse_opts(int argc, char **argv, opts *o)
 {
@@ -183,6 +186,7 @@ static int parse_opts(int argc, char **argv, opts *o)
         {"index", 1, 0, O_INDEX},
         {"help", 0, 0, 'h'},
         {"version", 0, 0, 'V'},
+        {"man", 0, 0, 'M'},
         {0, 0, 0, 0},
     };
     unsigned long long v;
@@ -350,6 +354,9 @@ static int parse_opts(int argc, char **argv, opts *o)
         case 'h':
             usage_to(stdout);
             return -1; /* done: exit 0 */
+        case 'M':
+            man_to(stdout);
+            return -1;
         case 'V':
             printf("tracectl %s (commit %s; gRPC core %s)\n", TC_VERSION, TC_COMMIT,
                    rpc_client_grpc_version());
@@ -440,6 +447,73 @@ static const char *options_of(const command *cmd, char *buf, size_t cap)
         p += *p == ' ';
     }
     return o ? buf : "none of its own";
+}
+
+/* s as roff text, sliced so no escape is cut. */
+static void roff(FILE *f, const char *s)
+{
+    char buf[CODEC_ROFF_ESCAPED_MAX(256) + 1];
+
+    for (size_t n = strlen(s), k; n; s += k, n -= k) {
+        k = n < 256 ? n : 256;
+        codec_roff_escape(s, k, buf, sizeof(buf));
+        fputs(buf, f);
+    }
+}
+
+/* tracectl(1), its commands from the command table. */
+static void man_to(FILE *f)
+{
+    char buf[512];
+
+    fprintf(f, ".TH TRACECTL 1 \"\" \"tracecode %s\" \"tracecode\"\n", TC_VERSION);
+    fputs(".SH NAME\ntracectl \\- ask a tracecode service: register, issue, verify, watch, "
+          "audit\n"
+          ".SH SYNOPSIS\n.B tracectl\n[\\fIconnection options\\fR] [\\fB\\-\\-json\\fR] "
+          "\\fICOMMAND\\fR ...\n.br\n.B tracectl help\n[\\fICOMMAND\\fR]\n"
+          ".SH DESCRIPTION\ntracectl calls tracesvc's gRPC API as one of the four roles: a "
+          "certifier registers manufacturers and certificates, a manufacturer registers products "
+          "and issues codes, a platform verifies codes, registers listings and watches for "
+          "delisting notices, a regulator queries and verifies the audit log. Writes take "
+          "\\fB\\-\\-request\\-id\\fR \\fIID\\fR: the same ID again returns the first "
+          "outcome and writes nothing more. An option a command does not take is refused.\n"
+          ".SH COMMANDS\n",
+          f);
+    for (size_t i = 0; i < NCMDS; i++) {
+        fputs(".TP\n.B ", f);
+        roff(f, cmds[i].name);
+        fputs("\n.nf\n", f);
+        roff(f, cmds[i].usage);
+        fputs("\n.fi\nIts options: ", f);
+        roff(f, options_of(&cmds[i], buf, sizeof(buf)));
+        fputs(".\n", f);
+    }
+    fputs(".SH CONNECTION OPTIONS\n"
+          ".TP\n\\fB\\-\\-addr\\fR \\fIHOST:PORT\\fR\nThe service (default 127.0.0.1:50051).\n"
+          ".TP\n\\fB\\-\\-ca\\fR \\fIFILE\\fR \\fB\\-\\-cert\\fR \\fIFILE\\fR "
+          "\\fB\\-\\-key\\fR \\fIFILE\\fR\nmTLS: the service's CA, this caller's certificate "
+          "(its role and subject are in it) and key.\n"
+          ".TP\n\\fB\\-\\-insecure\\fR \\fB\\-\\-role\\fR \\fIR\\fR \\fB\\-\\-subject\\fR "
+          "\\fIS\\fR\nPlaintext to a loopback service started with \\-\\-insecure, the role "
+          "(manufacturer, platform, regulator, certifier) and subject in metadata.\n"
+          ".TP\n\\fB\\-\\-timeout\\fR \\fISECONDS\\fR\nHow long a call may take.\n"
+          ".TP\n\\fB\\-\\-json\\fR\nAnswers as JSON, one object per line.\n"
+          ".TP\n\\fB\\-\\-help\\fR, \\fB\\-h\\fR, \\fB\\-\\-version\\fR, \\fB\\-\\-man\\fR\n"
+          "The usage, the version, this page.\n"
+          ".SH ENVIRONMENT\n"
+          ".BR TRACECTL_ADDR ,\n.BR TRACECTL_INSECURE ,\n.BR TRACECTL_ROLE ,\n"
+          ".BR TRACECTL_SUBJECT ,\n.BR TRACECTL_CA ,\n.BR TRACECTL_CERT ,\n.B TRACECTL_KEY\n"
+          "stand for the connection options of their names; an option given wins.\n"
+          ".SH EXIT STATUS\n"
+          ".TP\n.B 0\nDone (verify: every code genuine).\n"
+          ".TP\n.B 1\nAnswered no, and asking again will not change it: a code not genuine, a "
+          "listing not bound, an audit that does not verify, a request refused for what it asks "
+          "(not found, already exists, not allowed, invalid).\n"
+          ".TP\n.B 2\nUsage: the command, an option or an input file is wrong.\n"
+          ".TP\n.B 3\nNo answer, try again later: unreachable, timed out, busy, failed.\n"
+          ".TP\n.B 4\nA local failure: a file, a \\-\\-exec hook, memory.\n"
+          ".SH SEE ALSO\ntracesvc(8), tracekeys(1)\n",
+          f);
 }
 
 static int help(const char *name)

@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """tracesvc's command line, without Redis: --help and -h (stdout, exit 0)
 from the one flag table, --version naming the build, values out of range
-refused naming the flag or the environment variable they came from, and
---insecure refused off loopback.
+refused naming the flag or the environment variable they came from,
+--insecure refused off loopback; the manual pages (--man) of all three
+programs.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -83,6 +85,30 @@ class Flags(unittest.TestCase):
         p = subprocess.run(base, capture_output=True, text=True, timeout=30, env=env)
         self.assertNotIn("keyring", p.stderr)
         shutil.rmtree(work, ignore_errors=True)
+
+    def test_manual_pages_from_the_option_tables(self):
+        """--man writes each program's manual page from the table its --help
+        comes from: it lints clean in groff and names every option --help
+        does (the package installs these pages)."""
+        for prog, section in (("tracesvc", "8"), ("tracectl", "1"), ("tracekeys", "1")):
+            p = subprocess.run([F.binary(prog), "--man"], capture_output=True, text=True)
+            self.assertEqual((p.returncode, p.stderr), (0, ""), prog)
+            self.assertTrue(p.stdout.startswith(".TH %s %s " % (prog.upper(), section)), prog)
+            lint = subprocess.run(["groff", "-man", "-ww", "-z"], input=p.stdout,
+                                  capture_output=True, text=True)
+            self.assertEqual((lint.returncode, lint.stderr), (0, ""), prog)
+            helptext = subprocess.run([F.binary(prog), "--help"], capture_output=True,
+                                      text=True).stdout
+            options = set(re.findall(r"(?<![\w-])--([a-z][a-z0-9-]+)", helptext))
+            self.assertGreater(len(options), 3, prog)
+            for opt in options:
+                self.assertIn("\\-\\-" + opt.replace("-", "\\-"), p.stdout, prog + " --" + opt)
+        page = subprocess.run([F.binary("tracesvc"), "--man"], capture_output=True,
+                              text=True).stdout
+        for var in ("TRACESVC_REDIS", "TRACESVC_KEYS_ALLOW_GROUP_READ", "SIGHUP", "EXIT STATUS"):
+            self.assertIn(var, page)
+        self.assertNotIn("TRACESVC_LIMIT\n", page)  # --limit has no variable
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

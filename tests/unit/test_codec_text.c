@@ -406,6 +406,35 @@ static void test_json_escape(void **state)
     }
 }
 
+/* roff escaping for the manual pages: backslash and minus escaped, a line
+ * that starts with a control character guarded, anything else kept; a
+ * short buffer never ends inside an escape. */
+static void test_roff_escape(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } kat[] = {
+        {"", ""},
+        {"--redis URL", "\\-\\-redis URL"},
+        {"a\\b", "a\\eb"},
+        {".TH x", "\\&.TH x"},
+        {"one\n'two\nthr.ee", "one\n\\&'two\nthr.ee"},
+        {"x.y 'z'", "x.y 'z'"},
+    };
+    char out[64];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(kat) / sizeof(kat[0]); i++) {
+        size_t n = strlen(kat[i].in);
+        assert_int_equal(codec_roff_escape(kat[i].in, n, out, sizeof(out)), strlen(kat[i].out));
+        assert_string_equal(out, kat[i].out);
+        assert_int_equal(codec_roff_escape(kat[i].in, n, NULL, 0), strlen(kat[i].out));
+        assert_true(strlen(kat[i].out) <= CODEC_ROFF_ESCAPED_MAX(n));
+    }
+    assert_int_equal(codec_roff_escape("a-", 2, out, 3), 3); /* "a\-" needs 3 */
+    assert_string_equal(out, "a");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -414,7 +443,7 @@ int main(void)
         cmocka_unit_test(test_group),         cmocka_unit_test(test_url),
         cmocka_unit_test(test_pack_range),    cmocka_unit_test(test_roundtrip_mac),
         cmocka_unit_test(test_roundtrip_sig), cmocka_unit_test(test_canonical),
-        cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_json_escape),   cmocka_unit_test(test_roff_escape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
