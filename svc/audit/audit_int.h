@@ -14,6 +14,10 @@
 #include <stdint.h>
 
 #define FORGERY_WINDOW_MAX 600 /* seconds */
+/* Notices not acknowledged: the oldest this many are read, and per
+ * platform among them the oldest (docs/OPERATIONS.md, "Watching"). */
+#define AUDIT_UNACKED_SCAN 1000
+#define AUDIT_UNACKED_PLATFORMS 64
 
 /* One platform's verdict counts of the current minute, and (the audit
  * thread's own) its last seconds for the forgery signal. */
@@ -46,6 +50,12 @@ struct audit_log {
     int64_t minute;
     vslot slot[AUDIT_PLATFORMS];
     vslot other; /* platforms beyond the table */
+    /* delisting notices not acknowledged, read once a second for /metrics */
+    pthread_mutex_t umu;
+    int unacked_known; /* 0 until read, and after a read that failed */
+    uint64_t unacked_total;
+    store_unacked_row unacked[AUDIT_UNACKED_PLATFORMS];
+    size_t nunacked;
 };
 
 /* The forgery signal's second: sample the counts into each platform's

@@ -143,6 +143,41 @@ void audit_forgery_tick(audit_log *a, int64_t now_s)
     }
 }
 
+/* The delisting notices no platform has acknowledged yet, as the audit
+ * thread last read them (nothing while it could not). */
+static size_t unacked_metrics(audit_log *a, char *buf, size_t cap, size_t n)
+{
+    int64_t now_ms;
+
+    if (!a)
+        return n;
+    pthread_mutex_lock(&a->umu);
+    if (a->unacked_known) {
+        now_ms = svc_wall_ms();
+        n = svc_appendf(buf, cap, n,
+                        "# HELP tracesvc_delist_unacked_notices Delisting notices not yet "
+                        "acknowledged in full, every platform's (read from Redis once a "
+                        "second).\n# TYPE tracesvc_delist_unacked_notices gauge\n"
+                        "tracesvc_delist_unacked_notices %llu\n",
+                        (unsigned long long)a->unacked_total);
+        n = svc_appendf(buf, cap, n,
+                        "# HELP tracesvc_delist_oldest_unacked_seconds Age of a platform's "
+                        "oldest delisting notice not yet acknowledged in full (platforms with "
+                        "one among the %d oldest).\n"
+                        "# TYPE tracesvc_delist_oldest_unacked_seconds gauge\n",
+                        AUDIT_UNACKED_SCAN);
+        for (size_t i = 0; i < a->nunacked; i++)
+            n = svc_appendf(buf, cap, n,
+                            "tracesvc_delist_oldest_unacked_seconds{platform=\"%s\"} %.3f\n",
+                            a->unacked[i].platform,
+                            now_ms > a->unacked[i].oldest_ms
+                                ? (double)(now_ms - a->unacked[i].oldest_ms) / 1000.0
+                                : 0.0);
+    }
+    pthread_mutex_unlock(&a->umu);
+    return n;
+}
+
 size_t audit_metrics(const svc *s, char *buf, size_t cap, size_t n)
 {
     const audit_log *a = s->audit;
@@ -173,7 +208,7 @@ size_t audit_metrics(const svc *s, char *buf, size_t cap, size_t n)
                     "sequencing lease.\n# TYPE tracesvc_audit_sequencing gauge\n"
                     "tracesvc_audit_sequencing %d\n",
                     audit_sequencing(a));
-    return n;
+    return unacked_metrics(s->audit, buf, cap, n);
 }
 
 void audit_flush_counts(audit_log *a, int64_t minute)

@@ -157,11 +157,33 @@ static void sequence(audit_log *a)
         free(g.buf[l]);
 }
 
+/* The notices not yet acknowledged, for /metrics (every node reads them:
+ * two small Redis calls a second, and any node's /metrics tells). */
+static void read_unacked(audit_log *a)
+{
+    store_unacked_row rows[AUDIT_UNACKED_PLATFORMS];
+    size_t n = AUDIT_UNACKED_PLATFORMS;
+    uint64_t total;
+    char err[STORE_ERR_MAX];
+    int ok = store_unacked(a->svc->store, AUDIT_UNACKED_SCAN, rows, &n, &total, err, sizeof(err)) ==
+             STORE_OK;
+
+    pthread_mutex_lock(&a->umu);
+    a->unacked_known = ok;
+    if (ok) {
+        memcpy(a->unacked, rows, n * sizeof(rows[0]));
+        a->nunacked = n;
+        a->unacked_total = total;
+    }
+    pthread_mutex_unlock(&a->umu);
+}
+
 static void *run(void *arg)
 {
     audit_log *a = arg;
     char err[STORE_ERR_MAX];
     unsigned ticks = 0;
+    int second;
 
     pthread_mutex_lock(&a->mu);
     while (!a->stop) {
@@ -183,13 +205,16 @@ static void *run(void *arg)
             a->loaded = 0;
             tclog(TCLOG_INFO, "audit: %s sequencing the log", held ? "now" : "no longer");
         }
+        second = ++ticks % (1000 / AUDIT_TICK_MS) == 0; /* for /metrics: once a second */
         if (held) {
             sequence(a);
-        } else if (++ticks % (1000 / AUDIT_TICK_MS) == 0) { /* for /metrics: once a second */
+        } else if (second) {
             store_tree_head h;
             if (store_audit_head(a->svc->store, &h, err, sizeof(err)) == STORE_OK)
                 atomic_store(&a->size, h.size);
         }
+        if (second)
+            read_unacked(a);
 
         pthread_mutex_lock(&a->mu);
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -233,6 +258,7 @@ audit_log *audit_start(svc *s, const char *node_id, char *err, size_t errcap)
              rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
     a->minute = svc_now_unix() / 60 * 60;
     pthread_mutex_init(&a->mu, NULL);
+    pthread_mutex_init(&a->umu, NULL);
     pthread_cond_init(&a->cv, NULL);
     if (pthread_create(&a->thread, NULL, run, a) != 0) {
         snprintf(err, errcap, "cannot start the audit thread");
@@ -253,6 +279,7 @@ void audit_stop(audit_log *a)
     pthread_join(a->thread, NULL);
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
+    pthread_mutex_destroy(&a->umu);
     free(a);
 }
 

@@ -96,6 +96,14 @@ int64_t svc_now_unix(void)
     return (int64_t)time(NULL);
 }
 
+int64_t svc_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int64_t svc_now_ms(void)
 {
     struct timespec ts;

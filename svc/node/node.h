@@ -205,7 +205,8 @@ svc_code svc_store_fail(svc_status *st, store_err e, const char *err);
 void *svc_alloc(svc_ctx *c, size_t size);
 
 int64_t svc_now_unix(void);
-int64_t svc_now_ms(void); /* CLOCK_MONOTONIC */
+int64_t svc_now_ms(void);  /* CLOCK_MONOTONIC */
+int64_t svc_wall_ms(void); /* CLOCK_REALTIME, as Redis stream ids count */
 /* Is the replica lagging beyond the configured bound? */
 int svc_stale(const svc *s);
 /* printf at buf + n (within cap); returns n plus the length formatted,

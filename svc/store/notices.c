@@ -283,6 +283,7 @@ store_err store_ack_notice(store *s, store_idem *idem, const char *platform, con
     st_key(&a, kh);
     st_keyf(&a, "{tc}:notice-acked:%s:%s", platform, notice_id);
     st_audit_keys(&a, "ack", platform);
+    st_key(&a, K_UNACKED);
     st_arg(&a, notice_id);
     st_arg_i64(&a, delisted_unix);
     st_arg(&a, platform);
@@ -581,4 +582,60 @@ int store_reader_interrupt(store *s, store_reader *rd)
         freeReplyObject(r);
     }
     return done;
+}
+
+/* --- notices not yet acknowledged --------------------------------------------- */
+
+store_err store_unacked(store *s, size_t max, store_unacked_row *rows, size_t *nrows,
+                        uint64_t *total, char *err, size_t errcap)
+{
+    char stop[24];
+    const char *card[] = {"ZCARD", K_UNACKED};
+    const char *range[] = {"ZRANGE", K_UNACKED, "0", stop, "WITHSCORES"};
+    size_t cap = *nrows, i;
+    redisReply *r;
+    store_err e;
+
+    *nrows = 0;
+    *total = 0;
+    if (!max)
+        return STORE_OK;
+    if ((e = st_run(s, 2, card, NULL, &r, err, errcap)) != STORE_OK)
+        return e;
+    if (r->type == REDIS_REPLY_INTEGER)
+        *total = (uint64_t)r->integer;
+    freeReplyObject(r);
+    snprintf(stop, sizeof(stop), "%zu", max - 1);
+    if ((e = st_run(s, 5, range, NULL, &r, err, errcap)) != STORE_OK)
+        return e;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
+        freeReplyObject(r);
+        return st_fail(STORE_ERR_PROTOCOL, err, errcap, "redis: unexpected reply to ZRANGE");
+    }
+    for (i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *m = r->element[i], *sc = r->element[i + 1];
+        const char *nl;
+        size_t len, k;
+        if (m->type != REDIS_REPLY_STRING || sc->type != REDIS_REPLY_STRING ||
+            !(nl = memchr(m->str, '\n', m->len)))
+            continue;
+        len = (size_t)(nl - m->str);
+        if (len > STORE_PLATFORM_MAX)
+            continue;
+        for (k = 0; k < *nrows; k++)
+            if (strlen(rows[k].platform) == len && memcmp(rows[k].platform, m->str, len) == 0)
+                break;
+        if (k == *nrows) { /* the first seen is the oldest: ZRANGE is by time */
+            if (*nrows == cap)
+                continue;
+            memcpy(rows[k].platform, m->str, len);
+            rows[k].platform[len] = '\0';
+            rows[k].oldest_ms = strtoll(sc->str, NULL, 10);
+            rows[k].count = 0;
+            (*nrows)++;
+        }
+        rows[k].count++;
+    }
+    freeReplyObject(r);
+    return STORE_OK;
 }

@@ -270,6 +270,21 @@ store_err store_compliance_get(store *s, const char *platform, int64_t from_unix
 void store_compliance_free(store_compliance *c);
 
 /*
+ * The delisting notices no platform has acknowledged in full yet: how many
+ * in all, and of the oldest max (by age), per platform its oldest notice's
+ * time and how many of those max it holds, oldest platform first. A
+ * platform with no notice among the max oldest has none older than the
+ * last of them. At most nrows platforms; *nrows says how many.
+ */
+typedef struct store_unacked_row {
+    char platform[STORE_PLATFORM_MAX + 1];
+    int64_t oldest_ms;
+    uint32_t count;
+} store_unacked_row;
+store_err store_unacked(store *s, size_t max, store_unacked_row *rows, size_t *nrows,
+                        uint64_t *total, char *err, size_t errcap);
+
+/*
  * A dedicated connection that waits for new notices (XREAD BLOCK) on the
  * streams of several platforms at once; one thread uses it. Reconnects by
  * itself on the next wait after a failure.

@@ -20,6 +20,11 @@
 
 #define SENTINELS_MAX 8
 
+/* The delisting notices not yet acknowledged in full, every platform's:
+ * "platform\nnotice id" scored by the notice's time (lua/lib/notice.lua
+ * adds, lua/notice_ack.lua takes out). */
+#define K_UNACKED "{tc}:notices-unacked"
+
 typedef struct st_hostport {
     char host[256];
     int port;

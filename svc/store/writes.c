@@ -135,6 +135,7 @@ static store_err put_record(store *s, store_idem *idem, const char *type, const 
                 st_keyf(&a, "{tc}:cert-listings:%s:%s", id, pl->element[i]->str);
                 notice_keys(&a, pl->element[i]->str);
             }
+            st_key(&a, K_UNACKED);
         }
         st_arg(&a, type);
         st_arg(&a, id);
@@ -419,6 +420,7 @@ store_err store_recall(store *s, store_idem *idem, const char *caller, uint64_t 
             for (j = 0; j < ids->elements; j++)
                 st_keyf(&a, "{tc}:listing:%s:%s", pl->element[i]->str, ids->element[j]->str);
         }
+        st_key(&a, K_UNACKED);
         st_arg_i64(&a, STORE_STREAM_MAXLEN);
         st_arg(&a, id);
         st_arg(&a, caller);

@@ -10,12 +10,14 @@ import itertools
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tcfixture as F  # noqa: E402
@@ -361,6 +363,46 @@ class Delisting(unittest.TestCase):
         self.assertEqual(w.error.code(), grpc.StatusCode.UNAVAILABLE)
         self.assertIn('draining', w.error.details())
         self.assertIn('resume from cursor "%s"' % m.notice_id, w.error.details())
+
+    def unacked_metrics(self, svc):
+        """tracesvc_delist_* from a node's /metrics: total, {platform: age}."""
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % svc.admin_port,
+                                    timeout=5) as resp:
+            text = resp.read().decode()
+        total = re.search(r"^tracesvc_delist_unacked_notices (\d+)$", text, re.M)
+        ages = {m.group(1): float(m.group(2)) for m in re.finditer(
+            r'^tracesvc_delist_oldest_unacked_seconds\{platform="([^"]+)"\} ([0-9.]+)$', text,
+            re.M)}
+        return (int(total.group(1)) if total else None), ages
+
+    def test_unacknowledged_notices_in_metrics(self):
+        # A notice not acknowledged shows on every node's /metrics with its
+        # age (the alert TracecodeDelistingUnacknowledged reads it); a
+        # partial acknowledgement keeps it there, a complete one takes it out.
+        number, codes = self.chain()
+        p = unique("shope")
+        self.bind(p, [("E1", codes[0]), ("E2", codes[1])])
+        _, before = self.unacked_metrics(self.svcs[1])
+        self.assertNotIn(p, before)
+        written = time.time()
+        self.set_status(number, T.CERTIFICATE_STATUS_SUSPENDED)
+        notice = self.stream_ids(p)[0]
+        for svc in self.svcs:
+            self.assertTrue(F.wait_for(lambda: p in self.unacked_metrics(svc)[1], 5),
+                            "node %s does not list %s" % (svc.log_path, p))
+        total, ages = self.unacked_metrics(self.svcs[2])
+        self.assertGreaterEqual(total, 1)
+        self.assertLessEqual(ages[p], time.time() - written + 2.5)  # read at most 1 s ago
+        time.sleep(1.5)  # the age grows while nobody acknowledges
+        self.assertGreater(self.unacked_metrics(self.svcs[2])[1][p], ages[p] + 0.5)
+        ack = self.b.ver.AckDelisting
+        ack(V.AckDelistingRequest(notice_id=notice, listing_ids=["E1"]), metadata=plat(p))
+        time.sleep(1.2)  # a read later: still open (E2 is not delisted)
+        self.assertIn(p, self.unacked_metrics(self.svcs[0])[1])
+        ack(V.AckDelistingRequest(notice_id=notice, listing_ids=["E2"]), metadata=plat(p))
+        self.assertTrue(F.wait_for(lambda: p not in self.unacked_metrics(self.svcs[0])[1], 5))
+        self.assertEqual(self.redis.cli("ZSCORE", "{tc}:notices-unacked", p + "\n" + notice)
+                         .strip(), "")
 
     def test_ack_and_compliance(self):
         number, codes = self.chain()

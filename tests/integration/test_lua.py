@@ -121,6 +121,7 @@ class LuaScripts(unittest.TestCase):
             for p in plats:
                 keys += ["{tc}:cert-listings:%s:%s" % (id_, p), "{tc}:notices:" + p,
                          "{tc}:notice-log:" + p, "{tc}:notice-state:" + p]
+            keys.append("{tc}:notices-unacked")
             args.append(str(len(plats)))
             args += plats
         return self.eval("put", keys, args + fields)
@@ -170,6 +171,15 @@ class LuaScripts(unittest.TestCase):
         entry = self.cli("XRANGE", "{tc}:notices:shopA", "-", "+")
         self.assertEqual(entry[entry.index("listings") + 1], "L1")
         self.assertEqual(self.redis.cli("ZCARD", "{tc}:notice-log:shopA").strip(), "1")
+        # In the index of notices not acknowledged, by time, until acknowledged in full.
+        nid = self.cli("ZRANGE", "{tc}:notice-log:shopA", "0", "-1")[0]
+        unacked = "{tc}:notices-unacked"
+        self.assertEqual(self.redis.cli("ZSCORE", unacked, "shopA\n" + nid).strip(),
+                         nid.split("-")[0])
+        ack_keys = ["{tc}:idem:-", "{tc}:notices:shopA", "{tc}:notice-state:shopA",
+                    "{tc}:notice-acked:shopA:" + nid] + audit_keys("ack", "shopA") + [unacked]
+        self.eval("notice_ack", ack_keys, ["", "86400", nid, "0", "shopA", "L1"])
+        self.assertEqual(self.redis.cli("ZSCORE", unacked, "shopA\n" + nid).strip(), "")
         kinds = [self.redis.cli("HGET", AUDIT_E, i).split("\n")[3]
                  for i in self.cli("ZRANGE", "{tc}:audit:s:" + cert, "0", "-1")]
         self.assertEqual(kinds, ["kind cert", "kind cert", "kind delist"])
@@ -201,6 +211,7 @@ class LuaScripts(unittest.TestCase):
                      "{tc}:batch-listings:%s:%s" % (batch, p)]
             keys += ["{tc}:listing:%s:%s" % (p, i) for i in ids]
             args += [p, str(len(ids))] + ids
+        keys.append("{tc}:notices-unacked")
         return self.eval("recall", keys, args)
 
     def test_recall_guards_its_listings(self):

@@ -3,7 +3,8 @@
 -- notice_ack: a platform acknowledges a delisting notice, whole or some of
 -- its listings.
 -- KEYS: 1 the platform's notice stream, 2 its notice state, 3 the notice's
---   acknowledged listings, 4-7 audit keys.
+--   acknowledged listings, 4-7 audit keys, 8 the index of unacknowledged
+--   notices (a complete acknowledgement takes the notice out).
 -- ARGV: 1 notice id, 2 delisted unix time, 3 platform, 4.. listing ids
 --   (none: the whole notice).
 -- Returns {listings, acked, complete}.
@@ -39,6 +40,7 @@ if acked >= total then
   local t = redis.call('TIME')
   complete = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('DEL', KEYS[3])
+  redis.call('ZREM', KEYS[8], ARGV[3] .. '\n' .. ARGV[1])
 end
 redis.call('HSET', KEYS[2], ARGV[1], total .. ' ' .. acked .. ' ' .. complete .. ' ' ..
   ARGV[2])

@@ -9,7 +9,8 @@
 -- KEYS: 1 record, 2 revision counter, 3 change stream, 4-7 audit keys;
 --   for a certificate also 8 its platforms (those with listings under it),
 --   9-12 audit keys of its notices, then per platform: its listings of the
---   certificate, notice stream, notice log, notice state.
+--   certificate, notice stream, notice log, notice state; last, the index
+--   of unacknowledged notices.
 -- ARGV: 1 type, 2 id, 3 stream maxlen, 4 must exist (1/0), 5 notice
 --   retention ms, 6 actor, 7 listing ids a notice, 8 platforms n (as the
 --   caller read them; '' for a manufacturer), 9.. their names, then field,

@@ -8,7 +8,7 @@
 --   5-8 audit keys, 9 the batch's certificate, 10 the certificate's
 --   platforms, 11-14 audit keys of the notices, then per platform: notice
 --   stream, notice log, notice state, its listings of the batch, then each
---   of those listings.
+--   of those listings; last, the index of unacknowledged notices.
 -- ARGV: 1 stream maxlen, 2 batch id, 3 caller, 4 first, 5 last, 6 reason,
 --   7 now, 8 notice retention ms, 9 affected (kept with the outcome),
 --   10 listing ids a notice, 11 the certificate the caller read the
