@@ -9,7 +9,8 @@ PKGS="build-essential cmake ninja-build pkg-config git clang-format
       zbar-tools librsvg2-bin clang libclang-rt-14-dev python3 python3-cryptography python3-yaml
       protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
       libhiredis-dev libevent-dev redis-server redis-sentinel curl chromium fonts-droid-fallback
-      libgrpc-dev grpc-proto python3-grpcio python3-grpc-tools"
+      libgrpc-dev grpc-proto python3-grpcio python3-grpc-tools
+      dpkg-dev systemd strace man-db groff-base passwd util-linux"
 # Node.js and npm: the machine's own when it has them, else Debian's.
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 

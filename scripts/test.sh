@@ -2,7 +2,8 @@
 # test.sh - install what is missing, build, run the whole CTest suite, then
 # the sanitizer build (ASan+UBSan, no recovery) of the unit, integration and
 # fuzz tests (libFuzzer when clang is present), Release builds with gcc and
-# clang, then ThreadSanitizer on the tests that run threads.
+# clang, the .deb installed and run (tests/package/), then ThreadSanitizer on
+# the tests that run threads.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,10 @@ CC=gcc ./scripts/build.sh build-release-gcc -DCMAKE_BUILD_TYPE=Release
 if command -v clang >/dev/null 2>&1; then
     CC=clang ./scripts/build.sh build-release-clang -DCMAKE_BUILD_TYPE=Release
 fi
+
+echo "== the .deb: made from the Release tree under /usr, installed with dpkg -i, checked, purged"
+deb=$(./scripts/package.sh build-release-gcc)
+/usr/bin/python3 tests/package/test_package.py "$deb" || [ $? -eq 77 ] # 77: not root, skipped
 
 echo "== ThreadSanitizer build of the tests that run threads"
 ./scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTC_TSAN=ON -DTC_WERROR=ON
