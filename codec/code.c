@@ -66,12 +66,16 @@ const char *codec_strerror(codec_err err)
         return "crypto library failure";
     case CODEC_ERR_ARG:
         return "argument out of range";
+    case CODEC_ERR_CHECK:
+        return "check symbol does not match";
+    case CODEC_ERR_GTIN:
+        return "bad gtin";
     }
     return "unknown error";
 }
 
-static void seterr(codec_errinfo *ei, codec_err code, size_t offset, size_t got, size_t want,
-                   int sym)
+void codec_seterr(codec_errinfo *ei, codec_err code, size_t offset, size_t got, size_t want,
+                  int sym)
 {
     if (ei) {
         ei->code = code;
@@ -126,6 +130,17 @@ size_t codec_describe(const codec_errinfo *ei, const char *in, size_t len, char 
     case CODEC_ERR_PROFILE:
         codec_sb_printf(&sb, "unknown profile %zu, want %d (mac) or %d (sig)", ei->got,
                         CODEC_PROFILE_MAC, CODEC_PROFILE_SIG);
+        break;
+    case CODEC_ERR_GTIN:
+        codec_sb_printf(&sb,
+                        "the GTIN at offset %zu is not 8 to 14 digits with a valid GS1 check digit",
+                        ei->offset);
+        break;
+    case CODEC_ERR_CHECK:
+        codec_sb_puts(&sb, "mistyped: the check symbol '");
+        put_quoted_byte(&sb, ei->sym);
+        codec_sb_printf(&sb, "' at offset %zu does not match the code; check every symbol",
+                        ei->offset);
         break;
     case CODEC_ERR_URL:
         if (ei->sym)
@@ -228,11 +243,11 @@ static codec_err b32_decode(const char *s, size_t n, uint8_t *out, codec_errinfo
     if (bad & 0xe0) {
         for (i = 0; t[u[i]] != 0xff; i++)
             ;
-        seterr(ei, CODEC_ERR_SYMBOL, i, 0, 0, u[i]);
+        codec_seterr(ei, CODEC_ERR_SYMBOL, i, 0, 0, u[i]);
         return CODEC_ERR_SYMBOL;
     }
     if (acc & ((1u << bits) - 1)) {
-        seterr(ei, CODEC_ERR_PADDING, n - 1, 0, 0, u[n - 1]);
+        codec_seterr(ei, CODEC_ERR_PADDING, n - 1, 0, 0, u[n - 1]);
         return CODEC_ERR_PADDING;
     }
     return CODEC_OK;
@@ -244,7 +259,7 @@ codec_err codec_parse(const char *s, size_t len, codec_code *c, codec_errinfo *e
     size_t want;
 
     if (len != CODEC_MAC_TEXT_LEN && len != CODEC_SIG_TEXT_LEN) {
-        seterr(ei, CODEC_ERR_LENGTH, 0, len, 0, 0);
+        codec_seterr(ei, CODEC_ERR_LENGTH, 0, len, 0, 0);
         return CODEC_ERR_LENGTH;
     }
     err = b32_decode(s, len, c->bin, ei);
@@ -253,7 +268,7 @@ codec_err codec_parse(const char *s, size_t len, codec_code *c, codec_errinfo *e
     c->len = len * 5 / 8;
     codec_body_unpack(c->bin, &c->f);
     if (c->f.version != CODEC_VERSION) {
-        seterr(ei, CODEC_ERR_VERSION, 0, c->f.version, 0, 0);
+        codec_seterr(ei, CODEC_ERR_VERSION, 0, c->f.version, 0, 0);
         return CODEC_ERR_VERSION;
     }
     if (c->f.profile == CODEC_PROFILE_MAC)
@@ -261,25 +276,54 @@ codec_err codec_parse(const char *s, size_t len, codec_code *c, codec_errinfo *e
     else if (c->f.profile == CODEC_PROFILE_SIG)
         want = CODEC_SIG_TEXT_LEN;
     else {
-        seterr(ei, CODEC_ERR_PROFILE, 0, c->f.profile, 0, 0);
+        codec_seterr(ei, CODEC_ERR_PROFILE, 0, c->f.profile, 0, 0);
         return CODEC_ERR_PROFILE;
     }
     if (len != want) {
-        seterr(ei, CODEC_ERR_LENGTH, 0, len, want, 0);
+        codec_seterr(ei, CODEC_ERR_LENGTH, 0, len, want, 0);
         return CODEC_ERR_LENGTH;
     }
     return CODEC_OK;
+}
+
+/* Check symbols beyond the 32 of the alphabet: values 32 to 36. */
+static const char check_extra[] = "*~$=U";
+
+char codec_check_symbol(const char *text, size_t len)
+{
+    unsigned r = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        uint8_t v = b32_strict[(unsigned char)text[i]];
+        if (v == 0xff)
+            return 0;
+        r = (r * 32 + v) % 37;
+    }
+    return r < 32 ? b32_alphabet[r] : check_extra[r - 32];
+}
+
+size_t codec_text_printed(const char *text, size_t len, char *out, size_t cap)
+{
+    char t[CODEC_MAX_TEXT_LEN + 1];
+
+    if (len != CODEC_MAC_TEXT_LEN && len != CODEC_SIG_TEXT_LEN)
+        return 0;
+    memcpy(t, text, len);
+    if (!(t[len] = codec_check_symbol(text, len)))
+        return 0;
+    return codec_text_group(t, len + 1, 4, '-', out, cap);
 }
 
 codec_err codec_parse_human(const char *s, size_t len, codec_code *c, char *canon,
                             codec_errinfo *ei)
 {
     char folded[CODEC_HUMAN_MAX_LEN], again[CODEC_MAX_TEXT_LEN + 1];
-    size_t i, n = 0, last = 0;
+    size_t at[CODEC_HUMAN_MAX_LEN]; /* where each folded symbol is in s */
+    size_t i, n = 0, last;
     codec_err err;
 
     if (len > CODEC_HUMAN_MAX_LEN) {
-        seterr(ei, CODEC_ERR_LENGTH, 0, len, 0, 0);
+        codec_seterr(ei, CODEC_ERR_LENGTH, 0, len, 0, 0);
         return CODEC_ERR_LENGTH;
     }
     for (i = 0; i < len; i++) {
@@ -292,13 +336,29 @@ codec_err codec_parse_human(const char *s, size_t len, codec_code *c, char *cano
             ch = '1';
         else if (ch == 'O')
             ch = '0';
-        if (b32_strict[ch] == 0xff) {
-            seterr(ei, CODEC_ERR_SYMBOL, i, 0, 0, (unsigned char)s[i]);
+        if (b32_strict[ch] == 0xff && !(ch && strchr(check_extra, ch))) {
+            codec_seterr(ei, CODEC_ERR_SYMBOL, i, 0, 0, (unsigned char)s[i]);
             return CODEC_ERR_SYMBOL;
         }
+        at[n] = i;
         folded[n++] = (char)ch;
-        last = i;
     }
+    /* One symbol more than a code: the printed check symbol, first. */
+    if (n == CODEC_MAC_TEXT_LEN + 1 || n == CODEC_SIG_TEXT_LEN + 1) {
+        char want;
+        n--;
+        want = codec_check_symbol(folded, n);
+        if (want && want != folded[n]) {
+            codec_seterr(ei, CODEC_ERR_CHECK, at[n], 0, 0, (unsigned char)s[at[n]]);
+            return CODEC_ERR_CHECK;
+        }
+    }
+    for (i = 0; i < n; i++) /* a check-only symbol anywhere else */
+        if (b32_strict[(unsigned char)folded[i]] == 0xff) {
+            codec_seterr(ei, CODEC_ERR_SYMBOL, at[i], 0, 0, (unsigned char)s[at[i]]);
+            return CODEC_ERR_SYMBOL;
+        }
+    last = n ? at[n - 1] : 0;
     err = codec_parse(folded, n, c, ei);
     if (err == CODEC_ERR_PADDING && ei) {
         ei->offset = last; /* in s, not in the folded text */
@@ -308,7 +368,7 @@ codec_err codec_parse_human(const char *s, size_t len, codec_code *c, char *cano
         return err;
     if (codec_text_encode(c->bin, c->len, again, sizeof(again)) != n ||
         memcmp(again, folded, n) != 0) {
-        seterr(ei, CODEC_ERR_PADDING, last, 0, 0, (unsigned char)s[last]);
+        codec_seterr(ei, CODEC_ERR_PADDING, last, 0, 0, (unsigned char)s[last]);
         return CODEC_ERR_PADDING;
     }
     if (canon)
@@ -323,9 +383,18 @@ static int is_space(unsigned char ch)
 
 codec_err codec_parse_any(const char *s, size_t len, codec_code *c, codec_errinfo *ei)
 {
+    return codec_parse_label(s, len, c, NULL, ei);
+}
+
+codec_err codec_parse_label(const char *s, size_t len, codec_code *c, char gtin[CODEC_GTIN_LEN + 1],
+                            codec_errinfo *ei)
+{
+    char g[CODEC_GTIN_LEN + 1];
     size_t lead = 0;
     codec_err err;
 
+    if (gtin)
+        gtin[0] = '\0';
     if ((len == CODEC_MAC_TEXT_LEN || len == CODEC_SIG_TEXT_LEN) &&
         codec_parse(s, len, c, NULL) == CODEC_OK)
         return CODEC_OK;
@@ -336,8 +405,15 @@ codec_err codec_parse_any(const char *s, size_t len, codec_code *c, codec_errinf
     }
     while (len && is_space((unsigned char)s[len - 1]))
         len--;
-    err = codec_url_has_path(s, len) ? codec_url_parse(s, len, c, NULL, ei)
-                                     : codec_parse_human(s, len, c, NULL, ei);
+    if (codec_dl_has_path(s, len)) {
+        err = codec_dl_parse(s, len, c, g, ei);
+        if (!err && gtin)
+            memcpy(gtin, g, sizeof(g));
+    } else if (codec_url_has_path(s, len)) {
+        err = codec_url_parse(s, len, c, NULL, ei);
+    } else {
+        err = codec_parse_human(s, len, c, NULL, ei);
+    }
     if (err && ei)
         ei->offset += lead;
     return err;
@@ -381,13 +457,13 @@ codec_err codec_url_format(const char *base, const char *text, size_t textlen, c
     while (blen && base[blen - 1] == '/')
         blen--;
     if (blen == 0 || blen > CODEC_BASE_URL_MAX) {
-        seterr(ei, CODEC_ERR_LENGTH, 0, blen, CODEC_BASE_URL_MAX, 0);
+        codec_seterr(ei, CODEC_ERR_LENGTH, 0, blen, CODEC_BASE_URL_MAX, 0);
         return CODEC_ERR_LENGTH;
     }
     for (i = 0; i < blen; i++) {
         unsigned char ch = upper((unsigned char)base[i]);
         if (!qr_alnum(ch) || ch == ' ') {
-            seterr(ei, CODEC_ERR_URL, i, 0, 0, base[i]);
+            codec_seterr(ei, CODEC_ERR_URL, i, 0, 0, base[i]);
             return CODEC_ERR_URL;
         }
     }
@@ -431,12 +507,12 @@ codec_err codec_url_parse(const char *url, size_t len, codec_code *c, size_t *co
         }
     }
     if (!found) {
-        seterr(ei, CODEC_ERR_URL, 0, 0, 0, 0);
+        codec_seterr(ei, CODEC_ERR_URL, 0, 0, 0, 0);
         return CODEC_ERR_URL;
     }
     n = len - start;
     if (n != CODEC_MAC_TEXT_LEN && n != CODEC_SIG_TEXT_LEN) {
-        seterr(ei, CODEC_ERR_LENGTH, start, n, 0, 0);
+        codec_seterr(ei, CODEC_ERR_LENGTH, start, n, 0, 0);
         return CODEC_ERR_LENGTH;
     }
     for (i = 0; i < n; i++)

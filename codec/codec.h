@@ -41,6 +41,8 @@
 #define CODEC_SIG_TEXT_LEN 120
 #define CODEC_MAX_TEXT_LEN CODEC_SIG_TEXT_LEN
 #define CODEC_HUMAN_MAX_LEN 256 /* longest input the lenient parser looks at */
+#define CODEC_GTIN_LEN 14       /* GTIN-14: the Digital Link's primary key */
+#define CODEC_DL_LOT_LEN 14     /* symbols of a MAC code in the lot (AI 10) */
 #define CODEC_KEY_BYTES 32      /* MAC secret and Ed25519 seed */
 #define CODEC_PUB_BYTES 32      /* Ed25519 public key */
 #define CODEC_SHA256_BYTES 32
@@ -102,6 +104,8 @@ typedef enum codec_err {
     CODEC_ERR_PNG = 12,       /* libpng failed */
     CODEC_ERR_CRYPTO = 13,    /* OpenSSL failed (allocation, bad key) */
     CODEC_ERR_ARG = 14,       /* an option out of range */
+    CODEC_ERR_CHECK = 15,     /* the printed check symbol does not match: mistyped */
+    CODEC_ERR_GTIN = 16,      /* a GTIN of the wrong length or check digit */
 } codec_err;
 
 /* Short fixed text for an error code, for logs and messages. */
@@ -164,11 +168,15 @@ codec_err codec_parse(const char *s, size_t len, codec_code *c, codec_errinfo *e
 
 /*
  * Lenient decode for text typed or read by a person: folds lower case,
- * drops '-' and ' ' separators, reads I and L as 1 and O as 0, then decodes
- * strictly and re-encodes to check the result is canonical. canon (may be
- * NULL) receives the canonical text, terminated; it needs
- * CODEC_MAX_TEXT_LEN + 1 bytes. Inputs longer than CODEC_HUMAN_MAX_LEN are
- * refused with CODEC_ERR_LENGTH.
+ * drops '-' and ' ' separators, reads I and L as 1 and O as 0. When one
+ * symbol more than a code's text is left, the last is the printed check
+ * symbol (codec_text_printed), compared first: a mismatch is
+ * CODEC_ERR_CHECK (a mistyped symbol; offset names the check symbol), so
+ * a typo is not taken for a forgery. Then decodes strictly and re-encodes
+ * to check the result is canonical. canon (may be NULL) receives the
+ * canonical text, terminated; it needs CODEC_MAX_TEXT_LEN + 1 bytes.
+ * Inputs longer than CODEC_HUMAN_MAX_LEN are refused with
+ * CODEC_ERR_LENGTH.
  */
 codec_err codec_parse_human(const char *s, size_t len, codec_code *c, char *canon,
                             codec_errinfo *ei);
@@ -219,11 +227,75 @@ size_t codec_roff_escape(const char *s, size_t n, char *out, size_t cap);
 codec_err codec_parse_any(const char *s, size_t len, codec_code *c, codec_errinfo *ei);
 
 /*
+ * The one lenient path with a GS1 Digital Link as well: as
+ * codec_parse_any, and a Digital Link (codec_dl_parse) when s holds
+ * "/01/"; gtin (may be NULL) receives the Digital Link's GTIN-14, or ""
+ * when s was another form. codec_parse_any is this with gtin NULL.
+ */
+codec_err codec_parse_label(const char *s, size_t len, codec_code *c, char gtin[CODEC_GTIN_LEN + 1],
+                            codec_errinfo *ei);
+
+/*
  * Group a code's text for printing: groups of `group` symbols joined by
  * sep. Returns the length written (terminated), or 0 when it does not fit.
  */
 size_t codec_text_group(const char *text, size_t len, size_t group, char sep, char *out,
                         size_t cap);
+
+/*
+ * Crockford's check symbol of a code's canonical text: the text's value
+ * (base 32, most significant symbol first) modulo 37, written as one of
+ * the 32 symbols or * ~ $ = U. It catches every single mistyped symbol
+ * and every swap of two neighbours. 0 when text holds a non-symbol.
+ */
+char codec_check_symbol(const char *text, size_t len);
+
+/*
+ * The printed form of a code, under its label and for people to type:
+ * the canonical text and its check symbol, in groups of four joined by
+ * '-' (MAC: 35 symbols, 8 groups of 4 and one of 3; SIG: 121 symbols).
+ * The QR and the canonical text do not carry the check symbol. Returns
+ * the length written (terminated), or 0 when it does not fit or text is
+ * not a code's text.
+ */
+#define CODEC_PRINTED_MAX (CODEC_MAX_TEXT_LEN + 1 + (CODEC_MAX_TEXT_LEN + 1) / 4)
+size_t codec_text_printed(const char *text, size_t len, char *out, size_t cap);
+
+/*
+ * GTINs: 8, 12, 13 or 14 digits whose last is the GS1 check digit (mod 10,
+ * weights 3 and 1 from the right). 1 when s is one; out (may be NULL)
+ * receives it as a GTIN-14, zeros in front.
+ */
+int codec_gtin14(const char *s, size_t n, char out[CODEC_GTIN_LEN + 1]);
+
+/*
+ * GS1 Digital Link form of a MAC code (docs/CODES.md):
+ * https://HOST/01/GTIN14/10/LOT/21/SERIAL, the code's first 14 symbols the
+ * lot (AI 10), its last 20 the serial (AI 21) - GS1 caps both at 20
+ * characters, so a SIG code's 120 symbols have no Digital Link form
+ * (CODEC_ERR_LENGTH). base is http(s)://host[:port][/path] in QR's
+ * alphanumeric set; the scheme is written in lower case (what GS1 tools
+ * accept), the rest in upper case. gtin: 8 to 14 digits with a valid check
+ * digit, written as GTIN-14 (else CODEC_ERR_GTIN). *need as
+ * codec_url_format.
+ */
+#define CODEC_DL_MAX (CODEC_BASE_URL_MAX + 4 + CODEC_GTIN_LEN + 4 + CODEC_MAC_TEXT_LEN + 4)
+codec_err codec_dl_format(const char *base, const char *gtin, const char *text, size_t textlen,
+                          char *out, size_t cap, size_t *need, codec_errinfo *ei);
+
+/* 1 when s holds "/01/": read it with codec_dl_parse. */
+int codec_dl_has_path(const char *s, size_t len);
+
+/*
+ * A Digital Link of a code: after its last "/01/", a GTIN-14 with a valid
+ * check digit (CODEC_ERR_GTIN), "/10/" and 14 symbols, "/21/" and 20
+ * symbols (any case), then the end, a query or a fragment - anything else
+ * is CODEC_ERR_URL or CODEC_ERR_LENGTH; the host is not looked at (as
+ * codec_url_parse). The 34 symbols decode strictly. gtin receives the
+ * GTIN-14.
+ */
+codec_err codec_dl_parse(const char *s, size_t len, codec_code *c, char gtin[CODEC_GTIN_LEN + 1],
+                         codec_errinfo *ei);
 
 /*
  * URL form: BASE/C/CODE, all upper case so that the whole URL is encodable
@@ -309,8 +381,9 @@ typedef struct codec_qr_opts {
 } codec_qr_opts;
 
 /*
- * Render text (QR alphanumeric characters only: an upper-case URL from
- * codec_url_format) as an SVG document or a 1-bit PNG. On CODEC_ERR_SPACE
+ * Render text as an SVG document or a 1-bit PNG: runs of QR's
+ * alphanumeric set (an upper-case URL from codec_url_format) in that mode,
+ * anything else (a Digital Link's lower-case scheme) in byte mode. On CODEC_ERR_SPACE
  * *need holds the size to retry with. *width (may be NULL) receives the
  * symbol's width in modules (29 for version 3).
  */

@@ -46,6 +46,10 @@ typedef struct codec_sb {
     size_t len;
 } codec_sb;
 
+/* Fill ei (may be NULL) for a failed parse. */
+void codec_seterr(codec_errinfo *ei, codec_err code, size_t offset, size_t got, size_t want,
+                  int sym);
+
 void codec_sb_init(codec_sb *sb, char *buf, size_t cap);
 void codec_sb_put(codec_sb *sb, const char *s, size_t n);
 void codec_sb_puts(codec_sb *sb, const char *s);

@@ -1,5 +1,6 @@
 /*
- * qr.c - QR symbols for code URLs: libqrencode in alphanumeric mode, drawn
+ * qr.c - QR symbols for code URLs: libqrencode in alphanumeric mode (bytes
+ * for what that mode lacks), drawn
  * as SVG paths or 1-bit PNG, and an A4 sheet of labels.
  *
  * libqrencode allocates the symbol; it is freed before returning. libpng
@@ -16,6 +17,13 @@
 #define QR_TEXT_MAX 2048 /* far above any code URL; below QR's 4296 */
 #define PNG_MAX_PX 8192
 
+/* QR alphanumeric mode: 0-9 A-Z space $ % * + - . / : */
+static int qr_an(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || ch == ' ' || ch == '$' ||
+           ch == '%' || ch == '*' || ch == '+' || ch == '-' || ch == '.' || ch == '/' || ch == ':';
+}
+
 codec_err codec_qrm_encode(const char *text, size_t len, int ecc, codec_qrm *m)
 {
     static const QRecLevel levels[] = {QR_ECLEVEL_L, QR_ECLEVEL_M, QR_ECLEVEL_Q, QR_ECLEVEL_H};
@@ -27,10 +35,17 @@ codec_err codec_qrm_encode(const char *text, size_t len, int ecc, codec_qrm *m)
     in = QRinput_new2(0, levels[ecc]);
     if (!in)
         return CODEC_ERR_QR;
-    /* Refuses (EINVAL) anything outside the alphanumeric set. */
-    if (QRinput_append(in, QR_MODE_AN, (int)len, (const unsigned char *)text) != 0) {
-        QRinput_free(in);
-        return CODEC_ERR_QR;
+    /* Runs of the alphanumeric set in its mode (5.5 bits a character),
+     * anything else (a Digital Link's lower-case scheme) as bytes. */
+    for (size_t i = 0, n; i < len; i += n) {
+        int an = qr_an((unsigned char)text[i]);
+        for (n = 1; i + n < len && qr_an((unsigned char)text[i + n]) == an; n++)
+            ;
+        if (QRinput_append(in, an ? QR_MODE_AN : QR_MODE_8, (int)n,
+                           (const unsigned char *)text + i) != 0) {
+            QRinput_free(in);
+            return CODEC_ERR_QR;
+        }
     }
     qr = QRcode_encodeInput(in);
     QRinput_free(in);
@@ -246,7 +261,10 @@ static codec_err sheet_label(codec_sb *sb, const codec_label *l, int ecc, unsign
     codec_sb_puts(sb, "\"/>");
     codec_qrm_release(&m);
 
-    glen = codec_text_group(l->text, tlen, GROUP, '-', grouped, sizeof(grouped));
+    /* A code's printed form (with its check symbol); other text grouped. */
+    glen = codec_text_printed(l->text, tlen, grouped, sizeof(grouped));
+    if (!glen)
+        glen = codec_text_group(l->text, tlen, GROUP, '-', grouped, sizeof(grouped));
     nl = glen ? (glen + line - 1) / line : 0;
     font = nl > 5 ? 15.0 / nl : 3.2;
     codec_sb_printf(sb, "<text x=\"%.3f\" y=\"%.3f\" font-family=\"monospace\" font-size=\"%.2f\">",

@@ -10,11 +10,13 @@
 #include <string.h>
 
 #define URL_CAP (CODEC_BASE_URL_MAX + 4 + CODEC_MAX_TEXT_LEN)
+_Static_assert(URL_CAP > CODEC_DL_MAX, "a Digital Link fits a label's URL");
 #define SVG_CAP (1 << 20)
 
 struct labels {
     char prefix[4096];
     char base[CODEC_BASE_URL_MAX + 1];
+    char gtin[CODEC_GTIN_LEN + 1]; /* "" : no Digital Links */
     unsigned page;
     size_t n;
     char url[CODEC_SHEET_LABELS][URL_CAP];
@@ -22,7 +24,8 @@ struct labels {
     char svg[SVG_CAP];
 };
 
-labels *labels_new(const char *prefix, const char *base_url, char *err, size_t errcap)
+labels *labels_new(const char *prefix, const char *base_url, const char *gtin, char *err,
+                   size_t errcap)
 {
     labels *l;
     char probe[URL_CAP];
@@ -36,11 +39,17 @@ labels *labels_new(const char *prefix, const char *base_url, char *err, size_t e
                  base_url, CODEC_BASE_URL_MAX);
         return NULL;
     }
+    if (gtin && *gtin && !codec_gtin14(gtin, strlen(gtin), NULL)) {
+        snprintf(err, errcap, "gtin '%.20s' is not 8 to 14 digits with a valid check digit", gtin);
+        return NULL;
+    }
     l = calloc(1, sizeof(*l));
     if (!l) {
         snprintf(err, errcap, "out of memory");
         return NULL;
     }
+    if (gtin && *gtin)
+        codec_gtin14(gtin, strlen(gtin), l->gtin);
     memcpy(l->prefix, prefix, strlen(prefix) + 1);
     memcpy(l->base, base_url, strlen(base_url) + 1);
     return l;
@@ -83,8 +92,12 @@ int labels_add(labels *l, const char *text, size_t len, char *err, size_t errcap
 {
     size_t ulen;
 
+    int dl = l->gtin[0] && len == CODEC_MAC_TEXT_LEN;
+
     if (len > CODEC_MAX_TEXT_LEN ||
-        codec_url_format(l->base, text, len, l->url[l->n], URL_CAP, &ulen, NULL) != CODEC_OK) {
+        (dl ? codec_dl_format(l->base, l->gtin, text, len, l->url[l->n], URL_CAP, &ulen, NULL)
+            : codec_url_format(l->base, text, len, l->url[l->n], URL_CAP, &ulen, NULL)) !=
+            CODEC_OK) {
         snprintf(err, errcap, "code '%.*s' cannot go on a label", (int)(len > 40 ? 40 : len), text);
         return -1;
     }

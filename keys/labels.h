@@ -10,9 +10,13 @@
 
 typedef struct labels labels;
 
-/* base_url goes into every QR (codec_url_format rules). Caller frees with
- * labels_free. NULL with a message in err on failure. */
-labels *labels_new(const char *prefix, const char *base_url, char *err, size_t errcap);
+/* base_url goes into every QR (codec_url_format rules). With a gtin (NULL
+ * or "": none), MAC codes go in as GS1 Digital Links (codec_dl_format: the
+ * product's GTIN, the code in AI 10 and 21); SIG codes, which have no
+ * Digital Link form, and codes without a gtin as the tracecode URL. Caller
+ * frees with labels_free. NULL with a message in err on failure. */
+labels *labels_new(const char *prefix, const char *base_url, const char *gtin, char *err,
+                   size_t errcap);
 /* Add one code's text; writes a page when it fills. 0 on success. */
 int labels_add(labels *l, const char *text, size_t len, char *err, size_t errcap);
 /* Write the last, partial page; *pages (may be NULL) gets the page count. */

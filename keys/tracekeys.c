@@ -8,7 +8,7 @@
  *   tracekeys list          --dir DIR
  *   tracekeys export-public --dir DIR
  *   tracekeys mint          --dir DIR --batch B --count N [--first S] [--profile mac|sig]
- *                           [--base-url URL] [--urls] [--sheet PREFIX] [--png DIR]
+ *                           [--base-url URL] [--gtin G] [--urls] [--sheet PREFIX] [--png DIR]
  *   tracekeys check         --dir DIR [CODE|URL ...]   (else one per line on stdin)
  *
  * Exit status: 0 success (check: every code genuine), 1 check found a code
@@ -31,7 +31,7 @@
 #define DEFAULT_BASE_URL "HTTPS://TC.EXAMPLE.COM"
 
 typedef struct opts {
-    const char *dir, *kind, *profile, *base_url, *sheet, *png;
+    const char *dir, *kind, *profile, *base_url, *sheet, *png, *gtin;
     unsigned long kid, count;
     unsigned long long batch, first;
     int urls, have_batch, have_count, have_kid;
@@ -61,8 +61,9 @@ static const command cmds[] = {
     {"export-public", "export-public --dir DIR          the public keys, as JSON", "dir"},
     {"mint",
      "mint --dir DIR --batch B --count N [--first S] [--profile mac|sig]\n"
-     "        [--base-url URL] [--urls] [--sheet PREFIX] [--png DIR]",
-     "dir batch count first profile base-url urls sheet png"},
+     "        [--base-url URL] [--gtin G] [--urls] [--sheet PREFIX] [--png DIR]\n"
+     "        (--gtin: MAC codes' URLs, QRs and labels as GS1 Digital Links)",
+     "dir batch count first profile base-url gtin urls sheet png"},
     {"check", "check --dir DIR [CODE|URL ...]   reads stdin when none given", "dir"},
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -164,12 +165,19 @@ static int parse_ull(const char *s, unsigned long long max, unsigned long long *
 static int parse_opts(int argc, char **argv, opts *o)
 {
     static const struct option lo[] = {
-        {"dir", required_argument, 0, 'd'},     {"kind", required_argument, 0, 'k'},
-        {"kid", required_argument, 0, 'i'},     {"batch", required_argument, 0, 'b'},
-        {"count", required_argument, 0, 'n'},   {"first", required_argument, 0, 'f'},
-        {"profile", required_argument, 0, 'p'}, {"base-url", required_argument, 0, 'u'},
-        {"urls", no_argument, 0, 'U'},          {"sheet", required_argument, 0, 's'},
-        {"png", required_argument, 0, 'P'},     {0, 0, 0, 0},
+        {"dir", required_argument, 0, 'd'},
+        {"kind", required_argument, 0, 'k'},
+        {"kid", required_argument, 0, 'i'},
+        {"batch", required_argument, 0, 'b'},
+        {"count", required_argument, 0, 'n'},
+        {"first", required_argument, 0, 'f'},
+        {"profile", required_argument, 0, 'p'},
+        {"base-url", required_argument, 0, 'u'},
+        {"urls", no_argument, 0, 'U'},
+        {"sheet", required_argument, 0, 's'},
+        {"png", required_argument, 0, 'P'},
+        {"gtin", required_argument, 0, 'g'},
+        {0, 0, 0, 0},
     };
     unsigned long long v;
     int c, li = 0;
@@ -196,6 +204,9 @@ static int parse_opts(int argc, char **argv, opts *o)
             break;
         case 'u':
             o->base_url = optarg;
+            break;
+        case 'g':
+            o->gtin = optarg;
             break;
         case 'U':
             o->urls = 1;
@@ -347,6 +358,7 @@ static int write_file(const char *path, const void *data, size_t len)
 static int cmd_mint(const opts *o, keys_ring *ring)
 {
     char text[CODEC_MAX_TEXT_LEN + 1], url[CODEC_BASE_URL_MAX + 4 + CODEC_MAX_TEXT_LEN];
+    _Static_assert(sizeof(url) > CODEC_DL_MAX, "a Digital Link fits");
     static uint8_t png[1 << 16];
     labels *sh = NULL;
     char lerr[512];
@@ -370,7 +382,9 @@ static int cmd_mint(const opts *o, keys_ring *ring)
         return die("--profile '%s' must be mac or sig%s", o->profile, "");
     if (o->png && mkdir(o->png, 0755) != 0 && errno != EEXIST)
         return die("cannot create '%s': %s", o->png, strerror(errno));
-    if (o->sheet && !(sh = labels_new(o->sheet, o->base_url, lerr, sizeof(lerr))))
+    if (o->gtin && !codec_gtin14(o->gtin, strlen(o->gtin), NULL))
+        return die("--gtin '%.20s' is not 8 to 14 digits with a valid check digit%s", o->gtin, "");
+    if (o->sheet && !(sh = labels_new(o->sheet, o->base_url, o->gtin, lerr, sizeof(lerr))))
         return die("%s%s", lerr, "");
     f.batch = o->batch;
     for (i = 0; i < o->count && rc == 0; i++) {
@@ -385,7 +399,10 @@ static int cmd_mint(const opts *o, keys_ring *ring)
         }
         tlen = codec_text_encode(code, len, text, sizeof(text));
         if (o->urls || sh || o->png) {
-            if (codec_url_format(o->base_url, text, tlen, url, sizeof(url), &ulen, &ei)) {
+            if (o->gtin && tlen == CODEC_MAC_TEXT_LEN
+                    ? codec_dl_format(o->base_url, o->gtin, text, tlen, url, sizeof(url), &ulen,
+                                      &ei)
+                    : codec_url_format(o->base_url, text, tlen, url, sizeof(url), &ulen, &ei)) {
                 rc = die("--base-url '%s' cannot go in a QR (use letters, digits, %s)", o->base_url,
                          "'.-/:$%*+')");
                 break;
@@ -430,10 +447,7 @@ static int check_one(keys_ring *ring, const char *in, size_t len)
     int known;
 
     memset(&ei, 0, sizeof(ei));
-    if (codec_url_has_path(in, len))
-        err = codec_url_parse(in, len, &c, NULL, &ei);
-    else
-        err = codec_parse_human(in, len, &c, NULL, &ei);
+    err = codec_parse_any(in, len, &c, &ei); /* text, printed, URL or Digital Link */
     if (err) {
         codec_describe(&ei, in, len, msg, sizeof(msg));
         printf("%.*s\tMALFORMED\t%s\n", (int)(len > 200 ? 200 : len), in, msg);

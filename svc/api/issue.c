@@ -267,6 +267,40 @@ svc_code api_get_batch(svc_ctx *c, const void *req, void *resp, svc_status *st)
     return SVC_OK;
 }
 
+svc_code api_get_product(svc_ctx *c, const void *req, void *resp, svc_status *st)
+{
+    const Tracecode__V1__GetProductRequest *q = req;
+    Tracecode__V1__GetProductResponse *out = resp;
+    Tracecode__V1__Product *pm;
+    const rep_product *p;
+
+    if (!check_id(st, "product_id", q->product_id, REP_PRODUCT_ID_MAX))
+        return st->code;
+    /* A product never changes once registered: its strings outlive the
+     * read section, no copy needed. */
+    rep_read_begin(c->svc->replica, c->reader);
+    p = rep_product_find(c->svc->replica, q->product_id);
+    rep_read_end(c->svc->replica, c->reader);
+    if (!p)
+        return svc_fail(st, SVC_NOT_FOUND, "product %s is not registered", q->product_id);
+    if (strcmp(p->mfr->credit_code, c->subject) != 0) /* as IssueCodes and GetBatch say */
+        return svc_fail(st, SVC_PERMISSION_DENIED, "product %s belongs to another manufacturer",
+                        q->product_id);
+    pm = out->product = svc_alloc(c, sizeof(*pm));
+    if (!pm)
+        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+    tracecode__v1__product__init(pm);
+    pm->product_id = (char *)p->product_id;
+    pm->certificate_number = p->cert->number;
+    pm->category_code = (char *)p->category;
+    pm->brand = (char *)p->brand;
+    pm->model = (char *)p->model;
+    pm->gtin = (char *)p->gtin;
+    pm->issuer_credit_code = p->mfr->credit_code;
+    pm->registered_unix = p->registered;
+    return SVC_OK;
+}
+
 /* Serials of first..last not yet recalled (read from the replica). */
 static uint64_t not_yet_recalled(svc_ctx *c, uint64_t batch, uint32_t first, uint32_t last)
 {

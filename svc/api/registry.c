@@ -113,11 +113,10 @@ static int cert_in(svc_ctx *c, const Certificate *m, rep_cert_fields *f, svc_sta
         if (!check_category(st, field, m->category_codes[i]))
             return 0;
     }
-    if ((int)m->status < 0 ||
-        m->status > TRACECODE__V1__CERTIFICATE_STATUS__CERTIFICATE_STATUS_EXPIRED) {
+    if ((int)m->status < 0 || (int)m->status > REP_CERT_LAST) {
         svc_fail(st, SVC_INVALID_ARGUMENT,
                  "certificate.status %d is not a CertificateStatus (VALID, SUSPENDED, REVOKED, "
-                 "EXPIRED)",
+                 "EXPIRED, CANCELLED)",
                  (int)m->status);
         return 0;
     }
@@ -201,11 +200,10 @@ svc_code api_set_certificate_status(svc_ctx *c, const void *req, void *resp, svc
         !check_text(st, "reason", q->reason, REP_REASON_MAX, 0) ||
         !svc_idem(c, q->request_id, &idem, actor, st))
         return st->code;
-    if (q->status < TRACECODE__V1__CERTIFICATE_STATUS__CERTIFICATE_STATUS_VALID ||
-        q->status > TRACECODE__V1__CERTIFICATE_STATUS__CERTIFICATE_STATUS_EXPIRED)
+    if ((int)q->status < REP_CERT_VALID || (int)q->status > REP_CERT_LAST)
         return svc_fail(st, SVC_INVALID_ARGUMENT,
-                        "status must be CERTIFICATE_STATUS_VALID, _SUSPENDED, _REVOKED or "
-                        "_EXPIRED, not %d",
+                        "status must be CERTIFICATE_STATUS_VALID, _SUSPENDED, _REVOKED, _EXPIRED "
+                        "or _CANCELLED, not %d",
                         (int)q->status);
     e = store_set_cert_status(c->svc->store, &idem, actor, q->number, (int)q->status, q->reason,
                               svc_now_unix(), &rev, &notices, err, sizeof(err));

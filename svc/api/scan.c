@@ -152,6 +152,13 @@ void scan_message(const scan_view *v, int en, char *out, size_t cap)
                     : "此商品已被 %s 召回：%s。请停止使用并联系生产企业。",
                  v->issuer_name, v->recall_reason);
         return;
+    case TC_CERT_CANCELLED:
+        snprintf(out, cap,
+                 en ? "The product's certificate %s was cancelled by its holder: it may not be "
+                      "sold."
+                    : "此商品的认证证书 %s 已被持证企业注销，不得销售。",
+                 v->cert_number);
+        return;
     case TC_CERT_SUSPENDED:
     case TC_CERT_REVOKED:
     case TC_CERT_EXPIRED:
@@ -159,6 +166,13 @@ void scan_message(const scan_view *v, int en, char *out, size_t cap)
                  en ? "The product's certificate %s is no longer valid (%s): it may not be sold."
                     : "此商品的认证证书 %s 已失效（%s），不得销售。",
                  v->cert_number, v->detail);
+        return;
+    case TC_GTIN_MISMATCH:
+        snprintf(out, cap,
+                 en ? "This label names another product than the code was issued for: the code "
+                      "may have been copied onto it. Do not trust it; report the seller."
+                    : "此标签标示的商品与追溯码所属商品不符，追溯码可能被复制到此商品上。请勿信任，"
+                      "并举报卖家。");
         return;
     case TC_KEY_COMPROMISED:
         snprintf(out, cap,

@@ -494,7 +494,7 @@ rep_err rep_put_cert(rep *r, const rep_cert_fields *f)
 
     if (!fits(f->number, REP_NUMBER_MAX) || !*f->number || !fits(f->holder, REP_CREDIT_MAX) ||
         !fits(f->reason, REP_REASON_MAX) || f->ncat > REP_CATEGORIES_MAX ||
-        f->status < REP_CERT_VALID || f->status > REP_CERT_EXPIRED)
+        f->status < REP_CERT_VALID || f->status > REP_CERT_LAST)
         return REP_ERR_ARG;
     for (i = 0; i < f->ncat; i++)
         if (!fits(f->cat[i], REP_CATEGORY_MAX))

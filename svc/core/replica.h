@@ -42,7 +42,14 @@
 #define REP_BATCH_ID_MAX UINT64_C(0xffffffff) /* the radix index covers 32 bits */
 
 /* Status numbers are those of tracecode.v1 (types.proto). */
-enum { REP_CERT_VALID = 1, REP_CERT_SUSPENDED = 2, REP_CERT_REVOKED = 3, REP_CERT_EXPIRED = 4 };
+enum {
+    REP_CERT_VALID = 1,
+    REP_CERT_SUSPENDED = 2,
+    REP_CERT_REVOKED = 3,
+    REP_CERT_EXPIRED = 4,
+    REP_CERT_CANCELLED = 5, /* 注销: given up by its holder */
+    REP_CERT_LAST = REP_CERT_CANCELLED
+};
 enum { REP_KIND_CCC = 1, REP_KIND_LICENCE = 2 };
 enum { REP_MFR_ACTIVE = 1, REP_MFR_SUSPENDED = 2 };
 enum { REP_PROFILE_MAC = 1, REP_PROFILE_SIG = 2 };

@@ -15,6 +15,7 @@ const char *tc_verdict_name(int verdict)
         "VERDICT_UNSPECIFIED", "GENUINE",          "MALFORMED",        "FORGED",
         "UNKNOWN_BATCH",       "RECALLED",         "CERT_SUSPENDED",   "CERT_REVOKED",
         "CERT_EXPIRED",        "LISTING_MISMATCH", "ISSUER_SUSPENDED", "KEY_COMPROMISED",
+        "CERT_CANCELLED",      "GTIN_MISMATCH",
     };
     _Static_assert(sizeof(names) / sizeof(names[0]) == TC_VERDICT_LAST + 1,
                    "a name for every verdict");
@@ -74,7 +75,7 @@ static int decode_check(const keys_ring *ring, const char *code, size_t len, tc_
     int known;
 
     reset(out);
-    err = codec_parse_any(code, len, &c, &ei);
+    err = codec_parse_label(code, len, &c, s->gtin, &ei);
     if (err) {
         codec_describe(&ei, code, len, out->detail, sizeof(out->detail));
         out->verdict = TC_MALFORMED;
@@ -146,6 +147,10 @@ static void decide(const rep *r, const rep_batch *b, const tc_scratch *s, const 
         verdict(out, TC_CERT_REVOKED, "certificate %s is revoked: %s", b->cert->number,
                 atomic_load_explicit(&b->cert->v, memory_order_acquire)->reason);
         return;
+    case REP_CERT_CANCELLED:
+        verdict(out, TC_CERT_CANCELLED, "certificate %s was cancelled by its holder: %s",
+                b->cert->number, atomic_load_explicit(&b->cert->v, memory_order_acquire)->reason);
+        return;
     case REP_CERT_SUSPENDED:
         verdict(out, TC_CERT_SUSPENDED, "certificate %s is suspended: %s", b->cert->number,
                 atomic_load_explicit(&b->cert->v, memory_order_acquire)->reason);
@@ -166,6 +171,16 @@ static void decide(const rep *r, const rep_batch *b, const tc_scratch *s, const 
     if (atomic_load_explicit(&b->mfr->status, memory_order_acquire) == REP_MFR_SUSPENDED) {
         verdict(out, TC_ISSUER_SUSPENDED, "manufacturer %s is suspended", b->mfr->credit_code);
         return;
+    }
+    if (s->gtin[0]) { /* a Digital Link: its GTIN must be the product's */
+        const char *pg = b->product->gtin;
+        char g[CODEC_GTIN_LEN + 1];
+        if (!pg || !*pg || !codec_gtin14(pg, strlen(pg), g) || strcmp(g, s->gtin) != 0) {
+            verdict(out, TC_GTIN_MISMATCH,
+                    "the Digital Link names GTIN %s; this code belongs to product %s (%s)", s->gtin,
+                    b->product->product_id, pg && *pg ? pg : "no GTIN registered");
+            return;
+        }
     }
     if (listing && ((listing->category && *listing->category) ||
                     (listing->brand && *listing->brand) || (listing->model && *listing->model))) {

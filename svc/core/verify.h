@@ -10,8 +10,10 @@
  *   batch issued, serial < quantity, key and profile  UNKNOWN_BATCH
  *   key compromised before the batch was issued       KEY_COMPROMISED
  *   serial in a recalled range                        RECALLED
- *   certificate revoked / suspended / expired         CERT_REVOKED, CERT_SUSPENDED, CERT_EXPIRED
+ *   certificate revoked / cancelled / suspended /     CERT_REVOKED, CERT_CANCELLED,
+ *   expired                                           CERT_SUSPENDED, CERT_EXPIRED
  *   manufacturer suspended                            ISSUER_SUSPENDED
+ *   a Digital Link's GTIN not the product's           GTIN_MISMATCH
  *   listing's claimed category / brand / model        LISTING_MISMATCH
  *   otherwise                                         GENUINE
  */
@@ -37,7 +39,9 @@ enum {
     TC_LISTING_MISMATCH = 9,
     TC_ISSUER_SUSPENDED = 10,
     TC_KEY_COMPROMISED = 11,
-    TC_VERDICT_LAST = TC_KEY_COMPROMISED,
+    TC_CERT_CANCELLED = 12,
+    TC_GTIN_MISMATCH = 13,
+    TC_VERDICT_LAST = TC_GTIN_MISMATCH,
     /* Counters per verdict are arrays of this many, indexed by v & (n-1):
      * a power of two above TC_VERDICT_LAST (checked in common.c). */
     TC_VERDICT_SLOTS = 16
@@ -83,6 +87,7 @@ typedef struct tc_scratch {
     uint64_t batch;
     uint32_t serial;
     uint8_t kid, profile, done;
+    char gtin[CODEC_GTIN_LEN + 1]; /* a Digital Link's GTIN-14; "" for other forms */
 } tc_scratch;
 
 /*

@@ -96,6 +96,8 @@ int parse_status(const char *s)
         return TRACECODE__V1__CERTIFICATE_STATUS__CERTIFICATE_STATUS_REVOKED;
     if (!strcmp(s, "expired") || !strcmp(s, "EXPIRED"))
         return TRACECODE__V1__CERTIFICATE_STATUS__CERTIFICATE_STATUS_EXPIRED;
+    if (!strcmp(s, "cancelled") || !strcmp(s, "CANCELLED"))
+        return TRACECODE__V1__CERTIFICATE_STATUS__CERTIFICATE_STATUS_CANCELLED;
     return -1;
 }
 

@@ -43,6 +43,23 @@ static int on_codes(void *arg, const ProtobufCMessage *m)
     return 0;
 }
 
+/* The GTIN of one of the caller's products ("" for none): 0, or an exit
+ * status after saying why. */
+static int product_gtin(rpc_client *cl, const char *product_id, char *out, size_t cap)
+{
+    Tracecode__V1__GetProductRequest q = TRACECODE__V1__GET_PRODUCT_REQUEST__INIT;
+    ProtobufCMessage *resp;
+    rpc_result r;
+
+    q.product_id = (char *)product_id;
+    if (rpc_call_unary(cl, "/tracecode.v1.IssuerService/GetProduct", &q.base,
+                       &tracecode__v1__get_product_response__descriptor, &resp, &r))
+        return rpc_failed(&r);
+    snprintf(out, cap, "%s", ((Tracecode__V1__GetProductResponse *)resp)->product->gtin);
+    rpc_msg_free(resp);
+    return 0;
+}
+
 int cmd_issue(rpc_client *cl, const opts *o, int argc, char **argv)
 {
     Tracecode__V1__IssueCodesRequest q = TRACECODE__V1__ISSUE_CODES_REQUEST__INIT;
@@ -66,10 +83,16 @@ int cmd_issue(rpc_client *cl, const opts *o, int argc, char **argv)
                     : TRACECODE__V1__CODE_PROFILE__CODE_PROFILE_MAC;
     if (o->profile && strcmp(o->profile, "sig") && strcmp(o->profile, "mac"))
         return fail("--profile '%s' must be mac or sig", o->profile);
-    if (o->sheet &&
-        !(s.sheet = labels_new(o->sheet, o->base_url ? o->base_url : "https://tc.example.com",
-                               s.err, sizeof(s.err))))
-        return fail_local("%s", s.err);
+    if (o->sheet) {
+        /* A product with a GTIN gets GS1 Digital Link labels. */
+        char gtin[32] = "";
+        if ((rc = product_gtin(cl, argv[0], gtin, sizeof(gtin))) != 0)
+            return rc;
+        s.sheet = labels_new(o->sheet, o->base_url ? o->base_url : "https://tc.example.com", gtin,
+                             s.err, sizeof(s.err));
+        if (!s.sheet)
+            return fail_local("%s", s.err);
+    }
     s.out = o->out ? fopen(o->out, "w") : stdout;
     if (!s.out) {
         labels_free(s.sheet);

@@ -509,6 +509,24 @@ static void route_json(http_server *h, struct evhttp_request *req, struct evhttp
     on_scan(h, req, uri, http_code_arg(path, 13, NULL, code) ? code : "-", 1);
 }
 
+/* A GS1 Digital Link's path, /01/GTIN/10/LOT/21/SERIAL: the path is the
+ * code's form (codec_dl_parse reads it), so a GS1 scanner that opens the
+ * label's URI lands on the scan page. */
+static void route_dl(http_server *h, struct evhttp_request *req, struct evhttp_uri *uri,
+                     const char *path)
+{
+    char code[CODE_ARG_MAX + 1];
+    size_t n = strlen(path), i;
+
+    for (i = 0; i < n && n <= CODE_ARG_MAX; i++) {
+        if (!isalnum((unsigned char)path[i]) && path[i] != '/')
+            break;
+        code[i] = (char)toupper((unsigned char)path[i]);
+    }
+    code[i] = '\0';
+    on_scan(h, req, uri, n <= CODE_ARG_MAX && i == n ? code : "-", 0);
+}
+
 static void route_qr(http_server *h, struct evhttp_request *req, struct evhttp_uri *uri,
                      const char *path)
 {
@@ -536,6 +554,7 @@ static const route routes[] = {
     {"/seen/", HTTP_PUBLIC, 0, 1, 1, route_seen},        /* the scan page's beacon: a scan */
     {"/beacon.js", HTTP_PUBLIC, 1, 0, 0, route_beacon},  /* its script */
     {"/C/", HTTP_PUBLIC, 0, 1, 0, route_page},           /* the scan page of a code */
+    {"/01/", HTTP_PUBLIC, 0, 0, 0, route_dl},            /* the same, from a GS1 Digital Link */
     {"/api/v1/scan/", HTTP_PUBLIC, 0, 0, 0, route_json}, /* the same as JSON */
     {"/qr/", HTTP_PUBLIC, 0, 0, 0, route_qr},            /* a code's QR, .svg or .png */
     {"/metrics", HTTP_ADMIN, 1, 0, 0, route_metrics},    /* Prometheus text */

@@ -88,10 +88,11 @@ void http_text(struct evhttp_request *req, int code, const char *reason, const c
 
 static const char *status_word(int status, int en)
 {
-    static const char *const zh[] = {"未知", "有效", "已暂停", "已撤销", "已过期"};
-    static const char *const eng[] = {"unknown", "valid", "suspended", "revoked", "expired"};
+    static const char *const zh[] = {"未知", "有效", "已暂停", "已撤销", "已过期", "已注销"};
+    static const char *const eng[] = {"unknown", "valid",   "suspended",
+                                      "revoked", "expired", "cancelled"};
 
-    if (status < 0 || status > 4)
+    if (status < 0 || status > 5)
         status = 0;
     return en ? eng[status] : zh[status];
 }
@@ -157,7 +158,15 @@ void http_scan_page(struct evbuffer *b, const scan_view *v, const char *code, in
         }
         row(b, en ? "First scan region" : "首次扫码地区", v->history.first_region);
     }
-    row(b, en ? "Code" : "追溯码", code);
+    {
+        /* A code as it is printed under its label: groups of four and the
+         * check symbol; anything else as it came. */
+        char printed[CODEC_PRINTED_MAX + 1];
+        row(b, en ? "Code" : "追溯码",
+            v->code[0] && codec_text_printed(v->code, strlen(v->code), printed, sizeof(printed))
+                ? printed
+                : code);
+    }
     evbuffer_add_printf(b, "</dl><p><a href=\"?lang=%s\">%s</a></p></main>", en ? "zh" : "en",
                         en ? "中文" : "English");
     if (beacon) /* the canonical code: letters and digits only */

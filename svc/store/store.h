@@ -106,7 +106,7 @@ typedef struct store_idem {
 store_err store_put_mfr(store *s, store_idem *idem, const char *actor, const char *credit_code,
                         const char *name, int status, uint64_t *rev, char *err, size_t errcap);
 /*
- * Certificate writes. When the status goes to SUSPENDED or REVOKED, or back
+ * Certificate writes. When the status goes to SUSPENDED, REVOKED or CANCELLED, or back
  * to VALID from one of them, the same atomic step writes one delisting
  * notice per platform with listings under the certificate onto
  * {tc}:notices:<platform> (listing ids split at STORE_NOTICE_LISTINGS a

@@ -21,6 +21,12 @@ while read -r code; do
     i=$((i + 1))
     printf '%s' "$code" > "$dir/text/seed$i"
     printf 'HTTPS://TC.EXAMPLE.COM/C/%s' "$code" > "$dir/url/seed$i"
+    if [ "${#code}" -eq 34 ]; then # its GS1 Digital Link (lot: 14 symbols, serial: 20)
+        lot=$(printf '%s' "$code" | cut -c1-14)
+        serial=$(printf '%s' "$code" | cut -c15-34)
+        printf 'https://TC.EXAMPLE.COM/01/06901234567892/10/%s/21/%s?linkType=gs1:pip' \
+            "$lot" "$serial" > "$dir/url/dl$i"
+    fi
     printf '%s' "$code" | tr 'A-Z' 'a-z' | sed 's/\(....\)/\1-/g' > "$dir/text/human$i"
 done < "$dir/codes"
 # VerifyBatchRequest / VerifyRequest seeds in wire form, from those codes.

@@ -311,7 +311,9 @@ class Service(unittest.TestCase):
         self.assertEqual(ok.verdict, T.VERDICT_GENUINE)
 
         for status, verdict in ((T.CERTIFICATE_STATUS_SUSPENDED, T.VERDICT_CERT_SUSPENDED), (T.CERTIFICATE_STATUS_REVOKED, T.VERDICT_CERT_REVOKED),
-                                (T.CERTIFICATE_STATUS_EXPIRED, T.VERDICT_CERT_EXPIRED), (T.CERTIFICATE_STATUS_VALID, T.VERDICT_GENUINE)):
+                                (T.CERTIFICATE_STATUS_EXPIRED, T.VERDICT_CERT_EXPIRED),
+                                (T.CERTIFICATE_STATUS_CANCELLED, T.VERDICT_CERT_CANCELLED),
+                                (T.CERTIFICATE_STATUS_VALID, T.VERDICT_GENUINE)):
             self.a.reg.SetCertificateStatus(
                 R.SetCertificateStatusRequest(number=number, status=status, reason="r"),
                 metadata=REG)

@@ -157,6 +157,17 @@ check "compliance json" 0 $ctl $reg --json compliance shop-b
 has "other platform" "$dir/out" '"notices":2,"acked":0,"listings":2'
 check "compliance needs the regulator" 1 $ctl $plat compliance shop-a
 
+# Cancellation (注销): notices like a revocation, its own verdict, no more codes.
+check "cancel" 0 $ctl $reg cert status CERT-1 cancelled --reason "holder gave it up"
+check "watch the cancellation" 0 $ctl $plat watch --count 1 --cursor-file "$dir/cursor"
+has "cancellation notice" "$dir/out" "^notice [0-9]*-[0-9]*  CANCELLED  certificate CERT-1  2 listings  reason: holder gave it up"
+check "cancelled code" 1 $ctl $plat verify "$(sed -n 30p "$dir/codes.txt")"
+has "cancelled verdict" "$dir/out" "CERT_CANCELLED.*holder gave it up"
+check "no codes under a cancelled certificate" 1 $ctl $mfr issue P1 --quantity 1
+has "issuance refused" "$dir/err" "certificate CERT-1 is cancelled"
+check "cert get" 0 $ctl $reg cert get CERT-1
+has "cancelled status" "$dir/out" "CANCELLED - holder gave it up"
+
 check "wrong role" 1 $ctl $plat cert get CERT-1
 has "role said" "$dir/err" "PERMISSION_DENIED: role platform may not call tracecode.v1.RegistryService"
 check "no identity" 2 $ctl manufacturer put X Y

@@ -54,6 +54,16 @@ static void test_kat_parse(void **state)
         codec_code c;
 
         assert_int_equal(codec_parse(t->text, strlen(t->text), &c, NULL), CODEC_OK);
+        {
+            char printed[CODEC_PRINTED_MAX + 1], canon[CODEC_MAX_TEXT_LEN + 1];
+            codec_code h;
+            assert_int_equal(codec_text_printed(t->text, strlen(t->text), printed, sizeof(printed)),
+                             strlen(t->printed));
+            assert_string_equal(printed, t->printed);
+            assert_int_equal(codec_parse_human(t->printed, strlen(t->printed), &h, canon, NULL),
+                             CODEC_OK);
+            assert_string_equal(canon, t->text);
+        }
         assert_int_equal(c.f.version, CODEC_VERSION);
         assert_int_equal(c.f.profile, t->profile);
         assert_int_equal(c.f.kid, t->kid);
@@ -172,6 +182,71 @@ static void test_human(void **state)
         memset(big, '-', sizeof(big));
         assert_int_equal(codec_parse_human(big, sizeof(big), &c, out, &ei), CODEC_ERR_LENGTH);
     }
+}
+
+/* The printed check symbol: any single symbol mistyped, any two
+ * neighbours swapped, is CODEC_ERR_CHECK naming the check symbol - never a
+ * code that would verify FORGED; the check symbol in another case or
+ * folded (I L O) still reads; a check-only symbol inside the text is a bad
+ * symbol; the printed form needs room and a code's text. */
+static void test_check_symbol(void **state)
+{
+    static const char sym[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    char out[CODEC_MAX_TEXT_LEN + 1], p[CODEC_PRINTED_MAX + 1];
+    codec_errinfo ei;
+    codec_code c;
+
+    (void)state;
+    for (size_t k = 0; k < sizeof(kat_codes) / sizeof(kat_codes[0]); k++) {
+        size_t n = strlen(kat_codes[k].printed);
+        for (size_t i = 0; i < n; i++) {
+            if (kat_codes[k].printed[i] == '-')
+                continue;
+            for (size_t v = 0; v < 32; v++) {
+                memcpy(p, kat_codes[k].printed, n + 1);
+                if (p[i] == sym[v] || i == n - 1) /* the check symbol itself: below */
+                    continue;
+                p[i] = sym[v];
+                assert_int_equal(codec_parse_human(p, n, &c, out, &ei), CODEC_ERR_CHECK);
+                assert_int_equal(ei.offset, n - 1);
+            }
+            memcpy(p, kat_codes[k].printed, n + 1);
+            if (i + 2 < n && p[i + 1] != '-' && p[i] != p[i + 1]) { /* two data symbols */
+                char t = p[i];
+                p[i] = p[i + 1];
+                p[i + 1] = t;
+                assert_int_equal(codec_parse_human(p, n, &c, out, &ei), CODEC_ERR_CHECK);
+            }
+        }
+        memcpy(p, kat_codes[k].printed, n + 1);
+        p[n - 1] = p[n - 1] == '0' ? '1' : '0'; /* the check symbol mistyped */
+        assert_int_equal(codec_parse_human(p, n, &c, out, &ei), CODEC_ERR_CHECK);
+    }
+    /* "...-P4P" (kat 2): the check symbol in lower case, 'o' read as 0 */
+    static const char lower[] = "203g-01tv-smag-ooog-jb6a-oqr1-9nb5-c9cx-p4p";
+    static const char inside[] = "200G-$000-0000-0000-01CH-0W30-9Z6N-WVZS-D0$";
+    static const char typo[] = "203G-01TV-SMAG-000G-JB6A-0QR1-9NB5-C9CX-P4Q";
+    assert_int_equal(codec_parse_human(lower, strlen(lower), &c, out, &ei), CODEC_OK);
+    assert_string_equal(out, kat_codes[2].text);
+    /* kat 0 ends in '$': a check-only symbol reads only as the check */
+    assert_int_equal(codec_parse_human(inside, strlen(inside), &c, out, &ei), CODEC_ERR_SYMBOL);
+    assert_int_equal(ei.offset, 5);
+    assert_int_equal(codec_describe(&ei, "x", 1, p, sizeof(p)) > 0, 1);
+    /* The message a consumer's page is built from names the mistake. */
+    assert_int_equal(codec_parse_human(typo, strlen(typo), &c, out, &ei), CODEC_ERR_CHECK);
+    {
+        char msg[512];
+        codec_describe(&ei, typo, strlen(typo), msg, sizeof(msg));
+        assert_non_null(strstr(msg, "mistyped: the check symbol 'Q' at offset 42 does not match"));
+    }
+    assert_int_equal(codec_text_printed(kat_codes[2].text, 34, p, 43), 0); /* 43 and a NUL */
+    assert_int_equal(codec_text_printed(kat_codes[2].text, 33, p, sizeof(p)), 0);
+    assert_int_equal(codec_text_printed("203G01TVSMAG000GJB6A0QR19NB5C9CXPU", 34, p, sizeof(p)), 0);
+    assert_int_equal(codec_check_symbol("", 0), '0');
+    assert_int_equal(codec_check_symbol("Z", 1), 'Z');  /* 31 */
+    assert_int_equal(codec_check_symbol("10", 2), '*'); /* 32 */
+    assert_int_equal(codec_check_symbol("14", 2), 'U'); /* 36 */
+    assert_int_equal(codec_check_symbol("15", 2), '0'); /* 37 */
 }
 
 static void test_group(void **state)
@@ -444,6 +519,7 @@ int main(void)
         cmocka_unit_test(test_pack_range),    cmocka_unit_test(test_roundtrip_mac),
         cmocka_unit_test(test_roundtrip_sig), cmocka_unit_test(test_canonical),
         cmocka_unit_test(test_json_escape),   cmocka_unit_test(test_roff_escape),
+        cmocka_unit_test(test_check_symbol),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -109,6 +109,56 @@ static void test_version3(void **state)
     png_roundtrip(url, CODEC_ECC_M, 4, 29);
 }
 
+/* GS1 Digital Links (docs/CODES.md): the scheme in byte mode, the rest in
+ * alphanumeric mode. At ECC M a 23-character base URL (DESIGN's measure,
+ * scheme included) makes version 4 (33 x 33), a 23-character host version
+ * 5 (37 x 37); zbarimg reads back exactly the link for every KAT code. A
+ * SIG code has no Digital Link form; a bad GTIN is refused. */
+static void test_digital_link_qr(void **state)
+{
+    char dl[CODEC_DL_MAX + 1];
+    size_t n;
+    codec_errinfo ei;
+
+    (void)state;
+    assert_int_equal(codec_dl_format("https://tc.samr.example", "6901234567892", kat_codes[0].text,
+                                     34, dl, sizeof(dl), &n, NULL),
+                     CODEC_OK);
+    assert_string_equal(dl, "https://TC.SAMR.EXAMPLE/01/06901234567892/10/200G0000000000"
+                            "/21/0001CH0W309Z6NWVZSD0");
+    assert_int_equal(n, 23 + 60);
+    png_roundtrip(dl, CODEC_ECC_M, 4, 33);
+    assert_int_equal(codec_dl_format("https://tc.example-regulator.cn", "06901234567892",
+                                     kat_codes[2].text, 34, dl, sizeof(dl), &n, NULL),
+                     CODEC_OK);
+    assert_int_equal(n, 8 + 23 + 60);
+    png_roundtrip(dl, CODEC_ECC_M, 4, 37);
+    for (size_t i = 0; i < sizeof(kat_codes) / sizeof(kat_codes[0]); i++) {
+        size_t len = strlen(kat_codes[i].text);
+        codec_err e = codec_dl_format("http://127.0.0.1:8080", "96385074", kat_codes[i].text, len,
+                                      dl, sizeof(dl), &n, &ei);
+        if (len != CODEC_MAC_TEXT_LEN) {
+            assert_int_equal(e, CODEC_ERR_LENGTH);
+            continue;
+        }
+        assert_int_equal(e, CODEC_OK);
+        png_roundtrip(dl, (int)(i % 4), 3, 0);
+    }
+    assert_int_equal(codec_dl_format("https://x.example", "6901234567891", kat_codes[0].text, 34,
+                                     dl, sizeof(dl), &n, &ei),
+                     CODEC_ERR_GTIN);
+    assert_int_equal(codec_dl_format("tc.example.com", "6901234567892", kat_codes[0].text, 34, dl,
+                                     sizeof(dl), &n, &ei),
+                     CODEC_ERR_URL);
+    assert_int_equal(codec_dl_format("https://a b", "6901234567892", kat_codes[0].text, 34, dl,
+                                     sizeof(dl), &n, &ei),
+                     CODEC_ERR_URL);
+    assert_int_equal(codec_dl_format("https://x.example", "6901234567892", kat_codes[0].text, 34,
+                                     dl, 20, &n, &ei),
+                     CODEC_ERR_SPACE);
+    assert_int_equal(n, 17 + 60);
+}
+
 static size_t count(const char *hay, const char *needle)
 {
     size_t n = 0;
@@ -144,9 +194,9 @@ static void test_svg(void **state)
     assert_non_null(strstr(svg, "M4 4h7v1h-7z"));
     free(svg);
 
-    /* Lower case is not alphanumeric-mode text: refused, not re-encoded. */
+    /* Lower case goes in byte mode (a Digital Link's scheme); a NUL too. */
     assert_int_equal(codec_qr_svg("https://x", 9, &o, small, sizeof(small), &need, NULL),
-                     CODEC_ERR_QR);
+                     CODEC_ERR_SPACE);
     o.module = 0;
     assert_int_equal(codec_qr_svg(url, strlen(url), &o, small, sizeof(small), &need, NULL),
                      CODEC_ERR_ARG);
@@ -173,10 +223,11 @@ static void test_sheet(void **state)
     assert_non_null(strstr(svg, "width=\"210mm\" height=\"297mm\""));
     assert_int_equal(count(svg, "<path "), CODEC_SHEET_LABELS);
     assert_int_equal(count(svg, "<text "), CODEC_SHEET_LABELS);
-    /* 34 symbols in groups of four, three groups a line. */
+    /* The printed form: 34 symbols and the check symbol in groups of
+     * four, three groups a line. */
     assert_non_null(strstr(svg, ">200G-0000-0000<"));
     assert_non_null(strstr(svg, ">0000-01CH-0W30<"));
-    assert_non_null(strstr(svg, ">9Z6N-WVZS-D0<"));
+    assert_non_null(strstr(svg, ">9Z6N-WVZS-D0$<"));
     assert_int_equal(
         codec_sheet_svg(l, CODEC_SHEET_LABELS + 1, CODEC_ECC_M, svg, sizeof(svg), &need),
         CODEC_ERR_ARG);
@@ -244,7 +295,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_png_zbar),   cmocka_unit_test(test_version3),
         cmocka_unit_test(test_svg),        cmocka_unit_test(test_sheet),
-        cmocka_unit_test(test_sheet_zbar),
+        cmocka_unit_test(test_sheet_zbar), cmocka_unit_test(test_digital_link_qr),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -174,7 +174,11 @@ static void test_accepted_forms(void **state)
     in[i] = '\0';
     expect(f, in, NULL, TC_GENUINE, NULL); /* lower case */
     assert_true(codec_text_group(code, strlen(code), 4, '-', grouped, sizeof(grouped)) > 0);
+    expect(f, grouped, NULL, TC_GENUINE, NULL); /* grouped, without the check symbol */
+    assert_true(codec_text_printed(code, strlen(code), grouped, sizeof(grouped)) > 0);
     expect(f, grouped, NULL, TC_GENUINE, NULL); /* as printed on labels */
+    grouped[0] = grouped[0] == '2' ? '3' : '2'; /* typed wrong: mistyped, not forged */
+    expect(f, grouped, NULL, TC_MALFORMED, "mistyped: the check symbol");
     assert_true(codec_text_group(code, strlen(code), 4, ' ', grouped, sizeof(grouped)) > 0);
     expect(f, grouped, NULL, TC_GENUINE, NULL);
     snprintf(in, sizeof(in), "%s\n", code);
@@ -261,6 +265,9 @@ static void test_certificate(void **state)
     expect(f, code, NULL, TC_CERT_REVOKED, "is revoked: fire risk");
     put_cert(f->r, REP_CERT_EXPIRED, "", 0);
     expect(f, code, NULL, TC_CERT_EXPIRED, "has expired");
+    put_cert(f->r, REP_CERT_CANCELLED, "holder stopped making it", 0);
+    expect(f, code, NULL, TC_CERT_CANCELLED,
+           "was cancelled by its holder: holder stopped making it");
     put_cert(f->r, REP_CERT_VALID, "", NOW - 86400);
     expect(f, code, NULL, TC_CERT_EXPIRED, "expired on 2027-01-14");
     put_cert(f->r, REP_CERT_VALID, "", NOW + 86400);

@@ -14,8 +14,9 @@ if not p[1] then return redis.error_reply('NOTFOUND product ' .. ARGV[4] ..
 if p[1] ~= ARGV[3] then return redis.error_reply('DENIED product ' .. ARGV[4] ..
   ' belongs to another manufacturer') end
 local cs = redis.call('HGET', KEYS[5], 'status')
+local names = {['2'] = 'suspended', ['3'] = 'revoked', ['4'] = 'expired', ['5'] = 'cancelled'}
 if cs ~= '1' then return redis.error_reply('PRECONDITION certificate ' .. p[2] ..
-  ' is not valid') end
+  ' is ' .. (names[cs] or 'not valid')) end
 if redis.call('HGET', KEYS[6], 'status') ~= '1' then
   return redis.error_reply('PRECONDITION manufacturer ' .. ARGV[3] .. ' is suspended') end
 local rev = redis.call('INCR', KEYS[3])

@@ -9,7 +9,7 @@
 local c = redis.call('HMGET', KEYS[2], 'status', 'holder', 'cats', 'valid_until')
 if not c[1] then return redis.error_reply('PRECONDITION certificate ' .. ARGV[4] ..
   ' is not registered') end
-local names = {['2'] = 'suspended', ['3'] = 'revoked', ['4'] = 'expired'}
+local names = {['2'] = 'suspended', ['3'] = 'revoked', ['4'] = 'expired', ['5'] = 'cancelled'}
 if c[1] ~= '1' then return redis.error_reply('PRECONDITION certificate ' .. ARGV[4] ..
   ' is ' .. (names[c[1]] or 'not valid')) end
 local vu = tonumber(c[4] or '0')

@@ -2,7 +2,8 @@
 --! idem
 -- put: write a manufacturer's or certificate's fields and log its full new
 -- contents on the change stream and in the audit log. When a certificate's
--- status goes to SUSPENDED or REVOKED, or back to VALID from one of them,
+-- status goes to SUSPENDED, REVOKED or CANCELLED, or back to VALID from one
+-- of them,
 -- also write one delisting notice per platform with listings under it (at
 -- most ARGV[7] listing ids a notice), in the same atomic step.
 --
@@ -32,8 +33,8 @@ for i = f0, #ARGV - 1, 2 do
 end
 local fanout = false
 if ARGV[1] == 'cert' and after ~= before then
-  local down = after == '2' or after == '3'
-  local back = after == '1' and (before == '2' or before == '3')
+  local down = after == '2' or after == '3' or after == '5'
+  local back = after == '1' and (before == '2' or before == '3' or before == '5')
   fanout = down or back
 end
 if fanout and redis.call('SCARD', KEYS[8]) ~= np then
