@@ -75,17 +75,23 @@ run "$ctl" $regulator cert put 2024010701000001 --holder $maker --categories 070
 step "regulator: the signing keys and the nodes holding them (rotation: docs/OPERATIONS.md)"
 run "$ctl" $regulator keys list
 
-step "manufacturer: a product under that certificate"
+step "manufacturer: a product under that certificate, with its GS1 GTIN"
 run "$ctl" $manufacturer product register --certificate 2024010701000001 --category 0704 \
-    --brand Acme --model PB-10000
+    --brand Acme --model PB-10000 --gtin 6901234567892
 
-step "manufacturer: 1,000 codes and a print-ready label sheet"
+step "manufacturer: 1,000 codes and a print-ready label sheet (GS1 Digital Link QRs: the product has a GTIN)"
 run "$ctl" $manufacturer issue P1 --quantity 1000 --request-id order-1 --out "$work/codes.txt" \
     --sheet "$work/labels" --base-url https://tc.samr.example
 head -n 3 "$work/codes.txt"
 echo "... label sheets: $work/labels-001.svg (and $(ls "$work"/labels-*.svg | wc -l) pages in all)"
 
 code=$(sed -n 42p "$work/codes.txt")
+dl="https://TC.SAMR.EXAMPLE/01/06901234567892/10/$(printf '%s' "$code" | cut -c1-14)/21/$(printf '%s' "$code" | cut -c15-34)"
+echo "one label's QR (GS1 Digital Link: GTIN, then the code in the lot and the serial): $dl"
+if command -v zbarimg >/dev/null && command -v rsvg-convert >/dev/null; then
+    rsvg-convert -d 150 -p 150 -b white "$work/labels-001.svg" -o "$work/labels-001.png" &&
+        echo "zbarimg reads the first sheet: $(zbarimg --quiet --raw "$work/labels-001.png" 2>/dev/null | head -n 1)"
+fi
 step "platform: verify all 1,000 as a batch, and one with the full product view"
 "$ctl" $platform verify --file "$work/codes.txt" | cut -f2 | sort | uniq -c
 run "$ctl" $platform verify --full "$code"
@@ -138,6 +144,15 @@ echo "-- the platform's watcher received:"
 cat "$work/watch.log"
 run "$ctl" $platform verify "$code"
 run "$ctl" $regulator compliance shop-a
+
+step "platform: verifies the label as a GS1 scanner reads it (the Digital Link), and a link naming another product"
+run "$ctl" $platform verify "$dl"
+run "$ctl" $platform verify "$(printf '%s' "$dl" | sed 's#/01/06901234567892/#/01/06901234567908/#')" || true
+
+step "platform: reports the unit it shipped - the code's first sale"
+run "$ctl" $platform sales report "$code" ORDER-2026-0001
+step "another platform sells the same code: a copied label is caught (ALREADY_SOLD)"
+run "$ctl" --role platform --subject shop-b sales report "$code" B-77 || true
 
 step "consumer: scans the label - the scan page (and its JSON)"
 # A platform's app names the phone (a stable, pseudonymous id): the scan

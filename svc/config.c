@@ -63,6 +63,9 @@ static const flag flags[] = {
     STR("tls-key", tls_key, "FILE", "its key"),
     STR("client-ca", client_ca, "FILE", "the CA of callers' certificates"),
     STR("client-crl", client_crl, "FILE", "revoked callers' certificates (reloaded on change)"),
+    STR("complaint-hotline", hotline, "NUMBER",
+        "whom the scan page tells consumers to call about a suspect product (default 12315, "
+        "China's market-regulation hotline)"),
     STR("base-url", base_url, "URL",
         "the scan pages' public address (default https://tc.example.com)"),
     NUM("threads", threads, "N", 1, 64, 0, "", "gRPC workers (default: one per core)"),
@@ -81,6 +84,8 @@ static const flag flags[] = {
     NUM("copy-regions", copy_regions, "N", 1, 64, 3, "", "regions that make a copied code"),
     NUM("copy-window", copy_window, "SECONDS", 0, 30L * 86400, 7200, "seconds",
         "how fast a move between provinces is suspect"),
+    NUM("sale-undo-window", sale_undo_window, "SECONDS", 0, 365L * 86400, 30L * 86400, "seconds",
+        "how long after a sale its platform may undo it (a return)"),
     NUM("scan-ttl", scan_ttl, "SECONDS", 60, 3650L * 86400, 90L * 86400, "seconds",
         "a code's scan history lives this long past its last scan"),
     NUM("http-max-connections", http_max_conns, "N", 1, 1000000, 1024, "",
@@ -367,6 +372,15 @@ int configure(int argc, char **argv, config *c)
     }
     if (!c->base_url)
         c->base_url = "https://tc.example.com";
+    if (!c->hotline)
+        c->hotline = "12315";
+    if (strlen(c->hotline) > 32 || strspn(c->hotline, "0123456789+- ") != strlen(c->hotline)) {
+        fprintf(stderr,
+                "tracesvc: --complaint-hotline '%.40s' must be a phone number: digits, "
+                "+, - and spaces, at most 32\n",
+                c->hotline);
+        return 2;
+    }
     if (!c->admin)
         c->admin = "127.0.0.1:0";
     c->shared_cq = env("TRACESVC_SHARED_CQ") != NULL;

@@ -8,7 +8,7 @@
 typedef struct config {
     const char *redis, *grpc, *http, *admin, *access_log, *keys, *tls_cert, *tls_key, *client_ca,
         *client_crl;
-    const char *base_url;
+    const char *base_url, *hotline;
     const char *node_id, *limits_file, *trusted_proxy;
     long scan_ttl, http_max_conns;
     const char *limit[64]; /* --limit, in order */
@@ -18,7 +18,7 @@ typedef struct config {
     int keys_group_read; /* --keys-allow-group-read */
     long threads, write_threads;
     long max_staleness, retention_s, heartbeat_ms, watch_buffer_mib;
-    long copy_devices, copy_regions, copy_window;
+    long copy_devices, copy_regions, copy_window, sale_undo_window;
     long forgery_percent, forgery_min, forgery_window, forgery_throttle;
     long redis_replicas, redis_replicas_wait, ready_staleness, redis_start_timeout;
     int shared_cq; /* TRACESVC_SHARED_CQ: one completion queue for all (bench/) */

@@ -479,6 +479,9 @@ int main(int argc, char **argv)
     node.copy_regions = (uint32_t)cfg.copy_regions;
     node.copy_window_s = cfg.copy_window;
     node.scan_ttl_s = cfg.scan_ttl;
+    node.sale_undo_window_s = cfg.sale_undo_window;
+    node.hotline = cfg.hotline;
+    pthread_mutex_init(&node.sale_mu, NULL);
     node.forgery_percent = (uint32_t)cfg.forgery_percent;
     node.forgery_min = (uint32_t)cfg.forgery_min;
     node.forgery_window_s = (uint32_t)cfg.forgery_window;

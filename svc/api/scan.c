@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define DEVICE_ID_MAX 128
 
@@ -25,6 +26,8 @@ static void decide(const svc *s, int reader, const char *code, scan_view *v)
     svc_verify((svc *)s, code, strlen(code), NULL, svc_now_unix(), &r);
     v->verdict = r.verdict;
     copy(v->detail, sizeof(v->detail), r.detail);
+    v->mistyped = r.verdict == TC_MALFORMED && strstr(r.detail, ": mistyped: ") != NULL;
+    v->hotline = s->hotline;
     v->batch_id = r.batch_id;
     v->serial = r.serial;
     v->cert_status = r.cert_status;
@@ -33,6 +36,10 @@ static void decide(const svc *s, int reader, const char *code, scan_view *v)
         const rep_recalls *rc = atomic_load_explicit(&r.batch->recalls, memory_order_acquire);
         const rep_range *rg = rc ? rep_recalled(rc, r.serial) : NULL;
         copy(v->cert_number, sizeof(v->cert_number), p->cert->number);
+        if (r.verdict == TC_CERT_SUSPENDED || r.verdict == TC_CERT_REVOKED ||
+            r.verdict == TC_CERT_CANCELLED)
+            copy(v->cert_reason, sizeof(v->cert_reason),
+                 atomic_load_explicit(&p->cert->v, memory_order_acquire)->reason);
         copy(v->brand, sizeof(v->brand), p->brand);
         copy(v->model, sizeof(v->model), p->model);
         copy(v->category, sizeof(v->category), p->category);
@@ -45,24 +52,29 @@ static void decide(const svc *s, int reader, const char *code, scan_view *v)
     rep_read_end(s->replica, reader);
 }
 
-static void why(scan_view *v, const char *rule)
+/* One copy rule that fired, in English (the JSON, the English page) and
+ * in Chinese (the Chinese page). */
+static void why(scan_view *v, const char *rule, const char *zh)
 {
-    size_t n = strlen(v->copy_why);
+    size_t n = strlen(v->copy_why), z = strlen(v->copy_why_zh);
     snprintf(v->copy_why + n, sizeof(v->copy_why) - n, "%s%s", n ? "; " : "", rule);
+    snprintf(v->copy_why_zh + z, sizeof(v->copy_why_zh) - z, "%s%s", z ? "；" : "", zh);
 }
 
 void scan_code(const svc *s, int reader, const char *code, const char *region, const char *device,
                int record, scan_view *v)
 {
-    char err[STORE_ERR_MAX], rule[96];
+    char err[STORE_ERR_MAX], rule[96], zh[96];
     const store_scan *h = &v->history;
+    int canon;
     store_scan_rules rules = {s->copy_window_s * 1000, s->scan_ttl_s * 1000, 0};
 
     memset(v, 0, sizeof(*v));
     decide(s, reader, code, v);
     /* Only codes we issued are counted: forged ones would fill Redis. */
+    canon = check_canonical_code(code, v->code); /* shown as printed, forged or not */
     if (v->verdict == TC_MALFORMED || v->verdict == TC_FORGED || v->verdict == TC_UNKNOWN_BATCH ||
-        !check_canonical_code(code, v->code))
+        !canon)
         return;
     if (store_scan_record(s->store, v->code, region ? region : "", device ? device : "", record,
                           svc_now_unix() * 1000, &rules, &v->history, err, sizeof(err)) != STORE_OK)
@@ -72,30 +84,43 @@ void scan_code(const svc *s, int reader, const char *code, const char *region, c
     if (h->devices > s->copy_devices) {
         snprintf(rule, sizeof(rule), "%llu distinct devices scanned it (more than %u)",
                  (unsigned long long)h->devices, s->copy_devices);
-        why(v, rule);
+        snprintf(zh, sizeof(zh), "已有 %llu 台设备扫码（超过 %u 台）",
+                 (unsigned long long)h->devices, s->copy_devices);
+        why(v, rule, zh);
     }
     if (h->regions > s->copy_regions) {
         snprintf(rule, sizeof(rule), "scanned in %u regions (more than %u)", h->regions,
                  s->copy_regions);
-        why(v, rule);
+        snprintf(zh, sizeof(zh), "在 %u 个地区被扫码（超过 %u 个）", h->regions, s->copy_regions);
+        why(v, rule, zh);
     }
     if (h->fast_move) {
         snprintf(rule, sizeof(rule), "scanned in two provinces within %lld minutes",
                  (long long)(s->copy_window_s / 60));
-        why(v, rule);
+        snprintf(zh, sizeof(zh), "%lld 分钟内在两个省份被扫码", (long long)(s->copy_window_s / 60));
+        why(v, rule, zh);
     }
     if (h->listings > 1) {
         snprintf(rule, sizeof(rule), "bound to %u listings", h->listings);
-        why(v, rule);
+        snprintf(zh, sizeof(zh), "绑定在 %u 个商品链接上", h->listings);
+        why(v, rule, zh);
+    }
+    /* Sold more than once: the strongest sign of a copied label. */
+    v->sale = h->sale;
+    if (v->sale.others > 0) {
+        snprintf(rule, sizeof(rule), "sold %u times", v->sale.others + 1);
+        snprintf(zh, sizeof(zh), "已售出 %u 次", v->sale.others + 1);
+        why(v, rule, zh);
     }
     v->suspected_copy = v->copy_why[0] != '\0';
 }
 
 const char *scan_label(const scan_view *v, int en)
 {
-    static const char *const zh[] = {"",           "正品",     "无法识别",      "疑似伪造",
-                                     "疑似伪造",   "已召回",   "证书已暂停",    "证书已撤销",
-                                     "证书已过期", "信息不符", "生产企业已暂停"};
+    static const char *const zh[] = {"",           "正品",         "无法识别",       "疑似伪造",
+                                     "疑似伪造",   "已召回",       "证书已暂停",     "证书已撤销",
+                                     "证书已过期", "信息不符",     "生产企业已暂停", "密钥已泄露",
+                                     "证书已注销", "标签商品不符", "已售出"};
     static const char *const eng[] = {"",
                                       "Genuine",
                                       "Not a valid code",
@@ -106,17 +131,50 @@ const char *scan_label(const scan_view *v, int en)
                                       "Certificate revoked",
                                       "Certificate expired",
                                       "Does not match",
-                                      "Maker suspended"};
+                                      "Maker suspended",
+                                      "Key leaked",
+                                      "Certificate cancelled",
+                                      "Wrong product on the label",
+                                      "Already sold"};
+    _Static_assert(sizeof(zh) / sizeof(zh[0]) == TC_VERDICT_LAST + 1 &&
+                       sizeof(eng) / sizeof(eng[0]) == TC_VERDICT_LAST + 1,
+                   "a label for every verdict");
 
     if (v->verdict == TC_GENUINE && v->suspected_copy)
         return en ? "Suspected copy" : "疑似复制码";
-    if (v->verdict < 1 || v->verdict > 10)
+    if (v->verdict < 1 || v->verdict > TC_VERDICT_LAST)
         return en ? "Unknown" : "未知";
     return en ? eng[v->verdict] : zh[v->verdict];
 }
 
+void scan_time(int64_t unix_s, int en, char *out, size_t cap)
+{
+    time_t t = (time_t)(unix_s + 8 * 3600); /* China Standard Time, no summer time */
+    struct tm tm;
+    size_t n;
+
+    gmtime_r(&t, &tm);
+    n = strftime(out, cap, "%Y-%m-%d %H:%M", &tm);
+    snprintf(out + n, cap - n, "%s", en ? " China time (UTC+8)" : "（北京时间）");
+}
+
 void scan_message(const scan_view *v, int en, char *out, size_t cap)
 {
+    if (v->verdict == TC_GENUINE && v->sale.state == STORE_SALE_SOLD) {
+        /* "Sold by ..." after what the verdict says. */
+        char when[64], rest[512];
+        scan_view plain = *v;
+        size_t n;
+        plain.sale.state = 0;
+        scan_message(&plain, en, out, cap);
+        scan_time(v->sale.sold_unix, en, when, sizeof(when));
+        snprintf(rest, sizeof(rest),
+                 en ? " Sold by platform %s on %s." : "已由平台 %s 于 %s 售出。", v->sale.platform,
+                 when);
+        n = strlen(out);
+        snprintf(out + n, cap > n ? cap - n : 0, "%s", rest);
+        return;
+    }
     switch (v->verdict) {
     case TC_GENUINE:
         if (v->suspected_copy)
@@ -125,19 +183,27 @@ void scan_message(const scan_view *v, int en, char *out, size_t cap)
                 en ? "This code is genuine, but it looks copied (%s). A genuine code belongs "
                      "to one item only: check with the seller before you buy."
                    : "此码为正品码，但疑似被复制（%s）。正品码只对应一件商品，购买前请向卖家核实。",
-                v->copy_why);
+                en ? v->copy_why : v->copy_why_zh);
         else
             snprintf(out, cap,
                      en ? "Genuine: %s %s made by %s, under valid certificate %s."
                         : "正品：%s %s，生产企业 %s，证书 %s 有效。",
                      v->brand, v->model, v->issuer_name, v->cert_number);
         return;
-    case TC_MALFORMED:
-        snprintf(out, cap,
-                 en ? "This is not a valid trace code (%s). Scan the label again, or type the "
-                      "code exactly as printed."
-                    : "这不是有效的追溯码（%s）。请重新扫描，或按标签原样输入。",
-                 v->detail);
+    case TC_MALFORMED: /* plain words; the parser's detail is in the JSON */
+        if (v->mistyped)
+            snprintf(out, cap,
+                     en ? "The code was mistyped: its last symbol (the check symbol) does not "
+                          "match the others. Compare it with the label symbol by symbol and type "
+                          "it again."
+                        : "追溯码输入有误：最后一位校验符与前面的字符不符。请对照标签逐位核对后重新"
+                          "输入。");
+        else
+            snprintf(out, cap,
+                     en ? "This is not a valid trace code. Scan the label's QR code again, or "
+                          "type the code exactly as printed under it."
+                        : "这不是有效的追溯码。请重新扫描标签上的二维码，或按二维码下方印刷的字符原"
+                          "样输入。");
         return;
     case TC_FORGED:
     case TC_UNKNOWN_BATCH:
@@ -162,10 +228,17 @@ void scan_message(const scan_view *v, int en, char *out, size_t cap)
     case TC_CERT_SUSPENDED:
     case TC_CERT_REVOKED:
     case TC_CERT_EXPIRED:
-        snprintf(out, cap,
-                 en ? "The product's certificate %s is no longer valid (%s): it may not be sold."
-                    : "此商品的认证证书 %s 已失效（%s），不得销售。",
-                 v->cert_number, v->detail);
+        if (en)
+            snprintf(out, cap,
+                     "The product's certificate %s is no longer valid (%s): it may not be sold.",
+                     v->cert_number, v->detail);
+        else /* the regulator's reason as entered; no English of ours */
+            snprintf(out, cap, "此商品的认证证书 %s %s%s%s%s，不得销售。", v->cert_number,
+                     v->verdict == TC_CERT_SUSPENDED ? "已暂停"
+                     : v->verdict == TC_CERT_REVOKED ? "已撤销"
+                                                     : "已过期",
+                     v->cert_reason[0] ? "（原因：" : "", v->cert_reason,
+                     v->cert_reason[0] ? "）" : "");
         return;
     case TC_GTIN_MISMATCH:
         snprintf(out, cap,
@@ -222,6 +295,11 @@ svc_code api_scan(svc_ctx *c, const void *req, void *resp, svc_status *st)
     out->first_scan_unix = v->history.first_ms / 1000;
     out->first_scan_region = v->history.first_region;
     out->suspected_copy = v->suspected_copy;
+    if (v->sale.state == STORE_SALE_SOLD) {
+        out->sold_platform_id = v->sale.platform;
+        out->sold_unix = v->sale.sold_unix;
+    }
+    out->sales = v->sale.state == STORE_SALE_SOLD ? 1 + v->sale.others : v->sale.others;
     if (v->brand[0] && (p = svc_alloc(c, sizeof(*p))) != NULL) {
         tracecode__v1__product__init(p);
         p->brand = v->brand;

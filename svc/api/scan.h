@@ -29,11 +29,16 @@ typedef struct scan_view {
     char brand[SCAN_TEXT_MAX], model[SCAN_TEXT_MAX], category[REP_CATEGORY_MAX + 1];
     char issuer_name[SCAN_TEXT_MAX], issuer_credit[REP_CREDIT_MAX + 1];
     char recall_reason[SCAN_TEXT_MAX];
-    int recorded; /* the history was read (the code is one we issued) */
-    int counted;  /* and this scan was counted in it */
+    char cert_reason[SCAN_TEXT_MAX]; /* the status's reason, as the regulator entered it */
+    int recorded;                    /* the history was read (the code is one we issued) */
+    int counted;                     /* and this scan was counted in it */
     store_scan history;
     int suspected_copy;
-    char copy_why[160]; /* which rules, in English words */
+    char copy_why[160];    /* which rules, in English words */
+    char copy_why_zh[240]; /* the same in Chinese */
+    store_sale sale;       /* state STORE_SALE_SOLD when a platform reported its sale */
+    int mistyped;          /* MALFORMED because the printed check symbol does not match */
+    const char *hotline;   /* whom a consumer calls about a suspect product (--complaint-hotline) */
 } scan_view;
 
 /*
@@ -51,6 +56,9 @@ void scan_code(const svc *s, int reader, const char *code, const char *region, c
 /* A short label ("正品", "Genuine") and a sentence in plain words for a
  * consumer, in Chinese or (en) English. */
 const char *scan_label(const scan_view *v, int en);
+/* unix_s in China time, the zone named ("2026-12-03 23:10（北京时间）",
+ * "... China time (UTC+8)"). */
+void scan_time(int64_t unix_s, int en, char *out, size_t cap);
 void scan_message(const scan_view *v, int en, char *out, size_t cap);
 
 #endif

@@ -15,7 +15,7 @@ const char *tc_verdict_name(int verdict)
         "VERDICT_UNSPECIFIED", "GENUINE",          "MALFORMED",        "FORGED",
         "UNKNOWN_BATCH",       "RECALLED",         "CERT_SUSPENDED",   "CERT_REVOKED",
         "CERT_EXPIRED",        "LISTING_MISMATCH", "ISSUER_SUSPENDED", "KEY_COMPROMISED",
-        "CERT_CANCELLED",      "GTIN_MISMATCH",
+        "CERT_CANCELLED",      "GTIN_MISMATCH",    "ALREADY_SOLD",
     };
     _Static_assert(sizeof(names) / sizeof(names[0]) == TC_VERDICT_LAST + 1,
                    "a name for every verdict");

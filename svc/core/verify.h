@@ -41,7 +41,8 @@ enum {
     TC_KEY_COMPROMISED = 11,
     TC_CERT_CANCELLED = 12,
     TC_GTIN_MISMATCH = 13,
-    TC_VERDICT_LAST = TC_GTIN_MISMATCH,
+    TC_ALREADY_SOLD = 14, /* ReportSales only: never an answer of tc_verify */
+    TC_VERDICT_LAST = TC_ALREADY_SOLD,
     /* Counters per verdict are arrays of this many, indexed by v & (n-1):
      * a power of two above TC_VERDICT_LAST (checked in common.c). */
     TC_VERDICT_SLOTS = 16

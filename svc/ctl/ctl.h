@@ -101,5 +101,6 @@ int cmd_watch(rpc_client *cl, const opts *o, int argc, char **argv);
 int cmd_ack(rpc_client *cl, const opts *o, int argc, char **argv);
 int cmd_compliance(rpc_client *cl, const opts *o, int argc, char **argv);
 int cmd_audit(rpc_client *cl, const opts *o, int argc, char **argv);
+int cmd_sales(rpc_client *cl, const opts *o, int argc, char **argv);
 
 #endif

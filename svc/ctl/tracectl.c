@@ -62,6 +62,7 @@ static void usage_to(FILE *f)
           "  listings register FILE.csv     (header: listing_id,code)\n"
           "  watch [--cursor-file F] [--exec CMD] [--count N]\n"
           "  ack NOTICE_ID [LISTING_ID ...] [--delisted UNIX]\n"
+          "  sales report CODE ORDER_REF [CODE ORDER_REF ...] | sales undo CODE\n"
           "  compliance PLATFORM_ID [--from UNIX] [--to UNIX]\n"
           "  audit head [--out FILE]\n"
           "  audit query [SUBJECT] [--kind K] [--from UNIX] [--to UNIX] [--count N]\n"
@@ -407,6 +408,10 @@ static const command cmds[] = {
     {"watch", cmd_watch, "watch [--cursor-file F] [--exec CMD] [--count N]",
      "cursor-file exec count"},
     {"ack", cmd_ack, "ack NOTICE_ID [LISTING_ID ...] [--delisted UNIX]", "delisted request-id"},
+    {"sales", cmd_sales,
+     "sales report CODE ORDER_REF [CODE ORDER_REF ...]   (platform: units shipped)\n"
+     "sales undo CODE                                    (the seller's return)",
+     "request-id"},
     {"compliance", cmd_compliance, "compliance PLATFORM_ID [--from UNIX] [--to UNIX]", "from to"},
     {"audit", cmd_audit,
      "audit head [--out FILE]\n"

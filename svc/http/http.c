@@ -527,6 +527,29 @@ static void route_dl(http_server *h, struct evhttp_request *req, struct evhttp_u
     on_scan(h, req, uri, n <= CODE_ARG_MAX && i == n ? code : "-", 0);
 }
 
+/* A code a consumer typed into the page's field (?code=...): read by the
+ * lenient path, the check symbol first. */
+static void route_check(http_server *h, struct evhttp_request *req, struct evhttp_uri *uri,
+                        const char *path)
+{
+    const char *q = evhttp_uri_get_query(uri), *v;
+    struct evkeyvalq params;
+    char code[CODE_ARG_MAX + 1] = "-";
+
+    (void)path;
+    if (q && evhttp_parse_query_str(q, &params) == 0) { /* initialises params */
+        if ((v = evhttp_find_header(&params, "code")) != NULL && *v && strlen(v) <= CODE_ARG_MAX) {
+            size_t n = strlen(v), i;
+            for (i = 0; i < n && v[i] >= 0x20 && v[i] < 0x7f; i++) /* printable ASCII only */
+                ;
+            if (i == n)
+                snprintf(code, sizeof(code), "%s", v);
+        }
+        evhttp_clear_headers(&params);
+    }
+    on_scan(h, req, uri, code, 0);
+}
+
 static void route_qr(http_server *h, struct evhttp_request *req, struct evhttp_uri *uri,
                      const char *path)
 {
@@ -555,6 +578,7 @@ static const route routes[] = {
     {"/beacon.js", HTTP_PUBLIC, 1, 0, 0, route_beacon},  /* its script */
     {"/C/", HTTP_PUBLIC, 0, 1, 0, route_page},           /* the scan page of a code */
     {"/01/", HTTP_PUBLIC, 0, 0, 0, route_dl},            /* the same, from a GS1 Digital Link */
+    {"/check", HTTP_PUBLIC, 1, 0, 0, route_check},       /* the same, for a typed code */
     {"/api/v1/scan/", HTTP_PUBLIC, 0, 0, 0, route_json}, /* the same as JSON */
     {"/qr/", HTTP_PUBLIC, 0, 0, 0, route_qr},            /* a code's QR, .svg or .png */
     {"/metrics", HTTP_ADMIN, 1, 0, 0, route_metrics},    /* Prometheus text */

@@ -11,6 +11,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -66,7 +67,8 @@ void http_reply(struct evhttp_request *req, int code, const char *reason, const 
     evhttp_add_header(h, "Cache-Control", "no-store");
     evhttp_add_header(h, "Content-Security-Policy",
                       "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
-                      "script-src 'self'; connect-src 'self'");
+                      "script-src 'self'; connect-src 'self'; form-action 'self'; "
+                      "base-uri 'none'; frame-ancestors 'none'");
     http_status = code;
     evhttp_send_reply(req, code, reason, body);
 }
@@ -130,14 +132,47 @@ void http_scan_page(struct evbuffer *b, const scan_view *v, const char *code, in
         ".v{padding:1em;border-radius:.5em;color:#fff;font-size:1.4em;font-weight:700}"
         ".ok{background:#1b7f3b}.warn{background:#9a5b00}.bad{background:#b3261e}"
         "dl{display:grid;grid-template-columns:auto 1fr;gap:.3em 1em}dt{color:#555}"
-        "dd{margin:0;word-break:break-all}p.m{font-size:1.1em}"
+        "dd{margin:0;overflow-wrap:anywhere}p.m{font-size:1.1em}"
+        /* tap targets: 44 CSS pixels at least (WCAG 2.5.5) */
+        "a,button,input{min-height:44px;font:inherit}a.t{display:inline-block;line-height:44px;"
+        "padding:0 .5em}form{display:flex;flex-wrap:wrap;gap:.5em;margin:1em 0}"
+        "label{width:100%%}input{flex:1;min-width:12em;padding:0 .5em;border:1px solid #555;"
+        "border-radius:.3em}button{min-width:44px;padding:0 1em;border:0;border-radius:.3em;"
+        "background:#0b57d0;color:#fff}"
         "</style></head><body><main>",
         en ? "en" : "zh-CN", en ? "Product trace code" : "产品追溯码");
-    evbuffer_add_printf(b, "<div class=\"v %s\" role=\"status\">", tone(v));
+    evbuffer_add_printf(b, "<h1 class=\"v %s\">", tone(v));
     http_esc_html(b, scan_label(v, en));
-    evbuffer_add(b, "</div><p class=\"m\">", 19);
+    evbuffer_add_printf(b, "</h1><p class=\"m\" role=\"status\">");
     http_esc_html(b, msg);
-    evbuffer_add(b, "</p><dl>", 8);
+    evbuffer_add_printf(b, "</p>");
+    if (strcmp(tone(v), "ok") != 0 && !v->mistyped && v->hotline && *v->hotline) {
+        /* What to do next: the regulator's complaint line. */
+        evbuffer_add_printf(b, "<p>%s<a class=\"t\" href=\"tel:",
+                            en ? "To report it, call the "
+                                 "market regulator on "
+                               : "如需投诉举报，请拨打市场监管热线 ");
+        http_esc_html(b, v->hotline);
+        evbuffer_add(b, "\">", 2);
+        http_esc_html(b, v->hotline);
+        evbuffer_add_printf(b, "</a>%s</p>", en ? " (China)." : "。");
+    }
+    if (v->verdict == TC_MALFORMED) { /* type it instead: the lenient path */
+        evbuffer_add_printf(
+            b,
+            "<form method=\"get\" action=\"/check\"><label for=\"code\">%s</label>"
+            "<input id=\"code\" name=\"code\" autocomplete=\"off\" autocapitalize=\"characters\" "
+            "spellcheck=\"false\" maxlength=\"160\" value=\"",
+            en ? "Type the code printed under the QR (groups of four, any case)"
+               : "输入二维码下方印刷的追溯码（四位一组，大小写均可）");
+        if (v->mistyped) /* what was typed, to correct */
+            http_esc_html(b, code);
+        evbuffer_add_printf(b,
+                            "\"><input type=\"hidden\" name=\"lang\" value=\"%s\"><button "
+                            "type=\"submit\">%s</button></form>",
+                            en ? "en" : "zh", en ? "Check" : "查询");
+    }
+    evbuffer_add_printf(b, "<dl>");
     row(b, en ? "Brand" : "品牌", v->brand);
     row(b, en ? "Model" : "型号", v->model);
     row(b, en ? "Category" : "类别", v->category);
@@ -150,13 +185,21 @@ void http_scan_page(struct evbuffer *b, const scan_view *v, const char *code, in
         snprintf(num, sizeof(num), "%llu", (unsigned long long)v->history.devices);
         row(b, en ? "Scanned by (devices)" : "扫码设备数", num);
         if (v->history.first_ms) {
-            time_t t = (time_t)(v->history.first_ms / 1000);
-            struct tm tm;
-            gmtime_r(&t, &tm);
-            strftime(num, sizeof(num), "%Y-%m-%d %H:%M UTC", &tm);
+            scan_time(v->history.first_ms / 1000, en, num, sizeof(num));
             row(b, en ? "First scanned" : "首次扫码", num);
         }
         row(b, en ? "First scan region" : "首次扫码地区", v->history.first_region);
+    }
+    if (v->sale.state == STORE_SALE_SOLD) {
+        char when[64], sold[160];
+        scan_time(v->sale.sold_unix, en, when, sizeof(when));
+        snprintf(sold, sizeof(sold), en ? "on %s by platform %s" : "%s，平台 %s", when,
+                 v->sale.platform);
+        row(b, en ? "Sold" : "售出", sold);
+    }
+    if (v->sale.others) {
+        snprintf(num, sizeof(num), "%u", v->sale.others + (v->sale.state == STORE_SALE_SOLD));
+        row(b, en ? "Sales reported" : "售出记录", num);
     }
     {
         /* A code as it is printed under its label: groups of four and the
@@ -167,8 +210,21 @@ void http_scan_page(struct evbuffer *b, const scan_view *v, const char *code, in
                 ? printed
                 : code);
     }
-    evbuffer_add_printf(b, "</dl><p><a href=\"?lang=%s\">%s</a></p></main>", en ? "zh" : "en",
-                        en ? "中文" : "English");
+    /* The other language, of the same code (its canonical page when it
+     * decoded: a /check or Digital Link address keeps its code that way). */
+    evbuffer_add_printf(b, "</dl><p><a class=\"t\" href=\"");
+    if (v->code[0]) {
+        evbuffer_add_printf(b, "/C/%s?", v->code);
+    } else { /* a typed text that did not read: kept for the /check page */
+        char *enc = evhttp_uriencode(code, -1, 1);
+        evbuffer_add_printf(b, "?code=");
+        if (enc)
+            http_esc_html(b, enc);
+        free(enc);
+        evbuffer_add_printf(b, "&amp;");
+    }
+    evbuffer_add_printf(b, "lang=%s\" lang=\"%s\">%s</a></p></main>", en ? "zh" : "en",
+                        en ? "zh-CN" : "en", en ? "中文" : "English");
     if (beacon) /* the canonical code: letters and digits only */
         evbuffer_add_printf(b, "<script src=\"/beacon.js\" data-code=\"%s\" async></script>",
                             v->code);
@@ -204,5 +260,12 @@ void http_scan_json(struct evbuffer *b, const scan_view *v, int en)
     evbuffer_add_printf(
         b, ",\"suspected_copy\":%s,\"copy_reasons\":", v->suspected_copy ? "true" : "false");
     http_esc_json(b, v->copy_why);
+    evbuffer_add_printf(b, ",\"detail\":"); /* the technical detail (English), for developers */
+    http_esc_json(b, v->detail);
+    evbuffer_add_printf(b, ",\"sold_platform_id\":");
+    http_esc_json(b, v->sale.state == STORE_SALE_SOLD ? v->sale.platform : "");
+    evbuffer_add_printf(b, ",\"sold_unix\":%lld,\"sales\":%u",
+                        v->sale.state == STORE_SALE_SOLD ? (long long)v->sale.sold_unix : 0LL,
+                        v->sale.others + (v->sale.state == STORE_SALE_SOLD));
     evbuffer_add(b, "}\n", 2);
 }

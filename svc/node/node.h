@@ -107,6 +107,14 @@ struct svc {
     uint32_t copy_devices, copy_regions;
     int64_t copy_window_s;
     int64_t scan_ttl_s; /* a code's scan history lives this long past its last scan */
+    /* Sold codes (sales_api.c): how long the seller may undo a sale, and
+     * the deployment's salt for order references (read once, lazily). */
+    int64_t sale_undo_window_s;
+    const char
+        *hotline; /* the scan page's "call ..." for a suspect product (--complaint-hotline) */
+    pthread_mutex_t sale_mu;
+    _Atomic int sale_ready;
+    codec_mac_key sale_key; /* set once under sale_mu, then only read */
     /* Forgery signal (audit.h): a platform whose FORGED and MALFORMED
      * answers pass forgery_percent of at least forgery_min codes over the
      * last forgery_window_s seconds is flagged; forgery_throttle codes/s

@@ -87,6 +87,10 @@ const rpc_method rpc_methods[] = {
      .blocking = 1},
     UNARY_REDIS("/tracecode.v1.VerifierService/AckDelisting", SVC_ROLE_PLATFORM,
                 D(ack_delisting_request), D(ack_delisting_response), api_ack_delisting, 8),
+    UNARY_REDIS("/tracecode.v1.VerifierService/ReportSales", SVC_ROLE_PLATFORM,
+                D(report_sales_request), D(report_sales_response), api_report_sales, 8),
+    UNARY_REDIS("/tracecode.v1.VerifierService/UndoSale", SVC_ROLE_PLATFORM, D(undo_sale_request),
+                D(undo_sale_response), api_undo_sale, 4),
 
     /* IssuerService */
     UNARY_REDIS("/tracecode.v1.IssuerService/RegisterProduct", SVC_ROLE_MANUFACTURER,

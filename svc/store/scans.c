@@ -17,22 +17,32 @@ store_err store_scan_record(store *s, const char *code, const char *region, cons
                             int record, int64_t now_ms, const store_scan_rules *rules,
                             store_scan *out, char *err, size_t errcap)
 {
-    char kh[128], kd[128], kr[128], kl[128];
+    char kh[160], kd[160], kr[160], kl[160], ks[160], kx[160];
+    const char *card[] = {"SCARD", kl};
     st_args a;
     redisReply *r;
     store_err e;
     size_t i;
 
     memset(out, 0, sizeof(*out));
-    snprintf(kh, sizeof(kh), "{tc}:scan:%s", code);
-    snprintf(kd, sizeof(kd), "{tc}:scan-devices:%s", code);
-    snprintf(kr, sizeof(kr), "{tc}:scan-regions:%s", code);
+    /* The code's own hash tag: scans spread over a cluster's slots. Its
+     * listings are registry data, in the registry's slot: read apart. */
+    snprintf(kh, sizeof(kh), "tc:{%s}:scan", code);
+    snprintf(kd, sizeof(kd), "tc:{%s}:scan-devices", code);
+    snprintf(kr, sizeof(kr), "tc:{%s}:scan-regions", code);
+    snprintf(ks, sizeof(ks), "tc:{%s}:sale", code);
+    snprintf(kx, sizeof(kx), "tc:{%s}:sale-dups", code);
     snprintf(kl, sizeof(kl), "{tc}:code:%s", code);
+    if ((e = st_run(s, 2, card, NULL, &r, err, errcap)) != STORE_OK)
+        return e;
+    out->listings = r->type == REDIS_REPLY_INTEGER ? (uint32_t)r->integer : 0;
+    freeReplyObject(r);
     st_script(&a, &st_lua_scan);
     st_key(&a, kh);
     st_key(&a, kd);
     st_key(&a, kr);
-    st_key(&a, kl);
+    st_key(&a, ks);
+    st_key(&a, kx);
     st_arg_i64(&a, now_ms);
     st_arg(&a, region);
     st_arg(&a, device);
@@ -44,13 +54,13 @@ store_err store_scan_record(store *s, const char *code, const char *region, cons
     e = st_run_args(s, &a, &r, err, errcap);
     if (e)
         return e;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 7 ||
-        r->element[2]->type != REDIS_REPLY_STRING) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 9 ||
+        r->element[2]->type != REDIS_REPLY_STRING || r->element[6]->type != REDIS_REPLY_STRING) {
         freeReplyObject(r);
         return st_fail(STORE_ERR_PROTOCOL, err, errcap, "redis: unexpected reply to scan script");
     }
-    for (i = 0; i < 7; i++)
-        if (i != 2 && r->element[i]->type != REDIS_REPLY_INTEGER) {
+    for (i = 0; i < 9; i++)
+        if (i != 2 && i != 6 && r->element[i]->type != REDIS_REPLY_INTEGER) {
             freeReplyObject(r);
             return st_fail(STORE_ERR_PROTOCOL, err, errcap, "redis: unexpected scan reply");
         }
@@ -59,8 +69,13 @@ store_err store_scan_record(store *s, const char *code, const char *region, cons
     snprintf(out->first_region, sizeof(out->first_region), "%s", r->element[2]->str);
     out->fast_move = r->element[3]->integer != 0;
     out->regions = (uint32_t)r->element[4]->integer;
-    out->listings = (uint32_t)r->element[5]->integer;
-    out->scans = (uint64_t)r->element[6]->integer;
+    out->scans = (uint64_t)r->element[5]->integer;
+    if (r->element[6]->len) {
+        out->sale.state = STORE_SALE_SOLD;
+        snprintf(out->sale.platform, sizeof(out->sale.platform), "%s", r->element[6]->str);
+        out->sale.sold_unix = r->element[7]->integer;
+    }
+    out->sale.others = (uint32_t)r->element[8]->integer;
     freeReplyObject(r);
     return STORE_OK;
 }

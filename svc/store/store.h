@@ -270,6 +270,44 @@ store_err store_compliance_get(store *s, const char *platform, int64_t from_unix
 void store_compliance_free(store_compliance *c);
 
 /*
+ * Sold codes (sales.c, docs/SALES.md). A code's sale record lives under
+ * the code's own hash tag (tc:{CODE}:sale), not in the registry's slot.
+ * store_sale_report: the sale of code by platform under order_hash (a
+ * salted hash the caller made); state STORE_SALE_FIRST when recorded now,
+ * STORE_SALE_SAME when this platform's own sale of this order again
+ * (nothing changes), STORE_SALE_AGAIN when sold before (on any platform or
+ * under another order: kept once among the code's other sales);
+ * platform and sold_unix are the first sale's, others the other sales.
+ * store_sale_undo: the seller's return within window_s of the recording
+ * (STORE_ERR_DENIED for another platform, STORE_ERR_PRECONDITION past
+ * the window, STORE_ERR_NOTFOUND when not sold; the same request_id
+ * again answers as the first time). A scan reads the sale in its own
+ * step (store_scan.sale: state STORE_SALE_SOLD, or 0 when not sold).
+ */
+enum { STORE_SALE_SAME = 0, STORE_SALE_FIRST = 1, STORE_SALE_AGAIN = 2, STORE_SALE_SOLD = 3 };
+typedef struct store_sale {
+    int state;
+    char platform[STORE_PLATFORM_MAX + 1];
+    int64_t sold_unix;
+    uint32_t others;
+    int written; /* this report changed the record (not a repeat) */
+} store_sale;
+store_err store_sale_report(store *s, const char *code, const char *platform,
+                            const char *order_hash, int64_t sold_unix, store_sale *out, char *err,
+                            size_t errcap);
+store_err store_sale_undo(store *s, const char *code, const char *platform, const char *request_id,
+                          int64_t window_s, int *replayed, char *err, size_t errcap);
+/* The deployment's salt for order references: made by the first node
+ * that asks ({tc}:sale-salt, SET NX), the same for every node after. */
+#define STORE_SALT_HEX 64
+store_err store_sale_salt(store *s, char out[STORE_SALT_HEX + 1], char *err, size_t errcap);
+/* Claim idem's request id for a request whose writes are not one script
+ * (ReportSales: one per code): STORE_OK the first time and for the same
+ * request again (its writes are idempotent on their own),
+ * STORE_ERR_EXISTS for another request under the id. */
+store_err store_idem_claim(store *s, const store_idem *idem, char *err, size_t errcap);
+
+/*
  * The delisting notices no platform has acknowledged in full yet: how many
  * in all, and of the oldest max (by age), per platform its oldest notice's
  * time and how many of those max it holds, oldest platform first. A
@@ -428,6 +466,7 @@ typedef struct store_scan {
     uint32_t regions;  /* distinct regions (up to 64 kept) */
     uint32_t listings; /* listings bound to the code, any platform */
     int fast_move;     /* two provinces within the window, in the last travel_age_ms */
+    store_sale sale;   /* its sale, read in the same step (state STORE_SALE_SOLD or 0) */
 } store_scan;
 
 /* Record one scan of code (canonical text) when record is set, and read

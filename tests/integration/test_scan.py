@@ -125,7 +125,7 @@ class Scan(unittest.TestCase):
         _, _, text = self.page("/C/" + forged)
         self.assertIn("疑似伪造", text)
         self.assertIn("不是由监管系统签发", text)
-        self.assertEqual(self.redis.cli("EXISTS", "{tc}:scan:" + forged).strip(), "0")
+        self.assertEqual(self.redis.cli("EXISTS", "tc:{%s}:scan" % forged).strip(), "0")
         # Recalled, then the certificate revoked.
         batch = self.iss.GetBatch(I.GetBatchRequest(batch_id=int(self.ver.VerifyCode(
             V.VerifyCodeRequest(code=code), metadata=F.md("platform", "p")).result.batch_id)),
@@ -145,7 +145,10 @@ class Scan(unittest.TestCase):
         self.assertNotIn("<script", html)
         self.assertIn("无法识别", text)
         _, _, text = self.page("/C/ABC?lang=en")
-        self.assertIn("wrong length 3, want 34 or 120", text)
+        self.assertIn("This is not a valid trace code", text)
+        self.assertNotIn("wrong length", text)  # the parser's words: in the JSON only
+        status, _, body = self.get("/api/v1/scan/ABC")
+        self.assertIn("wrong length 3, want 34 or 120", json.loads(body)["detail"])
         self.assertEqual(self.get("/C/" + "A" * 400)[0], 414)
         self.assertEqual(self.get("/nope")[0], 404)
         self.assertEqual(self.get("/C/" + code, method="POST")[0], 405)
@@ -225,7 +228,7 @@ class Scan(unittest.TestCase):
         for _ in range(5):
             j = json.loads(self.get("/api/v1/scan/" + code, {"User-Agent": "okhttp/4.12"})[2])
         self.assertEqual((j["scan_count"], j["suspected_copy"]), (0, False))
-        self.assertEqual(self.redis.cli("EXISTS", "{tc}:scan:" + code).strip(), "0")
+        self.assertEqual(self.redis.cli("EXISTS", "tc:{%s}:scan" % code).strip(), "0")
         _, _, text = self.page("/C/" + code)
         self.assertIn("扫码设备数 0", text)
         self.assertNotIn("疑似复制码", text)

@@ -501,7 +501,7 @@ static void test_scans(void **state)
     assert_int_equal(out.fast_move, 0);
     assert_int_equal(out.devices, 2); /* the rest of the history stays */
     /* Each key of the code lives ttl_ms (60 s) past the last scan. */
-    snprintf(cmd, sizeof(cmd), "redis-cli -s %s PTTL '{tc}:scan-devices:%s'", f->redis.sock, code);
+    snprintf(cmd, sizeof(cmd), "redis-cli -s %s PTTL 'tc:{%s}:scan-devices'", f->redis.sock, code);
     p = popen(cmd, "r");
     assert_non_null(p);
     assert_int_equal(fscanf(p, "%lld", &ttl), 1);

@@ -157,6 +157,19 @@ check "compliance json" 0 $ctl $reg --json compliance shop-b
 has "other platform" "$dir/out" '"notices":2,"acked":0,"listings":2'
 check "compliance needs the regulator" 1 $ctl $plat compliance shop-a
 
+# Sold codes: the first sale, a second one on another platform, the seller's return.
+sold=$(sed -n 60p "$dir/codes.txt")
+# (CERT-1 is suspended here: the sale is recorded, and the platform told.)
+check "sales report" 1 $ctl $plat sales report "$sold" ORDER-1
+has "first sale" "$dir/out" "^$sold  CERT_SUSPENDED - certificate CERT-1 is suspended"
+check "sold again elsewhere" 1 $ctl --role platform --subject shop-b sales report "$sold" B-1
+has "second sale" "$dir/out" "ALREADY_SOLD - already sold by platform shop-a on "
+check "undo by another" 1 $ctl --role platform --subject shop-b sales undo "$sold"
+has "undo refused" "$dir/err" "PERMISSION_DENIED: the code was sold by another platform"
+check "undo by the seller" 0 $ctl $plat sales undo "$sold"
+has "undone" "$dir/out" "sale of $sold undone"
+check "sales usage" 2 $ctl $plat sales report "$sold"
+
 # Cancellation (注销): notices like a revocation, its own verdict, no more codes.
 check "cancel" 0 $ctl $reg cert status CERT-1 cancelled --reason "holder gave it up"
 check "watch the cancellation" 0 $ctl $plat watch --count 1 --cursor-file "$dir/cursor"

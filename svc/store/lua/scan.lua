@@ -1,14 +1,15 @@
 -- scan: record a consumer scan of a code and answer its evidence.
 -- KEYS: 1 scan hash, 2 devices (HyperLogLog), 3 regions set, 4 the code's
---   listings set.
+--   sale record, 5 its other sales: all under the code's own hash tag
+--   (tc:{CODE}:...), so scans spread over a cluster.
 -- ARGV: 1 now ms, 2 region, 3 device, 4 window ms, 5 record (1/0), 6 ttl ms,
 --   7 travel age ms, 8 regions kept at most.
 -- Recording, a scan from another province (the first two digits of the
 -- region code) within window ms of the previous one is travel evidence,
 -- kept travel age ms; the code's keys live ttl ms past its last scan. Not
 -- recording, nothing is written (a preview, a HEAD, no device).
--- Returns {devices, first_ms, first_region, fast_move, regions, listings,
--- scans}.
+-- Returns {devices, first_ms, first_region, fast_move, regions, scans,
+-- sold by ('' when not sold), sold unix, other sales}.
 local h = KEYS[1]
 local now = tonumber(ARGV[1])
 if ARGV[5] == '1' then
@@ -31,5 +32,7 @@ if ARGV[5] == '1' then
 end
 local f = redis.call('HMGET', h, 'first_ms', 'first_region', 'travel_ms', 'scans')
 local travel = f[3] and now - tonumber(f[3]) < tonumber(ARGV[7]) and 1 or 0
+local sold = redis.call('HMGET', KEYS[4], 'platform', 'sold', 'more')
 return {redis.call('PFCOUNT', KEYS[2]), tonumber(f[1] or '0'), f[2] or '', travel,
-  redis.call('SCARD', KEYS[3]), redis.call('SCARD', KEYS[4]), tonumber(f[4] or '0')}
+  redis.call('SCARD', KEYS[3]), tonumber(f[4] or '0'), sold[1] or '', tonumber(sold[2] or '0'),
+  redis.call('SCARD', KEYS[5]) + tonumber(sold[3] or '0')}
