@@ -94,6 +94,9 @@ void api_watch_close(svc_ctx *c, void *state);
 svc_code api_ack_delisting(svc_ctx *c, const void *req, void *resp, svc_status *st);
 svc_code api_report_sales(svc_ctx *c, const void *req, void *resp, svc_status *st);
 svc_code api_undo_sale(svc_ctx *c, const void *req, void *resp, svc_status *st);
+svc_code api_report_problem(svc_ctx *c, const void *req, void *resp, svc_status *st);
+svc_code api_query_reports_open(svc_ctx *c, const void *req, void **state, svc_status *st);
+svc_code api_query_reports_next(svc_ctx *c, void *state, void *resp, int *done, svc_status *st);
 svc_code api_delisting_compliance(svc_ctx *c, const void *req, void *resp, svc_status *st);
 
 /* The issuing key of profile (REP_PROFILE_MAC / _SIG) on this node: the

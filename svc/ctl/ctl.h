@@ -78,6 +78,7 @@ void jstr(const char *s);
 const char *enum_name(const ProtobufCEnumDescriptor *d, int v, const char *prefix);
 const char *verdict_name(int v);
 const char *cert_status_name(int v);
+const char *problem_reason_name(int v);
 int parse_status(const char *s);
 int parse_kind(const char *s);
 int parse_u64(const char *s, unsigned long long max, unsigned long long *out);
@@ -102,5 +103,6 @@ int cmd_ack(rpc_client *cl, const opts *o, int argc, char **argv);
 int cmd_compliance(rpc_client *cl, const opts *o, int argc, char **argv);
 int cmd_audit(rpc_client *cl, const opts *o, int argc, char **argv);
 int cmd_sales(rpc_client *cl, const opts *o, int argc, char **argv);
+int cmd_reports(rpc_client *cl, const opts *o, int argc, char **argv);
 
 #endif

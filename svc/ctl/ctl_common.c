@@ -84,6 +84,11 @@ const char *cert_status_name(int v)
     return enum_name(&tracecode__v1__certificate_status__descriptor, v, "CERTIFICATE_STATUS_");
 }
 
+const char *problem_reason_name(int v)
+{
+    return enum_name(&tracecode__v1__problem_reason__descriptor, v, "PROBLEM_REASON_");
+}
+
 int parse_status(const char *s)
 {
     if (!s)

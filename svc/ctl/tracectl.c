@@ -63,6 +63,7 @@ static void usage_to(FILE *f)
           "  watch [--cursor-file F] [--exec CMD] [--count N]\n"
           "  ack NOTICE_ID [LISTING_ID ...] [--delisted UNIX]\n"
           "  sales report CODE ORDER_REF [CODE ORDER_REF ...] | sales undo CODE\n"
+          "  reports [code CODE | batch BATCH_ID | product PRODUCT_ID] [--from] [--to] [--count]\n"
           "  compliance PLATFORM_ID [--from UNIX] [--to UNIX]\n"
           "  audit head [--out FILE]\n"
           "  audit query [SUBJECT] [--kind K] [--from UNIX] [--to UNIX] [--count N]\n"
@@ -412,6 +413,10 @@ static const command cmds[] = {
      "sales report CODE ORDER_REF [CODE ORDER_REF ...]   (platform: units shipped)\n"
      "sales undo CODE                                    (the seller's return)",
      "request-id"},
+    {"reports", cmd_reports,
+     "reports [code CODE | batch BATCH_ID | product PRODUCT_ID] [--from UNIX] [--to UNIX]\n"
+     "        [--count N]   (consumers' problem reports: regulator; a maker's own)",
+     "from to count"},
     {"compliance", cmd_compliance, "compliance PLATFORM_ID [--from UNIX] [--to UNIX]", "from to"},
     {"audit", cmd_audit,
      "audit head [--out FILE]\n"

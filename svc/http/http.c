@@ -22,6 +22,7 @@
 #include "http_int.h"
 #include "check.h"
 #include "scan.h"
+#include "reports.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -450,6 +451,57 @@ static void route_seen(http_server *h, struct evhttp_request *req, struct evhttp
         http_text(req, 404, "Not Found", "not a trace code");
 }
 
+#define REPORT_BODY_MAX 4096
+
+/* The page's "report a problem" form: a POST from a device that holds the
+ * page's cookie (a cross-site form sends no SameSite=Lax cookie), its
+ * reason and words filed like ConsumerService.ReportProblem. */
+static void route_report(http_server *h, struct evhttp_request *req, struct evhttp_uri *uri,
+                         const char *path)
+{
+    char code[CODE_ARG_MAX + 1], device[2 * COOKIE_RND + 1], region[STORE_REGION_MAX + 1];
+    char body[REPORT_BODY_MAX + 1], msg[SVC_MSG_MAX];
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    const char *reason, *text;
+    struct evkeyvalq form;
+    int en = http_want_english(req, uri);
+    svc_status st = {0};
+    uint32_t on_code = 0;
+    uint64_t id = 0;
+    size_t n = evbuffer_get_length(in);
+
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        http_text(req, 405, "Method Not Allowed", "a report is a POST from the scan page's form");
+        return;
+    }
+    if (!http_code_arg(path, 8, NULL, code)) {
+        http_text(req, 404, "Not Found", "not a trace code");
+        return;
+    }
+    if (http_is_robot(req) || !http_device_of(h->svc, req, device)) {
+        http_text(req, 403, "Forbidden", "not filed: no device cookie from the scan page");
+        return;
+    }
+    if (n > REPORT_BODY_MAX) {
+        http_text(req, 413, "Payload Too Large", "a report is at most 4096 bytes");
+        return;
+    }
+    evbuffer_remove(in, body, n);
+    body[n] = '\0';
+    if (memchr(body, '\0', n) || evhttp_parse_query_str(body, &form) != 0) {
+        http_text(req, 400, "Bad Request", "the form could not be read");
+        return;
+    }
+    reason = evhttp_find_header(&form, "reason");
+    text = evhttp_find_header(&form, "text");
+    http_region_of(h, req, region);
+    report_file(h->svc, h->reader, code, reason ? (int)strtol(reason, NULL, 10) : 0,
+                text ? text : "", device, region, "page", &id, &on_code, &st);
+    snprintf(msg, sizeof(msg), "%s", st.msg);
+    evhttp_clear_headers(&form);
+    http_report_page(req, code, st.code, msg, id, en);
+}
+
 static void route_beacon(http_server *h, struct evhttp_request *req, struct evhttp_uri *uri,
                          const char *path)
 {
@@ -579,6 +631,7 @@ static const route routes[] = {
     {"/C/", HTTP_PUBLIC, 0, 1, 0, route_page},           /* the scan page of a code */
     {"/01/", HTTP_PUBLIC, 0, 0, 0, route_dl},            /* the same, from a GS1 Digital Link */
     {"/check", HTTP_PUBLIC, 1, 0, 0, route_check},       /* the same, for a typed code */
+    {"/report/", HTTP_PUBLIC, 0, 1, 1, route_report},    /* the page's "report a problem" */
     {"/api/v1/scan/", HTTP_PUBLIC, 0, 0, 0, route_json}, /* the same as JSON */
     {"/qr/", HTTP_PUBLIC, 0, 0, 0, route_qr},            /* a code's QR, .svg or .png */
     {"/metrics", HTTP_ADMIN, 1, 0, 0, route_metrics},    /* Prometheus text */
@@ -855,7 +908,8 @@ http_server *http_start(http_kind kind, const char *addr, svc *s, const char *tr
     h->reader = rep_reader_register(s->replica);
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
     evhttp_set_max_headers_size(h->http, 16 * 1024);
-    evhttp_set_max_body_size(h->http, 0);
+    /* Bodies: only the public report form's, bounded. */
+    evhttp_set_max_body_size(h->http, kind == HTTP_PUBLIC ? REPORT_BODY_MAX : 0);
     evhttp_set_timeout(h->http, 10);
     evhttp_set_gencb(h->http, on_request, h);
     evhttp_set_bevcb(h->http, new_bev, h);

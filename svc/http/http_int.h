@@ -91,6 +91,10 @@ void http_text(struct evhttp_request *req, int code, const char *reason, const c
  * and its JSON; en: English, else Chinese. */
 void http_scan_page(struct evbuffer *b, const scan_view *v, const char *code, int en, int beacon);
 void http_scan_json(struct evbuffer *b, const scan_view *v, int en);
+/* The answer to the page's "report a problem" form: thanks and the
+ * report's number, or what stopped it, in plain words. */
+void http_report_page(struct evhttp_request *req, const char *code, svc_code result,
+                      const char *why, uint64_t id, int en);
 
 /* visitor.c: who a request comes from. */
 /* English asked for: ?lang=en, or an Accept-Language that starts with en. */

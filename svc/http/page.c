@@ -134,7 +134,9 @@ void http_scan_page(struct evbuffer *b, const scan_view *v, const char *code, in
         "dl{display:grid;grid-template-columns:auto 1fr;gap:.3em 1em}dt{color:#555}"
         "dd{margin:0;overflow-wrap:anywhere}p.m{font-size:1.1em}"
         /* tap targets: 44 CSS pixels at least (WCAG 2.5.5) */
-        "a,button,input{min-height:44px;font:inherit}a.t{display:inline-block;line-height:44px;"
+        "a,button,input,select,textarea,summary{min-height:44px;font:inherit}"
+        "summary{line-height:44px;cursor:pointer}textarea{width:100%%}"
+        "a.t{display:inline-block;line-height:44px;"
         "padding:0 .5em}form{display:flex;flex-wrap:wrap;gap:.5em;margin:1em 0}"
         "label{width:100%%}input{flex:1;min-width:12em;padding:0 .5em;border:1px solid #555;"
         "border-radius:.3em}button{min-width:44px;padding:0 1em;border:0;border-radius:.3em;"
@@ -210,9 +212,33 @@ void http_scan_page(struct evbuffer *b, const scan_view *v, const char *code, in
                 ? printed
                 : code);
     }
+    evbuffer_add_printf(b, "</dl>");
+    if (v->code[0] && v->verdict != TC_MALFORMED && v->verdict != TC_FORGED &&
+        v->verdict != TC_UNKNOWN_BATCH) { /* a code we issued: "report a problem" */
+        static const char *const zh_r[] = {"货不对板（与描述不符）", "疑似假货",
+                                           "标签损坏或无法识别", "安全隐患", "其他"};
+        static const char *const en_r[] = {"Not as described", "Suspected fake", "Label damaged",
+                                           "Safety hazard", "Other"};
+        evbuffer_add_printf(b,
+                            "<details><summary>%s</summary><form method=\"post\" "
+                            "action=\"/report/%s?lang=%s\"><label for=\"reason\">%s</label>"
+                            "<select id=\"reason\" name=\"reason\" required>",
+                            en ? "Report a problem" : "报告问题", v->code, en ? "en" : "zh",
+                            en ? "What is wrong" : "问题");
+        for (int i = 0; i < 5; i++)
+            evbuffer_add_printf(b, "<option value=\"%d\">%s</option>", i + 1,
+                                en ? en_r[i] : zh_r[i]);
+        evbuffer_add_printf(b,
+                            "</select><label for=\"text\">%s</label><textarea id=\"text\" "
+                            "name=\"text\" maxlength=\"160\" rows=\"3\"></textarea>"
+                            "<button type=\"submit\">%s</button></form></details>",
+                            en ? "In your words (optional, up to 160 characters)"
+                               : "说明（可选，至多 160 字）",
+                            en ? "Send" : "提交");
+    }
     /* The other language, of the same code (its canonical page when it
      * decoded: a /check or Digital Link address keeps its code that way). */
-    evbuffer_add_printf(b, "</dl><p><a class=\"t\" href=\"");
+    evbuffer_add_printf(b, "<p><a class=\"t\" href=\"");
     if (v->code[0]) {
         evbuffer_add_printf(b, "/C/%s?", v->code);
     } else { /* a typed text that did not read: kept for the /check page */
@@ -268,4 +294,68 @@ void http_scan_json(struct evbuffer *b, const scan_view *v, int en)
                         v->sale.state == STORE_SALE_SOLD ? (long long)v->sale.sold_unix : 0LL,
                         v->sale.others + (v->sale.state == STORE_SALE_SOLD));
     evbuffer_add(b, "}\n", 2);
+}
+
+/* The head of a page of ours: language, title, the shared style. */
+static void page_head(struct evbuffer *b, int en, const char *title)
+{
+    evbuffer_add_printf(
+        b,
+        "<!doctype html><html lang=\"%s\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+        "<title>%s</title><style>body{font:16px/1.5 system-ui,sans-serif;margin:0;color:#111;"
+        "background:#fafafa}main{max-width:34em;margin:0 auto;padding:1em}"
+        "a{display:inline-block;min-height:44px;line-height:44px;padding:0 .5em}</style>"
+        "</head><body><main>",
+        en ? "en" : "zh-CN", title);
+}
+
+void http_report_page(struct evhttp_request *req, const char *code, svc_code result,
+                      const char *why, uint64_t id, int en)
+{
+    struct evbuffer *b = evbuffer_new();
+    int ok = result == SVC_OK;
+
+    if (!b) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    page_head(b, en, en ? "Report a problem" : "报告问题");
+    evbuffer_add_printf(b, "<h1>%s</h1><p role=\"status\">",
+                        ok ? (en ? "Thank you" : "感谢您的报告")
+                           : (en ? "The report was not sent" : "报告未能提交"));
+    if (ok)
+        evbuffer_add_printf(b,
+                            en ? "Your report number %llu reached the market regulator and the "
+                                 "maker."
+                               : "您的报告（编号 %llu）已送达市场监管部门和生产企业。",
+                            (unsigned long long)id);
+    else if (result == SVC_RESOURCE_EXHAUSTED)
+        evbuffer_add_printf(b, "%s",
+                            en ? "Too many reports from this phone or about this code for now: "
+                                 "please try again later."
+                               : "此手机或此追溯码的报告过多，请稍后再试。");
+    else if (result == SVC_INVALID_ARGUMENT || result == SVC_FAILED_PRECONDITION)
+        evbuffer_add_printf(b, "%s",
+                            en ? "Choose a reason, keep the text under 500 bytes, and report "
+                                 "only codes the registry issued."
+                               : "请选择原因，文字不超过 500 字节；只能报告监管系统签发的追溯码。");
+    else
+        evbuffer_add_printf(b, "%s",
+                            en ? "The service could not take it now: please try again later."
+                               : "服务暂时无法受理，请稍后再试。");
+    evbuffer_add_printf(b, "</p><p><a href=\"/C/");
+    http_esc_html(b, code);
+    evbuffer_add_printf(b, "?lang=%s\">%s</a></p></main></body></html>\n", en ? "en" : "zh",
+                        en ? "Back to the product" : "返回商品信息");
+    (void)why; /* the technical reason: in the service's log, not the page */
+    if (ok)
+        http_reply(req, 200, "OK", "text/html; charset=utf-8", b);
+    else if (result == SVC_RESOURCE_EXHAUSTED)
+        http_reply(req, 429, "Too Many Requests", "text/html; charset=utf-8", b);
+    else if (result == SVC_INVALID_ARGUMENT || result == SVC_FAILED_PRECONDITION)
+        http_reply(req, 400, "Bad Request", "text/html; charset=utf-8", b);
+    else
+        http_reply(req, 503, "Service Unavailable", "text/html; charset=utf-8", b);
+    evbuffer_free(b);
 }

@@ -43,6 +43,8 @@ svc_code svc_store_fail(svc_status *st, store_err e, const char *err)
         return svc_fail(st, SVC_DEADLINE_EXCEEDED, "%s", err);
     case STORE_ERR_EXISTS:
         return svc_fail(st, SVC_ALREADY_EXISTS, "%s", err);
+    case STORE_ERR_LIMIT:
+        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "%s", err);
     case STORE_ERR_PROTOCOL:
     case STORE_ERR_NOMEM:
         break;

@@ -145,6 +145,8 @@ const rpc_method rpc_methods[] = {
     /* ConsumerService: platform-hosted scan pages (any platform). */
     UNARY_REDIS("/tracecode.v1.ConsumerService/Scan", SVC_ROLE_PLATFORM, D(scan_request),
                 D(scan_response), api_scan, 16),
+    UNARY_REDIS("/tracecode.v1.ConsumerService/ReportProblem", SVC_ROLE_PLATFORM,
+                D(report_problem_request), D(report_problem_response), api_report_problem, 4),
 
     /* AuditService: QueryAudit for regulators; heads and proofs (hashes
      * only) for regulators and certification bodies. */
@@ -155,6 +157,15 @@ const rpc_method rpc_methods[] = {
      .out = D(query_audit_response),
      .open = api_query_audit_open,
      .next = api_query_audit_next,
+     .slots = 2,
+     .blocking = 1},
+    {.path = "/tracecode.v1.AuditService/QueryReports",
+     .kind = RPC_SERVER_STREAM,
+     .roles = SVC_ROLE_REGULATOR | SVC_ROLE_MANUFACTURER,
+     .in = D(query_reports_request),
+     .out = D(query_reports_response),
+     .open = api_query_reports_open,
+     .next = api_query_reports_next,
      .slots = 2,
      .blocking = 1},
     UNARY_REDIS("/tracecode.v1.AuditService/GetTreeHead", REGISTRY, D(get_tree_head_request),

@@ -535,7 +535,8 @@ store_err st_exec(store *s, int argc, const char **argv, const size_t *lens, red
         store_err e;
     } words[] = {{"NOTFOUND ", STORE_ERR_NOTFOUND}, {"PRECONDITION ", STORE_ERR_PRECONDITION},
                  {"DENIED ", STORE_ERR_DENIED},     {"ARG ", STORE_ERR_ARG},
-                 {"EXISTS ", STORE_ERR_EXISTS},     {"RETRY ", ST_ERR_RETRY}};
+                 {"EXISTS ", STORE_ERR_EXISTS},     {"RETRY ", ST_ERR_RETRY},
+                 {"LIMIT ", STORE_ERR_LIMIT}};
     redisContext *c;
     redisReply *r;
     unsigned gen;

@@ -36,6 +36,7 @@ typedef enum store_err {
     STORE_ERR_RANGE = 8,   /* a cursor outside what is retained */
     STORE_ERR_TIMEOUT = 9, /* no answer in time: a write may or may not be done */
     STORE_ERR_EXISTS = 10, /* a request id already used for another request */
+    STORE_ERR_LIMIT = 11,  /* a rate kept in Redis is spent (the message says until when) */
 } store_err;
 
 #define STORE_ERR_MAX 256
@@ -306,6 +307,36 @@ store_err store_sale_salt(store *s, char out[STORE_SALT_HEX + 1], char *err, siz
  * request again (its writes are idempotent on their own),
  * STORE_ERR_EXISTS for another request under the id. */
 store_err store_idem_claim(store *s, const store_idem *idem, char *err, size_t errcap);
+
+/*
+ * Consumers' problem reports (reports.c), in the registry's slot. add: the
+ * report under a new id, unless the device or the code spent its rate
+ * (STORE_ERR_LIMIT, nothing written); *on_code the code's reports so far.
+ * query: up to max reports of an index ("{tc}:reports", or
+ * "{tc}:reports:code:C", ...:batch:B, ...:product:P, ...:mfr:M) with ids
+ * after after, oldest first.
+ */
+#define STORE_REPORT_TEXT_MAX 500
+typedef struct store_report {
+    const char *code, *product_id, *issuer, *text, *region, *via, *device;
+    uint64_t batch_id;
+    int reason;
+} store_report;
+typedef struct store_report_rates {
+    uint32_t per_device, per_code;
+    int64_t device_window_s, code_window_s;
+} store_report_rates;
+typedef struct store_report_row {
+    uint64_t id, batch_id;
+    char code[128], product_id[64], issuer[64], region[16], via[80];
+    char text[STORE_REPORT_TEXT_MAX + 1];
+    int reason;
+    int64_t created_unix;
+} store_report_row;
+store_err store_report_add(store *s, const store_report *r, const store_report_rates *rates,
+                           uint64_t *id, uint32_t *on_code, char *err, size_t errcap);
+store_err store_reports_query(store *s, const char *index, uint64_t after, size_t max,
+                              store_report_row *out, size_t *n, char *err, size_t errcap);
 
 /*
  * The delisting notices no platform has acknowledged in full yet: how many
