@@ -51,7 +51,8 @@ done
 
 step "tracesvc on loopback"
 "$bin/tracesvc" --redis "unix:$work/redis/redis.sock" --grpc 127.0.0.1:0 --keys "$work/keys" \
-    --insecure --base-url https://tc.samr.example --http 127.0.0.1:0 > "$work/tracesvc.log" 2>&1 &
+    --insecure --base-url https://tc.samr.example --http 127.0.0.1:0 \
+    --image-origins https://img.example.cn > "$work/tracesvc.log" 2>&1 &
 svc_pid=$!
 for _ in $(seq 100); do
     grep -q "http-port [0-9]" "$work/tracesvc.log" && break
@@ -78,6 +79,18 @@ run "$ctl" $regulator keys list
 step "manufacturer: a product under that certificate, with its GS1 GTIN"
 run "$ctl" $manufacturer product register --certificate 2024010701000001 --category 0704 \
     --brand Acme --model PB-10000 --gtin 6901234567892
+
+step "manufacturer: the product's passport - what a consumer sees it really is"
+cat > "$work/passport.txt" <<'EOF'
+# what PB-10000 is made to, tested by, looks like and where it is made
+standard: GB 4943.1-2022
+standard: GB 31241-2022
+report: CQC-2026-0001 | 中国质量认证中心 | 2026-01-15 | https://lab.example.cn/reports/CQC-2026-0001.pdf | 6f1ed002ab5595859014ebf0951522d9b6e9b5bd7cfae8a1d1ff2a0cf4b6c5de
+image: https://img.example.cn/pb-10000/front.jpg | 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae | 移动电源正面
+description: 10000 mAh 移动电源，双 USB-C 接口
+origin: 广东省深圳市
+EOF
+run "$ctl" $manufacturer product update P1 --file "$work/passport.txt"
 
 step "manufacturer: 1,000 codes and a print-ready label sheet (GS1 Digital Link QRs: the product has a GTIN)"
 run "$ctl" $manufacturer issue P1 --quantity 1000 --request-id order-1 --out "$work/codes.txt" \

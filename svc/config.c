@@ -66,6 +66,9 @@ static const flag flags[] = {
     STR("complaint-hotline", hotline, "NUMBER",
         "whom the scan page tells consumers to call about a suspect product (default 12315, "
         "China's market-regulation hotline)"),
+    STR("image-origins", image_origins, "ORIGIN[,ORIGIN...]",
+        "https origins the scan page shows product images from (its Content-Security-Policy); "
+        "images elsewhere are links"),
     STR("base-url", base_url, "URL",
         "the scan pages' public address (default https://tc.example.com)"),
     NUM("threads", threads, "N", 1, 64, 0, "", "gRPC workers (default: one per core)"),
@@ -286,6 +289,25 @@ static int set_flag(config *c, const flag *g, const char *s, const char *shown)
     return 2;
 }
 
+/* https://HOST[:PORT][,https://HOST[:PORT]...]: at most 8, 512 bytes. */
+static int origins_ok(const char *s)
+{
+    size_t n = 0;
+
+    if (strlen(s) > 512)
+        return 0;
+    while (*s) {
+        size_t k = strcspn(s, ",");
+        if (++n > 8 || k <= 8 || strncmp(s, "https://", 8) != 0)
+            return 0;
+        for (size_t i = 8; i < k; i++)
+            if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-' && s[i] != ':')
+                return 0;
+        s += k + (s[k] == ',');
+    }
+    return n > 0;
+}
+
 int configure(int argc, char **argv, config *c)
 {
     struct option lo[NFLAGS + 4];
@@ -374,6 +396,13 @@ int configure(int argc, char **argv, config *c)
         c->base_url = "https://tc.example.com";
     if (!c->hotline)
         c->hotline = "12315";
+    if (c->image_origins && !origins_ok(c->image_origins)) {
+        fprintf(stderr,
+                "tracesvc: --image-origins '%.80s' must be https://HOST[:PORT] origins, comma "
+                "separated, at most 8 and 512 characters (no path)\n",
+                c->image_origins);
+        return 2;
+    }
     if (strlen(c->hotline) > 32 || strspn(c->hotline, "0123456789+- ") != strlen(c->hotline)) {
         fprintf(stderr,
                 "tracesvc: --complaint-hotline '%.40s' must be a phone number: digits, "

@@ -8,7 +8,7 @@
 typedef struct config {
     const char *redis, *grpc, *http, *admin, *access_log, *keys, *tls_cert, *tls_key, *client_ca,
         *client_crl;
-    const char *base_url, *hotline;
+    const char *base_url, *hotline, *image_origins;
     const char *node_id, *limits_file, *trusted_proxy;
     long scan_ttl, http_max_conns;
     const char *limit[64]; /* --limit, in order */

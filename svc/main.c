@@ -481,6 +481,7 @@ int main(int argc, char **argv)
     node.scan_ttl_s = cfg.scan_ttl;
     node.sale_undo_window_s = cfg.sale_undo_window;
     node.hotline = cfg.hotline;
+    node.image_origins = cfg.image_origins;
     pthread_mutex_init(&node.sale_mu, NULL);
     node.forgery_percent = (uint32_t)cfg.forgery_percent;
     node.forgery_min = (uint32_t)cfg.forgery_min;

@@ -75,6 +75,7 @@ svc_code api_issue_open(svc_ctx *c, const void *req, void **state, svc_status *s
 svc_code api_issue_next(svc_ctx *c, void *state, void *resp, int *done, svc_status *st);
 svc_code api_get_batch(svc_ctx *c, const void *req, void *resp, svc_status *st);
 svc_code api_get_product(svc_ctx *c, const void *req, void *resp, svc_status *st);
+svc_code api_update_product(svc_ctx *c, const void *req, void *resp, svc_status *st);
 svc_code api_recall_batch(svc_ctx *c, const void *req, void *resp, svc_status *st);
 
 /* verify_api.c */

@@ -3,6 +3,7 @@
  * licensed manufacturers acting on their own records only.
  */
 #include "api.h"
+#include "passport_api.h"
 #include "check.h"
 #include "tracecode/v1/issuer.pb-c.h"
 
@@ -33,10 +34,17 @@ svc_code api_register_product(svc_ctx *c, const void *req, void *resp, svc_statu
     uint64_t rev;
     store_err e;
 
+    passport_fields pf = {q->standards, q->n_standards, q->test_reports, q->n_test_reports,
+                          q->images,    q->n_images,    q->description,  q->origin};
+    char *passport = svc_alloc(c, REP_PASSPORT_MAX + 1);
+
+    if (!passport)
+        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
     if (!check_id(st, "certificate_number", q->certificate_number, REP_NUMBER_MAX) ||
         !check_category(st, "category_code", q->category_code) ||
         !check_text(st, "brand", q->brand, REP_BRAND_MAX, 1) ||
         !check_text(st, "model", q->model, REP_MODEL_MAX, 1) || !check_gtin(st, "gtin", q->gtin) ||
+        !passport_in(st, &pf, passport, REP_PASSPORT_MAX + 1) ||
         !svc_idem(c, q->request_id, &idem, actor, st))
         return st->code;
     sq.caller = c->subject;
@@ -45,6 +53,8 @@ svc_code api_register_product(svc_ctx *c, const void *req, void *resp, svc_statu
     sq.brand = q->brand;
     sq.model = q->model;
     sq.gtin = q->gtin;
+    sq.passport = passport;
+    sq.actor = actor;
     sq.now = svc_now_unix();
     e = store_register_product(c->svc->store, &idem, &sq, pid, &registered, &rev, err, sizeof(err));
     if (e)
@@ -62,7 +72,7 @@ svc_code api_register_product(svc_ctx *c, const void *req, void *resp, svc_statu
     out->gtin = svc_strdup(c, q->gtin);
     out->issuer_credit_code = svc_strdup(c, c->subject);
     out->registered_unix = registered;
-    return SVC_OK;
+    return passport_out(c, passport, out, st);
 }
 
 static void batch_out(svc_ctx *c, const store_batch *b, Batch *out)
@@ -267,26 +277,34 @@ svc_code api_get_batch(svc_ctx *c, const void *req, void *resp, svc_status *st)
     return SVC_OK;
 }
 
-svc_code api_get_product(svc_ctx *c, const void *req, void *resp, svc_status *st)
+/* One of the caller's products from the replica, its passport copied
+ * inside the read section (a newer one may replace it after). */
+static svc_code own_product(svc_ctx *c, const char *product_id, Tracecode__V1__Product **out,
+                            svc_status *st)
 {
-    const Tracecode__V1__GetProductRequest *q = req;
-    Tracecode__V1__GetProductResponse *out = resp;
     Tracecode__V1__Product *pm;
     const rep_product *p;
+    const char *text;
+    char *passport = NULL;
 
-    if (!check_id(st, "product_id", q->product_id, REP_PRODUCT_ID_MAX))
+    if (!check_id(st, "product_id", product_id, REP_PRODUCT_ID_MAX))
         return st->code;
-    /* A product never changes once registered: its strings outlive the
-     * read section, no copy needed. */
+    /* What a product was registered as never changes: those strings
+     * outlive the read section. */
     rep_read_begin(c->svc->replica, c->reader);
-    p = rep_product_find(c->svc->replica, q->product_id);
+    p = rep_product_find(c->svc->replica, product_id);
+    text = p ? atomic_load_explicit(&p->passport, memory_order_acquire) : NULL;
+    if (text && !(passport = svc_strdup(c, text))) {
+        rep_read_end(c->svc->replica, c->reader);
+        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+    }
     rep_read_end(c->svc->replica, c->reader);
     if (!p)
-        return svc_fail(st, SVC_NOT_FOUND, "product %s is not registered", q->product_id);
+        return svc_fail(st, SVC_NOT_FOUND, "product %s is not registered", product_id);
     if (strcmp(p->mfr->credit_code, c->subject) != 0) /* as IssueCodes and GetBatch say */
         return svc_fail(st, SVC_PERMISSION_DENIED, "product %s belongs to another manufacturer",
-                        q->product_id);
-    pm = out->product = svc_alloc(c, sizeof(*pm));
+                        product_id);
+    pm = *out = svc_alloc(c, sizeof(*pm));
     if (!pm)
         return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
     tracecode__v1__product__init(pm);
@@ -298,7 +316,68 @@ svc_code api_get_product(svc_ctx *c, const void *req, void *resp, svc_status *st
     pm->gtin = (char *)p->gtin;
     pm->issuer_credit_code = p->mfr->credit_code;
     pm->registered_unix = p->registered;
-    return SVC_OK;
+    return passport_out(c, passport, pm, st);
+}
+
+svc_code api_get_product(svc_ctx *c, const void *req, void *resp, svc_status *st)
+{
+    const Tracecode__V1__GetProductRequest *q = req;
+    Tracecode__V1__GetProductResponse *out = resp;
+
+    return own_product(c, q->product_id, &out->product, st);
+}
+
+/* A given field of what a product was registered as must be what it is. */
+static int unchanged(svc_status *st, const char *field, const char *given, const char *is)
+{
+    if (given[0] && strcmp(given, is ? is : "") != 0) {
+        svc_fail(st, SVC_FAILED_PRECONDITION,
+                 "%s cannot change: codes were issued for '%s' (register another product)", field,
+                 is ? is : "");
+        return 0;
+    }
+    return 1;
+}
+
+svc_code api_update_product(svc_ctx *c, const void *req, void *resp, svc_status *st)
+{
+    const Tracecode__V1__UpdateProductRequest *q = req;
+    Tracecode__V1__UpdateProductResponse *out = resp;
+    const Tracecode__V1__Product *m = q->product;
+    char *passport = svc_alloc(c, REP_PASSPORT_MAX + 1);
+    char err[STORE_ERR_MAX], actor[SVC_ACTOR_MAX];
+    const rep_product *p;
+    store_idem idem;
+    uint64_t rev;
+    store_err e;
+
+    if (!passport)
+        return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
+    if (!m || !m->product_id[0])
+        return svc_fail(st, SVC_INVALID_ARGUMENT, "product.product_id is required");
+    if (!check_id(st, "product.product_id", m->product_id, REP_PRODUCT_ID_MAX))
+        return st->code;
+    p = rep_product_find(c->svc->replica, m->product_id); /* never freed */
+    if (p && strcmp(p->mfr->credit_code, c->subject) == 0 &&
+        (!unchanged(st, "product.certificate_number", m->certificate_number, p->cert->number) ||
+         !unchanged(st, "product.category_code", m->category_code, p->category) ||
+         !unchanged(st, "product.brand", m->brand, p->brand) ||
+         !unchanged(st, "product.model", m->model, p->model) ||
+         !unchanged(st, "product.gtin", m->gtin, p->gtin)))
+        return st->code;
+    {
+        passport_fields pf = {m->standards, m->n_standards, m->test_reports, m->n_test_reports,
+                              m->images,    m->n_images,    m->description,  m->origin};
+        if (!passport_in(st, &pf, passport, REP_PASSPORT_MAX + 1) ||
+            !svc_idem(c, q->request_id, &idem, actor, st))
+            return st->code;
+    }
+    e = store_update_passport(c->svc->store, &idem, actor, c->subject, m->product_id, passport,
+                              &rev, err, sizeof(err));
+    if (e)
+        return svc_store_fail(st, e, err);
+    svc_settle(c, rev);
+    return own_product(c, m->product_id, &out->product, st);
 }
 
 /* Serials of first..last not yet recalled (read from the replica). */

@@ -4,6 +4,7 @@
  */
 #include "scan.h"
 #include "check.h"
+#include "passport_api.h"
 #include "tracecode/v1/consumer.pb-c.h"
 
 #include <stdio.h>
@@ -44,6 +45,10 @@ static void decide(const svc *s, int reader, const char *code, scan_view *v)
         copy(v->model, sizeof(v->model), p->model);
         copy(v->category, sizeof(v->category), p->category);
         copy(v->issuer_credit, sizeof(v->issuer_credit), p->mfr->credit_code);
+        {
+            const char *pp = atomic_load_explicit(&p->passport, memory_order_acquire);
+            copy(v->passport, sizeof(v->passport), pp ? pp : "");
+        }
         copy(v->issuer_name, sizeof(v->issuer_name),
              atomic_load_explicit(&p->mfr->v, memory_order_acquire)->name);
         if (rg)
@@ -158,23 +163,24 @@ void scan_time(int64_t unix_s, int en, char *out, size_t cap)
     snprintf(out + n, cap - n, "%s", en ? " China time (UTC+8)" : "（北京时间）");
 }
 
+static void verdict_message(const scan_view *v, int en, char *out, size_t cap);
+
 void scan_message(const scan_view *v, int en, char *out, size_t cap)
 {
+    verdict_message(v, en, out, cap);
     if (v->verdict == TC_GENUINE && v->sale.state == STORE_SALE_SOLD) {
         /* "Sold by ..." after what the verdict says. */
-        char when[64], rest[512];
-        scan_view plain = *v;
-        size_t n;
-        plain.sale.state = 0;
-        scan_message(&plain, en, out, cap);
+        char when[64];
+        size_t n = strlen(out);
         scan_time(v->sale.sold_unix, en, when, sizeof(when));
-        snprintf(rest, sizeof(rest),
+        snprintf(out + n, cap > n ? cap - n : 0,
                  en ? " Sold by platform %s on %s." : "已由平台 %s 于 %s 售出。", v->sale.platform,
                  when);
-        n = strlen(out);
-        snprintf(out + n, cap > n ? cap - n : 0, "%s", rest);
-        return;
     }
+}
+
+static void verdict_message(const scan_view *v, int en, char *out, size_t cap)
+{
     switch (v->verdict) {
     case TC_GENUINE:
         if (v->suspected_copy)
@@ -308,6 +314,8 @@ svc_code api_scan(svc_ctx *c, const void *req, void *resp, svc_status *st)
         p->certificate_number = v->cert_number;
         p->issuer_credit_code = v->issuer_credit;
         out->product = p;
+        if (passport_out(c, v->passport, p, st) != SVC_OK)
+            return st->code;
     }
     if (!out->message)
         return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");

@@ -14,6 +14,7 @@
 #define TC_SCAN_H
 
 #include "api.h"
+#include "passport.h"
 #include "verify.h"
 
 #define SCAN_TEXT_MAX 256
@@ -29,9 +30,10 @@ typedef struct scan_view {
     char brand[SCAN_TEXT_MAX], model[SCAN_TEXT_MAX], category[REP_CATEGORY_MAX + 1];
     char issuer_name[SCAN_TEXT_MAX], issuer_credit[REP_CREDIT_MAX + 1];
     char recall_reason[SCAN_TEXT_MAX];
-    char cert_reason[SCAN_TEXT_MAX]; /* the status's reason, as the regulator entered it */
-    int recorded;                    /* the history was read (the code is one we issued) */
-    int counted;                     /* and this scan was counted in it */
+    char cert_reason[SCAN_TEXT_MAX];     /* the status's reason, as the regulator entered it */
+    char passport[REP_PASSPORT_MAX + 1]; /* the product's, stored form ("" for none) */
+    int recorded;                        /* the history was read (the code is one we issued) */
+    int counted;                         /* and this scan was counted in it */
     store_scan history;
     int suspected_copy;
     char copy_why[160];    /* which rules, in English words */

@@ -203,6 +203,9 @@ static void free_versions(rep *r)
     for (i = 0; i < r->mfrs.cap; i++)
         if (r->mfrs.keys[i])
             free((void *)atomic_load(&((rep_mfr *)r->mfrs.vals[i])->v));
+    for (i = 0; i < r->products.cap; i++)
+        if (r->products.keys[i])
+            free((void *)atomic_load(&((rep_product *)r->products.vals[i])->passport));
 }
 
 void rep_free(rep *r)
@@ -535,6 +538,28 @@ rep_err rep_put_cert(rep *r, const rep_cert_fields *f)
     return REP_OK;
 }
 
+rep_err rep_put_passport(rep *r, const char *product_id, const char *passport)
+{
+    rep_product *p;
+    char *copy = NULL;
+    const char *old;
+
+    if (passport && strlen(passport) > REP_PASSPORT_MAX)
+        return REP_ERR_ARG;
+    pthread_mutex_lock(&r->mu);
+    p = smap_get(&r->products, product_id);
+    pthread_mutex_unlock(&r->mu);
+    if (!p)
+        return REP_ERR_NOTFOUND;
+    old = atomic_load_explicit(&p->passport, memory_order_acquire);
+    if ((!passport || !*passport) ? !old : (old && strcmp(old, passport) == 0))
+        return REP_OK; /* the same again (a snapshot, an echo of our own write) */
+    if (passport && *passport && !(copy = strdup(passport)))
+        return REP_ERR_NOMEM;
+    retire(r, atomic_exchange(&p->passport, copy));
+    return REP_OK;
+}
+
 static int same(const char *a, const char *b)
 {
     return strcmp(a ? a : "", b ? b : "") == 0;
@@ -594,6 +619,7 @@ rep_err rep_put_product(rep *r, const rep_product_fields *p, const char *cert_nu
     np->cert = c;
     np->mfr = m;
     np->registered = p->registered;
+    atomic_init(&np->passport, NULL);
     pthread_mutex_lock(&r->mu);
     if (smap_put(&r->products, np->product_id, np) != 0) {
         pthread_mutex_unlock(&r->mu);

@@ -36,6 +36,7 @@
 #define REP_MODEL_MAX 100
 #define REP_GTIN_MAX 14
 #define REP_PRODUCT_ID_MAX 32
+#define REP_PASSPORT_MAX 32768 /* a passport's stored form (svc/core/passport.h) */
 #define REP_REASON_MAX 500
 #define REP_RECALLS_MAX 4096                  /* recalled ranges per batch */
 #define REP_READERS_MAX 64                    /* reader threads */
@@ -114,6 +115,10 @@ typedef struct rep_product {
     rep_cert *cert;
     rep_mfr *mfr;
     int64_t registered;
+    /* Its passport's stored form (svc/core/passport.h), replaced whole by
+     * rep_put_passport; NULL for none. Read it inside a read section and
+     * copy what outlives it. */
+    _Atomic(const char *) passport;
 } rep_product;
 
 /* What a writer gives to register a product (borrowed). */
@@ -193,6 +198,9 @@ rep_err rep_put_mfr(rep *r, const char *credit_code, const char *name, int statu
 rep_err rep_put_cert(rep *r, const rep_cert_fields *f);
 /* A product or batch already present with the same id is left as it is
  * (changes are replayed after a snapshot); a different one is REP_ERR_EXISTS. */
+/* Put passport (its stored form; NULL or "" for none) in force for
+ * product_id; the one it replaces is freed after the readers moved on. */
+rep_err rep_put_passport(rep *r, const char *product_id, const char *passport);
 rep_err rep_put_product(rep *r, const rep_product_fields *p, const char *cert_number,
                         const char *credit_code);
 rep_err rep_put_batch(rep *r, uint64_t id, const char *product_id, uint32_t quantity,

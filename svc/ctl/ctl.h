@@ -104,5 +104,8 @@ int cmd_compliance(rpc_client *cl, const opts *o, int argc, char **argv);
 int cmd_audit(rpc_client *cl, const opts *o, int argc, char **argv);
 int cmd_sales(rpc_client *cl, const opts *o, int argc, char **argv);
 int cmd_reports(rpc_client *cl, const opts *o, int argc, char **argv);
+/* A product (ctl_product.c): show it, replace its passport from a file. */
+int product_show(rpc_client *cl, const opts *o, const char *id);
+int product_update(rpc_client *cl, const opts *o, const char *id);
 
 #endif

@@ -284,6 +284,10 @@ int cmd_product(rpc_client *cl, const opts *o, int argc, char **argv)
     ProtobufCMessage *resp;
     rpc_result r;
 
+    if (argc == 2 && strcmp(argv[0], "show") == 0)
+        return product_show(cl, o, argv[1]);
+    if (argc == 2 && strcmp(argv[0], "update") == 0)
+        return product_update(cl, o, argv[1]);
     if (argc != 1 || strcmp(argv[0], "register") != 0)
         return usage();
     if (!o->certificate || !o->category || !o->brand || !o->model)

@@ -54,6 +54,7 @@ static void usage_to(FILE *f)
           "           [--valid-until UNIX] [--status S] [--reason TEXT]\n"
           "  cert get NUMBER | cert status NUMBER STATUS [--reason TEXT] | cert import FILE.csv\n"
           "  product register --certificate N --category C --brand B --model M [--gtin G]\n"
+          "  product show PRODUCT_ID | product update PRODUCT_ID --file PASSPORT\n"
           "  issue PRODUCT_ID --quantity N [--profile mac|sig] [--request-id ID] [--out FILE]\n"
           "        [--sheet PREFIX] [--base-url URL] [--chunk N]\n"
           "  batch get BATCH_ID | recall BATCH_ID FIRST LAST --reason TEXT\n"
@@ -392,8 +393,9 @@ static const command cmds[] = {
      "cert get NUMBER | cert status NUMBER STATUS [--reason TEXT] | cert import FILE.csv",
      "holder categories kind valid-until status reason request-id"},
     {"product", cmd_product,
-     "product register --certificate N --category C --brand B --model M [--gtin G]",
-     "certificate category brand model gtin request-id"},
+     "product register --certificate N --category C --brand B --model M [--gtin G]\n"
+     "product show PRODUCT_ID | product update PRODUCT_ID --file PASSPORT   (manufacturer)",
+     "certificate category brand model gtin request-id file"},
     {"issue", cmd_issue,
      "issue PRODUCT_ID --quantity N [--profile mac|sig] [--request-id ID] [--out FILE]\n"
      "      [--sheet PREFIX] [--base-url URL] [--chunk N]",

@@ -853,6 +853,9 @@ http_server *http_start(http_kind kind, const char *addr, svc *s, const char *tr
 {
     const char *flag = kind == HTTP_ADMIN ? "--admin" : "--http";
     struct rlimit rl;
+
+    if (kind == HTTP_PUBLIC) /* before its thread serves anything */
+        http_set_image_origins(s->image_origins);
     const char *colon = strrchr(addr, ':');
     char host[128];
     struct evhttp_bound_socket *sock;

@@ -91,6 +91,9 @@ void http_text(struct evhttp_request *req, int code, const char *reason, const c
  * and its JSON; en: English, else Chinese. */
 void http_scan_page(struct evbuffer *b, const scan_view *v, const char *code, int en, int beacon);
 void http_scan_json(struct evbuffer *b, const scan_view *v, int en);
+/* Product images may come from these https origins (comma separated):
+ * the pages' img-src. Once, before any listener serves. */
+void http_set_image_origins(const char *list);
 /* The answer to the page's "report a problem" form: thanks and the
  * report's number, or what stopped it, in plain words. */
 void http_report_page(struct evhttp_request *req, const char *code, svc_code result,

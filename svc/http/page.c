@@ -57,6 +57,44 @@ void http_esc_json(struct evbuffer *b, const char *s)
 
 _Thread_local int http_status;
 
+/* The pages' Content-Security-Policy: set once, before the listeners start
+ * (http_set_image_origins), then only read. */
+static char csp[1024] = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+                        "script-src 'self'; connect-src 'self'; form-action 'self'; "
+                        "base-uri 'none'; frame-ancestors 'none'";
+static char image_origins[520];
+
+void http_set_image_origins(const char *list)
+{
+    size_t i;
+
+    if (!list || !*list)
+        return;
+    snprintf(image_origins, sizeof(image_origins), "%s", list);
+    snprintf(csp, sizeof(csp),
+             "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' %s; "
+             "script-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+             "frame-ancestors 'none'",
+             list);
+    for (i = 0; csp[i]; i++) /* the list's commas are the policy's spaces */
+        if (csp[i] == ',')
+            csp[i] = ' ';
+}
+
+/* Is url on one of the image origins (the origin, then '/')? */
+static int image_allowed(const char *url)
+{
+    const char *o = image_origins;
+
+    while (*o) {
+        size_t k = strcspn(o, ",");
+        if (strncmp(url, o, k) == 0 && url[k] == '/')
+            return 1;
+        o += k + (o[k] == ',');
+    }
+    return 0;
+}
+
 void http_reply(struct evhttp_request *req, int code, const char *reason, const char *type,
                 struct evbuffer *body)
 {
@@ -65,10 +103,7 @@ void http_reply(struct evhttp_request *req, int code, const char *reason, const 
     evhttp_add_header(h, "Content-Type", type);
     evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
     evhttp_add_header(h, "Cache-Control", "no-store");
-    evhttp_add_header(h, "Content-Security-Policy",
-                      "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
-                      "script-src 'self'; connect-src 'self'; form-action 'self'; "
-                      "base-uri 'none'; frame-ancestors 'none'");
+    evhttp_add_header(h, "Content-Security-Policy", csp);
     http_status = code;
     evhttp_send_reply(req, code, reason, body);
 }
@@ -117,6 +152,88 @@ static void row(struct evbuffer *b, const char *name, const char *value)
     evbuffer_add(b, "</dd>", 5);
 }
 
+/* A unix time's day in China time. */
+static void day(int64_t unix_s, char *out, size_t cap)
+{
+    time_t t = (time_t)(unix_s + 8 * 3600);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%d", &tm);
+}
+
+/* The product's passport as rows of the page's list: what it is made to,
+ * its test reports (number and laboratory as text: a link that moved or a
+ * file that changed is never the consumer's problem), where it is made,
+ * what it is, and its pictures from the allowed origins (others: links). */
+static void passport_rows(struct evbuffer *b, const scan_view *v, int en)
+{
+    char *copy, when[16];
+    passport p;
+    size_t i;
+
+    if (!v->passport[0] || !(copy = strdup(v->passport)))
+        return;
+    if (passport_parse(copy, &p) != 0) {
+        free(copy);
+        return;
+    }
+    if (p.nstandards) {
+        evbuffer_add_printf(b, "<dt>%s</dt><dd>", en ? "Made to" : "执行标准");
+        for (i = 0; i < p.nstandards; i++) {
+            if (i)
+                evbuffer_add_printf(b, "%s", en ? ", " : "、");
+            http_esc_html(b, p.standards[i]);
+        }
+        evbuffer_add_printf(b, "</dd>");
+    }
+    if (p.nreports) {
+        evbuffer_add_printf(b, "<dt>%s</dt><dd><ul class=\"r\">", en ? "Test reports" : "检测报告");
+        for (i = 0; i < p.nreports; i++) {
+            const passport_report *r = &p.reports[i];
+            day(r->issued_unix, when, sizeof(when));
+            evbuffer_add_printf(b, "<li>");
+            http_esc_html(b, r->number);
+            evbuffer_add_printf(b, "%s", en ? ", " : "，");
+            http_esc_html(b, r->laboratory);
+            evbuffer_add_printf(b, "%s%s", en ? ", " : "，", when);
+            if (r->url[0]) {
+                evbuffer_add_printf(b, " <a class=\"t\" href=\"");
+                http_esc_html(b, r->url);
+                evbuffer_add_printf(b, "\" rel=\"noopener noreferrer\">%s</a>",
+                                    en ? "the report" : "查看报告");
+            }
+            evbuffer_add_printf(b, "</li>");
+        }
+        evbuffer_add_printf(b, "</ul></dd>");
+    }
+    if (p.origin[0])
+        row(b, en ? "Made in" : "产地", p.origin);
+    if (p.description[0])
+        row(b, en ? "About it" : "商品说明", p.description);
+    if (p.nimages) {
+        evbuffer_add_printf(b, "<dt>%s</dt><dd class=\"imgs\">", en ? "Pictures" : "商品图片");
+        for (i = 0; i < p.nimages; i++) {
+            const passport_image *im = &p.images[i];
+            if (image_allowed(im->url)) {
+                evbuffer_add_printf(b, "<img src=\"");
+                http_esc_html(b, im->url);
+                evbuffer_add_printf(b, "\" alt=\"");
+                http_esc_html(b, im->alt);
+                evbuffer_add_printf(b, "\" loading=\"lazy\">");
+            } else {
+                evbuffer_add_printf(b, "<a class=\"t\" href=\"");
+                http_esc_html(b, im->url);
+                evbuffer_add_printf(b, "\" rel=\"noopener noreferrer\">");
+                http_esc_html(b, im->alt);
+                evbuffer_add_printf(b, "</a>");
+            }
+        }
+        evbuffer_add_printf(b, "</dd>");
+    }
+    free(copy);
+}
+
 void http_scan_page(struct evbuffer *b, const scan_view *v, const char *code, int en, int beacon)
 {
     char msg[1200], num[64];
@@ -133,6 +250,8 @@ void http_scan_page(struct evbuffer *b, const scan_view *v, const char *code, in
         ".ok{background:#1b7f3b}.warn{background:#9a5b00}.bad{background:#b3261e}"
         "dl{display:grid;grid-template-columns:auto 1fr;gap:.3em 1em}dt{color:#555}"
         "dd{margin:0;overflow-wrap:anywhere}p.m{font-size:1.1em}"
+        "ul.r{margin:0;padding-left:1.2em}.imgs img{max-width:100%%;height:auto;margin:.2em 0;"
+        "border-radius:.3em}"
         /* tap targets: 44 CSS pixels at least (WCAG 2.5.5) */
         "a,button,input,select,textarea,summary{min-height:44px;font:inherit}"
         "summary{line-height:44px;cursor:pointer}textarea{width:100%%}"
@@ -183,6 +302,7 @@ void http_scan_page(struct evbuffer *b, const scan_view *v, const char *code, in
     if (v->cert_number[0])
         row(b, en ? "Certificate status" : "证书状态", status_word(v->cert_status, en));
     row(b, en ? "Recall" : "召回", v->recall_reason);
+    passport_rows(b, v, en);
     if (v->recorded) {
         snprintf(num, sizeof(num), "%llu", (unsigned long long)v->history.devices);
         row(b, en ? "Scanned by (devices)" : "扫码设备数", num);
@@ -257,6 +377,55 @@ void http_scan_page(struct evbuffer *b, const scan_view *v, const char *code, in
     evbuffer_add(b, "</body></html>\n", 15);
 }
 
+/* ,"passport":{...} (nothing for a product without one). */
+static void passport_json(struct evbuffer *b, const scan_view *v)
+{
+    char *copy;
+    passport p;
+    size_t i;
+
+    if (!v->passport[0] || !(copy = strdup(v->passport)))
+        return;
+    if (passport_parse(copy, &p) != 0) {
+        free(copy);
+        return;
+    }
+    evbuffer_add_printf(b, ",\"passport\":{\"standards\":[");
+    for (i = 0; i < p.nstandards; i++) {
+        evbuffer_add_printf(b, "%s", i ? "," : "");
+        http_esc_json(b, p.standards[i]);
+    }
+    evbuffer_add_printf(b, "],\"test_reports\":[");
+    for (i = 0; i < p.nreports; i++) {
+        evbuffer_add_printf(b, "%s{\"number\":", i ? "," : "");
+        http_esc_json(b, p.reports[i].number);
+        evbuffer_add_printf(b, ",\"laboratory\":");
+        http_esc_json(b, p.reports[i].laboratory);
+        evbuffer_add_printf(b,
+                            ",\"issued_unix\":%lld,\"url\":", (long long)p.reports[i].issued_unix);
+        http_esc_json(b, p.reports[i].url);
+        evbuffer_add_printf(b, ",\"sha256\":");
+        http_esc_json(b, p.reports[i].sha256);
+        evbuffer_add_printf(b, "}");
+    }
+    evbuffer_add_printf(b, "],\"images\":[");
+    for (i = 0; i < p.nimages; i++) {
+        evbuffer_add_printf(b, "%s{\"url\":", i ? "," : "");
+        http_esc_json(b, p.images[i].url);
+        evbuffer_add_printf(b, ",\"sha256\":");
+        http_esc_json(b, p.images[i].sha256);
+        evbuffer_add_printf(b, ",\"alt\":");
+        http_esc_json(b, p.images[i].alt);
+        evbuffer_add_printf(b, "}");
+    }
+    evbuffer_add_printf(b, "],\"description\":");
+    http_esc_json(b, p.description);
+    evbuffer_add_printf(b, ",\"origin\":");
+    http_esc_json(b, p.origin);
+    evbuffer_add_printf(b, "}");
+    free(copy);
+}
+
 void http_scan_json(struct evbuffer *b, const scan_view *v, int en)
 {
     char msg[1200];
@@ -286,6 +455,7 @@ void http_scan_json(struct evbuffer *b, const scan_view *v, int en)
     evbuffer_add_printf(
         b, ",\"suspected_copy\":%s,\"copy_reasons\":", v->suspected_copy ? "true" : "false");
     http_esc_json(b, v->copy_why);
+    passport_json(b, v);
     evbuffer_add_printf(b, ",\"detail\":"); /* the technical detail (English), for developers */
     http_esc_json(b, v->detail);
     evbuffer_add_printf(b, ",\"sold_platform_id\":");

@@ -112,6 +112,7 @@ struct svc {
     int64_t sale_undo_window_s;
     const char
         *hotline; /* the scan page's "call ..." for a suspect product (--complaint-hotline) */
+    const char *image_origins; /* where product images may come from (--image-origins), or NULL */
     pthread_mutex_t sale_mu;
     _Atomic int sale_ready;
     codec_mac_key sale_key; /* set once under sale_mu, then only read */

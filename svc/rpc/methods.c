@@ -107,6 +107,8 @@ const rpc_method rpc_methods[] = {
      .blocking = 1},
     UNARY_REDIS("/tracecode.v1.IssuerService/GetBatch", SVC_ROLE_MANUFACTURER, D(get_batch_request),
                 D(get_batch_response), api_get_batch, 4),
+    UNARY_REDIS("/tracecode.v1.IssuerService/UpdateProduct", SVC_ROLE_MANUFACTURER,
+                D(update_product_request), D(update_product_response), api_update_product, 4),
     UNARY("/tracecode.v1.IssuerService/GetProduct", SVC_ROLE_MANUFACTURER, D(get_product_request),
           D(get_product_response), api_get_product, 4),
     UNARY_REDIS("/tracecode.v1.IssuerService/RecallBatch", SVC_ROLE_MANUFACTURER,

@@ -136,7 +136,8 @@ rep_err st_apply(rep *r, const char *type, const char *id, const st_rec *x)
                                 st_rec_str(x, "model"),
                                 st_rec_str(x, "gtin"),
                                 st_rec_num(x, "registered")};
-        return rep_put_product(r, &p, st_rec_str(x, "cert"), st_rec_str(x, "mfr"));
+        rep_err e = rep_put_product(r, &p, st_rec_str(x, "cert"), st_rec_str(x, "mfr"));
+        return e ? e : rep_put_passport(r, id, st_rec_str(x, "passport"));
     }
     if (strcmp(type, "batch") == 0)
         return rep_put_batch(r, strtoull(id, NULL, 10), st_rec_str(x, "product"),

@@ -123,6 +123,8 @@ store_err store_set_cert_status(store *s, store_idem *idem, const char *actor, c
 typedef struct store_product_req {
     const char *caller; /* manufacturer credit code */
     const char *cert_number, *category, *brand, *model, *gtin;
+    const char *passport; /* its stored form (svc/core/passport.h), "" for none */
+    const char *actor;    /* "role:subject", for the audit entry */
     int64_t now;
 } store_product_req;
 
@@ -136,6 +138,13 @@ store_err store_register_product(store *s, store_idem *idem, const store_product
 
 /* Reserve the next batch id (ids are never reused; a reserved id that is
  * not used stays a gap). */
+/* Replace the passport of caller's product (lua/product_update.lua):
+ * STORE_ERR_NOTFOUND, STORE_ERR_DENIED (another maker's); logged in the
+ * audit log under the product id. */
+store_err store_update_passport(store *s, store_idem *idem, const char *actor, const char *caller,
+                                const char *product_id, const char *passport, uint64_t *rev,
+                                char *err, size_t errcap);
+
 store_err store_next_batch_id(store *s, uint64_t *id, char *err, size_t errcap);
 
 typedef struct store_batch {

@@ -247,6 +247,7 @@ store_err store_register_product(store *s, store_idem *idem, const store_product
     st_key(&a, km);
     st_key(&a, K_REV);
     st_key(&a, K_STREAM);
+    st_audit_keys(&a, "product", product_id);
     st_arg_i64(&a, STORE_STREAM_MAXLEN);
     st_arg(&a, product_id);
     st_arg(&a, q->caller);
@@ -256,6 +257,8 @@ store_err store_register_product(store *s, store_idem *idem, const store_product
     st_arg(&a, q->model);
     st_arg(&a, q->gtin ? q->gtin : "");
     st_arg_i64(&a, q->now);
+    st_arg(&a, q->passport ? q->passport : "");
+    st_arg(&a, q->actor ? q->actor : q->caller);
     e = st_run_write(s, &a, idem, &r, err, errcap);
     if (e)
         return e;
@@ -270,6 +273,39 @@ store_err store_register_product(store *s, store_idem *idem, const store_product
     memcpy(product_id, r->element[1]->str, r->element[1]->len);
     product_id[r->element[1]->len] = '\0';
     *registered = r->element[2]->integer;
+    freeReplyObject(r);
+    return STORE_OK;
+}
+
+store_err store_update_passport(store *s, store_idem *idem, const char *actor, const char *caller,
+                                const char *product_id, const char *passport, uint64_t *rev,
+                                char *err, size_t errcap)
+{
+    char kp[128];
+    st_args a;
+    redisReply *r;
+    store_err e;
+
+    st_key_of(kp, sizeof(kp), "product", product_id);
+    st_script_idem(&a, &st_lua_product_update, idem);
+    st_key(&a, kp);
+    st_key(&a, K_REV);
+    st_key(&a, K_STREAM);
+    st_audit_keys(&a, "product", product_id);
+    st_arg_i64(&a, STORE_STREAM_MAXLEN);
+    st_arg(&a, product_id);
+    st_arg(&a, caller);
+    st_arg(&a, passport);
+    st_arg(&a, actor);
+    if ((e = st_run_write(s, &a, idem, &r, err, errcap)) != STORE_OK)
+        return e;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(r);
+        return st_fail(STORE_ERR_PROTOCOL, err, errcap,
+                       "redis: unexpected reply to product_update");
+    }
+    *rev = (uint64_t)r->element[0]->integer;
     freeReplyObject(r);
     return STORE_OK;
 }

@@ -24,6 +24,7 @@ WORK = F.workdir()
 F.generate_stubs(os.path.join(WORK, "stubs"))
 
 from tracecode.v1 import consumer_pb2 as C  # noqa: E402
+from tracecode.v1 import issuer_pb2 as I  # noqa: E402
 from tracecode.v1 import registry_pb2 as R  # noqa: E402
 from tracecode.v1 import types_pb2 as T  # noqa: E402
 from tracecode.v1 import verifier_pb2 as V  # noqa: E402
@@ -49,10 +50,27 @@ class Accessible(unittest.TestCase):
         cls.redis = F.Redis(WORK)
         cls.redis.start()
         cls.keys = F.keyring(WORK)
-        cls.svc = F.Service(WORK, "a", cls.redis.url, cls.keys, ["--http", "127.0.0.1:0"]).start()
+        cls.svc = F.Service(WORK, "a", cls.redis.url, cls.keys, [
+            "--http", "127.0.0.1:0", "--image-origins", "https://img.example.cn"]).start()
         cls.node = F.Node(cls.svc.port)
         _, cls.codes = F.chain(cls.node, F.uscc(91), "CCC-A11Y-1", 10, maker="Acme 电源")
         _, cls.revoked = F.chain(cls.node, F.uscc(92), "CCC-A11Y-2", 2, maker="Bcme")
+        # The genuine code's product has a passport: standards, a test
+        # report, pictures (one from an allowed origin, one a link), words.
+        pid = cls.node.ver.VerifyCode(V.VerifyCodeRequest(code=cls.codes[0], view=T.VERIFY_VIEW_FULL),
+                                      metadata=F.md("platform", "x")).result.product.product_id
+        sha = "cd" * 32
+        cls.node.iss.UpdateProduct(I.UpdateProductRequest(product=T.Product(
+            product_id=pid, standards=["GB 4943.1-2022", "GB 31241-2022"],
+            test_reports=[T.TestReport(number="CQC-2026-0001", laboratory="中国质量认证中心",
+                                       issued_unix=1767225600,
+                                       url="https://lab.example.cn/r/1.pdf", sha256=sha)],
+            images=[T.ProductImage(url="https://img.example.cn/pb/front.jpg", sha256=sha,
+                                   alt="移动电源正面"),
+                    T.ProductImage(url="https://cdn.example.com/pb/back.jpg", sha256=sha,
+                                   alt="移动电源背面")],
+            description="20000 毫安时移动电源，双 USB-C 接口", origin="广东省深圳市")),
+            metadata=F.md("manufacturer", F.uscc(91)))
         cls.node.reg.SetCertificateStatus(R.SetCertificateStatusRequest(
             number="CCC-A11Y-2", status=T.CERTIFICATE_STATUS_REVOKED, reason="fire risk"),
             metadata=REG)
@@ -138,6 +156,10 @@ class Accessible(unittest.TestCase):
         self.assertIn("mistyped", page("mistyped", "en")["text"])
         self.assertIn("疑似复制码", page("copied", "zh")["text"])
         self.assertIn("售出", page("copied", "zh")["text"])
+        # The passport, in both languages.
+        self.assertIn("GB 4943.1-2022、GB 31241-2022", page("genuine", "zh")["text"])
+        self.assertIn("中国质量认证中心", page("genuine", "zh")["text"])
+        self.assertIn("Made to", page("genuine", "en")["text"])
 
 
 if __name__ == "__main__":

@@ -238,7 +238,8 @@ static void test_store_replies(void **state)
     static const char *cats[] = {"0704"};
     rep_cert_fields c = {"C-1", REP_KIND_CCC, "91310000MA1FL0001R", cats, 1, REP_CERT_VALID, "", 0,
                          1};
-    store_product_req pq = {"91310000MA1FL0001R", "C-1", "0704", "Acme", "PB", "", 1800000000};
+    store_product_req pq = {
+        "91310000MA1FL0001R", "C-1", "0704", "Acme", "PB", "", "", "t", 1800000000};
     store_binding bind[2] = {{"L1", "CODE-1", 1, "C-1", 0, 0, 0},
                              {"L2", "CODE-2", 1, "C-1", 1, 0, 0}};
     char err[STORE_ERR_MAX], pid[REP_PRODUCT_ID_MAX + 1];

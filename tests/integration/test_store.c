@@ -75,7 +75,7 @@ static void seed(fx *f)
 
 static store_err product(fx *f, const char *caller, const char *cert, const char *cat, char *id)
 {
-    store_product_req q = {caller, cert, cat, "Acme", "PB-10000", "", 1800000000};
+    store_product_req q = {caller, cert, cat, "Acme", "PB-10000", "", "", "test", 1800000000};
     uint64_t rev;
     int64_t registered;
 

@@ -1,10 +1,13 @@
+--! include audit
 --! idem
 -- product: register a product under a valid certificate its holder holds
--- for the category, by a registered manufacturer in good standing.
+-- for the category, by a registered manufacturer in good standing, with
+-- its passport (its stored form, svc/core/passport.h); logged in the audit
+-- log under the product id.
 -- KEYS: 1 product, 2 certificate, 3 manufacturer, 4 revision counter,
---   5 change stream.
+--   5 change stream, 6-9 audit keys.
 -- ARGV: 1 stream maxlen, 2 product id, 3 caller, 4 certificate, 5 category,
---   6 brand, 7 model, 8 gtin, 9 now.
+--   6 brand, 7 model, 8 gtin, 9 now, 10 passport, 11 actor.
 -- Returns {revision, product id, registered}.
 local c = redis.call('HMGET', KEYS[2], 'status', 'holder', 'cats', 'valid_until')
 if not c[1] then return redis.error_reply('PRECONDITION certificate ' .. ARGV[4] ..
@@ -28,7 +31,11 @@ if m ~= '1' then return redis.error_reply('PRECONDITION manufacturer ' .. ARGV[3
   ' is suspended') end
 local rev = redis.call('INCR', KEYS[4])
 redis.call('HSET', KEYS[1], 'rev', rev, 'cert', ARGV[4], 'mfr', ARGV[3], 'category', ARGV[5],
-  'brand', ARGV[6], 'model', ARGV[7], 'gtin', ARGV[8], 'registered', ARGV[9])
+  'brand', ARGV[6], 'model', ARGV[7], 'gtin', ARGV[8], 'registered', ARGV[9],
+  'passport', ARGV[10])
+audit(6, 'product', ARGV[11], ARGV[2], 'product ' .. ARGV[2] .. '\ncertificate ' .. ARGV[4] ..
+  '\ncategory ' .. ARGV[5] .. '\nbrand ' .. ARGV[6] .. '\nmodel ' .. ARGV[7] .. '\ngtin ' ..
+  ARGV[8] .. '\n' .. ARGV[10])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*', 'type', 'product', 'id', ARGV[2],
   unpack(redis.call('HGETALL', KEYS[1])))
 return {rev, ARGV[2], tonumber(ARGV[9])}
