@@ -94,7 +94,8 @@ run "$ctl" $manufacturer product update P1 --file "$work/passport.txt"
 
 step "manufacturer: 1,000 codes and a print-ready label sheet (GS1 Digital Link QRs: the product has a GTIN)"
 run "$ctl" $manufacturer issue P1 --quantity 1000 --request-id order-1 --out "$work/codes.txt" \
-    --sheet "$work/labels" --base-url https://tc.samr.example
+    --sheet "$work/labels" --base-url https://tc.samr.example --production-date 2026-11-28 \
+    --lot L-2026-11A
 head -n 3 "$work/codes.txt"
 echo "... label sheets: $work/labels-001.svg (and $(ls "$work"/labels-*.svg | wc -l) pages in all)"
 

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define QUANTITY_MAX 10000000u
 #define CHUNK_DEFAULT 8192u
@@ -97,6 +98,40 @@ static void batch_out(svc_ctx *c, const store_batch *b, Batch *out)
     }
     out->manifest_key_id = b->manifest_key_id;
     out->request_id = svc_strdup(c, b->request_id);
+    out->production_date = svc_strdup(c, b->production_date);
+    out->lot = svc_strdup(c, b->lot);
+}
+
+/* YYYY-MM-DD, a day that exists, not after tomorrow (clocks differ). */
+static int check_day(svc_status *st, const char *field, const char *s)
+{
+    int y, m, d;
+    struct tm tm;
+    time_t t;
+
+    if (!*s)
+        return 1;
+    memset(&tm, 0, sizeof(tm));
+    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' || strspn(s, "0123456789-") != 10 ||
+        sscanf(s, "%4d-%2d-%2d", &y, &m, &d) != 3 || y < 1970 || m < 1 || m > 12 || d < 1 ||
+        d > 31) {
+        svc_fail(st, SVC_INVALID_ARGUMENT, "%s must be a day as YYYY-MM-DD", field);
+        return 0;
+    }
+    tm.tm_year = y - 1900;
+    tm.tm_mon = m - 1;
+    tm.tm_mday = d;
+    t = timegm(&tm);
+    gmtime_r(&t, &tm);
+    if (tm.tm_mday != d) { /* 2026-02-30 rolls over */
+        svc_fail(st, SVC_INVALID_ARGUMENT, "%s '%s' is not a day of the calendar", field, s);
+        return 0;
+    }
+    if ((int64_t)t > svc_now_unix() + 86400) {
+        svc_fail(st, SVC_INVALID_ARGUMENT, "%s '%s' is in the future", field, s);
+        return 0;
+    }
+    return 1;
 }
 
 /* The canonical manifest text that the service signs: who was given which
@@ -149,6 +184,9 @@ svc_code api_issue_open(svc_ctx *c, const void *req, void **state, svc_status *s
     if (q->chunk_size > CHUNK_MAX)
         return svc_fail(st, SVC_INVALID_ARGUMENT, "chunk_size must be at most %u, not %u",
                         CHUNK_MAX, q->chunk_size);
+    if (!check_day(st, "production_date", q->production_date) ||
+        !check_text(st, "lot", q->lot, 32, 0))
+        return st->code;
     if (!svc_idem(c, q->request_id, &idem, actor, st))
         return st->code;
     if (q->profile == TRACECODE__V1__CODE_PROFILE__CODE_PROFILE_UNSPECIFIED)
@@ -180,6 +218,8 @@ svc_code api_issue_open(svc_ctx *c, const void *req, void **state, svc_status *s
     snprintf(b->issuer, sizeof(b->issuer), "%.*s", REP_CREDIT_MAX, c->subject);
     snprintf(b->cert_number, sizeof(b->cert_number), "%s", p->cert->number);
     snprintf(b->request_id, sizeof(b->request_id), "%s", q->request_id);
+    snprintf(b->production_date, sizeof(b->production_date), "%s", q->production_date);
+    snprintf(b->lot, sizeof(b->lot), "%s", q->lot);
     b->quantity = q->quantity;
     b->key_id = kid;
     b->profile = profile;

@@ -47,7 +47,14 @@ static void decide(const svc *s, int reader, const char *code, scan_view *v)
         copy(v->issuer_credit, sizeof(v->issuer_credit), p->mfr->credit_code);
         {
             const char *pp = atomic_load_explicit(&p->passport, memory_order_acquire);
+            const char *made = atomic_load_explicit(&r.batch->made, memory_order_acquire);
             copy(v->passport, sizeof(v->passport), pp ? pp : "");
+            if (made) {
+                const char *tab = strchr(made, '\t');
+                snprintf(v->production_date, sizeof(v->production_date), "%.*s",
+                         tab ? (int)(tab - made) : 10, made);
+                copy(v->lot, sizeof(v->lot), tab ? tab + 1 : "");
+            }
         }
         copy(v->issuer_name, sizeof(v->issuer_name),
              atomic_load_explicit(&p->mfr->v, memory_order_acquire)->name);
@@ -301,6 +308,8 @@ svc_code api_scan(svc_ctx *c, const void *req, void *resp, svc_status *st)
     out->first_scan_unix = v->history.first_ms / 1000;
     out->first_scan_region = v->history.first_region;
     out->suspected_copy = v->suspected_copy;
+    out->production_date = v->production_date;
+    out->lot = v->lot;
     if (v->sale.state == STORE_SALE_SOLD) {
         out->sold_platform_id = v->sale.platform;
         out->sold_unix = v->sale.sold_unix;

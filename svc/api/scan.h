@@ -32,6 +32,7 @@ typedef struct scan_view {
     char recall_reason[SCAN_TEXT_MAX];
     char cert_reason[SCAN_TEXT_MAX];     /* the status's reason, as the regulator entered it */
     char passport[REP_PASSPORT_MAX + 1]; /* the product's, stored form ("" for none) */
+    char production_date[11], lot[33];   /* the batch's, as its maker gave them */
     int recorded;                        /* the history was read (the code is one we issued) */
     int counted;                         /* and this scan was counted in it */
     store_scan history;

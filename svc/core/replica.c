@@ -538,6 +538,35 @@ rep_err rep_put_cert(rep *r, const rep_cert_fields *f)
     return REP_OK;
 }
 
+rep_err rep_set_batch_made(rep *r, uint64_t id, const char *production_date, const char *lot)
+{
+    rep_batch *b = (rep_batch *)rep_batch_get(r, id);
+    char made[64], *copy;
+    const char *old;
+
+    if (!production_date)
+        production_date = "";
+    if (!lot)
+        lot = "";
+    if (!b)
+        return REP_ERR_NOTFOUND;
+    if (!*production_date && !*lot)
+        return REP_OK;
+    if (strlen(production_date) > 10 || strlen(lot) > 32 || strchr(lot, '\t'))
+        return REP_ERR_ARG;
+    snprintf(made, sizeof(made), "%s\t%s", production_date, lot);
+    if ((old = atomic_load_explicit(&b->made, memory_order_acquire)) != NULL)
+        return strcmp(old, made) == 0 ? REP_OK : REP_ERR_EXISTS;
+    pthread_mutex_lock(&r->mu);
+    copy = pool_alloc(r, strlen(made) + 1); /* never freed: a batch never changes */
+    pthread_mutex_unlock(&r->mu);
+    if (!copy)
+        return REP_ERR_NOMEM;
+    memcpy(copy, made, strlen(made) + 1);
+    atomic_store_explicit(&b->made, copy, memory_order_release);
+    return REP_OK;
+}
+
 rep_err rep_put_passport(rep *r, const char *product_id, const char *passport)
 {
     rep_product *p;
@@ -670,6 +699,7 @@ rep_err rep_put_batch(rep *r, uint64_t id, const char *product_id, uint32_t quan
     b->profile = (uint8_t)profile;
     b->issued = issued;
     atomic_init(&b->recalls, NULL);
+    atomic_init(&b->made, NULL);
     atomic_store_explicit(&chunk[id & (RADIX_SIZE - 1)], b, memory_order_release);
     atomic_fetch_add(&r->nbatches, 1);
     return REP_OK;

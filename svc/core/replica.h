@@ -149,6 +149,9 @@ typedef struct rep_batch {
     uint8_t profile;
     int64_t issued;
     _Atomic(const rep_recalls *) recalls; /* NULL: none */
+    /* "YYYY-MM-DD\tLOT" as its maker gave them (either may be empty), set
+     * once after the batch (rep_set_batch_made); NULL: none given. */
+    _Atomic(const char *) made;
 } rep_batch;
 
 /* --- the replica -------------------------------------------------------- */
@@ -201,6 +204,9 @@ rep_err rep_put_cert(rep *r, const rep_cert_fields *f);
 /* Put passport (its stored form; NULL or "" for none) in force for
  * product_id; the one it replaces is freed after the readers moved on. */
 rep_err rep_put_passport(rep *r, const char *product_id, const char *passport);
+/* A batch's production date and lot (NULL or "" each: not given). Once: a
+ * batch never changes, so the same again is REP_OK and another REP_ERR_EXISTS. */
+rep_err rep_set_batch_made(rep *r, uint64_t id, const char *production_date, const char *lot);
 rep_err rep_put_product(rep *r, const rep_product_fields *p, const char *cert_number,
                         const char *credit_code);
 rep_err rep_put_batch(rep *r, uint64_t id, const char *product_id, uint32_t quantity,

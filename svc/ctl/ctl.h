@@ -36,6 +36,7 @@ typedef struct opts {
     const char *holder, *categories, *kind, *status, *reason, *certificate, *category, *brand;
     const char *model, *gtin, *profile, *request_id, *out, *sheet, *base_url, *file;
     const char *l_category, *l_brand, *l_model, *cursor_file, *exec, *public_keys, *since;
+    const char *production_date, *lot;
     long long index;
     unsigned long count;
     long long delisted, from, to;

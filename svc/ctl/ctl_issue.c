@@ -78,6 +78,8 @@ int cmd_issue(rpc_client *cl, const opts *o, int argc, char **argv)
     q.quantity = (uint32_t)o->quantity;
     q.chunk_size = (uint32_t)o->chunk;
     q.request_id = (char *)(o->request_id ? o->request_id : "");
+    q.production_date = (char *)(o->production_date ? o->production_date : "");
+    q.lot = (char *)(o->lot ? o->lot : "");
     q.profile = o->profile && !strcmp(o->profile, "sig")
                     ? TRACECODE__V1__CODE_PROFILE__CODE_PROFILE_SIG
                     : TRACECODE__V1__CODE_PROFILE__CODE_PROFILE_MAC;

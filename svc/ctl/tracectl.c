@@ -56,7 +56,7 @@ static void usage_to(FILE *f)
           "  product register --certificate N --category C --brand B --model M [--gtin G]\n"
           "  product show PRODUCT_ID | product update PRODUCT_ID --file PASSPORT\n"
           "  issue PRODUCT_ID --quantity N [--profile mac|sig] [--request-id ID] [--out FILE]\n"
-          "        [--sheet PREFIX] [--base-url URL] [--chunk N]\n"
+          "        [--sheet PREFIX] [--base-url URL] [--chunk N] [--production-date D] [--lot L]\n"
           "  batch get BATCH_ID | recall BATCH_ID FIRST LAST --reason TEXT\n"
           "  verify [CODE ...] [--file F] [--full] [--listing-category C] [--listing-brand B]\n"
           "         [--listing-model M]\n"
@@ -128,6 +128,8 @@ static int parse_opts(int argc, char **argv, opts *o)
         O_SHEET,
         O_BASE,
         O_CHUNK,
+        O_PRODUCTION_DATE,
+        O_LOT,
         O_FILE,
         O_FULL,
         O_LCAT,
@@ -172,6 +174,8 @@ static int parse_opts(int argc, char **argv, opts *o)
         {"sheet", 1, 0, O_SHEET},
         {"base-url", 1, 0, O_BASE},
         {"chunk", 1, 0, O_CHUNK},
+        {"production-date", 1, 0, O_PRODUCTION_DATE},
+        {"lot", 1, 0, O_LOT},
         {"file", 1, 0, O_FILE},
         {"full", 0, 0, O_FULL},
         {"listing-category", 1, 0, O_LCAT},
@@ -349,6 +353,12 @@ static int parse_opts(int argc, char **argv, opts *o)
                 return fail("--quantity '%s' must be 1..10000000", optarg);
             o->quantity = (unsigned long)v;
             break;
+        case O_PRODUCTION_DATE:
+            o->production_date = optarg;
+            break;
+        case O_LOT:
+            o->lot = optarg;
+            break;
         case O_CHUNK:
             if (!parse_u64(optarg, 65536, &v))
                 return fail("--chunk '%s' must be 0..65536", optarg);
@@ -398,8 +408,9 @@ static const command cmds[] = {
      "certificate category brand model gtin request-id file"},
     {"issue", cmd_issue,
      "issue PRODUCT_ID --quantity N [--profile mac|sig] [--request-id ID] [--out FILE]\n"
-     "      [--sheet PREFIX] [--base-url URL] [--chunk N]",
-     "quantity profile request-id out sheet base-url chunk"},
+     "      [--sheet PREFIX] [--base-url URL] [--chunk N] [--production-date YYYY-MM-DD]\n"
+     "      [--lot LOT]",
+     "quantity profile request-id out sheet base-url chunk production-date lot"},
     {"batch", cmd_batch, "batch get BATCH_ID", ""},
     {"recall", cmd_recall, "recall BATCH_ID FIRST LAST --reason TEXT", "reason request-id"},
     {"verify", cmd_verify,

@@ -302,6 +302,8 @@ void http_scan_page(struct evbuffer *b, const scan_view *v, const char *code, in
     if (v->cert_number[0])
         row(b, en ? "Certificate status" : "证书状态", status_word(v->cert_status, en));
     row(b, en ? "Recall" : "召回", v->recall_reason);
+    row(b, en ? "Made on" : "生产日期", v->production_date);
+    row(b, en ? "Lot" : "批号", v->lot);
     passport_rows(b, v, en);
     if (v->recorded) {
         snprintf(num, sizeof(num), "%llu", (unsigned long long)v->history.devices);
@@ -455,6 +457,10 @@ void http_scan_json(struct evbuffer *b, const scan_view *v, int en)
     evbuffer_add_printf(
         b, ",\"suspected_copy\":%s,\"copy_reasons\":", v->suspected_copy ? "true" : "false");
     http_esc_json(b, v->copy_why);
+    evbuffer_add_printf(b, ",\"production_date\":");
+    http_esc_json(b, v->production_date);
+    evbuffer_add_printf(b, ",\"lot\":");
+    http_esc_json(b, v->lot);
     passport_json(b, v);
     evbuffer_add_printf(b, ",\"detail\":"); /* the technical detail (English), for developers */
     http_esc_json(b, v->detail);

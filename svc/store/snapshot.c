@@ -66,6 +66,9 @@ store_err store_get_batch(store *s, uint64_t id, store_batch *b, char *err, size
     copy_field(b->issuer, sizeof(b->issuer), r->element, r->elements, "issuer");
     copy_field(b->cert_number, sizeof(b->cert_number), r->element, r->elements, "cert");
     copy_field(b->request_id, sizeof(b->request_id), r->element, r->elements, "request_id");
+    copy_field(b->production_date, sizeof(b->production_date), r->element, r->elements,
+               "production_date");
+    copy_field(b->lot, sizeof(b->lot), r->element, r->elements, "lot");
     b->quantity = (uint32_t)num_field(r->element, r->elements, "quantity");
     b->key_id = (unsigned)num_field(r->element, r->elements, "key_id");
     b->profile = (int)num_field(r->element, r->elements, "profile");
@@ -139,10 +142,15 @@ rep_err st_apply(rep *r, const char *type, const char *id, const st_rec *x)
         rep_err e = rep_put_product(r, &p, st_rec_str(x, "cert"), st_rec_str(x, "mfr"));
         return e ? e : rep_put_passport(r, id, st_rec_str(x, "passport"));
     }
-    if (strcmp(type, "batch") == 0)
-        return rep_put_batch(r, strtoull(id, NULL, 10), st_rec_str(x, "product"),
-                             (uint32_t)st_rec_num(x, "quantity"), (unsigned)st_rec_num(x, "key_id"),
-                             (int)st_rec_num(x, "profile"), st_rec_num(x, "issued"));
+    if (strcmp(type, "batch") == 0) {
+        rep_err e =
+            rep_put_batch(r, strtoull(id, NULL, 10), st_rec_str(x, "product"),
+                          (uint32_t)st_rec_num(x, "quantity"), (unsigned)st_rec_num(x, "key_id"),
+                          (int)st_rec_num(x, "profile"), st_rec_num(x, "issued"));
+        return e ? e
+                 : rep_set_batch_made(r, strtoull(id, NULL, 10), st_rec_str(x, "production_date"),
+                                      st_rec_str(x, "lot"));
+    }
     if (strcmp(type, "recall") == 0)
         return rep_put_recall(r, strtoull(id, NULL, 10), (uint32_t)st_rec_num(x, "first"),
                               (uint32_t)st_rec_num(x, "last"), st_rec_str(x, "reason"));

@@ -158,6 +158,8 @@ typedef struct store_batch {
     int64_t issued;
     unsigned manifest_key_id;
     char request_id[65];
+    char production_date[11]; /* YYYY-MM-DD or "" */
+    char lot[33];             /* or "" */
     size_t manifest_len;
     char manifest[1024];
     uint8_t signature[64];

@@ -353,6 +353,8 @@ store_err store_create_batch(store *s, store_idem *idem, store_batch *b, uint64_
     st_arg_bin(&a, b->signature, sizeof(b->signature));
     st_arg_i64(&a, b->manifest_key_id);
     st_arg(&a, b->request_id);
+    st_arg(&a, b->production_date);
+    st_arg(&a, b->lot);
     e = st_run_write(s, &a, idem, &r, err, errcap);
     if (e)
         return e;

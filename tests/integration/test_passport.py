@@ -162,6 +162,38 @@ class Passport(unittest.TestCase):
         got = self.node.iss.GetProduct(I.GetProductRequest(product_id=pid), metadata=self.mf).product
         self.assertEqual(got.origin, "江苏省苏州市")
 
+    def test_a_batch_production_date_and_lot(self):
+        pid = self.product.product_id
+        codes, batch = [], None
+        for m in self.node.iss.IssueCodes(I.IssueCodesRequest(
+                product_id=pid, quantity=2, production_date="2026-11-30", lot="L-2026-11A"),
+                metadata=self.mf):
+            codes += list(m.codes)
+            if m.HasField("batch"):
+                batch = m.batch
+        self.assertEqual((batch.production_date, batch.lot), ("2026-11-30", "L-2026-11A"))
+        got = self.node.iss.GetBatch(I.GetBatchRequest(batch_id=batch.batch_id),
+                                     metadata=self.mf).batch
+        self.assertEqual((got.production_date, got.lot), ("2026-11-30", "L-2026-11A"))
+        self.assertTrue(F.wait_for(lambda: "L-2026-11A" in self.get("/C/" + codes[0])[1], 5))
+        _, html = self.get("/C/" + codes[0])
+        self.assertIn("生产日期", html)
+        self.assertIn("2026-11-30", html)
+        s = self.node.con.Scan(C.ScanRequest(code=codes[1]), metadata=F.md("platform", "shop-a"))
+        self.assertEqual((s.production_date, s.lot), ("2026-11-30", "L-2026-11A"))
+        _, body = self.get("/api/v1/scan/" + codes[1])
+        self.assertEqual(json.loads(body)["lot"], "L-2026-11A")
+        for kw, words in (({"production_date": "2026-02-30"}, "not a day of the calendar"),
+                          ({"production_date": "30/11/2026"}, "YYYY-MM-DD"),
+                          ({"production_date": "2099-01-01"}, "in the future"),
+                          ({"lot": "L\tX"}, "lot has an invalid or control byte"),
+                          ({"lot": "L" * 33}, "lot is longer than 32")):
+            c, msg = F.status_of(lambda req, metadata: list(self.node.iss.IssueCodes(
+                req, metadata=metadata)), I.IssueCodesRequest(product_id=pid, quantity=1, **kw),
+                metadata=self.mf)
+            self.assertEqual(c, grpc.StatusCode.INVALID_ARGUMENT, msg)
+            self.assertIn(words, msg)
+
     def test_tracectl_product_update_and_show(self):
         pid = self.node.iss.RegisterProduct(I.RegisterProductRequest(
             certificate_number="CCC-PP-1", category_code="0704", brand="Acme", model="PB-30"),

@@ -6,7 +6,7 @@
 --   5 certificate, 6 manufacturer, 7-10 audit keys.
 -- ARGV: 1 stream maxlen, 2 batch id, 3 caller, 4 product id, 5 quantity,
 --   6 key id, 7 profile, 8 issued, 9 manifest, 10 signature, 11 manifest
---   key id, 12 request id.
+--   key id, 12 request id, 13 production date, 14 lot ('' when not given).
 -- Returns {batch id, revision}.
 local p = redis.call('HMGET', KEYS[2], 'mfr', 'cert')
 if not p[1] then return redis.error_reply('NOTFOUND product ' .. ARGV[4] ..
@@ -23,11 +23,15 @@ local rev = redis.call('INCR', KEYS[3])
 redis.call('HSET', KEYS[1], 'rev', rev, 'product', ARGV[4], 'issuer', ARGV[3],
   'cert', p[2], 'quantity', ARGV[5], 'key_id', ARGV[6], 'profile', ARGV[7],
   'issued', ARGV[8], 'manifest', ARGV[9], 'signature', ARGV[10],
-  'manifest_kid', ARGV[11], 'request_id', ARGV[12])
+  'manifest_kid', ARGV[11], 'request_id', ARGV[12], 'production_date', ARGV[13],
+  'lot', ARGV[14])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'type', 'batch', 'id', ARGV[2],
   'rev', rev, 'product', ARGV[4], 'quantity', ARGV[5], 'key_id', ARGV[6],
-  'profile', ARGV[7], 'issued', ARGV[8])
+  'profile', ARGV[7], 'issued', ARGV[8], 'production_date', ARGV[13], 'lot', ARGV[14])
+local made = ''
+if ARGV[13] ~= '' then made = made .. '\nproduction_date ' .. ARGV[13] end
+if ARGV[14] ~= '' then made = made .. '\nlot ' .. ARGV[14] end
 audit(7, 'issue', 'manufacturer:' .. ARGV[3], ARGV[2], ARGV[9] .. '\nsignature ' ..
   string.gsub(ARGV[10], '.', function(ch) return string.format('%02x', string.byte(ch)) end)
-  .. '\nsignature_key ' .. ARGV[11])
+  .. '\nsignature_key ' .. ARGV[11] .. made)
 return {tonumber(ARGV[2]), rev}
