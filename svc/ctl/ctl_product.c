@@ -67,13 +67,13 @@ static int64_t day_unix(const char *d)
 
 static int read_passport(const char *path, passport_file *f)
 {
-    FILE *in = fopen(path, "r");
+    FILE *in;
     char buf[4096];
     unsigned line = 0;
 
-    if (!in)
-        return fail_local("cannot open '%s': %s", path, strerror(errno));
     memset(f, 0, sizeof(*f));
+    if (!(in = fopen(path, "r")))
+        return fail_local("cannot open '%s': %s", path, strerror(errno));
     while (fgets(buf, sizeof(buf), in)) {
         char *s = trim(buf), *v = strchr(s, ':'), *copy;
         line++;
@@ -198,8 +198,10 @@ int product_update(rpc_client *cl, const opts *o, const char *id)
 
     if (!o->file)
         return fail("product update needs --file F (the passport, one field a line)");
-    if ((rc = read_passport(o->file, &f)) != 0)
+    if ((rc = read_passport(o->file, &f)) != 0) {
+        free_passport(&f); /* the lines read before the one that stopped it */
         return rc;
+    }
     p.product_id = (char *)id;
     p.standards = f.standards;
     p.n_standards = f.ns;
