@@ -319,6 +319,11 @@ static void *link_main(void *arg)
         close(fd);
     close(l->plain);
     free(l);
+    /* OpenSSL's state of this thread (its error queue: a refused
+     * certificate leaves entries with their strings) is freed now, not by
+     * a destructor after the thread is counted out: st_tls_free waits for
+     * this count, and a process that stops right after must not race it. */
+    OPENSSL_thread_stop();
     pthread_mutex_lock(&t->mu);
     if (--t->active == 0)
         pthread_cond_broadcast(&t->idle);
