@@ -69,13 +69,15 @@ static void reset(tc_vres *out)
 static int decode_check(const keys_ring *ring, const char *code, size_t len, tc_vres *out,
                         tc_scratch *s)
 {
+    char gtin[CODEC_GTIN_LEN + 1];
     codec_errinfo ei;
     codec_code c;
     codec_err err;
     int known;
 
     reset(out);
-    err = codec_parse_label(code, len, &c, s->gtin, &ei);
+    err = codec_parse_label(code, len, &c, gtin, &ei);
+    s->dl = gtin[0] != '\0';
     if (err) {
         codec_describe(&ei, code, len, out->detail, sizeof(out->detail));
         out->verdict = TC_MALFORMED;
@@ -100,8 +102,8 @@ static int decode_check(const keys_ring *ring, const char *code, size_t len, tc_
 }
 
 /* The last stage: the registry's say on a code whose tag verified. */
-static void decide(const rep *r, const rep_batch *b, const tc_scratch *s, const tc_listing *listing,
-                   int64_t now, tc_vres *out)
+static void decide(const rep *r, const rep_batch *b, const tc_scratch *s, const char *code,
+                   size_t len, const tc_listing *listing, int64_t now, tc_vres *out)
 {
     const rep_recalls *rc;
     const rep_range *rr;
@@ -172,12 +174,14 @@ static void decide(const rep *r, const rep_batch *b, const tc_scratch *s, const 
         verdict(out, TC_ISSUER_SUSPENDED, "manufacturer %s is suspended", b->mfr->credit_code);
         return;
     }
-    if (s->gtin[0]) { /* a Digital Link: its GTIN must be the product's */
+    if (s->dl) { /* a Digital Link (rare): its GTIN, read again, must be the product's */
         const char *pg = b->product->gtin;
-        char g[CODEC_GTIN_LEN + 1];
-        if (!pg || !*pg || !codec_gtin14(pg, strlen(pg), g) || strcmp(g, s->gtin) != 0) {
+        char g[CODEC_GTIN_LEN + 1], named[CODEC_GTIN_LEN + 1];
+        codec_code c;
+        if (codec_parse_label(code, len, &c, named, NULL) != CODEC_OK || !pg || !*pg ||
+            !codec_gtin14(pg, strlen(pg), g) || strcmp(g, named) != 0) {
             verdict(out, TC_GTIN_MISMATCH,
-                    "the Digital Link names GTIN %s; this code belongs to product %s (%s)", s->gtin,
+                    "the Digital Link names GTIN %s; this code belongs to product %s (%s)", named,
                     b->product->product_id, pg && *pg ? pg : "no GTIN registered");
             return;
         }
@@ -210,8 +214,10 @@ void tc_verify(const rep *r, const keys_ring *ring, const char *code, size_t len
     tc_scratch s;
 
     if (decode_check(ring, code, len, out, &s))
-        decide(r, rep_batch_get(r, s.batch), &s, listing, now, out);
+        decide(r, rep_batch_get(r, s.batch), &s, code, len, listing, now, out);
 }
+
+_Static_assert(sizeof(tc_scratch) == 16, "a code's scratch stays 16 bytes (cache)");
 
 /* Stages run over groups this large: enough misses in flight to overlap,
  * few enough results that they stay in the L2 cache between stages. */
@@ -246,6 +252,7 @@ void tc_verify_many(const rep *r, const keys_ring *ring, const tc_item *items, s
         }
         for (i = g; i < end; i++)
             if (!s[i].done)
-                decide(r, out[i].batch, &s[i], items[i].listing, now, &out[i]);
+                decide(r, out[i].batch, &s[i], items[i].code, items[i].len, items[i].listing, now,
+                       &out[i]);
     }
 }
