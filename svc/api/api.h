@@ -34,6 +34,11 @@ void svc_settle(svc_ctx *c, uint64_t rev);
 /* tc_verify against the keyring in force, and once more after a reload
  * when the code named a key id this node did not hold (verify_api.c). The
  * caller holds a replica read section. */
+/* pm (initialised here) as what p was registered as; strings point into
+ * the replica (a product's never change or go). Its passport is apart. */
+struct Tracecode__V1__Product;
+void svc_product_fill(struct Tracecode__V1__Product *pm, const rep_product *p);
+
 void svc_verify(svc *s, const char *code, size_t len, const tc_listing *listing, int64_t now,
                 tc_vres *out);
 

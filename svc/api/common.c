@@ -107,3 +107,16 @@ void svc_settle(svc_ctx *c, uint64_t rev)
     if (left > 0)
         svc_wait_revision(c->svc, rev, left < READ_OWN_WRITE_MS ? left : READ_OWN_WRITE_MS);
 }
+
+void svc_product_fill(Tracecode__V1__Product *pm, const rep_product *p)
+{
+    tracecode__v1__product__init(pm);
+    pm->product_id = (char *)p->product_id;
+    pm->certificate_number = p->cert->number;
+    pm->category_code = (char *)p->category;
+    pm->brand = (char *)p->brand;
+    pm->model = (char *)p->model;
+    pm->gtin = (char *)p->gtin;
+    pm->issuer_credit_code = p->mfr->credit_code;
+    pm->registered_unix = p->registered;
+}

@@ -347,15 +347,7 @@ static svc_code own_product(svc_ctx *c, const char *product_id, Tracecode__V1__P
     pm = *out = svc_alloc(c, sizeof(*pm));
     if (!pm)
         return svc_fail(st, SVC_RESOURCE_EXHAUSTED, "out of call memory");
-    tracecode__v1__product__init(pm);
-    pm->product_id = (char *)p->product_id;
-    pm->certificate_number = p->cert->number;
-    pm->category_code = (char *)p->category;
-    pm->brand = (char *)p->brand;
-    pm->model = (char *)p->model;
-    pm->gtin = (char *)p->gtin;
-    pm->issuer_credit_code = p->mfr->credit_code;
-    pm->registered_unix = p->registered;
+    svc_product_fill(pm, p);
     return passport_out(c, passport, pm, st);
 }
 

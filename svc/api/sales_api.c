@@ -8,13 +8,13 @@
 #include "api.h"
 #include "check.h"
 #include "log.h"
+#include "scan.h"
 #include "tracecode/v1/verifier.pb-c.h"
 #include "verify.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #define SALES_MAX 1000     /* items a request */
 #define ORDER_REF_MAX 128  /* bytes of an order reference */
@@ -63,15 +63,6 @@ static void order_hash(const svc *s, const char *platform, const char *ref, char
     out[64] = '\0';
 }
 
-static void day_of(int64_t unix_s, char *out, size_t cap)
-{
-    time_t t = (time_t)unix_s;
-    struct tm tm;
-
-    gmtime_r(&t, &tm);
-    strftime(out, cap, "%Y-%m-%d %H:%M UTC", &tm);
-}
-
 /* A second sale: logged (rate-limited; the code cut to 6 symbols) and in
  * the audit log under the code, for the regulator. */
 static void second_sale(svc_ctx *c, const char *canon, const store_sale *sale, int64_t sold)
@@ -99,7 +90,7 @@ static void second_sale(svc_ctx *c, const char *canon, const store_sale *sale, i
 static svc_code sell(svc_ctx *c, const Tracecode__V1__SaleItem *it, int64_t sold, int64_t now,
                      SaleResult *r, svc_status *st)
 {
-    char canon[CODEC_MAX_TEXT_LEN + 1], hash[65], err[STORE_ERR_MAX], when[40], msg[256];
+    char canon[CODEC_MAX_TEXT_LEN + 1], hash[65], err[STORE_ERR_MAX], when[64], msg[256];
     store_sale sale;
     store_err e;
     tc_vres v;
@@ -123,7 +114,7 @@ static svc_code sell(svc_ctx *c, const Tracecode__V1__SaleItem *it, int64_t sold
     r->first_sold_unix = sale.sold_unix;
     r->suspected_copy = sale.state == STORE_SALE_AGAIN || sale.others > 0;
     if (sale.state == STORE_SALE_AGAIN) {
-        day_of(sale.sold_unix, when, sizeof(when));
+        scan_time(sale.sold_unix, 1, when, sizeof(when)); /* the zone named */
         snprintf(msg, sizeof(msg), "already sold by platform %s on %s (%u other sale(s) reported)",
                  sale.platform, when, sale.others);
         r->verdict = TRACECODE__V1__VERDICT__VERDICT_ALREADY_SOLD;

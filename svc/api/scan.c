@@ -27,7 +27,7 @@ static void decide(const svc *s, int reader, const char *code, scan_view *v)
     svc_verify((svc *)s, code, strlen(code), NULL, svc_now_unix(), &r);
     v->verdict = r.verdict;
     copy(v->detail, sizeof(v->detail), r.detail);
-    v->mistyped = r.verdict == TC_MALFORMED && strstr(r.detail, ": mistyped: ") != NULL;
+    v->mistyped = r.verdict == TC_MALFORMED && r.parse_err == CODEC_ERR_CHECK;
     v->hotline = s->hotline;
     v->batch_id = r.batch_id;
     v->serial = r.serial;
@@ -159,14 +159,19 @@ const char *scan_label(const scan_view *v, int en)
     return en ? eng[v->verdict] : zh[v->verdict];
 }
 
-void scan_time(int64_t unix_s, int en, char *out, size_t cap)
+size_t scan_day(int64_t unix_s, const char *fmt, char *out, size_t cap)
 {
     time_t t = (time_t)(unix_s + 8 * 3600); /* China Standard Time, no summer time */
     struct tm tm;
-    size_t n;
 
     gmtime_r(&t, &tm);
-    n = strftime(out, cap, "%Y-%m-%d %H:%M", &tm);
+    return strftime(out, cap, fmt, &tm);
+}
+
+void scan_time(int64_t unix_s, int en, char *out, size_t cap)
+{
+    size_t n = scan_day(unix_s, "%Y-%m-%d %H:%M", out, cap);
+
     snprintf(out + n, cap - n, "%s", en ? " China time (UTC+8)" : "（北京时间）");
 }
 

@@ -62,6 +62,8 @@ const char *scan_label(const scan_view *v, int en);
 /* unix_s in China time, the zone named ("2026-12-03 23:10（北京时间）",
  * "... China time (UTC+8)"). */
 void scan_time(int64_t unix_s, int en, char *out, size_t cap);
+/* unix_s in China time as strftime's fmt (no zone named); the length. */
+size_t scan_day(int64_t unix_s, const char *fmt, char *out, size_t cap);
 void scan_message(const scan_view *v, int en, char *out, size_t cap);
 
 #endif

@@ -50,15 +50,7 @@ static void fill(svc_ctx *c, const tc_vres *v, int full, uint64_t rev, int stale
         const rep_product *p = v->batch->product;
         Tracecode__V1__Product *pm = svc_alloc(c, sizeof(*pm));
         if (pm) {
-            tracecode__v1__product__init(pm);
-            pm->product_id = (char *)p->product_id;
-            pm->certificate_number = p->cert->number;
-            pm->category_code = (char *)p->category;
-            pm->brand = (char *)p->brand;
-            pm->model = (char *)p->model;
-            pm->gtin = (char *)p->gtin;
-            pm->issuer_credit_code = p->mfr->credit_code;
-            pm->registered_unix = p->registered;
+            svc_product_fill(pm, p);
             out->product = pm;
         }
         out->certificate_number = p->cert->number;

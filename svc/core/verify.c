@@ -61,6 +61,7 @@ static void reset(tc_vres *out)
     out->cert_status = 0;
     out->batch = NULL;
     out->unknown_kid = 0;
+    out->parse_err = 0;
     out->detail[0] = '\0';
 }
 
@@ -81,6 +82,7 @@ static int decode_check(const keys_ring *ring, const char *code, size_t len, tc_
     if (err) {
         codec_describe(&ei, code, len, out->detail, sizeof(out->detail));
         out->verdict = TC_MALFORMED;
+        out->parse_err = (uint8_t)err;
         return 0;
     }
     out->batch_id = c.f.batch;

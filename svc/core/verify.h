@@ -64,6 +64,7 @@ typedef struct tc_vres {
     uint64_t batch_id; /* 0 when not decoded */
     uint32_t serial;
     int cert_status;            /* 0 when the batch is unknown */
+    uint8_t parse_err;          /* MALFORMED: the codec_err that said so */
     uint8_t unknown_kid;        /* FORGED because no key of this id may verify
                                  * here: the caller may reload the keyring
                                  * once and ask again (0 otherwise) */

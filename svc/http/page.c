@@ -152,14 +152,17 @@ static void row(struct evbuffer *b, const char *name, const char *value)
     evbuffer_add(b, "</dd>", 5);
 }
 
-/* A unix time's day in China time. */
-static void day(int64_t unix_s, char *out, size_t cap)
+/* The product's passport, read from the view's copy: the text it points
+ * into (free it), or NULL for none (or one that does not read). */
+static char *passport_of(const scan_view *v, passport *p)
 {
-    time_t t = (time_t)(unix_s + 8 * 3600);
-    struct tm tm;
+    char *copy = v->passport[0] ? strdup(v->passport) : NULL;
 
-    gmtime_r(&t, &tm);
-    strftime(out, cap, "%Y-%m-%d", &tm);
+    if (copy && passport_parse(copy, p) != 0) {
+        free(copy);
+        copy = NULL;
+    }
+    return copy;
 }
 
 /* The product's passport as rows of the page's list: what it is made to,
@@ -172,12 +175,8 @@ static void passport_rows(struct evbuffer *b, const scan_view *v, int en)
     passport p;
     size_t i;
 
-    if (!v->passport[0] || !(copy = strdup(v->passport)))
+    if (!(copy = passport_of(v, &p)))
         return;
-    if (passport_parse(copy, &p) != 0) {
-        free(copy);
-        return;
-    }
     if (p.nstandards) {
         evbuffer_add_printf(b, "<dt>%s</dt><dd>", en ? "Made to" : "执行标准");
         for (i = 0; i < p.nstandards; i++) {
@@ -191,7 +190,7 @@ static void passport_rows(struct evbuffer *b, const scan_view *v, int en)
         evbuffer_add_printf(b, "<dt>%s</dt><dd><ul class=\"r\">", en ? "Test reports" : "检测报告");
         for (i = 0; i < p.nreports; i++) {
             const passport_report *r = &p.reports[i];
-            day(r->issued_unix, when, sizeof(when));
+            scan_day(r->issued_unix, "%Y-%m-%d", when, sizeof(when));
             evbuffer_add_printf(b, "<li>");
             http_esc_html(b, r->number);
             evbuffer_add_printf(b, "%s", en ? ", " : "，");
@@ -386,12 +385,8 @@ static void passport_json(struct evbuffer *b, const scan_view *v)
     passport p;
     size_t i;
 
-    if (!v->passport[0] || !(copy = strdup(v->passport)))
+    if (!(copy = passport_of(v, &p)))
         return;
-    if (passport_parse(copy, &p) != 0) {
-        free(copy);
-        return;
-    }
     evbuffer_add_printf(b, ",\"passport\":{\"standards\":[");
     for (i = 0; i < p.nstandards; i++) {
         evbuffer_add_printf(b, "%s", i ? "," : "");
